@@ -1,0 +1,259 @@
+"""Tasks and evaluators written as Python callables, bound like Phoenix's ``run_experiment``.
+
+Binding and result conversion follow arize-phoenix-client
+(``resources/experiments/__init__.py``: ``_bind_task_signature``;
+``resources/experiments/evaluators.py``: ``_bind_evaluator_signature``, ``_default_eval_scorer``)
+so that a task or evaluator written for ``run_experiment`` works here unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ._types import Example, OutputConfig, Score, Verdict
+from ._verdict import Threshold, parse_threshold
+
+TASK_PARAMETERS = ("input", "expected", "reference", "metadata", "example")
+EVALUATOR_PARAMETERS = ("input", "output", "expected", "reference", "metadata", "example",
+                        "trace_id")
+
+
+class BindingError(TypeError):
+    """A callable's parameters cannot be bound; the message names the callable and the fix."""
+
+
+def callable_name(fn: Callable[..., Any]) -> str:
+    if isinstance(fn, functools.partial):
+        return fn.func.__qualname__
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname and not qualname.endswith("<lambda>"):
+        return str(qualname.split(".<locals>.")[-1])
+    return str(getattr(fn, "__name__", fn))
+
+
+def check_signature(fn: Callable[..., Any], allowed: Sequence[str], what: str) -> None:
+    """Reject a signature that ``bind`` could not fill, at collection time."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError) as exc:
+        raise BindingError(f"{what} {callable_name(fn)!r} has no inspectable signature: {exc}")
+    if not params:
+        raise BindingError(f"{what} {callable_name(fn)!r} takes no parameters; give it one "
+                           f"of: {', '.join(allowed)}")
+    if len(params) == 1:
+        return
+    unknown = [
+        name for name, param in params.items()
+        if name not in allowed and param.default is inspect.Parameter.empty
+        and param.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    ]
+    if unknown:
+        raise BindingError(
+            f"{what} {callable_name(fn)!r} has parameter(s) {', '.join(unknown)} that cannot "
+            f"be filled; with several parameters, their names must be among: "
+            f"{', '.join(allowed)}")
+
+
+def bind(fn: Callable[..., Any], values: Mapping[str, Any], single: str) -> inspect.BoundArguments:
+    """Bind by parameter name; a lone parameter of another name gets ``values[single]``."""
+    sig = inspect.signature(fn)
+    params = sig.parameters
+    if len(params) == 1:
+        (name,) = params
+        return sig.bind(copy.deepcopy(values[name] if name in values else values[single]))
+    return sig.bind_partial(**{
+        name: copy.deepcopy(value) if name != "example" else value
+        for name, value in values.items() if name in params
+    })
+
+
+def task_arguments(example: Example) -> dict[str, Any]:
+    return {"input": example.input, "expected": example.reference,
+            "reference": example.reference, "metadata": example.metadata, "example": example}
+
+
+async def call(fn: Callable[..., Any], arguments: inspect.BoundArguments) -> Any:
+    """Call sync callables in a worker thread and await async ones."""
+    __tracebackhide__ = True
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)):
+        return await fn(*arguments.args, **arguments.kwargs)
+    result = await asyncio.to_thread(fn, *arguments.args, **arguments.kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _is_score_object(value: Any) -> bool:
+    return not isinstance(value, (dict, str, bytes, int, float, tuple, list)) and any(
+        hasattr(value, attr) for attr in ("score", "label"))
+
+
+def _from_score_object(value: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if (score := getattr(value, "score", None)) is not None:
+        result["score"] = float(score)
+    for attr in ("label", "explanation", "name", "metadata"):
+        if item := getattr(value, attr, None):
+            result[attr] = item
+    return result
+
+
+def _is_evaluation_dict(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    return (
+        (value.get("label") is None or isinstance(value["label"], str))
+        and (value.get("score") is None or isinstance(value["score"], (int, float)))
+        and (value.get("explanation") is None or isinstance(value["explanation"], str))
+        and (value.get("name") is None or isinstance(value["name"], str))
+        and (value.get("metadata") is None or isinstance(value["metadata"], Mapping))
+    )
+
+
+def normalize_result(result: Any) -> list[dict[str, Any]]:
+    """What an evaluator returned, as a list of {score, label, explanation, name, metadata}.
+
+    Accepts what run_experiment accepts: a bool (score 1.0/0.0, label "True"/"False"), a number
+    (score), a string (label), a tuple (score, label[, explanation]), a dict with those keys, a
+    score object with those attributes, or a list of dicts or score objects.
+    """
+    if _is_score_object(result):
+        return [_from_score_object(result)]
+    if isinstance(result, list) and result and all(_is_score_object(r) for r in result):
+        return [_from_score_object(r) for r in result]
+    if _is_evaluation_dict(result):
+        return [dict(result)]
+    if isinstance(result, list) and all(_is_evaluation_dict(r) for r in result):
+        return [dict(r) for r in result]
+    if isinstance(result, bool):
+        return [{"score": float(result), "label": str(result)}]
+    if isinstance(result, (int, float)):
+        return [{"score": float(result)}]
+    if isinstance(result, str):
+        return [{"label": result}]
+    if isinstance(result, tuple) and len(result) >= 2:
+        converted: dict[str, Any] = {}
+        if result[0] is not None:
+            converted["score"] = float(result[0])
+        if result[1] is not None:
+            converted["label"] = str(result[1])
+        if len(result) > 2 and result[2] is not None:
+            converted["explanation"] = str(result[2])
+        return [converted]
+    raise TypeError(
+        f"unsupported evaluation result {type(result).__name__}: return a bool, a number, a "
+        f"label string, a (score, label[, explanation]) tuple, a dict with score/label/"
+        f"explanation, or a list of such dicts")
+
+
+@dataclass
+class CodeEvaluator:
+    """A Python callable used as an evaluator."""
+
+    fn: Callable[..., Any]
+    name: str
+    threshold: Threshold | None = None
+    pass_labels: frozenset[str] | None = None
+    passes: Callable[[Score], bool] | None = None
+    output_configs: Sequence[OutputConfig] = field(default_factory=tuple)
+    kind: str = "CODE"
+
+    def verdict(self, score: Score) -> Verdict | None:
+        """The pass rule this evaluator declared, or None to use the default rules."""
+        if self.passes is not None:
+            return Verdict("pass" if self.passes(score) else "fail", "the evaluator's passes=")
+        if self.pass_labels is not None:
+            ok = score.label in self.pass_labels
+            return Verdict("pass" if ok else "fail",
+                           f"passing labels: {', '.join(sorted(self.pass_labels))}")
+        if self.threshold is not None:
+            if score.score is None:
+                return Verdict("fail", f"no score to compare: score{self.threshold.op}"
+                                       f"{self.threshold.value:g}")
+            return Verdict("pass" if self.threshold.check(score.score) else "fail",
+                           f"score{self.threshold.op}{self.threshold.value:g} (declared)")
+        return None
+
+    async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]:
+        start = datetime.now(timezone.utc)
+        values = {"input": context["input"], "output": context["output"],
+                  "expected": context["reference"], "reference": context["reference"],
+                  "metadata": context["metadata"], "example": example, "trace_id": None}
+        try:
+            raw = await call(self.fn, bind(self.fn, values, single="output"))
+            results = normalize_result(raw)
+        except Exception as exc:
+            end = datetime.now(timezone.utc)
+            return [Score(name=self.name, evaluator=self.name, error=f"{type(exc).__name__}: "
+                          f"{exc}", start_time=start, end_time=end)]
+        end = datetime.now(timezone.utc)
+        scores = []
+        for index, item in enumerate(results):
+            name = item.get("name") or (self.name if len(results) == 1 else
+                                        f"{self.name}.{index + 1}")
+            scores.append(Score(
+                name=name, evaluator=self.name, annotator_kind="CODE",
+                label=item.get("label"), score=item.get("score"),
+                explanation=item.get("explanation"), metadata=dict(item.get("metadata") or {}),
+                start_time=start, end_time=end))
+        return scores
+
+
+def evaluator(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    threshold: str | None = None,
+    pass_labels: Iterable[str] | None = None,
+    passes: Callable[[Score], bool] | None = None,
+) -> Any:
+    """Declare a code evaluator and, optionally, its pass rule.
+
+    Use it bare (``@evaluator``) or with options::
+
+        @evaluator(threshold=">=0.8")              # the score must be at least 0.8
+        def overlap(output, expected): ...
+
+        @evaluator(pass_labels={"polite"})          # the label must be one of these
+        def tone(output): ...
+
+    Without a rule, a bool result passes when True and anything else is recorded only.
+    """
+    rules = sum(x is not None for x in (threshold, pass_labels, passes))
+    if rules > 1:
+        raise ValueError("give at most one of threshold=, pass_labels= and passes=")
+
+    def wrap(func: Callable[..., Any]) -> CodeEvaluator:
+        label = name or callable_name(func)
+        check_signature(func, EVALUATOR_PARAMETERS, "evaluator")
+        return CodeEvaluator(
+            fn=func,
+            name=label,
+            threshold=parse_threshold(threshold, name=label) if threshold else None,
+            pass_labels=frozenset(pass_labels) if pass_labels is not None else None,
+            passes=passes,
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def as_evaluator(obj: Any, source: str) -> Any:
+    """Turn what a hook or marker supplied into an evaluator, or raise naming ``source``."""
+    if isinstance(obj, CodeEvaluator):
+        return obj
+    if hasattr(obj, "evaluate") and hasattr(obj, "name") and hasattr(obj, "output_configs"):
+        return obj
+    if callable(obj):
+        try:
+            return evaluator(obj)
+        except BindingError as exc:
+            raise BindingError(f"{exc} (from {source})") from None
+    raise BindingError(f"{source} supplied {obj!r}, which is neither a callable nor an evaluator")

@@ -1,0 +1,127 @@
+"""The engine: runs a case (task, then evaluators) on an asyncio loop of its own.
+
+pytest's thread submits a case and waits for its result; the loop thread meanwhile also carries
+the recorder's uploads, so uploading never blocks a test. Sync tasks and evaluators run in the
+loop's thread pool. Everything that runs many cases at once builds on :meth:`Engine.submit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from ._code import bind, call, task_arguments
+from ._evaluator import Evaluator
+from ._types import Case, CaseResult, Score
+from ._verdict import Threshold, decide
+
+T = TypeVar("T")
+
+
+class Engine:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever,
+                                        name="pytest-phoenix-evals", daemon=True)
+        self._thread.start()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self.submit(coro).result(timeout)
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            await self._loop.shutdown_default_executor()
+
+        try:
+            self.run(shutdown(), timeout=10)
+        except Exception:  # a stuck sync task must not hang pytest's exit
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+class OutputNotSerialisable(TypeError):
+    pass
+
+
+def as_json(output: Any) -> Any:
+    """The output as the server will store it, or OutputNotSerialisable saying why not."""
+    try:
+        return json.loads(json.dumps(output, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise OutputNotSerialisable(
+            f"the task returned a {type(output).__name__}, which is not JSON-serialisable "
+            f"({exc}); return str, int, float, bool, None, or lists and dicts of those"
+        ) from None
+
+
+async def run_task(case: Case, task: Callable[..., Any]) -> CaseResult:
+    """Run the task on the case's example; errors are recorded on the result, not raised."""
+    result = CaseResult(case=case, start_time=datetime.now(timezone.utc))
+    try:
+        raw = await call(task, bind(task, task_arguments(case.example), single="input"))
+        result.output = as_json(raw)
+    except OutputNotSerialisable as exc:
+        result.error = str(exc)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.exception = exc
+    result.end_time = datetime.now(timezone.utc)
+    return result
+
+
+async def evaluate(
+    result: CaseResult,
+    evaluators: Sequence[Evaluator],
+    thresholds: Mapping[str, Threshold],
+) -> CaseResult:
+    """Run every evaluator on a finished task (concurrently) and decide the verdicts."""
+    if result.error is not None:
+        return result
+    example = result.case.example
+    context = example.context(result.output)
+    batches = await asyncio.gather(
+        *(_evaluate_one(e, context, example) for e in evaluators))
+    for evaluator, scores in zip(evaluators, batches):
+        declared = getattr(evaluator, "verdict", None)
+        for score in scores:
+            result.scores.append(score)
+            result.verdicts.append(decide(score, thresholds, declared))
+    return result
+
+
+async def _evaluate_one(evaluator: Evaluator, context: dict[str, Any], example: Any
+                        ) -> list[Score]:
+    try:
+        return await evaluator.evaluate(context, example)
+    except Exception as exc:  # an evaluator bug fails its annotation, never the session
+        return [Score(name=evaluator.name, evaluator=evaluator.name,
+                      error=f"{type(exc).__name__}: {exc}")]
+
+
+async def run_case(
+    case: Case,
+    task: Callable[..., Any],
+    evaluators: Sequence[Evaluator],
+    thresholds: Mapping[str, Threshold],
+) -> CaseResult:
+    return await evaluate(await run_task(case, task), evaluators, thresholds)

@@ -1,0 +1,47 @@
+"""The one protocol every evaluator implements, wherever it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._types import Example, OutputConfig, Score, Verdict
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Something that turns an evaluation context into scores.
+
+    ``name`` is how the user knows it (the dataset evaluator's or the function's name);
+    ``kind`` is ``BUILTIN``, ``CODE`` or ``LLM``; ``output_configs`` are the annotation configs it
+    produces (empty for code evaluators that declare none).
+    """
+
+    name: str
+    kind: str
+    output_configs: Sequence[OutputConfig]
+
+    async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]: ...
+
+
+class JudgesItself(Protocol):
+    """An evaluator that decides its own pass rule (a code evaluator declaring one)."""
+
+    def verdict(self, score: Score) -> Verdict | None: ...
+
+
+def annotation_names(configs: Sequence[OutputConfig]) -> list[str]:
+    """Annotation names as the server's experiment runner gives them.
+
+    The runner passes the first stored config's name as the evaluator name; one config gives an
+    annotation of that name, several give ``<first config name>.<config name>``
+    (``experiment_runner.py``: ``EvalWorkItem.execute``; ``evaluators.py``:
+    ``BuiltInEvaluator.evaluate``).
+    """
+    if not configs:
+        return []
+    base = configs[0].name
+    if len(configs) == 1:
+        return [base]
+    return [f"{base}.{config.name}" for config in configs]

@@ -1,0 +1,331 @@
+"""The Phoenix gateway: the only code that speaks HTTP to Phoenix.
+
+arize-phoenix-client does what it offers (datasets, experiments, runs, evaluations); a small
+GraphQL call does what it lacks (a dataset's attached evaluators and splits). Every request has a
+timeout and is retried with backoff on connection errors and 5xx answers; every failure becomes a
+:class:`PhoenixError` whose message names the server and what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+
+from ._builtins import BuiltinEvaluator
+from ._types import Example, OutputConfig
+
+T = TypeVar("T")
+
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+# The client's own precedence for the server's address (phoenix.client.utils.config).
+CLIENT_URL_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT",
+                        "OTEL_EXPORTER_OTLP_ENDPOINT", "PHOENIX_BASE_URL", "PHOENIX_HOST")
+
+
+class PhoenixError(Exception):
+    """A failure talking to Phoenix, with a message meant for the user."""
+
+
+def mask_url(url: str) -> str:
+    """The URL without any user:password part, safe to print."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def resolve_url(explicit: str | None, explicit_source: str | None) -> tuple[str, str]:
+    """The server's URL and where it came from (for messages)."""
+    if explicit:
+        return explicit.rstrip("/"), explicit_source or "--phoenix-url"
+    from phoenix.client.utils.config import get_base_url
+
+    url = str(get_base_url()).rstrip("/")
+    source = next((var for var in CLIENT_URL_VARIABLES if os.environ.get(var)), None)
+    return url, source or "arize-phoenix-client's default (no PHOENIX_* variable set)"
+
+
+def _headers() -> dict[str, str]:
+    from phoenix.client.utils.config import get_env_client_headers, get_env_phoenix_api_key
+
+    headers = dict(get_env_client_headers())
+    if api_key := get_env_phoenix_api_key():
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset at one version, with its examples and attached evaluators."""
+
+    id: str
+    name: str
+    version_id: str
+    splits: tuple[str, ...]
+    examples: list[Example]
+    evaluators: list[Any] = field(default_factory=list)
+
+
+_EVALUATORS_QUERY = """
+query($id: ID!) { node(id: $id) { ... on Dataset {
+  splits { name }
+  datasetEvaluators(first: 100) { edges { node {
+    id name
+    inputMapping { pathMapping literalMapping }
+    outputConfigs { __typename
+      ... on CategoricalAnnotationConfig { name optimizationDirection values { label score } }
+      ... on ContinuousAnnotationConfig { name optimizationDirection lowerBound upperBound }
+      ... on FreeformAnnotationConfig { name optimizationDirection threshold lowerBound
+                                        upperBound } }
+    project { name }
+    evaluator { __typename id name kind
+      ... on BuiltInEvaluator { inputSchema }
+      ... on LLMEvaluator { inputSchema }
+      ... on CodeEvaluator { inputSchema } } } } } } } }
+"""
+
+
+def output_config(raw: dict[str, Any]) -> OutputConfig:
+    kind = {"CategoricalAnnotationConfig": "CATEGORICAL",
+            "ContinuousAnnotationConfig": "CONTINUOUS",
+            "FreeformAnnotationConfig": "FREEFORM"}[raw["__typename"]]
+    return OutputConfig(
+        kind=kind,  # type: ignore[arg-type]
+        name=raw["name"],
+        direction=raw.get("optimizationDirection") or "NONE",
+        values=tuple((v["label"], v.get("score")) for v in raw.get("values") or ()),
+        lower_bound=raw.get("lowerBound"),
+        upper_bound=raw.get("upperBound"),
+        threshold=raw.get("threshold"),
+    )
+
+
+@dataclass
+class UnsupportedEvaluator:
+    """An attached evaluator this version cannot run locally: every case reports it as not run."""
+
+    name: str
+    kind: str
+    output_configs: Sequence[OutputConfig]
+    reason: str
+
+    async def evaluate(self, context: dict[str, Any], example: Example) -> list[Any]:
+        from ._evaluator import annotation_names
+        from ._types import Score
+
+        return [Score(name=name, evaluator=self.name, error=self.reason, config=config)
+                for name, config in zip(annotation_names(self.output_configs),
+                                        self.output_configs)]
+
+
+def dataset_evaluator(node: dict[str, Any]) -> Any:
+    """Build the local evaluator for one attached dataset evaluator (GraphQL node)."""
+    configs = [output_config(c) for c in node["outputConfigs"]]
+    evaluator = node["evaluator"]
+    kind = evaluator["kind"]
+    if evaluator["__typename"] == "BuiltInEvaluator":
+        return BuiltinEvaluator(
+            name=node["name"],
+            builtin=evaluator["name"],
+            input_schema=evaluator.get("inputSchema") or {},
+            output_configs=configs,
+            path_mapping=dict(node["inputMapping"]["pathMapping"] or {}),
+            literal_mapping=dict(node["inputMapping"]["literalMapping"] or {}),
+            project_name=(node.get("project") or {}).get("name"),
+        )
+    return UnsupportedEvaluator(
+        name=node["name"], kind=kind, output_configs=configs,
+        reason=f"{kind} evaluators attached in Phoenix are not run by this version of "
+               f"pytest-phoenix-evals yet; this annotation was not computed")
+
+
+class Gateway:
+    """Synchronous access for collection time; :meth:`async_client` for uploads."""
+
+    def __init__(self, url: str, source: str) -> None:
+        self.url = url
+        self.source = source
+        self._http = httpx.Client(base_url=url, headers=_headers(), timeout=TIMEOUT)
+        from phoenix.client import Client
+
+        self.client = Client(http_client=self._http)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- error handling -------------------------------------------------------------------
+
+    def where(self) -> str:
+        return f"Phoenix at {mask_url(self.url)} (from {self.source})"
+
+    def explain(self, exc: BaseException, doing: str) -> PhoenixError:
+        if isinstance(exc, PhoenixError):
+            return exc
+        if isinstance(exc, httpx.HTTPStatusError):
+            status = exc.response.status_code
+            body = exc.response.text.strip()[:300]
+            if status in (401, 403):
+                return PhoenixError(
+                    f"{self.where()} refused {doing} ({status}): set PHOENIX_API_KEY to a valid "
+                    f"API key for this server")
+            return PhoenixError(f"{self.where()} answered {status} while {doing}: {body}")
+        if isinstance(exc, httpx.TransportError):
+            return PhoenixError(
+                f"cannot reach {self.where()} while {doing}: {type(exc).__name__}: {exc}. "
+                f"Start a server (phoenix serve) or point --phoenix-url at a running one.")
+        return PhoenixError(f"{self.where()}: {doing} failed: {type(exc).__name__}: {exc}")
+
+    def call(self, doing: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with retries on connection errors and 5xx; raise PhoenixError."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return fn()
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if delay is None or not _retryable(exc):
+                    raise self.explain(exc, doing) from None
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def graphql(self, query: str, variables: dict[str, Any], doing: str) -> dict[str, Any]:
+        def post() -> dict[str, Any]:
+            response = self._http.post("graphql", json={"query": query, "variables": variables})
+            response.raise_for_status()
+            return dict(response.json())
+
+        payload = self.call(doing, post)
+        if payload.get("errors"):
+            messages = "; ".join(e.get("message", str(e)) for e in payload["errors"])
+            raise PhoenixError(f"{self.where()} rejected the query while {doing}: {messages}")
+        return dict(payload.get("data") or {})
+
+    def _get(self, path: str, params: Any, doing: str) -> httpx.Response:
+        def get() -> httpx.Response:
+            response = self._http.get(path, params=params)
+            if response.status_code >= 500:
+                response.raise_for_status()
+            return response
+
+        return self.call(doing, get)
+
+    # --- datasets -------------------------------------------------------------------------
+
+    def dataset_names(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        cursor = None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = self._get("v1/datasets", params, "listing datasets")
+            self._raise_for_status(response, "listing datasets")
+            body = response.json()
+            names.update({d["name"]: d["id"] for d in body["data"]})
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return names
+
+    def load_dataset(
+        self, name: str, version_id: str | None = None, splits: Sequence[str] = ()
+    ) -> LoadedDataset:
+        names = self.dataset_names()
+        dataset_id = names.get(name) or (name if name in names.values() else None)
+        if dataset_id is None:
+            raise PhoenixError(f"dataset {name!r} not found in {self.where()}."
+                               + _closest("datasets", name, list(names)))
+        name = next(n for n, i in names.items() if i == dataset_id)
+        data = self.graphql(_EVALUATORS_QUERY, {"id": dataset_id},
+                            f"reading the evaluators of dataset {name!r}")
+        node = data.get("node") or {}
+        known_splits = [s["name"] for s in node.get("splits") or ()]
+        for split in splits:
+            if split not in known_splits:
+                raise PhoenixError(f"split {split!r} not found in dataset {name!r}."
+                                   + _closest("splits", split, known_splits))
+        params: dict[str, Any] = {}
+        if version_id:
+            params["version_id"] = version_id
+        if splits:
+            params["split"] = list(splits)
+        path = f"v1/datasets/{quote(dataset_id)}/examples"
+        response = self._get(path, params, f"loading the examples of dataset {name!r}")
+        if version_id and response.status_code in (404, 422):
+            raise PhoenixError(f"version {version_id!r} not found for dataset {name!r}."
+                               + self._versions_hint(dataset_id))
+        self._raise_for_status(response, f"loading the examples of dataset {name!r}")
+        body = response.json()["data"]
+        examples = [
+            Example(id=e["id"], input=e.get("input"), reference=e.get("output"),
+                    metadata=dict(e.get("metadata") or {}), dataset_name=name,
+                    dataset_id=dataset_id, version_id=body["version_id"])
+            for e in body["examples"]
+        ]
+        evaluators = [dataset_evaluator(edge["node"])
+                      for edge in (node.get("datasetEvaluators") or {}).get("edges", ())]
+        return LoadedDataset(id=dataset_id, name=name, version_id=body["version_id"],
+                             splits=tuple(splits), examples=examples, evaluators=evaluators)
+
+    def _versions_hint(self, dataset_id: str) -> str:
+        response = self._get(f"v1/datasets/{quote(dataset_id)}/versions", {"limit": 10},
+                             "listing dataset versions")
+        if response.status_code != 200:
+            return ""
+        versions = response.json()["data"]
+        lines = [f"  {v['version_id']}  {v.get('created_at', '')}  {v.get('description') or ''}"
+                 for v in versions]
+        return " Newest versions:\n" + "\n".join(lines) if lines else ""
+
+    def _raise_for_status(self, response: httpx.Response, doing: str) -> None:
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise self.explain(exc, doing) from None
+
+    # --- uploads (async) ------------------------------------------------------------------
+
+    def async_client(self) -> tuple[Any, httpx.AsyncClient]:
+        """An AsyncClient on the same server and its HTTP client (to close); one loop only."""
+        from phoenix.client import AsyncClient
+
+        http = httpx.AsyncClient(base_url=self.url, headers=_headers(), timeout=TIMEOUT,
+                                 limits=httpx.Limits(max_connections=16))
+        return AsyncClient(http_client=http), http
+
+    async def acall(self, doing: str, fn: Callable[[], Awaitable[T]]) -> T:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await fn()
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                if delay is None or not _retryable(exc):
+                    raise self.explain(exc, doing) from None
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def experiment_url(self, dataset_id: str, experiment_id: str) -> str:
+        return f"{mask_url(self.url)}/datasets/{dataset_id}/compare?experimentId={experiment_id}"
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def _closest(what: str, wanted: str, available: Sequence[str]) -> str:
+    if not available:
+        return f" There are no {what}."
+    close = difflib.get_close_matches(wanted, available, n=5, cutoff=0.4)
+    if close:
+        return f" Closest {what}: {', '.join(close)}."
+    shown = sorted(available)[:10]
+    more = f" and {len(available) - 10} more" if len(available) > 10 else ""
+    return f" Available {what}: {', '.join(shown)}{more}."

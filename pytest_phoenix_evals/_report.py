@@ -1,0 +1,149 @@
+"""Reports: the failure message of one case, and the session summary. Pure: builds lines."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._types import CaseResult
+
+MAX_VALUE = 300
+MAX_CELL = 80
+
+
+def _short(value: Any, limit: int = MAX_VALUE) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                           default=repr)
+    text = " ".join(text.split()) if isinstance(value, str) else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def case_header(result: CaseResult) -> list[str]:
+    example = result.case.example
+    return [
+        f"dataset {example.dataset_name!r}, example {example.id}"
+        + (f", repetition {result.case.repetition}" if result.case.repetition > 1 else ""),
+        f"input:     {_short(example.input)}",
+        f"output:    {_short(result.output) if result.error is None else '(task failed)'}",
+        f"reference: {_short(example.reference)}",
+    ]
+
+
+def score_table(result: CaseResult) -> list[str]:
+    from tabulate import tabulate
+
+    rows = []
+    for score, verdict in zip(result.scores, result.verdicts):
+        detail = score.error if score.error is not None else (score.explanation or "")
+        rows.append([
+            score.evaluator if score.evaluator == score.name else
+            f"{score.evaluator} → {score.name}",
+            score.label if score.label is not None else "",
+            _number(score.score),
+            verdict.status.upper(),
+            _short(f"{detail}  [{verdict.rule}]" if verdict.failed else detail, MAX_CELL),
+        ])
+    if not rows:
+        return ["(no evaluators ran)"]
+    table = tabulate(rows, headers=["evaluator", "label", "score", "verdict", "explanation"],
+                     tablefmt="simple", disable_numparse=True)
+    return table.splitlines()
+
+
+def failure_lines(result: CaseResult) -> list[str]:
+    """Everything needed to understand a failed case, on one screen."""
+    lines = case_header(result)
+    if result.error is not None:
+        lines.append(f"task error: {result.error}")
+        return lines
+    lines.append("")
+    lines += score_table(result)
+    errors = [(s, v) for s, v in zip(result.scores, result.verdicts) if s.error is not None]
+    if errors:
+        lines.append("")
+        for score, _ in errors:
+            lines.append(f"{score.name} error: {score.error}")
+            if score.hint:
+                lines.append(f"  hint: {score.hint}")
+    failed = [s for s, v in zip(result.scores, result.verdicts) if v.failed and s.error is None]
+    if failed:
+        lines.append("")
+        lines += [f"{s.name}: {v.rule}" for s, v in zip(result.scores, result.verdicts)
+                  if v.failed and s.error is None]
+    return lines
+
+
+@dataclass
+class _Tally:
+    evaluator: str = ""
+    cases: int = 0
+    asserted: int = 0
+    passed: int = 0
+    errors: int = 0
+    scores: list[float] = field(default_factory=list)
+
+
+def summary_lines(
+    results: Iterable[CaseResult],
+    experiments: Sequence[tuple[str, str]],
+    failures: Sequence[str],
+    pending: int = 0,
+    no_upload: bool = False,
+) -> list[str]:
+    """The terminal summary: per dataset and annotation, then links and upload problems."""
+    from tabulate import tabulate
+
+    by_dataset: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        by_dataset[result.case.example.dataset_name].append(result)
+    lines: list[str] = []
+    for dataset, cases in by_dataset.items():
+        passed = sum(r.passed for r in cases)
+        task_errors = sum(r.error is not None for r in cases)
+        line = f"{dataset}: {len(cases)} case{'s' if len(cases) != 1 else ''}, {passed} passed, "
+        line += f"{len(cases) - passed} failed"
+        line += f" ({task_errors} with task errors)" if task_errors else ""
+        lines.append(line)
+        tallies: dict[str, _Tally] = {}
+        for result in cases:
+            for score, verdict in zip(result.scores, result.verdicts):
+                tally = tallies.setdefault(score.name, _Tally(evaluator=score.evaluator))
+                tally.cases += 1
+                tally.errors += score.error is not None
+                if verdict.status != "recorded":
+                    tally.asserted += 1
+                    tally.passed += verdict.status == "pass"
+                if score.score is not None:
+                    tally.scores.append(score.score)
+        rows = [[
+            name,
+            t.evaluator if t.evaluator != name else "",
+            t.cases,
+            f"{100 * t.passed / t.asserted:.1f}%" if t.asserted else "recorded",
+            f"{sum(t.scores) / len(t.scores):.3g}" if t.scores else "",
+            t.errors or "",
+        ] for name, t in tallies.items()]
+        if rows:
+            lines += tabulate(rows, headers=["annotation", "evaluator", "cases", "pass rate",
+                                             "mean score", "errors"],
+                              tablefmt="simple", disable_numparse=True).splitlines()
+        lines.append("")
+    for dataset, url in experiments:
+        lines.append(f"experiment for {dataset}: {url}")
+    if no_upload:
+        lines.append("nothing uploaded (--phoenix-no-upload)")
+    if failures or pending:
+        lines.append(f"could not upload {len(failures) + pending} item(s):")
+        lines += [f"  {failure}" for failure in failures[:20]]
+        if len(failures) > 20:
+            lines.append(f"  ... and {len(failures) - 20} more")
+        if pending:
+            lines.append(f"  {pending} case(s) still uploading when the wait ran out")
+    return lines

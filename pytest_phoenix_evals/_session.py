@@ -1,0 +1,360 @@
+"""The session: all state of one pytest run, built lazily so that an unused plugin costs nothing.
+
+Registered with pytest's plugin manager by ``plugin.py`` and kept in ``config.stash``. Phoenix,
+the engine and the recorder come to life only when a dataset is actually requested.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._options import Settings
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._gateway import Gateway, LoadedDataset
+    from ._recorder import ExperimentRecorder, UploadReport
+    from ._types import Case, CaseResult, Example
+
+DRAIN_TIMEOUT = 120.0
+
+
+def plugin_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-phoenix-evals")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+def _row_id(example_id: str) -> str:
+    """``DatasetExample:17`` -> ``17``: the readable part of the example's GlobalID."""
+    try:
+        decoded = base64.b64decode(example_id, validate=True).decode()
+    except Exception:
+        return example_id
+    return decoded.rsplit(":", 1)[-1] if ":" in decoded else example_id
+
+
+def _first_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for item in value.values():
+            if text := _first_text(item):
+                return text
+    if isinstance(value, list):
+        for item in value:
+            if text := _first_text(item):
+                return text
+    return ""
+
+
+def case_id(example: Example, repetition: int = 1) -> str:
+    """A readable id, stable between runs: the example's row id and a slug of its input."""
+    slug = re.sub(r"[^a-z0-9]+", "-", _first_text(example.input).lower()).strip("-")
+    if len(slug) > 40:
+        slug = slug[:40].rsplit("-", 1)[0] or slug[:40]
+    name = f"ex{_row_id(example.id)}" + (f"-{slug}" if slug else "")
+    return name + (f"-rep{repetition}" if repetition > 1 else "")
+
+
+def git_info(cwd: Path) -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    info = {"git_commit": git("rev-parse", "HEAD"),
+            "git_branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+    if info["git_commit"]:
+        info["git_dirty"] = "true" if git("status", "--porcelain") else "false"
+    return {key: value for key, value in info.items() if value}
+
+
+_SECRET_ARG = re.compile(r"(?i)^(--?[\w-]*(key|token|secret|password|auth)[\w-]*=).*$")
+
+
+def safe_command_line(args: Sequence[str]) -> str:
+    """The pytest command line with secrets and URL credentials masked."""
+    from ._gateway import mask_url
+
+    cleaned = []
+    for arg in args:
+        arg = _SECRET_ARG.sub(r"\1***", arg)
+        cleaned.append(mask_url(arg) if "://" in arg else arg)
+    return " ".join(["pytest", *cleaned])
+
+
+class TaskError(pytest.UsageError):
+    pass
+
+
+class PhoenixEvalsSession:
+    """State of one pytest run; every public method is what one hook needs."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.results: list[CaseResult] = []
+        self.upload_report: UploadReport | None = None
+        self._gateway: Gateway | None = None
+        self._engine: Engine | None = None
+        self._recorders: dict[str, ExperimentRecorder] = {}
+        self._datasets: dict[str, LoadedDataset] = {}
+        self._datasets_by_id: dict[str, LoadedDataset] = {}
+        self._evaluators: dict[str, list[Any]] = {}
+        self._tasks: dict[str, Callable[..., Any]] = {}
+
+    # --- lazily built parts ---------------------------------------------------------------
+
+    @property
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            from ._gateway import Gateway, resolve_url
+
+            url, source = resolve_url(self.settings.url, self.settings.url_source)
+            self._gateway = Gateway(url, source)
+        return self._gateway
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from ._engine import Engine
+
+            self._engine = Engine()
+        return self._engine
+
+    def recorder(self, experiment_key: str) -> ExperimentRecorder | None:
+        """One recorder (and so one experiment per dataset) per way of running a dataset."""
+        if self.settings.no_upload:
+            return None
+        if experiment_key not in self._recorders:
+            from ._recorder import ExperimentRecorder
+
+            name = self.settings.experiment_name or self._default_experiment_name()
+            if experiment_key != "task":
+                name = f"{name} {experiment_key.rsplit('::', 1)[-1]}"
+            metadata = {
+                **git_info(self.config.rootpath),
+                "command_line": safe_command_line(self.config.invocation_params.args),
+                "plugin": "pytest-phoenix-evals",
+                "plugin_version": plugin_version(),
+                "pytest_version": pytest.__version__,
+                "runner": experiment_key if experiment_key != "task" else
+                (self.settings.task or "pytest_phoenix_evals_task hook"),
+            }
+            self._recorders[experiment_key] = ExperimentRecorder(
+                self.gateway, self.engine, name, metadata)
+        return self._recorders[experiment_key]
+
+    def _default_experiment_name(self) -> str:
+        info = git_info(self.config.rootpath)
+        if "git_commit" in info:
+            return f"pytest {info.get('git_branch', 'HEAD')}@{info['git_commit'][:8]}"
+        return "pytest"
+
+    # --- datasets, tasks, evaluators ------------------------------------------------------
+
+    def dataset(self, name: str) -> LoadedDataset:
+        """Load (once) a dataset at the requested version and splits; PhoenixError if not."""
+        if name not in self._datasets:
+            loaded = self.gateway.load_dataset(
+                name, self.settings.dataset_version, self.settings.splits)
+            self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
+        return self._datasets[name]
+
+    def loaded(self, dataset_id: str) -> LoadedDataset:
+        """A dataset already loaded, by its id."""
+        return self._datasets_by_id[dataset_id]
+
+    def preload(self) -> None:
+        """Load the command line's datasets before collection, so errors come first."""
+        from ._gateway import PhoenixError
+
+        for name in self.settings.datasets:
+            try:
+                dataset = self.dataset(name)
+            except PhoenixError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            if self.task(dataset.name) is not None:
+                self.evaluators(dataset)
+
+    def task(self, dataset: str) -> Callable[..., Any] | None:
+        """The task for a dataset: --phoenix-task, else the pytest_phoenix_evals_task hook."""
+        if dataset not in self._tasks:
+            found = self._find_task(dataset)
+            if found is None:
+                return None
+            self._tasks[dataset] = found
+        return self._tasks[dataset]
+
+    def _find_task(self, dataset: str) -> Callable[..., Any] | None:
+        if self.settings.task:
+            return self._import_task(self.settings.task)
+        found = self.config.hook.pytest_phoenix_evals_task(config=self.config, dataset=dataset)
+        if found is None:
+            return None
+        if not callable(found):
+            raise TaskError(f"pytest_phoenix_evals_task returned {found!r} for dataset "
+                            f"{dataset!r}, which is not callable")
+        self._check_task(found, "the task from pytest_phoenix_evals_task")
+        return found  # type: ignore[no-any-return]
+
+    def _import_task(self, spec: str) -> Callable[..., Any]:
+        module_name, _, attribute = spec.partition(":")
+        for path in (str(self.config.rootpath), str(Path.cwd())):
+            if path not in sys.path:
+                sys.path.insert(0, path)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise TaskError(f"--phoenix-task {spec!r}: cannot import module {module_name!r}: "
+                            f"{exc}") from None
+        except Exception as exc:
+            where = ""
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            if tb is not None:
+                where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
+            raise TaskError(f"--phoenix-task {spec!r}: importing {module_name!r} raised "
+                            f"{type(exc).__name__}: {exc}{where}") from None
+        task = getattr(module, attribute, None)
+        if task is None:
+            names = sorted(n for n, v in vars(module).items()
+                           if callable(v) and not n.startswith("_")
+                           and getattr(v, "__module__", None) == module.__name__)
+            raise TaskError(f"--phoenix-task {spec!r}: module {module_name!r} has no "
+                            f"attribute {attribute!r}; its functions: "
+                            f"{', '.join(names) or 'none'}")
+        if not callable(task):
+            raise TaskError(f"--phoenix-task {spec!r}: {attribute!r} is a "
+                            f"{type(task).__name__}, not a callable")
+        self._check_task(task, f"--phoenix-task {spec!r}")
+        return task  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _check_task(task: Callable[..., Any], source: str) -> None:
+        from ._code import TASK_PARAMETERS, BindingError, check_signature
+
+        try:
+            check_signature(task, TASK_PARAMETERS, "task")
+        except BindingError as exc:
+            raise TaskError(f"{source}: {exc}") from None
+
+    def evaluators(self, dataset: LoadedDataset, extra: Sequence[Any] = ()) -> list[Any]:
+        """The dataset's attached evaluators, the hook's and ``extra`` (from a marker)."""
+        from ._code import BindingError, as_evaluator
+
+        if dataset.name not in self._evaluators:
+            found = []
+            answers = self.config.hook.pytest_phoenix_evals_evaluators(
+                config=self.config, dataset=dataset.name)
+            for answer in answers:
+                for obj in answer or ():
+                    try:
+                        found.append(as_evaluator(obj, "pytest_phoenix_evals_evaluators"))
+                    except BindingError as exc:
+                        raise pytest.UsageError(str(exc)) from None
+            self._evaluators[dataset.name] = [*dataset.evaluators, *found]
+        extras = []
+        for obj in extra:
+            try:
+                extras.append(as_evaluator(obj, "the phoenix_evals marker"))
+            except BindingError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return [*self._evaluators[dataset.name], *extras]
+
+    def cases(self, dataset: LoadedDataset) -> list[Case]:
+        from ._types import Case
+
+        return [Case(example=example, case_id=case_id(example)) for example in dataset.examples]
+
+    # --- running --------------------------------------------------------------------------
+
+    def run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
+                 experiment_key: str) -> CaseResult:
+        from ._engine import run_case
+
+        result = self.engine.run(run_case(case, task, evaluators, self.settings.thresholds))
+        self.finish(result, experiment_key)
+        return result
+
+    def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Any],
+                        experiment_key: str, start: Any) -> CaseResult:
+        from datetime import datetime, timezone
+
+        from ._engine import OutputNotSerialisable, as_json, evaluate
+        from ._types import CaseResult
+
+        result = CaseResult(case=case, start_time=start, end_time=datetime.now(timezone.utc))
+        try:
+            result.output = as_json(output)
+        except OutputNotSerialisable as exc:
+            result.error = str(exc)
+        result = self.engine.run(evaluate(result, evaluators, self.settings.thresholds))
+        self.finish(result, experiment_key)
+        return result
+
+    def record_error(self, case: Case, error: str, experiment_key: str, start: Any) -> None:
+        """A test of the second style failed before it handed its output over."""
+        from datetime import datetime, timezone
+
+        from ._types import CaseResult
+
+        end = datetime.now(timezone.utc)
+        result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
+        self.finish(result, experiment_key)
+
+    def finish(self, result: CaseResult, experiment_key: str) -> None:
+        self.results.append(result)
+        self.config.hook.pytest_phoenix_evals_case_result(config=self.config, result=result)
+        recorder = self.recorder(experiment_key)
+        if recorder is not None:
+            recorder.record(result, self.loaded(result.case.example.dataset_id))
+
+    # --- end of session -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Wait for uploads, then stop the engine; a second call does nothing."""
+        if self.upload_report is not None:
+            return
+        from ._recorder import UploadReport
+
+        report = UploadReport()
+        for recorder in self._recorders.values():
+            part = recorder.drain(DRAIN_TIMEOUT)
+            report.experiments += part.experiments
+            report.uploaded_runs += part.uploaded_runs
+            report.uploaded_annotations += part.uploaded_annotations
+            report.failures += part.failures
+            report.pending += part.pending
+        self.upload_report = report
+        if self._engine is not None:
+            self._engine.close()
+        if self._gateway is not None:
+            self._gateway.close()
+
+    def summary(self) -> list[str]:
+        if not self.results:
+            return []
+        from ._report import summary_lines
+
+        report = self.upload_report
+        experiments = [(e.dataset.name, e.url) for e in report.experiments] if report else []
+        return summary_lines(self.results, experiments, report.failures if report else [],
+                             report.pending if report else 0, self.settings.no_upload)

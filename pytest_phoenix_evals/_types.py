@@ -1,0 +1,126 @@
+"""Domain types: plain dataclasses that import neither pytest nor Phoenix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Direction = Literal["MAXIMIZE", "MINIMIZE", "NONE"]
+ConfigKind = Literal["CATEGORICAL", "CONTINUOUS", "FREEFORM"]
+AnnotatorKind = Literal["CODE", "LLM", "HUMAN"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One dataset example, as the server stores it at the version that was run."""
+
+    id: str
+    input: Any
+    reference: Any
+    metadata: dict[str, Any]
+    dataset_name: str
+    dataset_id: str
+    version_id: str
+
+    def __getitem__(self, key: str) -> Any:
+        # Mapping access, as Phoenix's run_experiment offers its tasks (example["input"]).
+        mapping = {"id": self.id, "input": self.input, "output": self.reference,
+                   "metadata": self.metadata}
+        return mapping[key]
+
+    def context(self, output: Any) -> dict[str, Any]:
+        """The evaluation context, exactly as the server's experiment runner builds it."""
+        return {
+            "input": self.input,
+            "reference": self.reference,
+            "output": output,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class Case:
+    """One execution of the task on one example."""
+
+    example: Example
+    case_id: str
+    repetition: int = 1
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """An annotation config: what an evaluator produces and which way is better."""
+
+    kind: ConfigKind
+    name: str
+    direction: Direction = "NONE"
+    values: tuple[tuple[str, float | None], ...] = ()
+    lower_bound: float | None = None
+    upper_bound: float | None = None
+    threshold: float | None = None
+
+    def best_labels(self) -> frozenset[str] | None:
+        """Labels that pass a categorical config, or None when the config asserts nothing."""
+        if self.kind != "CATEGORICAL" or self.direction == "NONE":
+            return None
+        scored = [(label, score) for label, score in self.values if score is not None]
+        if not scored:
+            return None
+        pick = max if self.direction == "MAXIMIZE" else min
+        best = pick(score for _, score in scored)
+        return frozenset(label for label, score in scored if score == best)
+
+
+@dataclass
+class Score:
+    """One annotation: what one evaluator said about one case under one output config."""
+
+    name: str
+    evaluator: str
+    annotator_kind: AnnotatorKind = "CODE"
+    label: str | None = None
+    score: float | None = None
+    explanation: str | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None
+    config: OutputConfig | None = None
+    # Extra help shown to the user but never uploaded (the upload carries the server's text).
+    hint: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+VerdictStatus = Literal["pass", "fail", "error", "recorded"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one score passes, and the rule that decided it."""
+
+    status: VerdictStatus
+    rule: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")
+
+
+@dataclass
+class CaseResult:
+    """Everything that happened to one case: the run and its annotations."""
+
+    case: Case
+    output: Any = None
+    error: str | None = None
+    exception: BaseException | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    trace_id: str | None = None
+    scores: list[Score] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not any(v.failed for v in self.verdicts)

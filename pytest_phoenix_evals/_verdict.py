@@ -1,0 +1,99 @@
+"""Verdicts: whether a score passes, and why.
+
+Rules, in order (README, "Verdict rules"):
+1. An evaluator error fails.
+2. A user threshold on the annotation's name (``--phoenix-threshold 'name<=3'``) decides.
+3. A pass rule the evaluator declares itself (code evaluators) decides.
+4. A categorical config with direction MAXIMIZE or MINIMIZE passes the best label(s).
+5. A freeform config with its own threshold compares the score in the config's direction.
+6. A boolean result of a code evaluator (label "True"/"False") passes when True.
+7. Anything else (continuous scores without a threshold, direction NONE) is recorded only.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ._types import Score, Verdict
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, ">": operator.gt,
+}
+_THRESHOLD = re.compile(r"^\s*(?P<name>[^<>=!\s][^<>=!]*?)?\s*(?P<op><=|>=|==|!=|<|>)\s*"
+                        r"(?P<value>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """``score <op> value`` for the annotation called ``name``."""
+
+    name: str
+    op: str
+    value: float
+
+    def check(self, score: float) -> bool:
+        return _OPS[self.op](score, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.value:g}"
+
+
+def parse_threshold(text: str, *, name: str | None = None) -> Threshold:
+    """Parse ``'edit_distance<=3'`` (or ``'>=0.8'`` when ``name`` is given).
+
+    Raises ValueError naming the expected form.
+    """
+    match = _THRESHOLD.match(text)
+    parsed_name = (match.group("name") or "").strip() if match else ""
+    if not match or not (parsed_name or name) or (parsed_name and name):
+        form = "'<op><number>', for example '>=0.8'" if name else \
+            "'<annotation name><op><number>', for example 'levenshtein_distance<=3'"
+        raise ValueError(f"invalid threshold {text!r}: expected {form}; <op> is one of "
+                         f"{', '.join(_OPS)}")
+    return Threshold(name=parsed_name or str(name), op=match.group("op"),
+                     value=float(match.group("value")))
+
+
+def decide(
+    score: Score,
+    thresholds: Mapping[str, Threshold],
+    declared: Callable[[Score], Verdict | None] | None = None,
+) -> Verdict:
+    """The verdict for one score (see the module docstring for the rules)."""
+    if score.error is not None:
+        return Verdict("error", "the evaluator errored")
+    threshold = thresholds.get(score.name) or thresholds.get(score.evaluator)
+    if threshold is not None:
+        return _compare(score, threshold, "--phoenix-threshold")
+    if declared is not None and (verdict := declared(score)) is not None:
+        return verdict
+    config = score.config
+    if config is not None:
+        best = config.best_labels()
+        if best is not None:
+            if score.label is None:
+                return Verdict("fail", f"no label; passing labels: {', '.join(sorted(best))}")
+            ok = score.label in best
+            return Verdict("pass" if ok else "fail",
+                           f"best label for {config.direction}: {', '.join(sorted(best))}")
+        if config.kind == "FREEFORM" and config.threshold is not None and \
+                config.direction != "NONE":
+            op = ">=" if config.direction == "MAXIMIZE" else "<="
+            return _compare(score, Threshold(score.name, op, config.threshold), "config")
+        if config.direction == "NONE":
+            return Verdict("recorded", "direction NONE: recorded, not asserted")
+        return Verdict("recorded", "no threshold set")
+    if score.label in ("True", "False") and score.score in (0.0, 1.0):
+        return Verdict("pass" if score.label == "True" else "fail", "boolean result")
+    return Verdict("recorded", "no threshold set")
+
+
+def _compare(score: Score, threshold: Threshold, source: str) -> Verdict:
+    rule = f"score{threshold.op}{threshold.value:g} ({source})"
+    if score.score is None:
+        return Verdict("fail", f"no score to compare: {rule}")
+    return Verdict("pass" if threshold.check(score.score) else "fail", rule)

@@ -1,0 +1,260 @@
+"""pytest hooks, fixtures and items; thin: each hook fetches the session and calls it.
+
+Loaded by pytest in every run where the package is installed (entry point ``pytest11``), so this
+module imports only pytest, the standard library and our own light modules. Phoenix, the engine
+and the libraries behind them load only once a dataset is requested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._options import add_options, resolve_settings
+from ._session import PhoenixEvalsSession
+
+if TYPE_CHECKING:
+    from ._types import Case, CaseResult, Example
+
+SESSION_KEY = pytest.StashKey[PhoenixEvalsSession]()
+_STARTED = pytest.StashKey[datetime]()
+_EVALUATED = pytest.StashKey[bool]()
+MARKER = "phoenix_evals"
+TASK_EXPERIMENT = "task"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(dataset=None, evaluators=()): run this test once per example of a Phoenix "
+        "dataset (when no --phoenix-dataset is given) with extra code evaluators; the test "
+        "requests the phoenix_example and phoenix_evaluate fixtures.",
+    )
+    config.stash[SESSION_KEY] = PhoenixEvalsSession(config, resolve_settings(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+        del config.stash[SESSION_KEY]
+
+
+def _session(config: pytest.Config) -> PhoenixEvalsSession:
+    return config.stash[SESSION_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = _session(config).settings
+    if not settings.datasets:
+        return None
+    upload = "off (--phoenix-no-upload)" if settings.no_upload else "on"
+    return (f"phoenix-evals: dataset(s) {', '.join(settings.datasets)}; "
+            f"{_session(config).gateway.where()}; upload {upload}")
+
+
+def pytest_collection(session: pytest.Session) -> None:
+    _session(session.config).preload()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "phoenix_example" not in metafunc.fixturenames:
+        return
+    state = _session(metafunc.config)
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    names = list(state.settings.datasets)
+    if not names and marker is not None and marker.kwargs.get("dataset"):
+        names = [marker.kwargs["dataset"]]
+    if not names:
+        raise pytest.Collector.CollectError(
+            f"{metafunc.definition.name} requests phoenix_example but names no dataset: add "
+            f"@pytest.mark.{MARKER}(dataset='NAME') or run with --phoenix-dataset=NAME")
+    from ._gateway import PhoenixError
+
+    cases: list[Case] = []
+    ids: list[str] = []
+    for name in names:
+        try:
+            dataset = state.dataset(name)
+        except PhoenixError as exc:
+            raise pytest.Collector.CollectError(str(exc)) from None
+        for case in state.cases(dataset):
+            cases.append(case)
+            ids.append(case.case_id if len(names) == 1 else f"{dataset.name}/{case.case_id}")
+    metafunc.parametrize("phoenix_example", cases, ids=ids, indirect=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector
+                               ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if isinstance(collector, pytest.Session) and report.passed:
+        state = _session(collector.config)
+        for name in state.settings.datasets:
+            dataset = state.dataset(name)
+            report.result.append(DatasetCollector.from_parent(
+                collector, name=f"phoenix:{dataset.name}", nodeid=f"phoenix:{dataset.name}",
+                dataset_name=name))
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    state = _session(config)
+    tested = {case.example.dataset_id for item in items if (case := _case_of(item)) is not None}
+    for name in state.settings.datasets:
+        dataset = state.dataset(name)
+        if dataset.id not in tested and state.task(dataset.name) is None:
+            raise pytest.UsageError(
+                f"--phoenix-dataset {name!r} needs a task to run: pass "
+                f"--phoenix-task=module:function, implement pytest_phoenix_evals_task in "
+                f"conftest.py, or write a test that requests the phoenix_example fixture")
+
+
+def _case_of(item: pytest.Item) -> Case | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("phoenix_example") if callspec is not None else None
+
+
+class CaseFailed(Exception):
+    def __init__(self, result: CaseResult) -> None:
+        super().__init__(result.case.case_id)
+        self.result = result
+
+
+class DatasetCollector(pytest.Collector):
+    """One dataset given with --phoenix-dataset: a case per example, when there is a task."""
+
+    def __init__(self, *, dataset_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset_name = dataset_name
+
+    def collect(self) -> list[pytest.Item]:
+        state = _session(self.config)
+        dataset = state.dataset(self.dataset_name)
+        try:
+            task = state.task(dataset.name)
+            if task is None:  # tests requesting phoenix_example may run it; checked later
+                return []
+            evaluators = state.evaluators(dataset)
+        except pytest.UsageError as exc:
+            raise self.CollectError(str(exc)) from None
+        return [CaseItem.from_parent(self, name=case.case_id, case=case, task=task,
+                                     evaluators=evaluators)
+                for case in state.cases(dataset)]
+
+
+class CaseItem(pytest.Item):
+    """One dataset example run through the task and every evaluator."""
+
+    def __init__(self, *, case: Case, task: Callable[..., Any], evaluators: list[Any],
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.task = task
+        self.evaluators = evaluators
+
+    def runtest(self) -> None:
+        result = _session(self.config).run_case(self.case, self.task, self.evaluators,
+                                                TASK_EXPERIMENT)
+        if not result.passed:
+            raise CaseFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        if not isinstance(excinfo.value, CaseFailed):
+            return super().repr_failure(excinfo, style)
+        from ._report import failure_lines
+
+        result = excinfo.value.result
+        lines = "\n".join(failure_lines(result))
+        if result.exception is None:
+            return lines
+        task_traceback = super().repr_failure(
+            pytest.ExceptionInfo.from_exception(result.exception), style)
+        return f"{task_traceback}\n\n{lines}"
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"{self.case.example.dataset_name}[{self.case.case_id}]"
+
+
+@pytest.fixture
+def phoenix_example(request: pytest.FixtureRequest) -> Example:
+    """The dataset example this test case runs on (``.input``, ``.reference``, ``.metadata``)."""
+    case: Case = request.param
+    request.node.stash[_STARTED] = datetime.now(timezone.utc)
+    return case.example
+
+
+@pytest.fixture
+def phoenix_evaluate(request: pytest.FixtureRequest,
+                     phoenix_example: Example) -> Callable[[Any], CaseResult]:
+    """Evaluate the output of this test's own call of the task, record it, fail if it fails.
+
+    ``phoenix_evaluate(output)`` runs the dataset's evaluators (and the marker's), uploads the
+    run, and fails the test with the same report as a dataset case; it returns the result.
+    """
+    state = _session(request.config)
+    node = request.node
+    case: Case = node.callspec.params["phoenix_example"]
+    marker = node.get_closest_marker(MARKER)
+    dataset = state.loaded(case.example.dataset_id)
+    evaluators = state.evaluators(dataset, marker.kwargs.get("evaluators", ()) if marker else ())
+
+    def evaluate(output: Any) -> CaseResult:
+        __tracebackhide__ = True
+        from ._report import failure_lines
+
+        node.stash[_EVALUATED] = True
+        result = state.evaluate_output(case, output, evaluators, _experiment_key(node),
+                                       node.stash[_STARTED])
+        if not result.passed:
+            pytest.fail("\n".join(failure_lines(result)), pytrace=False)
+        return result
+
+    return evaluate
+
+
+def _experiment_key(item: pytest.Item) -> str:
+    return item.nodeid.split("[", 1)[0]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    case = _case_of(item)
+    if (case is not None and call.when == "call" and report.failed
+            and not item.stash.get(_EVALUATED, False) and call.excinfo is not None):
+        # The test failed before it handed its output to phoenix_evaluate: record the run
+        # with the error so that the experiment still has one run per case.
+        error = f"{call.excinfo.type.__name__}: {call.excinfo.value}"
+        _session(item.config).record_error(case, error, _experiment_key(item),
+                                           item.stash.get(_STARTED, None))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _session(session.config).close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = _session(terminalreporter.config).summary()
+    if lines:
+        terminalreporter.write_sep("=", "phoenix evals")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,244 @@
+"""Install and run a local Phoenix server in a virtual environment of its own.
+
+Standard library only: the README's commands and the test suite call this before anything else
+is installed. The server lives in its own virtual environment on purpose: the
+``arize-phoenix`` package installs a ``phoenix/__init__.py`` that imports the whole server, so a
+virtual environment holding both the server and ``arize-phoenix-client`` makes every
+``import phoenix.client`` (and so every pytest start there) take seconds. We talk to the server
+over HTTP only.
+
+Usage::
+
+    python scripts/phoenix_server.py install          # create the server's venv (cached)
+    python scripts/phoenix_server.py start --workdir .phoenix --port 6006
+    python scripts/phoenix_server.py stop --workdir .phoenix
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The server version the plugin is tested against. Override with PHOENIX_EVALS_SERVER_VERSION.
+SERVER_VERSION = os.environ.get("PHOENIX_EVALS_SERVER_VERSION", "20.26.1")
+
+
+def cache_dir() -> Path:
+    """Where cached virtual environments live (PHOENIX_EVALS_CACHE_DIR, else ~/.cache)."""
+    explicit = os.environ.get("PHOENIX_EVALS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-phoenix-evals"
+
+
+def _log(message: str) -> None:
+    print(f"[phoenix-server] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """Serialise installs between processes (pytest-xdist workers, parallel CI jobs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_venv(
+    target: Path, requirements: list[str], *, label: str, editable: Path | None = None
+) -> Path:
+    """Create ``target`` as a virtual environment holding ``requirements``, once.
+
+    A marker file records what was installed; a second call with the same requirements returns
+    at once. Returns the environment's python executable.
+    """
+    python = target / "bin" / "python"
+    marker = target / ".installed"
+    wanted = "\n".join([*requirements, f"editable={editable}" if editable else ""])
+    if marker.is_file() and marker.read_text() == wanted and python.exists():
+        return python
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if marker.is_file() and marker.read_text() == wanted and python.exists():
+            return python
+        if target.exists():
+            shutil.rmtree(target)
+        _log(f"creating the {label} virtual environment in {target} (once; about a minute)")
+        venv.EnvBuilder(with_pip=True).create(target)
+        command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        command += requirements
+        if editable is not None:
+            command += ["-e", str(editable)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            raise SystemExit(
+                f"installing {label} failed (pip exit {result.returncode}):\n"
+                + (result.stderr or result.stdout)[-4000:]
+            )
+        marker.write_text(wanted)
+    return python
+
+
+def ensure_server_venv() -> Path:
+    """The cached virtual environment that holds the Phoenix server; returns its python."""
+    target = cache_dir() / f"phoenix-server-{SERVER_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+    ensure_venv(target, [f"arize-phoenix=={SERVER_VERSION}"], label=f"Phoenix {SERVER_VERSION}")
+    return target / "bin" / "phoenix"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen[bytes] | None
+    workdir: Path
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_server(
+    workdir: Path,
+    *,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 180.0,
+    detach: bool = False,
+) -> RunningServer:
+    """Start ``phoenix serve`` on 127.0.0.1 with SQLite in ``workdir``; wait until healthy."""
+    phoenix = ensure_server_venv()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The server must not pick up the client-side settings of whoever starts it.
+        if not key.startswith(("PHOENIX_", "OTEL_"))
+    }
+    env.update(
+        PHOENIX_HOST="127.0.0.1",
+        PHOENIX_PORT=str(port),
+        PHOENIX_GRPC_PORT=str(free_port()),
+        PHOENIX_WORKING_DIR=str(workdir),
+        PHOENIX_TELEMETRY_ENABLED="false",
+    )
+    env.update(extra_env or {})
+    log_path = workdir / "server.log"
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        [str(phoenix), "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=detach,
+    )
+    server = RunningServer(url=url, process=process, workdir=workdir, log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        if is_healthy(url):
+            (workdir / "server.pid").write_text(f"{process.pid}\n{url}\n")
+            return server
+        time.sleep(0.3)
+    server.stop()
+    tail = log_path.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"Phoenix did not become healthy at {url} within {timeout:.0f}s:\n{tail}")
+
+
+def running_server(workdir: Path) -> str | None:
+    """The URL of a server started earlier in ``workdir`` that still answers, if any."""
+    pid_file = workdir / "server.pid"
+    if not pid_file.is_file():
+        return None
+    lines = pid_file.read_text().split()
+    if len(lines) != 2:
+        return None
+    return lines[1] if is_healthy(lines[1]) else None
+
+
+def stop_server(workdir: Path) -> bool:
+    pid_file = workdir / "server.pid"
+    if not pid_file.is_file():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    pid_file.unlink()
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("install", help="create the server's virtual environment")
+    start = sub.add_parser("start", help="start a server in the background")
+    start.add_argument("--workdir", type=Path, default=Path(".phoenix"))
+    start.add_argument("--port", type=int, default=6006)
+    stop = sub.add_parser("stop", help="stop a server started with 'start'")
+    stop.add_argument("--workdir", type=Path, default=Path(".phoenix"))
+    args = parser.parse_args(argv)
+    if args.command == "install":
+        print(ensure_server_venv())
+    elif args.command == "start":
+        url = running_server(args.workdir.resolve())
+        if url is None:
+            url = start_server(args.workdir.resolve(), port=args.port, detach=True).url
+        print(url)
+    else:
+        print("stopped" if stop_server(args.workdir.resolve()) else "no server was running")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
