@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._types import Example, OutputConfig, Score, Verdict
-from ._verdict import Threshold, parse_threshold
+from ._verdict import Threshold, compare, parse_threshold
 
 TASK_PARAMETERS = ("input", "expected", "reference", "metadata", "example")
 EVALUATOR_PARAMETERS = ("input", "output", "expected", "reference", "metadata", "example",
@@ -169,17 +169,14 @@ class CodeEvaluator:
     def verdict(self, score: Score) -> Verdict | None:
         """The pass rule this evaluator declared, or None to use the default rules."""
         if self.passes is not None:
-            return Verdict("pass" if self.passes(score) else "fail", "the evaluator's passes=")
+            return Verdict("pass" if self.passes(score) else "fail",
+                           f"{callable_name(self.passes)}(score) must be true (declared)")
         if self.pass_labels is not None:
             ok = score.label in self.pass_labels
             return Verdict("pass" if ok else "fail",
-                           f"passing labels: {', '.join(sorted(self.pass_labels))}")
+                           f"label must be {' or '.join(sorted(self.pass_labels))} (declared)")
         if self.threshold is not None:
-            if score.score is None:
-                return Verdict("fail", f"no score to compare: score{self.threshold.op}"
-                                       f"{self.threshold.value:g}")
-            return Verdict("pass" if self.threshold.check(score.score) else "fail",
-                           f"score{self.threshold.op}{self.threshold.value:g} (declared)")
+            return compare(score, self.threshold, "declared")
         return None
 
     async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timezone
@@ -59,6 +60,21 @@ class Engine:
             self._loop.close()
 
 
+# Frames of our own and of the machinery that runs a task; a task's traceback starts after them.
+_INTERNAL_DIRS = tuple(
+    os.path.dirname(module.__file__ or "") + os.sep
+    for module in (asyncio, concurrent.futures)
+) + (os.path.dirname(__file__) + os.sep, threading.__file__)
+
+
+def user_traceback(exc: BaseException) -> BaseException:
+    """``exc`` with the leading frames of the engine, asyncio and thread pools removed."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        tb = tb.tb_next
+    return exc.with_traceback(tb) if tb is not None else exc
+
+
 class OutputNotSerialisable(TypeError):
     pass
 
@@ -84,7 +100,7 @@ async def run_task(case: Case, task: Callable[..., Any]) -> CaseResult:
         result.error = str(exc)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-        result.exception = exc
+        result.exception = user_traceback(exc)
     result.end_time = datetime.now(timezone.utc)
     return result
 

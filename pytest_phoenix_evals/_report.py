@@ -41,14 +41,14 @@ def score_table(result: CaseResult) -> list[str]:
 
     rows = []
     for score, verdict in zip(result.scores, result.verdicts):
-        detail = score.error if score.error is not None else (score.explanation or "")
         rows.append([
             score.evaluator if score.evaluator == score.name else
             f"{score.evaluator} → {score.name}",
             score.label if score.label is not None else "",
             _number(score.score),
             verdict.status.upper(),
-            _short(f"{detail}  [{verdict.rule}]" if verdict.failed else detail, MAX_CELL),
+            _short(score.error if score.error is not None else score.explanation or "",
+                   MAX_CELL),
         ])
     if not rows:
         return ["(no evaluators ran)"]
@@ -58,25 +58,20 @@ def score_table(result: CaseResult) -> list[str]:
 
 
 def failure_lines(result: CaseResult) -> list[str]:
-    """Everything needed to understand a failed case, on one screen."""
-    lines = case_header(result)
+    """Everything needed to understand a failed case, on one screen; the first line sums up."""
     if result.error is not None:
-        lines.append(f"task error: {result.error}")
-        return lines
-    lines.append("")
-    lines += score_table(result)
-    errors = [(s, v) for s, v in zip(result.scores, result.verdicts) if s.error is not None]
-    if errors:
-        lines.append("")
-        for score, _ in errors:
+        return [f"{result.case.case_id}: the task failed", *case_header(result),
+                f"task error: {result.error}"]
+    failed = [(s, v) for s, v in zip(result.scores, result.verdicts) if v.failed]
+    lines = [f"{result.case.case_id} failed: {', '.join(s.name for s, _ in failed)}",
+             *case_header(result), "", *score_table(result), ""]
+    for score, verdict in failed:
+        if score.error is not None:
             lines.append(f"{score.name} error: {score.error}")
             if score.hint:
                 lines.append(f"  hint: {score.hint}")
-    failed = [s for s, v in zip(result.scores, result.verdicts) if v.failed and s.error is None]
-    if failed:
-        lines.append("")
-        lines += [f"{s.name}: {v.rule}" for s, v in zip(result.scores, result.verdicts)
-                  if v.failed and s.error is None]
+        else:
+            lines.append(f"{score.name}: {verdict.rule}")
     return lines
 
 

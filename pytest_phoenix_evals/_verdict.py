@@ -68,22 +68,20 @@ def decide(
         return Verdict("error", "the evaluator errored")
     threshold = thresholds.get(score.name) or thresholds.get(score.evaluator)
     if threshold is not None:
-        return _compare(score, threshold, "--phoenix-threshold")
+        return compare(score, threshold, "--phoenix-threshold")
     if declared is not None and (verdict := declared(score)) is not None:
         return verdict
     config = score.config
     if config is not None:
         best = config.best_labels()
         if best is not None:
-            if score.label is None:
-                return Verdict("fail", f"no label; passing labels: {', '.join(sorted(best))}")
-            ok = score.label in best
-            return Verdict("pass" if ok else "fail",
-                           f"best label for {config.direction}: {', '.join(sorted(best))}")
+            rule = (f"label must be {' or '.join(sorted(best))} "
+                    f"(best for {config.direction})")
+            return Verdict("pass" if score.label in best else "fail", rule)
         if config.kind == "FREEFORM" and config.threshold is not None and \
                 config.direction != "NONE":
             op = ">=" if config.direction == "MAXIMIZE" else "<="
-            return _compare(score, Threshold(score.name, op, config.threshold), "config")
+            return compare(score, Threshold(score.name, op, config.threshold), "config")
         if config.direction == "NONE":
             return Verdict("recorded", "direction NONE: recorded, not asserted")
         return Verdict("recorded", "no threshold set")
@@ -92,8 +90,8 @@ def decide(
     return Verdict("recorded", "no threshold set")
 
 
-def _compare(score: Score, threshold: Threshold, source: str) -> Verdict:
-    rule = f"score{threshold.op}{threshold.value:g} ({source})"
+def compare(score: Score, threshold: Threshold, source: str) -> Verdict:
+    rule = f"score must be {threshold.op} {threshold.value:g} ({source})"
     if score.score is None:
-        return Verdict("fail", f"no score to compare: {rule}")
+        return Verdict("fail", f"{rule}, but there is no score")
     return Verdict("pass" if threshold.check(score.score) else "fail", rule)

@@ -62,16 +62,16 @@ def _file_lock(path: Path):
 
 
 def ensure_venv(
-    target: Path, requirements: list[str], *, label: str, editable: Path | None = None
+    target: Path, requirements: list[str], *, label: str, stamp: str = ""
 ) -> Path:
     """Create ``target`` as a virtual environment holding ``requirements``, once.
 
-    A marker file records what was installed; a second call with the same requirements returns
-    at once. Returns the environment's python executable.
+    A marker file records what was installed (``requirements`` and ``stamp``); a second call
+    with the same ones returns at once. Returns the environment's python executable.
     """
     python = target / "bin" / "python"
     marker = target / ".installed"
-    wanted = "\n".join([*requirements, f"editable={editable}" if editable else ""])
+    wanted = "\n".join([*requirements, stamp])
     if marker.is_file() and marker.read_text() == wanted and python.exists():
         return python
     with _file_lock(target.parent / f".{target.name}.lock"):
@@ -83,8 +83,6 @@ def ensure_venv(
         venv.EnvBuilder(with_pip=True).create(target)
         command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         command += requirements
-        if editable is not None:
-            command += ["-e", str(editable)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
@@ -163,15 +161,15 @@ def start_server(
     )
     env.update(extra_env or {})
     log_path = workdir / "server.log"
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [str(phoenix), "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=detach,
-    )
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [str(phoenix), "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
     server = RunningServer(url=url, process=process, workdir=workdir, log_path=log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
