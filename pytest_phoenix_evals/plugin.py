@@ -186,7 +186,7 @@ class CaseItem(pytest.Item):
             return lines
         task_traceback = super().repr_failure(
             pytest.ExceptionInfo.from_exception(result.exception), style)
-        return f"{task_traceback}\n\n{lines}"
+        return f"{lines}\n\n{task_traceback}"
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.case.example.dataset_name}[{self.case.case_id}]"

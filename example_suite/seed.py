@@ -1,0 +1,74 @@
+"""Create the example dataset 'qa-golden' in a Phoenix server, once.
+
+    python example_suite/seed.py --url http://127.0.0.1:6006
+
+It holds 20 questions with reference answers and four attached built-in evaluators. The pytest
+plugin never creates or edits datasets; this script is how the example gets one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from phoenix_admin import PhoenixAdmin  # noqa: E402
+
+NAME = "qa-golden"
+QUESTIONS = [
+    ("What is the capital of France?", "Paris", "geography"),
+    ("What is the capital of Japan?", "Tokyo", "geography"),
+    ("What is the capital of Canada?", "Ottawa", "geography"),
+    ("What is the capital of Australia?", "Canberra", "geography"),
+    ("What is the largest planet?", "Jupiter", "science"),
+    ("What is the closest star?", "The Sun", "science"),
+    ("What is the boiling point of water?", "100 °C at sea level", "science"),
+    ("What is the chemical symbol for gold?", "Au", "science"),
+    ("What is the speed of light?", "About 299,792 km per second", "science"),
+    ("Who wrote Hamlet?", "William Shakespeare", "literature"),
+    ("Who wrote Pride and Prejudice?", "Jane Austen", "literature"),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci", "art"),
+    ("What is the square root of 144?", "12", "math"),
+    ("What is 2 + 2?", "4", "math"),
+    ("How many days are in a leap year?", "366", "math"),
+    ("Who invented the telephone?", "Alexander Graham Bell", "history"),
+    ("What is the longest river?", "The Nile", "geography"),
+    ("What is the freezing point of water?", "0 °C", "science"),
+    ("What is the smallest prime number?", "2", "math"),
+    ("What language is spoken in Brazil?", "Portuguese", "geography"),
+]
+
+
+def seed(url: str) -> str:
+    admin = PhoenixAdmin(url)
+    try:
+        existing = admin.dataset_id(NAME)
+        if existing:
+            return existing
+        examples = [{"input": {"question": q}, "output": {"answer": a},
+                     "metadata": {"topic": t}} for q, a, t in QUESTIONS]
+        splits = [[t] for _, _, t in QUESTIONS]
+        dataset_id = admin.create_dataset(NAME, examples, splits=splits)
+        answer = {"expected": "$.reference.answer", "actual": "$.output"}
+        admin.attach_builtin(dataset_id, "exact_match", "correct_answer", answer,
+                             literal_mapping={"case_sensitive": False})
+        admin.attach_builtin(dataset_id, "contains", "mentions_reference",
+                             {"text": "$.output", "words": "$.reference.answer"})
+        admin.attach_builtin(dataset_id, "regex", "no_refusal", {"text": "$.output"},
+                             literal_mapping={"pattern": r"^(?!I don't know).*"},
+                             output_configs=[{"categorical": {
+                                 "name": "answered", "optimizationDirection": "MAXIMIZE",
+                                 "values": [{"label": "answered", "score": 1},
+                                            {"label": "refused", "score": 0}]}}])
+        admin.attach_builtin(dataset_id, "levenshtein_distance", "edit_distance", answer)
+        return dataset_id
+    finally:
+        admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True)
+    print(seed(parser.parse_args().url))

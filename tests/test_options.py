@@ -1,0 +1,102 @@
+"""Options, help, and living beside arize-phoenix-client's own pytest plugin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pytest_phoenix_evals._options import resolve_settings
+from pytest_phoenix_evals._verdict import parse_threshold
+
+
+def test_command_line_wins_over_ini_over_environment(pytester: pytest.Pytester,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOENIX_EVALS_DATASET", "from-env, second")
+    monkeypatch.setenv("PHOENIX_EVALS_TASK", "env:task")
+    monkeypatch.setenv("PHOENIX_EVALS_EXPERIMENT_NAME", "env-name")
+    monkeypatch.setenv("PHOENIX_EVALS_NO_UPLOAD", "yes")
+    pytester.makeini("[pytest]\nphoenix_evals_task = ini:task\n"
+                     "phoenix_evals_threshold =\n    a<=1\n    b>0.5\n")
+    settings = resolve_settings(pytester.parseconfig("--phoenix-experiment-name=cli-name"))
+    assert settings.datasets == ("from-env", "second")
+    assert settings.task == "ini:task"
+    assert settings.experiment_name == "cli-name"
+    assert settings.no_upload is True
+    assert [str(t) for t in settings.thresholds.values()] == ["a<=1", "b>0.5"]
+    settings = resolve_settings(pytester.parseconfig("--phoenix-dataset=x",
+                                                     "--phoenix-dataset=y",
+                                                     "--phoenix-task=cli:task"))
+    assert settings.datasets == ("x", "y") and settings.task == "cli:task"
+
+
+def test_url_source_is_remembered(pytester: pytest.Pytester) -> None:
+    settings = resolve_settings(pytester.parseconfig("--phoenix-url=http://h:1"))
+    assert (settings.url, settings.url_source) == ("http://h:1", "--phoenix-url")
+
+
+def test_bad_boolean_in_environment(pytester: pytest.Pytester,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOENIX_EVALS_NO_UPLOAD", "maybe")
+    with pytest.raises(pytest.UsageError, match="PHOENIX_EVALS_NO_UPLOAD='maybe' is not a "
+                                                "boolean"):
+        resolve_settings(pytester.parseconfig())
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("edit_distance<=3", ("edit_distance", "<=", 3.0)),
+    (" correctness >= 0.9 ", ("correctness", ">=", 0.9)),
+    ("x.y==1e-3", ("x.y", "==", 0.001)),
+    ("score!=-2", ("score", "!=", -2.0)),
+])
+def test_parse_threshold(text: str, expected: tuple[str, str, float]) -> None:
+    threshold = parse_threshold(text)
+    assert (threshold.name, threshold.op, threshold.value) == expected
+
+
+@pytest.mark.parametrize("text", ["<=3", "edit<=", "edit=3", "edit<=three", ""])
+def test_parse_threshold_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="expected '<annotation name><op><number>'"):
+        parse_threshold(text)
+
+
+def test_help_documents_every_option_in_one_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines([
+        "Phoenix dataset evaluation (pytest-phoenix-evals):",
+        "  --phoenix-dataset=NAME*",
+        "  --phoenix-task=MODULE:FUNCTION*",
+        "  --phoenix-split=SPLIT*",
+        "  --phoenix-dataset-version=VERSION_ID*",
+        "  --phoenix-url=URL*",
+        "  --phoenix-experiment-name=NAME*",
+        "  --phoenix-threshold=NAME<=X*",
+        "  --phoenix-no-upload*",
+    ])
+    result.stdout.fnmatch_lines(["*phoenix_evals_dataset (linelist):*"])
+
+
+def test_loads_beside_the_clients_own_plugin(pytester: pytest.Pytester) -> None:
+    """Both plugins load; each keeps its own marker and ini key."""
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--markers", "--strict-markers")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["@pytest.mark.phoenix_evals(dataset=None, evaluators=()):*"])
+    result = pytester.runpytest("--trace-config", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*phoenix_evals*pytest_phoenix_evals/plugin.py*"])
+    result.stdout.fnmatch_lines(["*phoenix*phoenix/client/pytest/plugin.py*"])
+    assert result.ret == 0
+
+
+def test_unused_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, pytest_phoenix_evals.plugin\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('openai', 'pandas', "
+        "'opentelemetry', 'jsonpath_ng', 'jsonschema', 'tabulate', 'rapidfuzz', 'httpx') "
+        "or m.startswith('phoenix.client')]\n"
+        "print(heavy)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert output == "[]"
