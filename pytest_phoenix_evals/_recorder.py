@@ -8,6 +8,7 @@ concurrently. Nothing here blocks a test; :meth:`ExperimentRecorder.drain` waits
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,7 +55,8 @@ class ExperimentRecorder:
         self._metadata = dict(metadata)
         self._experiments: dict[str, asyncio.Future[Experiment]] = {}
         self._report = UploadReport()
-        self._tasks: set[asyncio.Future[None]] = set()
+        # Every upload's future, appended from pytest's thread only (never mutated elsewhere).
+        self._uploads: list[concurrent.futures.Future[None]] = []
         self._client: Any = None
         self._http: Any = None
         self._slots: asyncio.Semaphore | None = None
@@ -66,16 +68,11 @@ class ExperimentRecorder:
         return future.result()
 
     def record(self, result: CaseResult, dataset: LoadedDataset) -> None:
-        future = self._engine.submit(self._upload(result, dataset))
-        self._tasks.add(future)  # type: ignore[arg-type]
-        future.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+        self._uploads.append(self._engine.submit(self._upload(result, dataset)))
 
     def drain(self, timeout: float) -> UploadReport:
-        pending = list(self._tasks)
-        if pending:
-            import concurrent.futures
-
-            _, not_done = concurrent.futures.wait(pending, timeout=timeout)  # type: ignore
+        if self._uploads:
+            _, not_done = concurrent.futures.wait(self._uploads, timeout=timeout)
             self._report.pending = len(not_done)
         if self._http is not None:
             try:
