@@ -143,11 +143,12 @@ def test_task_exception_fails_with_its_own_traceback_and_is_recorded(
                                 "-k", "hamlet", "--phoenix-experiment-name=task-errors")
     result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines([
+        "ex*-who-wrote-hamlet: the task failed",
+        "task error: RuntimeError: model unavailable for 'Who wrote Hamlet?'",
         "*def helper(question):",
         ">       raise RuntimeError*",
         "E       RuntimeError: model unavailable for 'Who wrote Hamlet?'",
         "app.py:2: RuntimeError",
-        "*task error: RuntimeError: model unavailable*",
     ])
     assert "_engine.py" not in result.stdout.str()
     experiment = latest_experiment(admin, qa_dataset["id"])
