@@ -181,7 +181,8 @@ class BuiltinEvaluator:
     project_name: str | None = None
     kind: str = "BUILTIN"
 
-    async def evaluate(self, context: dict[str, Any], example: Example | None = None) -> list[Score]:
+    async def evaluate(self, context: dict[str, Any], example: Example | None = None
+                       ) -> list[Score]:
         start = datetime.now(timezone.utc)
         hint = None
         try:

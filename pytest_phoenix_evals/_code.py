@@ -43,7 +43,8 @@ def check_signature(fn: Callable[..., Any], allowed: Sequence[str], what: str) -
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError) as exc:
-        raise BindingError(f"{what} {callable_name(fn)!r} has no inspectable signature: {exc}")
+        raise BindingError(
+            f"{what} {callable_name(fn)!r} has no inspectable signature: {exc}") from None
     if not params:
         raise BindingError(f"{what} {callable_name(fn)!r} takes no parameters; give it one "
                            f"of: {', '.join(allowed)}")

@@ -7,6 +7,7 @@ the engine and the recorder come to life only when a dataset is actually request
 from __future__ import annotations
 
 import base64
+import functools
 import importlib
 import re
 import subprocess
@@ -103,6 +104,16 @@ class TaskError(pytest.UsageError):
     pass
 
 
+def _as_evaluators(objs: Sequence[Any], source: str) -> list[Any]:
+    """Evaluators from what a hook or marker supplied; UsageError naming ``source`` if not."""
+    from ._code import BindingError, as_evaluator
+
+    try:
+        return [as_evaluator(obj, source) for obj in objs]
+    except BindingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 class PhoenixEvalsSession:
     """State of one pytest run; every public method is what one hook needs."""
 
@@ -149,7 +160,7 @@ class PhoenixEvalsSession:
             if experiment_key != "task":
                 name = f"{name} {experiment_key.rsplit('::', 1)[-1]}"
             metadata = {
-                **git_info(self.config.rootpath),
+                **self._git,
                 "command_line": safe_command_line(self.config.invocation_params.args),
                 "plugin": "pytest-phoenix-evals",
                 "plugin_version": plugin_version(),
@@ -161,8 +172,12 @@ class PhoenixEvalsSession:
                 self.gateway, self.engine, name, metadata)
         return self._recorders[experiment_key]
 
+    @functools.cached_property
+    def _git(self) -> dict[str, str]:
+        return git_info(self.config.rootpath)
+
     def _default_experiment_name(self) -> str:
-        info = git_info(self.config.rootpath)
+        info = self._git
         if "git_commit" in info:
             return f"pytest {info.get('git_branch', 'HEAD')}@{info['git_commit'][:8]}"
         return "pytest"
@@ -258,26 +273,13 @@ class PhoenixEvalsSession:
 
     def evaluators(self, dataset: LoadedDataset, extra: Sequence[Any] = ()) -> list[Any]:
         """The dataset's attached evaluators, the hook's and ``extra`` (from a marker)."""
-        from ._code import BindingError, as_evaluator
-
         if dataset.name not in self._evaluators:
-            found = []
             answers = self.config.hook.pytest_phoenix_evals_evaluators(
                 config=self.config, dataset=dataset.name)
-            for answer in answers:
-                for obj in answer or ():
-                    try:
-                        found.append(as_evaluator(obj, "pytest_phoenix_evals_evaluators"))
-                    except BindingError as exc:
-                        raise pytest.UsageError(str(exc)) from None
-            self._evaluators[dataset.name] = [*dataset.evaluators, *found]
-        extras = []
-        for obj in extra:
-            try:
-                extras.append(as_evaluator(obj, "the phoenix_evals marker"))
-            except BindingError as exc:
-                raise pytest.UsageError(str(exc)) from None
-        return [*self._evaluators[dataset.name], *extras]
+            found = [obj for answer in answers for obj in answer or ()]
+            self._evaluators[dataset.name] = [
+                *dataset.evaluators, *_as_evaluators(found, "pytest_phoenix_evals_evaluators")]
+        return [*self._evaluators[dataset.name], *_as_evaluators(extra, "the phoenix_evals marker")]
 
     def cases(self, dataset: LoadedDataset) -> list[Case]:
         from ._types import Case

@@ -111,6 +111,7 @@ def pytest_make_collect_report(collector: pytest.Collector
     return report
 
 
+# tryfirst: see every collected item before -k, -m or --lf deselect any of them.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:

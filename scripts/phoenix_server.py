@@ -95,8 +95,9 @@ def ensure_venv(
 
 
 def ensure_server_venv() -> Path:
-    """The cached virtual environment that holds the Phoenix server; returns its python."""
-    target = cache_dir() / f"phoenix-server-{SERVER_VERSION}-py{sys.version_info[0]}{sys.version_info[1]}"
+    """The cached virtual environment that holds the Phoenix server; returns its `phoenix`."""
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    target = cache_dir() / f"phoenix-server-{SERVER_VERSION}-{python}"
     ensure_venv(target, [f"arize-phoenix=={SERVER_VERSION}"], label=f"Phoenix {SERVER_VERSION}")
     return target / "bin" / "phoenix"
 
