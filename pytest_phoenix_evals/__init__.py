@@ -9,14 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._catalog import hallucination, phoenix_judge, qa_correctness
     from ._code import CodeEvaluator, evaluator
+    from ._llm import LLMJudge, PromptSpec
+    from ._remote import RemoteEvaluator, remote_evaluator
     from ._types import Case, CaseResult, Example, OutputConfig, Score, Verdict
 
-__all__ = ["Case", "CaseResult", "CodeEvaluator", "Example", "OutputConfig", "Score", "Verdict",
-           "__version__", "evaluator"]
+__all__ = ["Case", "CaseResult", "CodeEvaluator", "Example", "LLMJudge", "OutputConfig",
+           "PromptSpec", "RemoteEvaluator", "Score", "Verdict", "__version__", "evaluator",
+           "hallucination", "phoenix_judge", "qa_correctness", "remote_evaluator"]
 
 _EXPORTS = {
     "evaluator": "._code", "CodeEvaluator": "._code",
+    "qa_correctness": "._catalog", "hallucination": "._catalog", "phoenix_judge": "._catalog",
+    "LLMJudge": "._llm", "PromptSpec": "._llm",
+    "remote_evaluator": "._remote", "RemoteEvaluator": "._remote",
     "Case": "._types", "CaseResult": "._types", "Example": "._types",
     "OutputConfig": "._types", "Score": "._types", "Verdict": "._types",
 }

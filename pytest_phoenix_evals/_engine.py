@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ._code import bind, call, task_arguments
 from ._evaluator import Evaluator
+from ._secrets import redact, redact_value
 from ._types import Case, CaseResult, Score
 from ._verdict import Threshold, decide
 
@@ -90,8 +91,28 @@ def as_json(output: Any) -> Any:
         ) from None
 
 
-async def run_task(case: Case, task: Callable[..., Any]) -> CaseResult:
-    """Run the task on the case's example; errors are recorded on the result, not raised."""
+async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None) -> CaseResult:
+    """Run the task on the case's example; errors are recorded on the result, not raised.
+
+    With a ``tracer`` the task runs inside a root span ``Task: <name>`` (an instrumented app's
+    own spans become its children) whose trace id goes on the run.
+    """
+    if tracer is None:
+        return await _run_task(case, task)
+    from ._tracing import start_root_span
+
+    name = getattr(task, "__name__", type(task).__name__)
+    with start_root_span(tracer, f"Task: {name}", "CHAIN", case.example.input) as span:
+        result = await _run_task(case, task)
+        result.trace_id = span.trace_id_hex
+        if result.error is not None:
+            span.record_error(result.exception or RuntimeError(result.error))
+        else:
+            span.set_output(result.output)
+    return result
+
+
+async def _run_task(case: Case, task: Callable[..., Any]) -> CaseResult:
     result = CaseResult(case=case, start_time=datetime.now(timezone.utc))
     try:
         raw = await call(task, bind(task, task_arguments(case.example), single="input"))
@@ -99,7 +120,7 @@ async def run_task(case: Case, task: Callable[..., Any]) -> CaseResult:
     except OutputNotSerialisable as exc:
         result.error = str(exc)
     except Exception as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = redact(f"{type(exc).__name__}: {exc}")
         result.exception = user_traceback(exc)
     result.end_time = datetime.now(timezone.utc)
     return result
@@ -120,9 +141,19 @@ async def evaluate(
     for evaluator, scores in zip(evaluators, batches):
         declared = getattr(evaluator, "verdict", None)
         for score in scores:
+            _redact(score)
             result.scores.append(score)
             result.verdicts.append(decide(score, thresholds, declared))
     return result
+
+
+def _redact(score: Score) -> None:
+    """Keys and tokens never reach a report or an upload, whatever an evaluator wrote."""
+    for name in ("error", "explanation", "label", "hint"):
+        value = getattr(score, name)
+        if isinstance(value, str):
+            setattr(score, name, redact(value))
+    score.metadata = redact_value(score.metadata)
 
 
 async def _evaluate_one(evaluator: Evaluator, context: dict[str, Any], example: Any
@@ -139,5 +170,6 @@ async def run_case(
     task: Callable[..., Any],
     evaluators: Sequence[Evaluator],
     thresholds: Mapping[str, Threshold],
+    tracer: Any = None,
 ) -> CaseResult:
-    return await evaluate(await run_task(case, task), evaluators, thresholds)
+    return await evaluate(await run_task(case, task, tracer), evaluators, thresholds)

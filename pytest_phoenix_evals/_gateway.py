@@ -92,8 +92,8 @@ query($id: ID!) { node(id: $id) { ... on Dataset {
     project { name }
     evaluator { __typename id name kind
       ... on BuiltInEvaluator { inputSchema }
-      ... on LLMEvaluator { inputSchema }
-      ... on CodeEvaluator { inputSchema } } } } } } } }
+      ... on LLMEvaluator { prompt { id name } promptVersionTag { name } promptVersion { id } }
+      ... on CodeEvaluator { inputSchema sourceCode language } } } } } } } }
 """
 
 
@@ -130,25 +130,73 @@ class UnsupportedEvaluator:
                                         self.output_configs)]
 
 
-def dataset_evaluator(node: dict[str, Any]) -> Any:
-    """Build the local evaluator for one attached dataset evaluator (GraphQL node)."""
-    configs = [output_config(c) for c in node["outputConfigs"]]
-    evaluator = node["evaluator"]
-    kind = evaluator["kind"]
-    if evaluator["__typename"] == "BuiltInEvaluator":
-        return BuiltinEvaluator(
-            name=node["name"],
-            builtin=evaluator["name"],
-            input_schema=evaluator.get("inputSchema") or {},
-            output_configs=configs,
-            path_mapping=dict(node["inputMapping"]["pathMapping"] or {}),
-            literal_mapping=dict(node["inputMapping"]["literalMapping"] or {}),
-            project_name=(node.get("project") or {}).get("name"),
-        )
-    return UnsupportedEvaluator(
-        name=node["name"], kind=kind, output_configs=configs,
-        reason=f"{kind} evaluators attached in Phoenix are not run by this version of "
-               f"pytest-phoenix-evals yet; this annotation was not computed")
+def _mapping(node: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    mapping = node.get("inputMapping") or {}
+    return dict(mapping.get("pathMapping") or {}), dict(mapping.get("literalMapping") or {})
+
+
+@dataclass
+class AttachedEvaluators:
+    """How to build the local evaluator for each kind of attached evaluator."""
+
+    gateway: Gateway
+    prompt_tag: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def build(self, node: dict[str, Any], dataset: str) -> Any:
+        configs = [output_config(c) for c in node["outputConfigs"]]
+        evaluator = node["evaluator"]
+        kind = evaluator["kind"]
+        path_mapping, literal_mapping = _mapping(node)
+        project = (node.get("project") or {}).get("name")
+        if evaluator["__typename"] == "BuiltInEvaluator":
+            return BuiltinEvaluator(
+                name=node["name"], builtin=evaluator["name"],
+                input_schema=evaluator.get("inputSchema") or {}, output_configs=configs,
+                path_mapping=path_mapping, literal_mapping=literal_mapping, project_name=project)
+        if evaluator["__typename"] == "LLMEvaluator":
+            from ._llm import LLMJudge
+
+            prompt, problem = self._prompt(node["name"], evaluator, dataset)
+            return LLMJudge(name=node["name"], prompt=prompt, output_configs=configs,
+                            path_mapping=path_mapping, literal_mapping=literal_mapping,
+                            project_name=project, problem=problem)
+        if evaluator["__typename"] == "CodeEvaluator":
+            from ._remote import AttachedCode
+
+            return AttachedCode(
+                name=node["name"], source=evaluator.get("sourceCode") or "",
+                language=evaluator.get("language") or "PYTHON",
+                input_schema=evaluator.get("inputSchema") or {}, output_configs=configs,
+                path_mapping=path_mapping, literal_mapping=literal_mapping, project_name=project)
+        return UnsupportedEvaluator(
+            name=node["name"], kind=kind, output_configs=configs,
+            reason=f"{kind} evaluators attached in Phoenix are not known to this version of "
+                   f"pytest-phoenix-evals; this annotation was not computed")
+
+    def _prompt(self, name: str, evaluator: dict[str, Any], dataset: str) -> tuple[Any, str | None]:
+        """The prompt version an attached LLM evaluator runs, or why there is none."""
+        from ._llm import PromptSpec
+
+        prompt_name = (evaluator.get("prompt") or {}).get("name") or ""
+        version_id = (evaluator.get("promptVersion") or {}).get("id")
+        data = None
+        try:
+            if self.prompt_tag:
+                data = self.gateway.prompt_version(prompt_name, tag=self.prompt_tag)
+                if data is None:
+                    own = (evaluator.get("promptVersionTag") or {}).get("name")
+                    self.notices.append(
+                        f"LLM evaluator {name!r} (dataset {dataset!r}): prompt {prompt_name!r} "
+                        f"has no version tagged {self.prompt_tag!r}; using "
+                        + (f"its tag {own!r}" if own else "its latest version"))
+            if data is None and version_id:
+                data = self.gateway.prompt_version(prompt_name, version_id=version_id)
+            if data is None:
+                return None, f"prompt {prompt_name!r} of LLM evaluator {name!r} has no version"
+            return PromptSpec.from_phoenix(prompt_name, data), None
+        except (PhoenixError, ValueError, KeyError) as exc:
+            return None, f"cannot load the prompt of LLM evaluator {name!r}: {exc}"
 
 
 class Gateway:
@@ -234,8 +282,23 @@ class Gateway:
             if not cursor:
                 return names
 
+    def prompt_version(self, prompt: str, *, version_id: str | None = None,
+                       tag: str | None = None) -> dict[str, Any] | None:
+        """A prompt version (the server's v1 PromptVersion JSON); None if the tag is unknown."""
+        if version_id:
+            path = f"v1/prompt_versions/{quote(version_id)}"
+        else:
+            path = f"v1/prompts/{quote(prompt)}/tags/{quote(str(tag))}"
+        doing = f"loading prompt {prompt!r}" + (f" tagged {tag!r}" if tag else "")
+        response = self._get(path, None, doing)
+        if response.status_code == 404 and tag:
+            return None
+        self._raise_for_status(response, doing)
+        return dict(response.json()["data"])
+
     def load_dataset(
-        self, name: str, version_id: str | None = None, splits: Sequence[str] = ()
+        self, name: str, version_id: str | None = None, splits: Sequence[str] = (),
+        attached: AttachedEvaluators | None = None,
     ) -> LoadedDataset:
         names = self.dataset_names()
         dataset_id = names.get(name) or (name if name in names.values() else None)
@@ -269,7 +332,8 @@ class Gateway:
                     dataset_id=dataset_id, version_id=body["version_id"])
             for e in body["examples"]
         ]
-        evaluators = [dataset_evaluator(edge["node"])
+        attached = attached or AttachedEvaluators(self)
+        evaluators = [attached.build(edge["node"], name)
                       for edge in (node.get("datasetEvaluators") or {}).get("edges", ())]
         return LoadedDataset(id=dataset_id, name=name, version_id=body["version_id"],
                              splits=tuple(splits), examples=examples, evaluators=evaluators)

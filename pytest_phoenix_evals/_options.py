@@ -57,6 +57,31 @@ OPTIONS = (
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
            "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X"),
     Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix."),
+    Option("evaluate_on", "str", "Where attached evaluators run: 'local' (default; judges are "
+           "called from here) or 'server' (Phoenix runs each evaluator through "
+           "evaluatorPreviews with its own provider credentials and sandbox).", "local|server"),
+    Option("prompt_tag", "str", "Run every attached LLM evaluator with the version of its prompt "
+           "that carries this tag (for example production); a prompt without it keeps its own "
+           "version, with a notice.", "TAG"),
+    Option("judge_model", "str", "Model for every LLM judge, replacing the prompt's model "
+           "(default: the prompt's, else gpt-4o-mini).", "MODEL"),
+    Option("judge_base_url", "str", "Base URL of an OpenAI-compatible server for LLM judges "
+           "(default: OPENAI_BASE_URL, else OpenAI).", "URL"),
+    Option("judge_timeout", "str", "Seconds one judge request may take (default 30).",
+           "SECONDS"),
+    Option("judge_retries", "str", "Retries of a judge call after a 429, 5xx, timeout or "
+           "connection error, with exponential backoff and jitter, honouring Retry-After "
+           "(default 3).", "N"),
+    Option("judge_concurrency", "str", "At most this many judge calls at once (default 8).",
+           "N"),
+    Option("judge_price", "list", "Price of a judge model in USD per million tokens, to report "
+           "cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
+           "MODEL=IN/OUT"),
+    Option("allow_code_evaluators", "bool", "Run the Python code evaluators attached in "
+           "Phoenix on this machine, each call in a separate process with a time limit. "
+           "Without it they run on the server when it can, else they are reported as not run."),
+    Option("code_timeout", "str", "Seconds one attached code evaluator may run locally "
+           "(default 10).", "SECONDS"),
 )
 
 
@@ -77,6 +102,30 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 @dataclass(frozen=True)
+class JudgeSettings:
+    model: str | None = None  # replaces every judge's model when set
+    base_url: str | None = None  # replaces OPENAI_BASE_URL when set
+    timeout: float = 30.0
+    retries: int = 3
+    concurrency: int = 8
+    # model -> (USD per million input tokens, USD per million output tokens)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def parse_price(text: str) -> tuple[str, tuple[float, float]]:
+    """``gpt-4o-mini=0.15/0.60`` -> (model, (input, output)) in USD per million tokens."""
+    model, sep, rest = text.partition("=")
+    prompt, slash, completion = rest.partition("/")
+    try:
+        if not (sep and slash and model.strip()):
+            raise ValueError
+        return model.strip(), (float(prompt), float(completion))
+    except ValueError:
+        raise ValueError(f"{text!r} is not MODEL=INPUT/OUTPUT (USD per million tokens), for "
+                         f"example gpt-4o-mini=0.15/0.60") from None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every option, resolved; nothing else reads ``config.getoption`` for our options."""
 
@@ -89,6 +138,11 @@ class Settings:
     experiment_name: str | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     no_upload: bool = False
+    evaluate_on: str = "local"
+    prompt_tag: str | None = None
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    allow_code_evaluators: bool = False
+    code_timeout: float = 10.0
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -133,6 +187,40 @@ def resolve_settings(config: pytest.Config) -> Settings:
     if task is not None and (task.count(":") != 1 or not all(task.split(":"))):
         raise pytest.UsageError(f"{sources['task']}: {task!r} is not of the form "
                                 f"module:function, for example my_app.qa:answer")
+    evaluate_on = (values["evaluate_on"] or "local").strip().lower()
+    if evaluate_on not in ("local", "server"):
+        raise pytest.UsageError(f"{sources['evaluate_on']}: {values['evaluate_on']!r} is not "
+                                f"'local' or 'server'")
+    prices = {}
+    for text in values["judge_price"] or ():
+        try:
+            model, price = parse_price(text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{sources['judge_price']}: {exc}") from None
+        prices[model] = price
+
+    def number(name: str, default: float, kind: type = float, minimum: float = 0) -> Any:
+        raw = values[name]
+        if raw is None:
+            return default
+        try:
+            value = kind(str(raw).strip())
+            if value < minimum:
+                raise ValueError
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise pytest.UsageError(f"{sources[name]}: {raw!r} is not {what} >= {minimum}"
+                                    ) from None
+        return value
+
+    judge = JudgeSettings(
+        model=values["judge_model"] or None,
+        base_url=values["judge_base_url"] or None,
+        timeout=number("judge_timeout", 30.0, minimum=0.001),
+        retries=number("judge_retries", 3, int),
+        concurrency=number("judge_concurrency", 8, int, minimum=1),
+        prices=prices,
+    )
     return Settings(
         datasets=tuple(values["dataset"] or ()),
         task=task,
@@ -143,4 +231,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
         experiment_name=values["experiment_name"],
         thresholds=thresholds,
         no_upload=bool(values["no_upload"]),
+        evaluate_on=evaluate_on,
+        prompt_tag=values["prompt_tag"] or None,
+        judge=judge,
+        allow_code_evaluators=bool(values["allow_code_evaluators"]),
+        code_timeout=number("code_timeout", 10.0, minimum=0.001),
     )

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ._engine import Engine
 from ._gateway import Gateway, LoadedDataset, PhoenixError
+from ._secrets import redact, redact_value
 from ._types import CaseResult, Score
 
 MAX_UPLOADS_IN_FLIGHT = 8
@@ -22,6 +23,13 @@ MAX_UPLOADS_IN_FLIGHT = 8
 
 class Sink(Protocol):
     """Where results go: experiments today, span annotations later."""
+
+    async def project(self, dataset: LoadedDataset) -> str | None:
+        """The Phoenix project of the dataset's experiment (where task traces go), if any."""
+        try:
+            return (await self._experiment(dataset)).project_name
+        except Exception:  # reported by _experiment; the task then runs untraced
+            return None
 
     def record(self, result: CaseResult, dataset: LoadedDataset) -> None: ...
 
@@ -33,6 +41,7 @@ class Experiment:
     id: str
     url: str
     dataset: LoadedDataset
+    project_name: str | None = None
 
 
 @dataclass
@@ -67,6 +76,13 @@ class ExperimentRecorder:
             return None
         return future.result()
 
+    async def project(self, dataset: LoadedDataset) -> str | None:
+        """The Phoenix project of the dataset's experiment (where task traces go), if any."""
+        try:
+            return (await self._experiment(dataset)).project_name
+        except Exception:  # reported by _experiment; the task then runs untraced
+            return None
+
     def record(self, result: CaseResult, dataset: LoadedDataset) -> None:
         self._uploads.append(self._engine.submit(self._upload(result, dataset)))
 
@@ -96,17 +112,18 @@ class ExperimentRecorder:
         if self._client is None:
             self._client, self._http = self._gateway.async_client()
             self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
-        metadata = {**self._metadata, "dataset_version_id": dataset.version_id}
+        metadata = redact_value({**self._metadata, "dataset_version_id": dataset.version_id})
         if dataset.splits:
             metadata["splits"] = list(dataset.splits)
         created = await self._gateway.acall(
             f"creating an experiment on dataset {dataset.name!r}",
             lambda: self._client.experiments.create(
                 dataset_id=dataset.id, dataset_version_id=dataset.version_id,
-                experiment_name=self._name, experiment_metadata=metadata,
+                experiment_name=redact(self._name), experiment_metadata=metadata,
                 splits=list(dataset.splits) or None, repetitions=1))
         experiment = Experiment(id=created["id"], dataset=dataset,
-                                url=self._gateway.experiment_url(dataset.id, created["id"]))
+                                url=self._gateway.experiment_url(dataset.id, created["id"]),
+                                project_name=created.get("project_name"))
         self._report.experiments.append(experiment)
         return experiment
 
@@ -124,7 +141,7 @@ class ExperimentRecorder:
                     f"uploading the run of {case.case_id}",
                     lambda: self._client.experiments.log_run(
                         experiment_id=experiment.id, dataset_example_id=case.example.id,
-                        output=result.output, start_time=result.start_time,
+                        output=redact_value(result.output), start_time=result.start_time,
                         end_time=result.end_time, repetition_number=case.repetition,
                         trace_id=result.trace_id, error=result.error))
             except PhoenixError as exc:

@@ -61,7 +61,7 @@ def failure_lines(result: CaseResult) -> list[str]:
     """Everything needed to understand a failed case, on one screen; the first line sums up."""
     if result.error is not None:
         return [f"{result.case.case_id}: the task failed", *case_header(result),
-                f"task error: {result.error}"]
+                f"task error: {result.error}", *trace_lines(result)]
     failed = [(s, v) for s, v in zip(result.scores, result.verdicts) if v.failed]
     lines = [f"{result.case.case_id} failed: {', '.join(s.name for s, _ in failed)}",
              *case_header(result), "", *score_table(result), ""]
@@ -72,7 +72,18 @@ def failure_lines(result: CaseResult) -> list[str]:
                 lines.append(f"  hint: {score.hint}")
         else:
             lines.append(f"{score.name}: {verdict.rule}")
-    return lines
+    return lines + trace_lines(result)
+
+
+def trace_lines(result: CaseResult) -> list[str]:
+    """The trace ids of the task and of each judge call, to look up in Phoenix."""
+    traces = [f"task {result.trace_id}"] if result.trace_id else []
+    seen = set()
+    for score in result.scores:
+        if score.trace_id and score.trace_id not in seen:
+            seen.add(score.trace_id)
+            traces.append(f"{score.evaluator} {score.trace_id}")
+    return [f"traces: {'; '.join(traces)}"] if traces else []
 
 
 @dataclass
@@ -91,6 +102,7 @@ def summary_lines(
     failures: Sequence[str],
     pending: int = 0,
     no_upload: bool = False,
+    notes: Sequence[str] = (),
 ) -> list[str]:
     """The terminal summary: per dataset and annotation, then links and upload problems."""
     from tabulate import tabulate
@@ -130,6 +142,10 @@ def summary_lines(
                                              "mean score", "errors"],
                               tablefmt="simple", disable_numparse=True).splitlines()
         lines.append("")
+    results = [r for cases in by_dataset.values() for r in cases]
+    if usage := judge_usage(results):
+        lines.append(usage)
+    lines += notes
     for dataset, url in experiments:
         lines.append(f"experiment for {dataset}: {url}")
     if no_upload:
@@ -142,3 +158,30 @@ def summary_lines(
         if pending:
             lines.append(f"  {pending} case(s) still uploading when the wait ran out")
     return lines
+
+
+def judge_usage(results: Iterable[CaseResult]) -> str | None:
+    """One line summing the judges' calls, tokens and (when priced) cost."""
+    calls = prompt = completion = 0
+    cost = 0.0
+    priced = False
+    for result in results:
+        seen: set[str] = set()
+        for score in result.scores:
+            meta = score.metadata
+            # A judge with several output configs made one call; count it once.
+            if score.annotator_kind != "LLM" or "total_tokens" not in meta \
+                    or score.evaluator in seen:
+                continue
+            seen.add(score.evaluator)
+            calls += 1
+            prompt += int(meta.get("prompt_tokens") or 0)
+            completion += int(meta.get("completion_tokens") or 0)
+            if "cost_usd" in meta:
+                priced = True
+                cost += float(meta["cost_usd"])
+    if not calls:
+        return None
+    line = (f"judge usage: {calls} call{'s' if calls != 1 else ''}, {prompt} prompt + "
+            f"{completion} completion = {prompt + completion} tokens")
+    return line + (f", ${cost:.4f}" if priced else " (cost: set --phoenix-judge-price)")

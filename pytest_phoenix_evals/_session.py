@@ -23,10 +23,13 @@ from ._options import Settings
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._gateway import Gateway, LoadedDataset
+    from ._judge import Judges
     from ._recorder import ExperimentRecorder, UploadReport
     from ._types import Case, CaseResult, Example
 
 DRAIN_TIMEOUT = 120.0
+# Where the traces of judges defined in code go (attached ones use their own project).
+JUDGE_PROJECT = "pytest-phoenix-evals judges"
 
 
 def plugin_version() -> str:
@@ -129,6 +132,9 @@ class PhoenixEvalsSession:
         self._datasets_by_id: dict[str, LoadedDataset] = {}
         self._evaluators: dict[str, list[Any]] = {}
         self._tasks: dict[str, Callable[..., Any]] = {}
+        self._judges: Judges | None = None
+        self._tracing: Any = None
+        self.notices: list[str] = []
 
     # --- lazily built parts ---------------------------------------------------------------
 
@@ -148,6 +154,38 @@ class PhoenixEvalsSession:
 
             self._engine = Engine()
         return self._engine
+
+    @property
+    def judges(self) -> Judges:
+        """The judge clients of this session (one per provider endpoint, on the engine loop)."""
+        if self._judges is None:
+            from ._judge import Judges
+
+            self._judges = Judges(self.settings.judge)
+        return self._judges
+
+    @property
+    def tracing(self) -> Any:
+        """Traces sent to Phoenix; None with --phoenix-no-upload (then nothing is traced)."""
+        if self.settings.no_upload:
+            return None
+        if self._tracing is None:
+            from ._gateway import _headers
+            from ._tracing import Tracing
+
+            self._tracing = Tracing(self.gateway.url, _headers())
+        return self._tracing
+
+    def _equip(self, evaluator: Any) -> Any:
+        """Give an evaluator what it needs from the session (judge clients, tracing)."""
+        if hasattr(evaluator, "judges") and evaluator.judges is None:
+            evaluator.judges = self.judges
+            if self.tracing is not None and evaluator.tracing is None:
+                from ._tracing import JudgeTrace
+
+                project = evaluator.project_name or JUDGE_PROJECT
+                evaluator.tracing = JudgeTrace(self.tracing, project)
+        return evaluator
 
     def recorder(self, experiment_key: str) -> ExperimentRecorder | None:
         """One recorder (and so one experiment per dataset) per way of running a dataset."""
@@ -187,8 +225,12 @@ class PhoenixEvalsSession:
     def dataset(self, name: str) -> LoadedDataset:
         """Load (once) a dataset at the requested version and splits; PhoenixError if not."""
         if name not in self._datasets:
+            from ._gateway import AttachedEvaluators
+
+            attached = AttachedEvaluators(self.gateway, prompt_tag=self.settings.prompt_tag,
+                                          notices=self.notices)
             loaded = self.gateway.load_dataset(
-                name, self.settings.dataset_version, self.settings.splits)
+                name, self.settings.dataset_version, self.settings.splits, attached)
             self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
         return self._datasets[name]
 
@@ -279,7 +321,9 @@ class PhoenixEvalsSession:
             found = [obj for answer in answers for obj in answer or ()]
             self._evaluators[dataset.name] = [
                 *dataset.evaluators, *_as_evaluators(found, "pytest_phoenix_evals_evaluators")]
-        return [*self._evaluators[dataset.name], *_as_evaluators(extra, "the phoenix_evals marker")]
+        chosen = [*self._evaluators[dataset.name],
+                  *_as_evaluators(extra, "the phoenix_evals marker")]
+        return [self._equip(evaluator) for evaluator in chosen]
 
     def cases(self, dataset: LoadedDataset) -> list[Case]:
         from ._types import Case
@@ -292,7 +336,14 @@ class PhoenixEvalsSession:
                  experiment_key: str) -> CaseResult:
         from ._engine import run_case
 
-        result = self.engine.run(run_case(case, task, evaluators, self.settings.thresholds))
+        recorder = self.recorder(experiment_key)
+        tracer = None
+        if recorder is not None and self.tracing is not None:
+            dataset = self.loaded(case.example.dataset_id)
+            project = self.engine.run(recorder.project(dataset))
+            tracer = self.tracing.tracer(project) if project else None
+        result = self.engine.run(run_case(case, task, evaluators, self.settings.thresholds,
+                                          tracer))
         self.finish(result, experiment_key)
         return result
 
@@ -346,7 +397,14 @@ class PhoenixEvalsSession:
             report.failures += part.failures
             report.pending += part.pending
         self.upload_report = report
+        if self._tracing is not None:
+            self._tracing.shutdown(timeout_seconds=10)
         if self._engine is not None:
+            if self._judges is not None:
+                try:
+                    self._engine.run(self._judges.aclose(), timeout=10)
+                except Exception:  # closing idle connections must not fail the session
+                    pass
             self._engine.close()
         if self._gateway is not None:
             self._gateway.close()
@@ -359,4 +417,5 @@ class PhoenixEvalsSession:
         report = self.upload_report
         experiments = [(e.dataset.name, e.url) for e in report.experiments] if report else []
         return summary_lines(self.results, experiments, report.failures if report else [],
-                             report.pending if report else 0, self.settings.no_upload)
+                             report.pending if report else 0, self.settings.no_upload,
+                             notes=self.notices)

@@ -185,9 +185,12 @@ class CaseItem(pytest.Item):
         lines = "\n".join(failure_lines(result))
         if result.exception is None:
             return lines
+        from ._secrets import redact
+
         task_traceback = super().repr_failure(
             pytest.ExceptionInfo.from_exception(result.exception), style)
-        return f"{lines}\n\n{task_traceback}"
+        # Plain text, so that a key in the task's exception (or its locals) can be hidden.
+        return f"{lines}\n\n{redact(str(task_traceback))}"
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.case.example.dataset_name}[{self.case.case_id}]"

@@ -14,6 +14,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from phoenix_admin import PhoenixAdmin  # noqa: E402
 from phoenix_server import start_server  # noqa: E402
+from stand_in_judge import StandInJudge  # noqa: E402
 
 # Variables through which a developer's own Phoenix settings could leak into a test.
 CLIENT_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT", "PHOENIX_BASE_URL",
@@ -22,9 +23,32 @@ CLIENT_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT", "PHOENIX_B
 
 
 @pytest.fixture(scope="session")
-def phoenix_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Phoenix server on 127.0.0.1 (free ports, SQLite in a temporary directory)."""
-    server = start_server(tmp_path_factory.mktemp("phoenix-server"))
+def judge_server() -> Iterator[StandInJudge]:
+    """The stand-in OpenAI-compatible judge over real HTTP, shared by Phoenix and the plugin."""
+    with StandInJudge().start() as server:
+        yield server
+
+
+@pytest.fixture
+def judge(judge_server: StandInJudge, monkeypatch: pytest.MonkeyPatch) -> StandInJudge:
+    """The stand-in judge, reset, with the plugin's OpenAI settings pointed at it."""
+    judge_server.reset()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", judge_server.url)
+    return judge_server
+
+
+@pytest.fixture(scope="session")
+def phoenix_url(tmp_path_factory: pytest.TempPathFactory,
+                judge_server: StandInJudge) -> Iterator[str]:
+    """A real Phoenix server on 127.0.0.1 (free ports, SQLite in a temporary directory).
+
+    Its LLM evaluators call the stand-in judge (OPENAI_BASE_URL in the server's environment),
+    so that what the server computes and what the plugin computes can be compared.
+    """
+    server = start_server(tmp_path_factory.mktemp("phoenix-server"),
+                          extra_env={"OPENAI_BASE_URL": judge_server.url,
+                                     "OPENAI_API_KEY": ""})
     try:
         yield server.url
     finally:
@@ -65,6 +89,23 @@ def qa_dataset(admin: PhoenixAdmin) -> dict[str, Any]:
     admin.attach_builtin(dataset_id, "contains", "mentions_answer",
                          {"text": "$.output", "words": "$.reference.answer"})
     return {"id": dataset_id, "name": "qa", "examples": QA_EXAMPLES}
+
+
+JUDGED_EXAMPLES = [
+    {"input": {"question": "What is the capital of France?"}, "output": {"answer": "Paris"},
+     "metadata": {}},
+    {"input": {"question": "Who wrote Hamlet?"}, "output": {"answer": "Shakespeare"},
+     "metadata": {}},
+    {"input": {"question": "What is the capital of Spain?"}, "output": {"answer": "Madrid"},
+     "metadata": {}},
+]
+
+
+@pytest.fixture(scope="session")
+def judged_dataset(admin: PhoenixAdmin) -> dict[str, Any]:
+    """Dataset 'judged': three QA examples with no attached evaluator (judges come from code)."""
+    return {"id": admin.create_dataset("judged", JUDGED_EXAMPLES), "name": "judged",
+            "examples": JUDGED_EXAMPLES}
 
 
 QA_APP = '''

@@ -1,0 +1,112 @@
+"""Judges to use from code, with nothing set up in Phoenix.
+
+``qa_correctness`` and ``hallucination`` carry prompts of our own and answer through a
+``record_response(explanation, label)`` function call, the way Phoenix Evals' judges answer.
+``phoenix_judge(name)`` builds a judge from one of the server's built-in classification
+templates, fetched from the server when the session starts (their text is Phoenix's and is
+never part of this package).
+
+Inputs: every judge reads ``question``, ``answer`` and ``reference``. By default they are the
+example's input, the task's output and the example's reference output; a dict holding a single
+value stands for that value, and other non-strings are shown as JSON. Pass a JSONPath into the
+evaluation context (``{"input", "output", "reference", "metadata"}``) to choose another field,
+for example ``qa_correctness(question="$.input.query", reference="$.reference.answer")``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ._llm import LLMJudge, PromptSpec, label_tool
+from ._mapping import MappingError, map_inputs
+from ._types import OutputConfig
+
+TOOL = "record_response"
+
+_QA_SYSTEM = (
+    "You check answers against a reference. Read the question, the answer under test and the "
+    "reference answer. The answer is correct when it states the same facts the reference gives "
+    "for what the question asks, in any wording; extra detail is fine as long as it does not "
+    "contradict the reference. It is incorrect when it contradicts the reference, leaves out "
+    "what was asked, or answers a different question. Think it through briefly, then reply "
+    "only by calling record_response with your explanation and a label."
+)
+_HALLUCINATION_SYSTEM = (
+    "You check whether an answer invents facts. Read the question, the reference text and the "
+    "answer under test. The answer is factual when every claim it makes is supported by the "
+    "reference text; it is hallucinated when any claim is absent from, or contradicted by, the "
+    "reference text. Judge only support by the reference, not general truth. Think it through "
+    "briefly, then reply only by calling record_response with your explanation and a label."
+)
+_USER = (
+    "<question>\n{{question}}\n</question>\n\n<answer>\n{{answer}}\n</answer>\n\n"
+    "<reference>\n{{reference}}\n</reference>"
+)
+_DEFAULT_PATHS = {"question": "$.input", "answer": "$.output", "reference": "$.reference"}
+_SCHEMA = {"type": "object", "properties": {key: {} for key in _DEFAULT_PATHS},
+           "required": list(_DEFAULT_PATHS)}
+
+
+def _readable(value: Any) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def judge_inputs(paths: Mapping[str, str]):  # type: ignore[no-untyped-def]
+    """Inputs of a catalogue judge: JSONPaths with the server's mapping, shown readably."""
+
+    def prepare(context: dict[str, Any]) -> dict[str, Any]:
+        values = map_inputs(input_schema=_SCHEMA, path_mapping=dict(paths),
+                            literal_mapping=None, context=context)
+        missing = [key for key in _DEFAULT_PATHS if key not in values]
+        if missing:
+            raise MappingError(f"no value for {', '.join(missing)}")
+        return {key: _readable(value) for key, value in values.items()}
+
+    return prepare
+
+
+def _judge(name: str, system: str, labels: tuple[tuple[str, float], ...],
+           description: str, paths: Mapping[str, str | None], model: str | None,
+           provider: str, invocation_parameters: Mapping[str, Any] | None) -> LLMJudge:
+    chosen = {key: paths.get(key) or default for key, default in _DEFAULT_PATHS.items()}
+    config = OutputConfig(kind="CATEGORICAL", name=name, direction="MAXIMIZE", values=labels)
+    prompt = PromptSpec(
+        prompt_name=name,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": _USER}],
+        template_format="MUSTACHE",
+        tools={"type": "tools",
+               "tools": [label_tool(TOOL, [label for label, _ in labels], description)],
+               "tool_choice": {"type": "specific_function", "function_name": TOOL}},
+        invocation_parameters={"type": "openai",
+                               "openai": dict(invocation_parameters or {"temperature": 0.0})},
+        model_provider=provider, model_name=model)
+    return LLMJudge(name=name, prompt=prompt, output_configs=[config],
+                    tool_configs={TOOL: name}, prepare=judge_inputs(chosen))
+
+
+def qa_correctness(*, name: str = "qa_correctness", question: str | None = None,
+                   answer: str | None = None, reference: str | None = None,
+                   model: str | None = None, provider: str = "OPENAI",
+                   invocation_parameters: Mapping[str, Any] | None = None) -> LLMJudge:
+    """Is the answer correct given the reference answer? Labels: correct (1) / incorrect (0)."""
+    return _judge(name, _QA_SYSTEM, (("correct", 1.0), ("incorrect", 0.0)),
+                  "Record whether the answer is correct.",
+                  {"question": question, "answer": answer, "reference": reference},
+                  model, provider, invocation_parameters)
+
+
+def hallucination(*, name: str = "hallucination", question: str | None = None,
+                  answer: str | None = None, reference: str | None = None,
+                  model: str | None = None, provider: str = "OPENAI",
+                  invocation_parameters: Mapping[str, Any] | None = None) -> LLMJudge:
+    """Does the answer stay within the reference text? Labels: factual (1) / hallucinated (0)."""
+    return _judge(name, _HALLUCINATION_SYSTEM, (("factual", 1.0), ("hallucinated", 0.0)),
+                  "Record whether the answer is factual or hallucinated.",
+                  {"question": question, "answer": answer, "reference": reference},
+                  model, provider, invocation_parameters)

@@ -1,0 +1,311 @@
+"""Calling the judge model: providers, retries, a cap on concurrent calls, token usage.
+
+Every LLM evaluator goes through :class:`Judges`, which owns one ``openai.AsyncOpenAI`` client per
+endpoint on the engine's loop. OpenAI, Azure OpenAI and any OpenAI-compatible server (Ollama,
+vLLM, our stand-in judge) are supported: the providers the ``openai`` client speaks. The request
+is built as the Phoenix server builds it (``OpenAICompatibleClient.
+_openai_chat_completion_build_params`` in ``phoenix/server/api/helpers/playground_clients.py``),
+so a judge sees the same messages, tools, tool choice and parameters either way.
+
+Retries are ours (the client's own are switched off) so that the policy is one place: 429, 5xx,
+timeouts and connection errors are retried with exponential backoff and full jitter, honouring
+``Retry-After``; after the last attempt the evaluator errors with what the judge said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._options import JudgeSettings
+from ._secrets import redact
+
+DEFAULT_MODEL = "gpt-4o-mini"
+SUPPORTED_PROVIDERS = ("OPENAI", "AZURE_OPENAI")
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 60.0
+
+
+class JudgeError(Exception):
+    """The judge could not be called or did not answer; the message is safe to print."""
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class Completion:
+    """What the judge answered, reduced to what evaluators read."""
+
+    model: str
+    content: str | None
+    tool_calls: list[ToolCall]
+    usage: dict[str, int]
+    attempts: int
+    endpoint: str
+
+    def quoted(self, limit: int = 500) -> str:
+        """The raw answer, for error messages."""
+        if self.tool_calls:
+            text = "; ".join(f"{c.name}({c.arguments})" for c in self.tool_calls)
+        else:
+            text = self.content or "(empty answer)"
+        return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    provider: str
+    base_url: str | None
+    api_key: str
+    shown: str  # how messages name it (never the key)
+
+
+class Judges:
+    """Judge clients for one session; use only on the engine's event loop."""
+
+    def __init__(self, settings: JudgeSettings) -> None:
+        self.settings = settings
+        self._clients: dict[Endpoint, Any] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+
+    def model(self, model_name: str | None) -> str:
+        return self.settings.model or model_name or DEFAULT_MODEL
+
+    def endpoint(self, provider: str) -> Endpoint:
+        """Where a judge of ``provider`` is called; JudgeError naming what to set if nowhere."""
+        provider = (provider or "OPENAI").upper()
+        if provider == "OPENAI":
+            base_url = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+            api_key = os.environ.get("OPENAI_API_KEY")
+            if not api_key:
+                if not base_url:
+                    raise JudgeError(
+                        "OPENAI_API_KEY is not set: set it, or point --phoenix-judge-base-url "
+                        "(or OPENAI_BASE_URL) at an OpenAI-compatible server")
+                api_key = "no-key-set"  # OpenAI-compatible servers often need none
+            return Endpoint("OPENAI", base_url, api_key, base_url or "OpenAI")
+        if provider == "AZURE_OPENAI":
+            endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT")
+            api_key = os.environ.get("AZURE_OPENAI_API_KEY")
+            if not endpoint or not api_key:
+                missing = [n for n, v in (("AZURE_OPENAI_ENDPOINT", endpoint),
+                                          ("AZURE_OPENAI_API_KEY", api_key)) if not v]
+                raise JudgeError(f"Azure OpenAI judge: set {' and '.join(missing)}")
+            # The server's construction of Azure's OpenAI-style v1 URL.
+            endpoint = endpoint.rstrip("/")
+            if not endpoint.endswith("/openai/v1"):
+                endpoint += "/openai/v1"
+            return Endpoint("AZURE_OPENAI", endpoint + "/", api_key, endpoint)
+        raise JudgeError(
+            f"model provider {provider} is not supported for local judging (supported: OpenAI, "
+            f"Azure OpenAI and OpenAI-compatible servers); run with "
+            f"--phoenix-evaluate-on=server to let Phoenix call {provider}")
+
+    def _client(self, endpoint: Endpoint) -> Any:
+        if endpoint not in self._clients:
+            from openai import AsyncOpenAI
+
+            self._clients[endpoint] = AsyncOpenAI(
+                api_key=endpoint.api_key, base_url=endpoint.base_url,
+                timeout=self.settings.timeout, max_retries=0)
+        return self._clients[endpoint]
+
+    async def complete(self, provider: str, params: dict[str, Any],
+                       extra_body: dict[str, Any] | None = None) -> Completion:
+        """One chat completion with retries; JudgeError after the last attempt."""
+
+        endpoint = self.endpoint(provider)
+        client = self._client(endpoint)
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+        attempts = 1 + max(0, self.settings.retries)
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._semaphore:
+                    response = await client.chat.completions.create(
+                        **params, extra_body=extra_body, stream=False)
+                return _completion(response, attempt, endpoint.shown)
+            except Exception as exc:
+                if not _transport_problem(exc):
+                    raise
+                if attempt == attempts or not _retryable(exc):
+                    raise JudgeError(
+                        f"the judge at {endpoint.shown} (model {params.get('model')}) failed "
+                        f"after {attempt} attempt(s): {_describe(exc)}") from None
+                response = getattr(exc, "response", None)
+                await asyncio.sleep(backoff(attempt, getattr(response, "headers", None)))
+        raise AssertionError("unreachable")
+
+    def cost(self, model: str, usage: Mapping[str, int]) -> float | None:
+        price = self.settings.prices.get(model)
+        if price is None:
+            return None
+        return (usage.get("prompt_tokens", 0) * price[0]
+                + usage.get("completion_tokens", 0) * price[1]) / 1_000_000
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import openai
+
+    # The client wraps most timeouts in APITimeoutError, but a timeout while reading the body
+    # can surface as the HTTP library's own ReadTimeout.
+    return isinstance(exc, openai.APITimeoutError) or "Timeout" in type(exc).__name__
+
+
+def _transport_problem(exc: BaseException) -> bool:
+    import openai
+
+    if isinstance(exc, (openai.APIStatusError, openai.APIConnectionError)) or _is_timeout(exc):
+        return True
+    module = type(exc).__module__.split(".")[0]
+    return module.startswith(("httpx", "httpcore")) and not isinstance(exc, ValueError)
+
+
+def _retryable(exc: Exception) -> bool:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return True  # timeouts and connection errors
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a server asked us to wait (``retry-after-ms`` or ``retry-after``), capped."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = (headers or {}).get(name)
+        if value is not None:
+            try:
+                return min(RETRY_AFTER_CAP, max(0.0, float(value) / scale))
+            except ValueError:
+                continue
+    return None
+
+
+def backoff(attempt: int, headers: Mapping[str, str] | None = None) -> float:
+    """Delay before retry ``attempt``: Retry-After if given, else exponential, full jitter."""
+    after = retry_after(headers)
+    if after is not None:
+        return after
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+
+
+def _describe(exc: Exception) -> str:
+    import openai
+
+    if _is_timeout(exc):
+        return "timed out (raise --phoenix-judge-timeout if the judge is slow)"
+    if not isinstance(exc, openai.APIStatusError):
+        return redact(f"cannot connect ({type(exc).__name__}: {exc})")
+    if isinstance(exc, openai.APIStatusError):
+        message = getattr(exc, "message", None) or str(exc)
+        return redact(f"HTTP {exc.status_code}: {message}"[:500])
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def _completion(response: Any, attempts: int, endpoint: str) -> Completion:
+    choice = response.choices[0] if response.choices else None
+    message = choice.message if choice is not None else None
+    calls = []
+    content = None
+    if message is not None:
+        content = message.content if isinstance(message.content, str) else None
+        for call in message.tool_calls or ():
+            function = getattr(call, "function", None)
+            if getattr(call, "type", "function") == "function" and function is not None:
+                calls.append(ToolCall(call.id, function.name, function.arguments or ""))
+    usage = {}
+    if response.usage is not None:
+        usage = {"prompt_tokens": response.usage.prompt_tokens or 0,
+                 "completion_tokens": response.usage.completion_tokens or 0,
+                 "total_tokens": response.usage.total_tokens or 0}
+    return Completion(model=response.model or "", content=content, tool_calls=calls,
+                      usage=usage, attempts=attempts, endpoint=endpoint)
+
+
+# --- the request, as the server builds it -------------------------------------------------
+
+_ROLES = {"user": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
+          "system": "system", "developer": "system", "tool": "tool"}
+_TOOL_CHOICE = {"none": "none", "zero_or_more": "auto", "one_or_more": "required"}
+_FLOAT_PARAMS = ("temperature", "frequency_penalty", "presence_penalty", "top_p")
+
+
+def openai_message(role: str, content: str) -> dict[str, Any]:
+    mapped = _ROLES.get(role.lower())
+    if mapped is None:
+        raise ValueError(f"unknown message role {role!r}")
+    if mapped == "tool":
+        raise ValueError("tool_call_id is required for tool messages")
+    return {"role": mapped, "content": content}
+
+
+def request_params(
+    model: str,
+    messages: list[dict[str, Any]],
+    tools: Mapping[str, Any] | None,
+    invocation_parameters: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(chat.completions.create keyword arguments, extra_body) from a prompt version's parts."""
+    params: dict[str, Any] = {"messages": messages, "model": model}
+    if tools:
+        choice = tools.get("tool_choice") or {}
+        kind = choice.get("type")
+        if kind in _TOOL_CHOICE:
+            params["tool_choice"] = _TOOL_CHOICE[kind]
+        elif kind == "specific_function":
+            params["tool_choice"] = {"type": "function",
+                                     "function": {"name": choice["function_name"]}}
+        if tools.get("disable_parallel_tool_calls"):
+            params["parallel_tool_calls"] = False
+        functions = []
+        for tool in tools.get("tools") or ():
+            if tool.get("type") != "function":
+                continue
+            spec = tool["function"]
+            definition: dict[str, Any] = {
+                "name": spec["name"],
+                "parameters": spec.get("parameters") or {},
+                "strict": spec["strict"] if isinstance(spec.get("strict"), bool) else None,
+            }
+            if spec.get("description"):
+                definition["description"] = spec["description"]
+            functions.append({"type": "function", "function": definition})
+        if functions:
+            params["tools"] = functions
+    extra_body = None
+    if invocation_parameters:
+        values = invocation_parameters.get(invocation_parameters.get("type", "openai")) or {}
+        for name in _FLOAT_PARAMS:
+            if _is_number(values.get(name)):
+                params[name] = float(values[name])
+        for name in ("max_completion_tokens", "max_tokens"):  # max_tokens wins, as on the server
+            if isinstance(values.get(name), int) and not isinstance(values[name], bool):
+                params["max_completion_tokens"] = values[name]
+        if isinstance(values.get("seed"), int) and not isinstance(values["seed"], bool):
+            params["seed"] = values["seed"]
+        if isinstance(values.get("stop"), list):
+            params["stop"] = values["stop"]
+        if values.get("reasoning_effort"):
+            params["reasoning_effort"] = values["reasoning_effort"]
+        if isinstance(values.get("extra_body"), dict):
+            extra_body = values["extra_body"]
+    return params, extra_body
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,176 @@
+"""Prompt templates rendered as the Phoenix server renders an LLM evaluator's messages.
+
+The server (``phoenix/utilities/template_formatters.py``) knows three template formats:
+
+- ``MUSTACHE``: rendered by pystache with HTML escaping off; we use pystache too, the same way,
+  so that sections, inverted sections and dotted names behave identically.
+- ``F_STRING``: Python's ``str.format`` syntax. The server wraps dict and list values so that
+  ``{user.name}`` and ``{items[0]}`` work, prints a whole dict or list as JSON, and refuses
+  attribute names starting with ``_`` (no walking to ``__globals__``). No library does exactly
+  this, so :class:`_FieldAccess` below is our own small equivalent.
+- ``NONE``: the text as it is.
+
+The variables of a template also give the evaluator's input schema: section variables
+(``{{#x}}``, ``{{^x}}``) accept any JSON value, every other variable must be a string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+FORMATS = ("MUSTACHE", "F_STRING", "NONE")
+
+
+class TemplateError(ValueError):
+    """A template that cannot be parsed or rendered (the message is the annotation's error)."""
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def variables(template: str, template_format: str) -> dict[str, str]:
+    """Root variable name -> ``"section"`` or ``"string"``."""
+    if template_format == "MUSTACHE":
+        return _mustache_variables(template)
+    if template_format == "F_STRING":
+        return {name: "string" for name in _fstring_fields(template)}
+    if template_format == "NONE":
+        return {}
+    raise TemplateError(f"unknown template format {template_format!r}; "
+                        f"Phoenix knows {', '.join(FORMATS)}")
+
+
+def _mustache_variables(template: str) -> dict[str, str]:
+    import pystache
+    from pystache.parser import ParsingError
+
+    # pystache has no public API for the tags of a template; its parse tree's node classes
+    # are what the server reads too.
+    from pystache.parser import _EscapeNode, _InvertedNode, _LiteralNode, _SectionNode
+
+    try:
+        parsed = pystache.parse(template, raise_on_mismatch=True)
+    except ParsingError as exc:
+        raise TemplateError(str(exc)) from None
+    tree = getattr(parsed, "_parse_tree", parsed)
+    found: dict[str, str] = {}
+    for node in tree if isinstance(tree, list) else ():
+        key = getattr(node, "key", None)
+        if not isinstance(key, str) or not key:
+            continue
+        root = key if key == "." else key.split(".")[0]
+        if isinstance(node, (_SectionNode, _InvertedNode)):
+            found[root] = "section"
+        elif isinstance(node, (_EscapeNode, _LiteralNode)):
+            found.setdefault(root, "string")
+    return found
+
+
+def _fstring_fields(template: str) -> set[str]:
+    try:
+        return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    except ValueError as exc:
+        raise TemplateError(str(exc)) from None
+
+
+def _root(name: str, template_format: str) -> str:
+    if template_format == "MUSTACHE":
+        return name if name == "." else name.split(".")[0]
+    match = re.match(r"^([^.\[]+)", name)
+    return match.group(1) if match else name
+
+
+def input_schema(texts: Iterable[str], template_format: str) -> dict[str, Any]:
+    """The JSON schema of a template's inputs, as the server infers it."""
+    sections: set[str] = set()
+    strings: set[str] = set()
+    for text in texts:
+        for name, kind in variables(text, template_format).items():
+            (sections if kind == "section" else strings).add(name)
+    properties: dict[str, Any] = {name: {} for name in sorted(sections)}
+    properties.update({name: {"type": "string"} for name in sorted(strings - sections)})
+    return {"type": "object", "properties": properties,
+            "required": sorted(sections | strings)}
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def render(template: str, template_format: str, values: dict[str, Any]) -> str:
+    """The template with ``values`` filled in; TemplateError with the server's wording."""
+    if template_format == "NONE":
+        return template
+    if template_format == "MUSTACHE":
+        names: Iterable[str] = _mustache_variables(template)
+    else:
+        names = _fstring_fields(template)
+    missing = {_root(name, template_format) for name in names} - set(values)
+    if missing:
+        raise TemplateError(f"Missing template variable(s): {', '.join(sorted(missing))}")
+    if template_format == "MUSTACHE":
+        import pystache
+
+        return str(pystache.Renderer(escape=lambda text: text).render(template, values))
+    if template_format == "F_STRING":
+        wrapped = {key: _wrap(value) for key, value in values.items()}
+        return _SafeFormatter().vformat(template, (), wrapped)
+    raise TemplateError(f"unknown template format {template_format!r}")
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class _FieldAccess:
+    """A dict or list seen from an f-string: ``.key`` / ``[i]`` reach inside, str() is JSON."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: dict[str, Any] | list[Any]) -> None:
+        self._value = value
+
+    def __getattr__(self, name: str) -> Any:
+        value = object.__getattribute__(self, "_value")
+        if isinstance(value, dict) and name in value:
+            return _wrap(value[name])
+        raise AttributeError(f"No attribute '{name}'")
+
+    def __getitem__(self, key: Any) -> Any:
+        return _wrap(self._value[key])
+
+    def __str__(self) -> str:
+        return _json_text(self._value)
+
+
+def _wrap(value: Any) -> Any:
+    return _FieldAccess(value) if isinstance(value, (dict, list)) else value
+
+
+_PART = re.compile(r"\.([^.\[\]]+)|\[([^\[\]]+)\]")
+
+
+class _SafeFormatter(string.Formatter):
+    """``str.format`` that refuses ``_``-prefixed attributes, so templates cannot reach
+    interpreter internals (and from there environment variables or keys)."""
+
+    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Any) -> Any:
+        first = re.match(r"^[^.\[\]]*", field_name).group(0)  # type: ignore[union-attr]
+        obj = self.get_value(int(first) if first.isdigit() else first, args, kwargs)
+        for attribute, index in _PART.findall(field_name[len(first):]):
+            if attribute:
+                if attribute.startswith("_"):
+                    raise TemplateError(
+                        f"Access to attribute '{attribute}' is not permitted in templates")
+                obj = getattr(obj, attribute)
+            else:
+                obj = obj[int(index) if index.lstrip("-").isdigit() else index]
+        return obj, first
