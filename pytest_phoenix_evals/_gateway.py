@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 RETRY_DELAYS = (0.5, 1.0, 2.0)
+# A batch of previews runs one after another on the server, judge calls included.
+PREVIEW_TIMEOUT = 600.0
 # The client's own precedence for the server's address (phoenix.client.utils.config).
 CLIENT_URL_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT",
                         "OTEL_EXPORTER_OTLP_ENDPOINT", "PHOENIX_BASE_URL", "PHOENIX_HOST")
@@ -93,7 +95,7 @@ query($id: ID!) { node(id: $id) { ... on Dataset {
     evaluator { __typename id name kind
       ... on BuiltInEvaluator { inputSchema }
       ... on LLMEvaluator { prompt { id name } promptVersionTag { name } promptVersion { id } }
-      ... on CodeEvaluator { inputSchema sourceCode language } } } } } } } }
+      ... on CodeEvaluator { inputSchema sourceCode language sandboxConfig { id } } } } } } } } }
 """
 
 
@@ -137,47 +139,77 @@ def _mapping(node: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
 
 @dataclass
 class AttachedEvaluators:
-    """How to build the local evaluator for each kind of attached evaluator."""
+    """How to build the evaluator that runs each attached evaluator, where it should run."""
 
     gateway: Gateway
     prompt_tag: str | None = None
     notices: list[str] = field(default_factory=list)
+    evaluate_on: str = "local"
+    allow_code: bool = False
+    code_timeout: float = 10.0
 
     def build(self, node: dict[str, Any], dataset: str) -> Any:
+        from ._previews import ServerEvaluator, builtin_preview, code_preview, llm_preview
+
         configs = [output_config(c) for c in node["outputConfigs"]]
         evaluator = node["evaluator"]
-        kind = evaluator["kind"]
+        typename = evaluator["__typename"]
+        name = node["name"]
         path_mapping, literal_mapping = _mapping(node)
         project = (node.get("project") or {}).get("name")
-        if evaluator["__typename"] == "BuiltInEvaluator":
+        on_server = self.evaluate_on == "server"
+
+        def server(preview: dict[str, Any], kind: str, **extra: Any) -> ServerEvaluator:
+            return ServerEvaluator(name=name, kind=kind, output_configs=configs, preview=preview,
+                                   path_mapping=path_mapping, literal_mapping=literal_mapping,
+                                   batcher=self.gateway.previews, **extra)
+
+        if typename == "BuiltInEvaluator":
+            if on_server:
+                return server(builtin_preview(evaluator["id"]), "BUILTIN")
             return BuiltinEvaluator(
-                name=node["name"], builtin=evaluator["name"],
+                name=name, builtin=evaluator["name"],
                 input_schema=evaluator.get("inputSchema") or {}, output_configs=configs,
                 path_mapping=path_mapping, literal_mapping=literal_mapping, project_name=project)
-        if evaluator["__typename"] == "LLMEvaluator":
-            from ._llm import LLMJudge
+        if typename == "LLMEvaluator":
+            from ._llm import LLMJudge, PromptSpec
 
-            prompt, problem = self._prompt(node["name"], evaluator, dataset)
-            return LLMJudge(name=node["name"], prompt=prompt, output_configs=configs,
+            prompt_name = (evaluator.get("prompt") or {}).get("name") or ""
+            data, problem = self._prompt(name, evaluator, dataset)
+            if data is not None and on_server:
+                return server(llm_preview(name, data, configs), "LLM")
+            prompt = PromptSpec.from_phoenix(prompt_name, data) if data is not None else None
+            return LLMJudge(name=name, prompt=prompt, output_configs=configs,
                             path_mapping=path_mapping, literal_mapping=literal_mapping,
                             project_name=project, problem=problem)
-        if evaluator["__typename"] == "CodeEvaluator":
-            from ._remote import AttachedCode
+        if typename == "CodeEvaluator":
+            source = evaluator.get("sourceCode") or ""
+            language = evaluator.get("language") or "PYTHON"
+            if self.allow_code and not on_server and language == "PYTHON":
+                from ._sandbox import LocalCode
 
-            return AttachedCode(
-                name=node["name"], source=evaluator.get("sourceCode") or "",
-                language=evaluator.get("language") or "PYTHON",
-                input_schema=evaluator.get("inputSchema") or {}, output_configs=configs,
-                path_mapping=path_mapping, literal_mapping=literal_mapping, project_name=project)
+                return LocalCode(name=name, source=source, output_configs=configs,
+                                 path_mapping=path_mapping, literal_mapping=literal_mapping,
+                                 timeout=self.code_timeout)
+            sandbox = (evaluator.get("sandboxConfig") or {}).get("id")
+            how = "" if on_server else (
+                " (run it locally with --phoenix-allow-code-evaluators)"
+                if language == "PYTHON" else "")
+            return server(code_preview(name, source, language, configs, sandbox), "CODE",
+                          refused_prefix=f"not run: the Phoenix server could not run code "
+                                         f"evaluator {name!r}{how}")
         return UnsupportedEvaluator(
-            name=node["name"], kind=kind, output_configs=configs,
-            reason=f"{kind} evaluators attached in Phoenix are not known to this version of "
-                   f"pytest-phoenix-evals; this annotation was not computed")
+            name=name, kind=evaluator.get("kind") or typename, output_configs=configs,
+            reason=f"not run: {typename} evaluators are not known to this version of "
+                   f"pytest-phoenix-evals")
 
-    def _prompt(self, name: str, evaluator: dict[str, Any], dataset: str) -> tuple[Any, str | None]:
-        """The prompt version an attached LLM evaluator runs, or why there is none."""
-        from ._llm import PromptSpec
+    def _prompt(self, name: str, evaluator: dict[str, Any], dataset: str
+                ) -> tuple[dict[str, Any] | None, str | None]:
+        """The prompt version (REST JSON) an attached LLM evaluator runs, or why there is none.
 
+        Without --phoenix-prompt-tag it is the version the server's runner would use
+        (``LLMEvaluator.promptVersion``: its pinned tag's, else the latest).
+        """
         prompt_name = (evaluator.get("prompt") or {}).get("name") or ""
         version_id = (evaluator.get("promptVersion") or {}).get("id")
         data = None
@@ -185,17 +217,16 @@ class AttachedEvaluators:
             if self.prompt_tag:
                 data = self.gateway.prompt_version(prompt_name, tag=self.prompt_tag)
                 if data is None:
-                    own = (evaluator.get("promptVersionTag") or {}).get("name")
                     self.notices.append(
                         f"LLM evaluator {name!r} (dataset {dataset!r}): prompt {prompt_name!r} "
-                        f"has no version tagged {self.prompt_tag!r}; using "
-                        + (f"its tag {own!r}" if own else "its latest version"))
+                        f"has no version tagged {self.prompt_tag!r}; it runs the version the "
+                        f"server would run")
             if data is None and version_id:
                 data = self.gateway.prompt_version(prompt_name, version_id=version_id)
             if data is None:
                 return None, f"prompt {prompt_name!r} of LLM evaluator {name!r} has no version"
-            return PromptSpec.from_phoenix(prompt_name, data), None
-        except (PhoenixError, ValueError, KeyError) as exc:
+            return data, None
+        except PhoenixError as exc:
             return None, f"cannot load the prompt of LLM evaluator {name!r}: {exc}"
 
 
@@ -209,9 +240,41 @@ class Gateway:
         from phoenix.client import Client
 
         self.client = Client(http_client=self._http)
+        self._ahttp: httpx.AsyncClient | None = None
+        self._previews: Any = None
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def previews(self) -> Any:
+        """The batcher that sends evaluator previews (used on the engine's loop)."""
+        if self._previews is None:
+            from ._previews import PreviewBatcher
+
+            self._previews = PreviewBatcher(self)
+        return self._previews
+
+    async def agraphql_raw(self, query: str, variables: dict[str, Any], doing: str
+                           ) -> dict[str, Any]:
+        """A GraphQL request from the engine's loop; the whole payload (data and errors)."""
+        if self._ahttp is None:
+            self._ahttp = httpx.AsyncClient(base_url=self.url, headers=_headers(),
+                                            timeout=httpx.Timeout(PREVIEW_TIMEOUT, connect=5.0))
+
+        async def post() -> dict[str, Any]:
+            assert self._ahttp is not None
+            response = await self._ahttp.post("graphql", json={"query": query,
+                                                               "variables": variables})
+            response.raise_for_status()
+            return dict(response.json())
+
+        return await self.acall(doing, post)
+
+    async def aclose(self) -> None:
+        if self._ahttp is not None:
+            await self._ahttp.aclose()
+            self._ahttp = None
 
     # --- error handling -------------------------------------------------------------------
 

@@ -227,8 +227,11 @@ class PhoenixEvalsSession:
         if name not in self._datasets:
             from ._gateway import AttachedEvaluators
 
-            attached = AttachedEvaluators(self.gateway, prompt_tag=self.settings.prompt_tag,
-                                          notices=self.notices)
+            attached = AttachedEvaluators(
+                self.gateway, prompt_tag=self.settings.prompt_tag, notices=self.notices,
+                evaluate_on=self.settings.evaluate_on,
+                allow_code=self.settings.allow_code_evaluators,
+                code_timeout=self.settings.code_timeout)
             loaded = self.gateway.load_dataset(
                 name, self.settings.dataset_version, self.settings.splits, attached)
             self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
@@ -400,9 +403,14 @@ class PhoenixEvalsSession:
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
         if self._engine is not None:
-            if self._judges is not None:
+            closers = [self._judges.aclose()] if self._judges is not None else []
+            if self._gateway is not None:
+                closers.append(self._gateway.aclose())
+            closers += [e.aclose() for es in self._evaluators.values() for e in es
+                        if hasattr(e, "aclose")]
+            for closer in closers:
                 try:
-                    self._engine.run(self._judges.aclose(), timeout=10)
+                    self._engine.run(closer, timeout=10)
                 except Exception:  # closing idle connections must not fail the session
                     pass
             self._engine.close()

@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from pytest_phoenix_evals._previews import _gql_invocation_value, version_input_from_rest
+
 #: Message roles accepted by the helpers (lower case) -> GraphQL PromptMessageRole.
 _ROLES = {"user": "USER", "system": "SYSTEM", "assistant": "AI", "ai": "AI", "tool": "TOOL"}
 #: Which PromptInvocationParametersInput member a provider's parameters go in.
@@ -189,87 +191,6 @@ def chat_prompt_version_input(
     if version_description is not None:
         version["description"] = version_description
     return version
-
-
-_ENUM_KEYS = ("display", "effort", "thinkingLevel", "reasoningEffort")
-
-
-def _gql_invocation_value(value: dict[str, Any]) -> dict[str, Any]:
-    """REST invocation parameters (snake_case, lower-case enums) to the GraphQL input form
-    (camelCase keys, upper-case enum values); ``extraBody`` is passed through untouched."""
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        key = _camel(key)
-        if isinstance(item, dict) and key != "extraBody":
-            item = _gql_invocation_value(item)
-        elif isinstance(item, str) and key in _ENUM_KEYS:
-            item = item.upper()
-        out[key] = item
-    return out
-
-
-def version_input_from_rest(version: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn a REST prompt version (``GET /v1/prompt_versions/{id}`` -> ``data``) back into the
-    GraphQL ``ChatPromptVersionInput`` with identical content (chat templates only)."""
-    template = version["template"]
-    if template.get("type") != "chat":
-        raise ValueError("only chat prompt versions can back an LLM evaluator")
-    messages = []
-    for message in template["messages"]:
-        parts = message["content"]
-        if isinstance(parts, str):
-            parts = [{"type": "text", "text": parts}]
-        content = []
-        for part in parts:
-            if part["type"] == "text":
-                content.append({"text": {"text": part["text"]}})
-            elif part["type"] == "tool_call":
-                call = part["tool_call"]
-                content.append({"toolCall": {"toolCallId": part["tool_call_id"], "toolCall": {
-                    "type": call.get("type", "function"), "name": call["name"],
-                    "arguments": call["arguments"]}}})
-            else:
-                content.append({"toolResult": {"toolCallId": part["tool_call_id"],
-                                               "result": part["tool_result"]}})
-        role = str(message["role"]).lower()
-        role = _ROLES.get(role, "SYSTEM" if role == "developer" else role.upper())
-        messages.append({"role": role, "content": content})
-    raw_params = dict(version.get("invocation_parameters") or {})
-    family = str(raw_params.pop("type", "openai"))
-    gql_family = family if family in ("anthropic", "google", "aws") else "openai"
-    inner = _gql_invocation_value(dict(raw_params.get(family) or {}))
-    if gql_family == "anthropic" and isinstance(inner.get("thinking"), dict):
-        thinking = dict(inner["thinking"])
-        kind = str(thinking.pop("type")).lower()
-        inner["thinking"] = {kind: thinking if kind != "disabled" else {"disabled": True}}
-    out: dict[str, Any] = {
-        "templateFormat": version["template_format"],
-        "template": {"messages": messages},
-        "invocationParameters": {gql_family: inner},
-        "modelProvider": version["model_provider"],
-        "modelName": version["model_name"],
-        "metadata": dict(version.get("metadata") or {}),
-    }
-    if version.get("description") is not None:
-        out["description"] = version["description"]
-    tools = version.get("tools")
-    if tools:
-        gql_tools: dict[str, Any] = {"tools": [
-            {"function": {k: v for k, v in t["function"].items()}} if t["type"] == "function"
-            else {"raw": t["raw"]} for t in tools["tools"]]}
-        choice = tools.get("tool_choice")
-        if choice:
-            gql_tools["toolChoice"] = (
-                {"functionName": choice["function_name"]}
-                if choice["type"] == "specific_function"
-                else {_TOOL_CHOICE_IN[choice["type"]]: True})
-        if tools.get("disable_parallel_tool_calls") is not None:
-            gql_tools["disableParallelToolCalls"] = tools["disable_parallel_tool_calls"]
-        out["tools"] = gql_tools
-    if version.get("response_format"):
-        fmt = version["response_format"]
-        out["responseFormat"] = {"type": fmt["type"], "jsonSchema": fmt["json_schema"]}
-    return out
 
 
 class PhoenixAdmin:

@@ -1,0 +1,212 @@
+"""Code evaluators attached in Phoenix, run on this machine (``--phoenix-allow-code-evaluators``).
+
+The source comes from the Phoenix server, so running it here means trusting whoever can edit
+evaluators there; that is why it is opt-in. Each call runs in a separate Python process
+(``python -I``: no user site, no environment-driven imports) with a time limit, and sees only
+its inputs. It is not a security sandbox: the code can do anything this user can.
+
+The steps follow the server's (``phoenix/server/api/evaluators.py``): the inputs are the
+parameters of the source's ``evaluate(...)`` (only ``output``, ``reference``, ``input`` and
+``metadata`` are allowed), mapped from the context with the dataset evaluator's input mapping;
+the return value is read per output config (``coerce_output.py``): a dict of label / score /
+explanation, a bool (its text is the label), a number (the score) or a string (the label); a
+categorical label must be one of the config's labels and takes its score.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ._evaluator import annotation_names
+from ._mapping import MappingError, map_inputs
+from ._types import Example, OutputConfig, Score
+
+ALLOWED = ("output", "reference", "input", "metadata")
+_MARK = "\x00phoenix-evals-result\x00"
+_RUNNER = r"""
+import asyncio, inspect, json, sys
+request = json.load(sys.stdin)
+namespace = {"__name__": "phoenix_code_evaluator"}
+try:
+    exec(compile(request["source"], "<code evaluator>", "exec"), namespace)
+    value = namespace["evaluate"](**request["inputs"])
+    if inspect.isawaitable(value):
+        value = asyncio.run(value)
+    answer = {"value": value}
+    json.dumps(answer)
+except BaseException as exc:
+    answer = {"error": f"{type(exc).__name__}: {exc}"}
+sys.stdout.write("\n" + MARK + json.dumps(answer, default=repr) + "\n")
+""".replace("MARK", repr(_MARK))
+
+
+def input_schema(source: str) -> dict[str, Any]:
+    """The schema of ``evaluate(...)``'s inputs; ValueError saying why it cannot be read."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"Could not parse the Python evaluator signature: {exc.msg} "
+                         f"(line {exc.lineno})") from None
+    function = next((node for node in tree.body
+                     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and node.name == "evaluate"), None)
+    if function is None:
+        raise ValueError("no top-level `evaluate(...)` function was found in the source")
+    arguments = function.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    with_defaults = {a.arg for a in positional[len(positional) - len(arguments.defaults):]}
+    with_defaults |= {a.arg for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults) if d}
+    names = [a.arg for a in (*positional, *arguments.kwonlyargs)]
+    unsupported = [n for n in names if n not in ALLOWED]
+    if unsupported:
+        raise ValueError(f"the `evaluate(...)` signature uses unsupported parameter names: "
+                         f"{', '.join(unsupported)}; supported: {', '.join(ALLOWED)}")
+    return {"type": "object", "properties": {n: {} for n in names},
+            "required": [n for n in names if n not in with_defaults]}
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, not {value!r}")
+    return float(value)
+
+
+def coerce(value: Any, config: OutputConfig) -> tuple[str | None, float | None, str | None]:
+    """(label, score, explanation) of one returned value under one output config."""
+    label: Any = None
+    score: Any = None
+    explanation: Any = None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"label", "score", "explanation"})
+        if unknown:
+            raise ValueError(f"Unrecognized keys in output dict: {unknown}. Accepted dict keys "
+                             f"are: ['explanation', 'label', 'score']")
+        label, score, explanation = value.get("label"), value.get("score"), \
+            value.get("explanation")
+    elif isinstance(value, bool):
+        label = str(value)
+    elif isinstance(value, (int, float)):
+        score = value
+    elif isinstance(value, str):
+        label = value
+    elif value is not None:
+        raise ValueError(f"unsupported result {type(value).__name__}: return a dict of label/"
+                         f"score/explanation, a bool, a number or a string")
+    if label is not None:
+        label = str(label)
+    if config.kind == "CATEGORICAL":
+        labels = dict(config.values)
+        if label is None:
+            raise ValueError(f"a label is required for categorical output config "
+                             f"{config.name!r} (one of {list(labels)})")
+        if label not in labels:
+            raise ValueError(f"Label {label!r} not in categorical output config values "
+                             f"{list(labels)}.")
+        configured = labels[label]
+        if score is not None:
+            score = _number(score, "score")
+            if configured is not None and score != configured:
+                raise ValueError(f"Score {score} does not match the configured score "
+                                 f"{configured} for label {label!r}.")
+        score = configured if configured is not None else score
+    elif config.kind == "CONTINUOUS":
+        if score is None:
+            raise ValueError(f"a numeric score is required for continuous output config "
+                             f"{config.name!r}")
+        score = _number(score, "score")
+        if config.lower_bound is not None and score < config.lower_bound:
+            raise ValueError(f"Score {score} is below lower_bound {config.lower_bound}")
+        if config.upper_bound is not None and score > config.upper_bound:
+            raise ValueError(f"Score {score} is above upper_bound {config.upper_bound}")
+    elif score is not None:
+        score = _number(score, "score")
+    return label, score, None if explanation is None else str(explanation)
+
+
+@dataclass
+class LocalCode:
+    """A Python code evaluator from Phoenix, run here in a separate process."""
+
+    name: str
+    source: str
+    output_configs: Sequence[OutputConfig]
+    path_mapping: dict[str, str] = field(default_factory=dict)
+    literal_mapping: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 10.0
+    kind: str = "CODE"
+
+    async def evaluate(self, context: dict[str, Any], example: Example | None = None
+                       ) -> list[Score]:
+        start = datetime.now(timezone.utc)
+        names = annotation_names(self.output_configs) or [self.name]
+        hint = None
+        try:
+            try:
+                inputs = map_inputs(input_schema=input_schema(self.source),
+                                    path_mapping=self.path_mapping,
+                                    literal_mapping=self.literal_mapping, context=context)
+            except MappingError as exc:
+                hint = exc.hint
+                raise ValueError(f"Input mapping failed: {exc}") from None
+            value = await asyncio.to_thread(self._run, inputs)
+            scores = []
+            values = self._per_config(value)
+            for config, name, item in zip(self.output_configs, names, values):
+                try:
+                    label, score, explanation = coerce(item, config)
+                    error = None
+                except ValueError as exc:
+                    label = score = explanation = None
+                    error = str(exc)
+                scores.append(Score(name=name, evaluator=self.name, label=label, score=score,
+                                    explanation=explanation, error=error, config=config,
+                                    start_time=start, end_time=datetime.now(timezone.utc)))
+            return scores
+        except ValueError as exc:
+            config = self.output_configs[0] if len(self.output_configs) == 1 else None
+            return [Score(name=names[0], evaluator=self.name, error=str(exc), hint=hint,
+                          config=config, start_time=start, end_time=datetime.now(timezone.utc))]
+
+    def _per_config(self, value: Any) -> list[Any]:
+        """Several configs: a dict naming every config gives each its own value."""
+        configs = self.output_configs
+        if len(configs) > 1 and isinstance(value, dict) and all(c.name in value for c in configs):
+            shared = value.get("explanation") if isinstance(value.get("explanation"), str) \
+                else None
+            out = []
+            for config in configs:
+                item = value[config.name]
+                if shared is not None and isinstance(item, dict) and "explanation" not in item:
+                    item = {**item, "explanation": shared}
+                out.append(item)
+            return out
+        return [value] * len(configs)
+
+    def _run(self, inputs: dict[str, Any]) -> Any:
+        request = json.dumps({"source": self.source, "inputs": inputs})
+        try:
+            done = subprocess.run([sys.executable, "-I", "-c", _RUNNER], input=request,
+                                  capture_output=True, text=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"code evaluator {self.name!r} timed out after {self.timeout:g} s "
+                             f"(--phoenix-code-timeout)") from None
+        marked = [line for line in done.stdout.splitlines() if line.startswith(_MARK)]
+        if not marked:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ValueError(f"code evaluator {self.name!r} exited with code "
+                             f"{done.returncode}: {tail}")
+        answer = json.loads(marked[-1][len(_MARK):])
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        return answer["value"]

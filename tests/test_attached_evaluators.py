@@ -1,0 +1,234 @@
+"""LLM and code evaluators attached in Phoenix: parity with the server, both places to run them,
+prompt tags and opt-in local code; a real Phoenix and the stand-in judge throughout."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from phoenix_admin import PhoenixAdmin, global_id
+from stand_in_judge import StandInJudge
+
+CORRECTNESS = {"name": "correctness", "optimizationDirection": "MAXIMIZE",
+               "values": [{"label": "correct", "score": 1.0},
+                          {"label": "incorrect", "score": 0.0}]}
+HELPFUL = {"name": "helpfulness", "optimizationDirection": "MAXIMIZE",
+           "values": [{"label": "helpful", "score": 1.0}, {"label": "unhelpful", "score": 0.0}]}
+SYSTEM = "You grade answers to questions against a reference answer."
+USER = ("Question: {{question}}\n<answer>{{answer}}</answer>\n"
+        "<reference>{{reference}}</reference>")
+FSTRING_USER = "Q: {question}\n<answer>{answer}</answer>\n<reference>{reference}</reference>"
+MAPPING = {"question": "$.input.question", "answer": "$.output",
+           "reference": "$.reference.answer"}
+CODE = """
+def evaluate(output, reference):
+    return {"label": "True" if reference["answer"] in str(output) else "False",
+            "explanation": "reference found" if reference["answer"] in str(output) else "missing"}
+"""
+BOOLEAN = {"name": "mentions_reference", "optimizationDirection": "MAXIMIZE",
+           "values": [{"label": "True", "score": 1.0}, {"label": "False", "score": 0.0}]}
+
+MIXED_EXAMPLES = [
+    {"input": {"question": "What is the capital of France?"}, "output": {"answer": "Paris"},
+     "metadata": {}},
+    {"input": {"question": "Who wrote Hamlet?"}, "output": {"answer": "Shakespeare"},
+     "metadata": {}},
+    {"input": {"question": "What is the capital of Spain?"}, "output": {"answer": "Madrid"},
+     "metadata": {}},
+]
+
+
+@pytest.fixture(scope="module")
+def mixed(admin: PhoenixAdmin) -> dict[str, Any]:
+    """Dataset 'mixed': a built-in, two LLM evaluators (one multi-output) and a code one."""
+    dataset_id = admin.create_dataset("mixed", MIXED_EXAMPLES)
+    admin.attach_builtin(dataset_id, "contains", "mentions", {"text": "$.output",
+                                                              "words": "$.reference.answer"})
+    judge = admin.create_prompt("grader", [{"role": "system", "content": SYSTEM},
+                                           {"role": "user", "content": USER}],
+                                output_configs=[CORRECTNESS],
+                                invocation_parameters={"temperature": 0.0, "seed": 7})
+    admin.attach_llm_evaluator(dataset_id, "grader", judge["prompt_id"], [CORRECTNESS],
+                               MAPPING)
+    multi = admin.create_prompt("grader-fstring", [{"role": "user", "content": FSTRING_USER}],
+                                template_format="F_STRING",
+                                output_configs=[CORRECTNESS, HELPFUL])
+    admin.attach_llm_evaluator(dataset_id, "two_ways", multi["prompt_id"],
+                               [CORRECTNESS, HELPFUL], MAPPING)
+    admin.attach_code_evaluator(dataset_id, "mentions_reference", CODE, [BOOLEAN], {})
+    return {"id": dataset_id, "judge_prompt": judge["prompt_id"],
+            "multi_prompt": multi["prompt_id"]}
+
+
+def run_mixed(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--phoenix-dataset=mixed", "--phoenix-task=qa_app:answer", *args)
+
+
+def uploaded(admin: PhoenixAdmin, dataset_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(example id, annotation name) -> annotation, for the newest experiment."""
+    experiment = admin.experiments(dataset_id)[0]
+    return {(a["example_id"], a["name"]): a for a in admin.annotations(experiment["id"])}
+
+
+def essentials(annotation: dict[str, Any]) -> tuple[Any, ...]:
+    return (annotation["label"], annotation["score"], annotation["explanation"],
+            annotation.get("error"))
+
+
+@pytest.mark.usefixtures("qa_app")
+def test_llm_evaluators_send_the_judge_what_the_server_sends_and_agree_with_it(
+        pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
+        mixed: dict[str, Any]) -> None:
+    result = run_mixed(pytester)
+    result.assert_outcomes(passed=2, failed=1)
+    ours = [r["body"] for r in judge.requests]
+    annotations = uploaded(admin, mixed["id"])
+
+    judge.reset()
+    contexts = [{"input": e["input"], "reference": e["output"], "output": answer,
+                 "metadata": {}} for e, answer in zip(MIXED_EXAMPLES, QA_ANSWERS)]
+    previews = []
+    for prompt, name, configs in ((mixed["judge_prompt"], "grader", [CORRECTNESS]),
+                                  (mixed["multi_prompt"], "two_ways", [CORRECTNESS, HELPFUL])):
+        version = admin.prompt_version_input(prompt)["input"]
+        for context in contexts:
+            previews.append({"evaluator": {"inlineLlmEvaluator": {
+                "name": name, "promptVersion": version,
+                "outputConfigs": [{"categorical": c} for c in configs]}},
+                "context": context, "path": MAPPING})
+    server_results = admin.preview(previews)
+    theirs = [r["body"] for r in judge.requests]
+
+    # The same requests: messages, tools, tool choice, model and parameters, byte for byte.
+    assert sorted(map(canonical, ours)) == sorted(map(canonical, theirs))
+    assert len(ours) == 6
+    # The same annotations (the server names preview results after the evaluator).
+    server = {}
+    for result_ in server_results:
+        name = result_["evaluatorName"].replace("grader", "correctness").replace(
+            "two_ways", "correctness")
+        server.setdefault(name, []).append(essentials(result_["annotation"]))
+    ours_by_name: dict[str, list[tuple[Any, ...]]] = {}
+    for (_, name), annotation in sorted(annotations.items()):
+        ours_by_name.setdefault(name, []).append(essentials(annotation))
+    for name in ("correctness", "correctness.correctness", "correctness.helpfulness"):
+        assert sorted(ours_by_name[name], key=repr) == sorted(server[name], key=repr), name
+
+
+QA_ANSWERS = ["Paris", "William Shakespeare", "Barcelona"]
+
+
+def canonical(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True)
+
+
+@pytest.mark.usefixtures("qa_app")
+def test_local_and_server_evaluation_give_equal_annotations(
+        pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
+        mixed: dict[str, Any]) -> None:
+    local = run_mixed(pytester, "--phoenix-allow-code-evaluators")
+    local.assert_outcomes(passed=2, failed=1)
+    local_annotations = uploaded(admin, mixed["id"])
+    local_calls = len(judge.requests)
+
+    server = run_mixed(pytester, "--phoenix-evaluate-on=server")
+    server.assert_outcomes(passed=2, failed=1)
+    server_annotations = uploaded(admin, mixed["id"])
+    assert len(judge.requests) == 2 * local_calls  # the server called the judge itself
+
+    assert set(local_annotations) == set(server_annotations)
+    assert len({name for _, name in local_annotations}) == 5
+    for key, annotation in local_annotations.items():
+        theirs = server_annotations[key]
+        if key[1] == "contains":  # built-ins explain in our own words; the rest is the server's
+            annotation, theirs = {**annotation, "explanation": ""}, {**theirs, "explanation": ""}
+        assert essentials(annotation) == essentials(theirs), key
+    assert local.stdout.lines[-1].split(" in ")[0] == server.stdout.lines[-1].split(" in ")[0]
+
+
+@pytest.mark.usefixtures("qa_app")
+def test_prompt_tag_runs_the_tagged_version_and_notes_prompts_without_it(
+        pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
+        mixed: dict[str, Any]) -> None:
+    version = admin.add_prompt_version(
+        mixed["judge_prompt"], [{"role": "system", "content": "Production grader."},
+                                {"role": "user", "content": USER}],
+        output_configs=[CORRECTNESS])
+    admin.tag_prompt_version(version, "production")
+    result = run_mixed(pytester, "--phoenix-prompt-tag=production", "--phoenix-no-upload",
+                       "-k", "france")
+    result.assert_outcomes(passed=1, deselected=2)
+    systems = [r["body"]["messages"][0]["content"] for r in judge.requests]
+    assert "Production grader." in systems and SYSTEM not in systems
+    result.stdout.fnmatch_lines(["LLM evaluator 'two_ways' (dataset 'mixed'): prompt "
+                                 "'grader-fstring' has no version tagged 'production'; it runs "
+                                 "the version the server would run"])
+    judge.reset()
+    result = run_mixed(pytester, "--phoenix-no-upload", "-k", "france")
+    assert SYSTEM in [r["body"]["messages"][0]["content"] for r in judge.requests]
+
+
+CODE_CASES = {
+    "sleepy": ("import time\ndef evaluate(output):\n    time.sleep(5)\n    return True\n",
+               "*code evaluator 'sleepy' timed out after 0.5 s (--phoenix-code-timeout)*"),
+    "raises": ("def evaluate(output):\n    raise ValueError('boom')\n", "*ValueError: boom*"),
+    "bad_label": ("def evaluate(output):\n    return 'maybe'\n",
+                  "*Label 'maybe' not in categorical output config values ?'True', 'False'?.*"),
+    "bad_param": ("def evaluate(answer):\n    return True\n",
+                  "*unsupported parameter names: answer*"),
+}
+
+
+@pytest.fixture(scope="module")
+def faulty_code(admin: PhoenixAdmin) -> str:
+    dataset_id = admin.create_dataset("faulty-code", MIXED_EXAMPLES[:1])
+    for name, (source, _) in CODE_CASES.items():
+        config = {**BOOLEAN, "name": name}
+        if name == "bad_param":  # the server refuses such code; store a valid one, then the
+            continue             # local check is exercised by the unit test below
+        admin.attach_code_evaluator(dataset_id, name, source, [config], {})
+    return dataset_id
+
+
+@pytest.mark.usefixtures("qa_app")
+def test_local_code_evaluators_fail_well(pytester: pytest.Pytester, faulty_code: str) -> None:
+    result = pytester.runpytest("--phoenix-dataset=faulty-code", "--phoenix-task=qa_app:answer",
+                                "--phoenix-allow-code-evaluators", "--phoenix-code-timeout=0.5",
+                                "--phoenix-no-upload")
+    result.assert_outcomes(failed=1)
+    for name, (_, expected) in CODE_CASES.items():
+        if name != "bad_param":
+            result.stdout.fnmatch_lines([f"{name} error: {expected.lstrip('*')}"])
+
+
+def test_unsupported_evaluate_parameters_are_named() -> None:
+    from pytest_phoenix_evals._sandbox import input_schema
+
+    with pytest.raises(ValueError, match="unsupported parameter names: answer"):
+        input_schema(CODE_CASES["bad_param"][0])
+    assert input_schema("def evaluate(output, metadata=None): ...") == {
+        "type": "object", "properties": {"output": {}, "metadata": {}}, "required": ["output"]}
+
+
+SET_MONTY = ('mutation($on: Boolean!) { updateSandboxProvider(input: {id: "%s", '
+             'enabled: $on}) { __typename } }' % global_id("SandboxProvider", "MONTY"))
+
+
+@pytest.mark.usefixtures("qa_app")
+def test_code_the_server_cannot_run_is_reported_as_not_run(
+        pytester: pytest.Pytester, admin: PhoenixAdmin) -> None:
+    dataset_id = admin.create_dataset("server-code", MIXED_EXAMPLES[:1])
+    admin.attach_code_evaluator(dataset_id, "server_check", CODE,
+                                [{**BOOLEAN, "name": "server_check"}], {})
+    admin.graphql(SET_MONTY, on=False)  # the server's only Python sandbox, switched off
+    try:
+        result = pytester.runpytest("--phoenix-dataset=server-code",
+                                    "--phoenix-task=qa_app:answer", "--phoenix-no-upload")
+    finally:
+        admin.graphql(SET_MONTY, on=True)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "server_check error: not run: the Phoenix server could not run code evaluator "
+        "'server_check' (run it locally with --phoenix-allow-code-evaluators): *disabled*"])
