@@ -1,8 +1,9 @@
-"""The example suite's wiring: the task under test and one evaluator written in code."""
+"""The example suite's wiring: the task under test, one evaluator written in code and one LLM
+judge defined in code (the dataset also carries an LLM judge attached in Phoenix)."""
 
 from __future__ import annotations
 
-from pytest_phoenix_evals import evaluator
+from pytest_phoenix_evals import evaluator, qa_correctness
 
 
 def answer_question(input):
@@ -24,4 +25,6 @@ def answer_length(output):
 
 
 def pytest_phoenix_evals_evaluators(config, dataset):
-    return [answer_length]
+    # qa_correctness reads question/answer/reference from the example's input, the task's
+    # output and the reference output ({"answer": ...} stands for its single value).
+    return [answer_length, qa_correctness()]

@@ -2,7 +2,8 @@
 
     python example_suite/seed.py --url http://127.0.0.1:6006
 
-It holds 20 questions with reference answers and four attached built-in evaluators. The pytest
+It holds 20 questions with reference answers, four attached built-in evaluators and one
+attached LLM judge ("grounded", a prompt of ours kept in Phoenix prompt management). The pytest
 plugin never creates or edits datasets; this script is how the example gets one.
 """
 
@@ -41,6 +42,21 @@ QUESTIONS = [
 ]
 
 
+GROUNDED = {"name": "grounded", "optimizationDirection": "MAXIMIZE",
+            "values": [{"label": "grounded", "score": 1.0},
+                       {"label": "ungrounded", "score": 0.0}]}
+JUDGE_MESSAGES = [
+    {"role": "system", "content": (
+        "You review answers of a question-answering app. An answer is grounded when it agrees "
+        "with the reference answer on what the question asks; wording may differ and extra "
+        "detail is fine unless it contradicts the reference. Call the grounded tool with a "
+        "one-sentence explanation and the label.")},
+    {"role": "user", "content": (
+        "<question>{{question}}</question>\n<answer>{{answer}}</answer>\n"
+        "<reference>{{reference}}</reference>")},
+]
+
+
 def seed(url: str) -> str:
     admin = PhoenixAdmin(url)
     try:
@@ -63,6 +79,12 @@ def seed(url: str) -> str:
                                  "values": [{"label": "answered", "score": 1},
                                             {"label": "refused", "score": 0}]}}])
         admin.attach_builtin(dataset_id, "levenshtein_distance", "edit_distance", answer)
+        prompt = admin.create_prompt("qa-grounded-judge", JUDGE_MESSAGES,
+                                     output_configs=[GROUNDED],
+                                     invocation_parameters={"temperature": 0.0})
+        admin.attach_llm_evaluator(dataset_id, "grounded", prompt["prompt_id"], [GROUNDED],
+                                   {"question": "$.input.question", "answer": "$.output",
+                                    "reference": "$.reference.answer"})
         return dataset_id
     finally:
         admin.close()

@@ -110,3 +110,62 @@ def hallucination(*, name: str = "hallucination", question: str | None = None,
                   "Record whether the answer is factual or hallucinated.",
                   {"question": question, "answer": answer, "reference": reference},
                   model, provider, invocation_parameters)
+
+
+_TEMPLATES_QUERY = """query { classificationEvaluatorConfigs {
+  name description optimizationDirection choices
+  messages { role content { ... on TextContentPart { text { text } } } } } }"""
+
+
+class ServerTemplateJudge(LLMJudge):
+    """A judge built from one of the server's classification templates, fetched at run time."""
+
+    template: str = ""
+
+    def load(self, gateway: Any) -> None:
+        """Fetch the template from the server; on failure every case reports why."""
+        from ._gateway import PhoenixError
+
+        try:
+            data = gateway.graphql(_TEMPLATES_QUERY, {}, "reading the server's judge templates")
+        except PhoenixError as exc:
+            self.problem = f"cannot load Phoenix judge template {self.template!r}: {exc}"
+            return
+        templates = {t["name"]: t for t in data.get("classificationEvaluatorConfigs") or ()}
+        found = templates.get(self.template)
+        if found is None:
+            self.problem = (f"Phoenix has no judge template {self.template!r}; it has: "
+                            f"{', '.join(sorted(templates)) or 'none'}")
+            return
+        labels = tuple((label, float(score)) for label, score in found["choices"].items())
+        config = OutputConfig(kind="CATEGORICAL", name=self.name,
+                              direction=found["optimizationDirection"], values=labels)
+        messages = [{"role": m["role"].lower(),
+                     "content": "".join(part["text"]["text"] for part in m["content"]
+                                        if part.get("text"))} for m in found["messages"]]
+        assert self.prompt is not None
+        self.prompt.messages = messages
+        self.prompt.tools = {"type": "tools", "tools": [
+            label_tool(self.name, [label for label, _ in labels], found.get("description") or
+                       f"Record the {self.name} label.")],
+            "tool_choice": {"type": "one_or_more"}}
+        self.output_configs = [config]
+
+
+def phoenix_judge(template: str, *, name: str | None = None,
+                  mapping: Mapping[str, str] | None = None, model: str | None = None,
+                  provider: str = "OPENAI",
+                  invocation_parameters: Mapping[str, Any] | None = None) -> LLMJudge:
+    """A judge from the Phoenix server's built-in templates (``classificationEvaluatorConfigs``:
+    correctness, faithfulness, toxicity, document_relevance, ...), fetched when the session
+    starts. Its inputs are the template's variables, taken from the context by name (``input``,
+    ``output``, ``reference``, ``metadata``) unless ``mapping`` gives a JSONPath for them, as for
+    an evaluator attached in Phoenix."""
+    judge = ServerTemplateJudge(
+        name=name or template, output_configs=[], path_mapping=dict(mapping or {}),
+        prompt=PromptSpec(prompt_name=template, messages=[], template_format="MUSTACHE",
+                          invocation_parameters={"type": "openai", "openai": dict(
+                              invocation_parameters or {"temperature": 0.0})},
+                          model_provider=provider, model_name=model))
+    judge.template = template
+    return judge

@@ -180,6 +180,8 @@ class PhoenixEvalsSession:
         """Give an evaluator what it needs from the session (judge clients, tracing)."""
         if hasattr(evaluator, "judges") and evaluator.judges is None:
             evaluator.judges = self.judges
+            if hasattr(evaluator, "load"):  # a judge whose prompt comes from the server
+                evaluator.load(self.gateway)
             if self.tracing is not None and evaluator.tracing is None:
                 from ._tracing import JudgeTrace
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -194,3 +197,120 @@ def answer(input):
                            admin.annotations(experiment["id"])])
     assert secret not in uploaded
     assert "cannot answer with key ***" in uploaded
+
+
+def test_phoenix_judge_fetches_the_server_template_at_run_time(
+        pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin) -> None:
+    result = run_judged(pytester, "--phoenix-no-upload",
+                        judges="__import__('pytest_phoenix_evals').phoenix_judge('correctness')")
+    result.assert_outcomes(passed=3)  # the stand-in judge's default label is the first
+    template = next(t for t in admin.classification_configs() if t["name"] == "correctness")
+    body = judge.requests[0]["body"]
+    assert body["tools"][0]["function"]["name"] == "correctness"
+    assert body["tools"][0]["function"]["parameters"]["properties"]["label"]["enum"] == list(
+        template["choices"])
+    # The server's own words, rendered with this case's input and output.
+    sent = body["messages"][0]["content"]
+    assert "What is the capital of France?" in sent and "Paris" in sent
+    assert len(sent) > 200 and "{{" not in sent
+
+
+def test_an_unknown_phoenix_judge_lists_the_known_ones(
+        pytester: pytest.Pytester, judge: StandInJudge) -> None:
+    result = run_judged(pytester, "--phoenix-no-upload", "-k", "france",
+                        judges="__import__('pytest_phoenix_evals').phoenix_judge('corectness')")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(["corectness error: Phoenix has no judge template 'corectness'; "
+                                 "it has: *correctness*faithfulness*"])
+
+
+class _Remote(BaseHTTPRequestHandler):
+    calls: list[dict[str, Any]] = []
+    failures = {"flaky": 1}
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Remote.calls.append({"path": self.path, "body": body,
+                              "token": self.headers.get("X-Token")})
+        kind = self.path.strip("/")
+        if kind == "flaky" and _Remote.failures["flaky"] > 0:
+            _Remote.failures["flaky"] -= 1
+            return self._answer(429, b'{"error": "slow down"}', {"Retry-After": "0"})
+        if kind == "broken":
+            return self._answer(500, b"it broke")
+        if kind == "notjson":
+            return self._answer(200, b"<html>oops</html>")
+        good = "Paris" in str(body["output"])
+        answer = {"label": "good" if good else "bad", "score": 1.0 if good else 0.0,
+                  "explanation": f"checked {body['input']['question']}"}
+        return self._answer(200, json.dumps(answer).encode())
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def remote_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Remote)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Remote.calls.clear()
+    _Remote.failures["flaky"] = 1
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_remote_evaluators_post_the_context_and_read_the_result(
+        pytester: pytest.Pytester, remote_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMOTE_TOKEN", "remote-secret-token-42")
+    judges = (f"__import__('pytest_phoenix_evals').remote_evaluator('{remote_url}/flaky', "
+              f"name='remote_check', pass_labels={{'good'}}, "
+              f"headers={{'X-Token': __import__('os').environ['REMOTE_TOKEN']}})")
+    result = run_judged(pytester, "--phoenix-no-upload", judges=judges)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["remote_check: label must be good (declared)"])
+    first = _Remote.calls[0]
+    assert set(first["body"]) == {"evaluator", "example_id", "input", "output", "reference",
+                                  "metadata"}
+    assert first["token"] == "remote-secret-token-42"
+    assert len(_Remote.calls) == 4  # one 429, retried, then one call per case
+    assert "remote-secret-token-42" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("broken", "remote_check error: */broken failed after 2 attempt(s): HTTP 500: it broke"),
+    ("notjson", "remote_check error: */notjson answered with invalid JSON: '<html>oops</html>'"),
+])
+def test_remote_evaluator_failures_are_errors_that_say_what_happened(
+        pytester: pytest.Pytester, remote_url: str, path: str, expected: str) -> None:
+    judges = (f"__import__('pytest_phoenix_evals').remote_evaluator('{remote_url}/{path}', "
+              f"name='remote_check', retries=1)")
+    result = run_judged(pytester, "--phoenix-no-upload", "-k", "france", judges=judges)
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines([expected])
+
+
+def test_no_upload_means_no_tracing_work_at_all(
+        pytester: pytest.Pytester, judge: StandInJudge) -> None:
+    # (arize-phoenix-client imports OpenTelemetry itself, so sys.modules cannot tell.)
+    pytester.makeconftest(JUDGES_CONFTEST.format(judges="qa_correctness()") + """
+def pytest_sessionfinish(session):
+    from pytest_phoenix_evals.plugin import _session
+    state = _session(session.config)
+    judges = [e for es in state._evaluators.values() for e in es if hasattr(e, "tracing")]
+    print("TRACING:", state._tracing, [j.tracing for j in judges])
+""")
+    result = pytester.runpytest("--phoenix-dataset=judged", "--phoenix-task=qa_app:answer",
+                                "--phoenix-no-upload", "-s")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*TRACING: None ?None?"])
+    assert "traces:" not in result.stdout.str()
