@@ -195,6 +195,8 @@ class StandInJudge:
         self._records: list[dict[str, Any]] = []
         self._stats: Counter[str] = Counter()
         self._count = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._defaults = self.configure(**switches)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -259,6 +261,7 @@ class StandInJudge:
             self._records.clear()
             self._stats.clear()
             self._count = 0
+            self._max_in_flight = 0
 
     @property
     def switches(self) -> dict[str, Any]:
@@ -271,6 +274,17 @@ class StandInJudge:
         """A copy of the records of the ``/v1`` requests so far."""
         with self._lock:
             return copy.deepcopy(self._records)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most chat requests being answered at the same time since the last reset."""
+        with self._lock:
+            return self._max_in_flight
+
+    def _flight(self, change: int) -> None:
+        with self._lock:
+            self._in_flight += change
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
 
     def stats(self) -> dict[str, int]:
         """How many requests ended with each outcome."""
@@ -377,10 +391,16 @@ class _Handler(BaseHTTPRequestHandler):
             return None, False
 
     def _route(self, method: str) -> None:
+        chat = self.path.startswith("/v1/chat/")
+        if chat:
+            self.judge._flight(+1)
         try:
             self._dispatch(method, self.path.split("?", 1)[0])
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout, say); nobody is left to answer
+        finally:
+            if chat:
+                self.judge._flight(-1)
 
     def _dispatch(self, method: str, path: str) -> None:
         body, parsed = self._body() if method == "POST" else (None, True)

@@ -63,13 +63,17 @@ def test_judge_verdicts_fail_the_wrong_answer_only(
 
 
 def test_failure_prints_task_and_judge_trace_ids_which_exist_in_phoenix(
-        pytester: pytest.Pytester, judge: StandInJudge, phoenix_url: str) -> None:
+        pytester: pytest.Pytester, judge: StandInJudge, phoenix_url: str, admin: PhoenixAdmin,
+        judged_dataset: dict[str, Any]) -> None:
     result = run_judged(pytester)
     result.assert_outcomes(passed=2, failed=1)
     line = next(line for line in result.outlines if line.startswith("traces: "))
+    experiment = latest_experiment(admin, judged_dataset["id"])
+    run_traces = {run["trace_id"] for run in admin.runs(experiment["id"])}
     parts = dict(part.split(" ") for part in line.removeprefix("traces: ").split("; "))
     assert set(parts) == {"task", "qa_correctness"}
     assert parts["task"] != parts["qa_correctness"]
+    assert parts["task"] in run_traces and len(run_traces) == 3  # every run has its task trace
     with httpx.Client(base_url=phoenix_url, timeout=10) as http:
         found = _wait_for_span(http, "pytest-phoenix-evals judges", parts["qa_correctness"])
         names = {span["name"] for span in found}
@@ -164,6 +168,17 @@ def test_judge_settings_reach_the_request_and_the_cost_is_summed(
     assert {r["body"]["model"] for r in judge.requests} == {"my-local-model"}
     usage = next(line for line in result.outlines if line.startswith("judge usage: 3 calls"))
     assert usage.split(", ")[-1].startswith("$") and usage.split(", ")[-1] != "$0.0000"
+
+
+@pytest.mark.parametrize(("cap", "expected"), [("1", 1), ("2", 2)])
+def test_judge_calls_are_capped(pytester: pytest.Pytester, judge: StandInJudge, cap: str,
+                                expected: int) -> None:
+    judge.configure(latency=0.3)  # the case's two judges run at once unless capped
+    result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
+                        f"--phoenix-judge-concurrency={cap}",
+                        judges="qa_correctness(), hallucination()")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert judge.max_in_flight == expected
 
 
 def test_the_judge_concurrency_cap_is_an_option_with_a_clear_error(
