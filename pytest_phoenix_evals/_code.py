@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._types import Example, OutputConfig, Score, Verdict
-from ._verdict import Threshold, compare, parse_threshold
+from ._verdict import Threshold, callable_name, declared, parse_threshold
 
 TASK_PARAMETERS = ("input", "expected", "reference", "metadata", "example")
 EVALUATOR_PARAMETERS = ("input", "output", "expected", "reference", "metadata", "example",
@@ -27,15 +26,6 @@ EVALUATOR_PARAMETERS = ("input", "output", "expected", "reference", "metadata", 
 
 class BindingError(TypeError):
     """A callable's parameters cannot be bound; the message names the callable and the fix."""
-
-
-def callable_name(fn: Callable[..., Any]) -> str:
-    if isinstance(fn, functools.partial):
-        return fn.func.__qualname__
-    qualname = getattr(fn, "__qualname__", None)
-    if qualname and not qualname.endswith("<lambda>"):
-        return str(qualname.split(".<locals>.")[-1])
-    return str(getattr(fn, "__name__", fn))
 
 
 def check_signature(fn: Callable[..., Any], allowed: Sequence[str], what: str) -> None:
@@ -169,16 +159,7 @@ class CodeEvaluator:
 
     def verdict(self, score: Score) -> Verdict | None:
         """The pass rule this evaluator declared, or None to use the default rules."""
-        if self.passes is not None:
-            return Verdict("pass" if self.passes(score) else "fail",
-                           f"{callable_name(self.passes)}(score) must be true (declared)")
-        if self.pass_labels is not None:
-            ok = score.label in self.pass_labels
-            return Verdict("pass" if ok else "fail",
-                           f"label must be {' or '.join(sorted(self.pass_labels))} (declared)")
-        if self.threshold is not None:
-            return compare(score, self.threshold, "declared")
-        return None
+        return declared(score, self.threshold, self.pass_labels, self.passes)
 
     async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]:
         start = datetime.now(timezone.utc)

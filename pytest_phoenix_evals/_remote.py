@@ -6,7 +6,6 @@ code evaluators attached in Phoenix (:class:`AttachedCode`), and Phoenix itself
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ from ._code import normalize_result
 from ._judge import backoff
 from ._secrets import redact
 from ._types import Example, OutputConfig, Score, Verdict
-from ._verdict import Threshold, compare, parse_threshold
+from ._verdict import Threshold, declared, parse_threshold
 
 
 @dataclass
@@ -44,13 +43,7 @@ class RemoteEvaluator:
         self._client: Any = None
 
     def verdict(self, score: Score) -> Verdict | None:
-        if self.pass_labels is not None:
-            ok = score.label in self.pass_labels
-            return Verdict("pass" if ok else "fail",
-                           f"label must be {' or '.join(sorted(self.pass_labels))} (declared)")
-        if self.threshold is not None:
-            return compare(score, self.threshold, "declared")
-        return None
+        return declared(score, self.threshold, self.pass_labels)
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:

@@ -12,9 +12,11 @@ Rules, in order (README, "Verdict rules"):
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass
 
 from ._types import Score, Verdict
@@ -95,3 +97,28 @@ def compare(score: Score, threshold: Threshold, source: str) -> Verdict:
     if score.score is None:
         return Verdict("fail", f"{rule}, but there is no score")
     return Verdict("pass" if threshold.check(score.score) else "fail", rule)
+
+
+def declared(score: Score, threshold: Threshold | None = None,
+             pass_labels: frozenset[str] | None = None,
+             passes: Callable[[Score], bool] | None = None) -> Verdict | None:
+    """The pass rule an evaluator declared for itself, or None to use the default rules."""
+    if passes is not None:
+        return Verdict("pass" if passes(score) else "fail",
+                       f"{callable_name(passes)}(score) must be true (declared)")
+    if pass_labels is not None:
+        ok = score.label in pass_labels
+        return Verdict("pass" if ok else "fail",
+                       f"label must be {' or '.join(sorted(pass_labels))} (declared)")
+    if threshold is not None:
+        return compare(score, threshold, "declared")
+    return None
+
+
+def callable_name(fn: Callable[..., Any]) -> str:
+    if isinstance(fn, functools.partial):
+        return fn.func.__qualname__
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname and not qualname.endswith("<lambda>"):
+        return str(qualname.split(".<locals>.")[-1])
+    return str(getattr(fn, "__name__", fn))

@@ -386,30 +386,18 @@ class PhoenixAdmin:
         prompt_id_or_name: str,
         messages: Sequence[Mapping[str, Any]],
         *,
-        template_format: str = "MUSTACHE",
-        output_configs: Sequence[Mapping[str, Any]] | None = None,
-        model_name: str = "gpt-4o-mini",
-        provider: str = "OPENAI",
-        invocation_parameters: Mapping[str, Any] | None = None,
         description: str | None = None,
-        tools: Mapping[str, Any] | None = None,
-        tool_description: str | None = None,
-        include_explanation: bool = True,
-        tool_choice: Mapping[str, Any] | None = None,
-        disable_parallel_tool_calls: bool | None = None,
         tags: Sequence[str] = (),
+        **version_options: Any,
     ) -> str:
         """Add a version to a prompt (GraphQL ``createChatPromptVersion``); it becomes the
-        latest. Arguments as for :meth:`create_prompt` (``description`` is the version's
-        description here). Returns the new version's global id."""
+        latest. ``version_options`` are those of :meth:`create_prompt` (template_format,
+        output_configs, model_name, ...); ``description`` is the version's description here.
+        Returns the new version's global id."""
         variables: dict[str, Any] = {
             "promptId": self._prompt_gid(prompt_id_or_name),
             "promptVersion": chat_prompt_version_input(
-                messages, template_format=template_format, output_configs=output_configs,
-                tools=tools, model_name=model_name, provider=provider,
-                invocation_parameters=invocation_parameters, version_description=description,
-                tool_description=tool_description, include_explanation=include_explanation,
-                tool_choice=tool_choice, disable_parallel_tool_calls=disable_parallel_tool_calls),
+                messages, version_description=description, **version_options),
         }
         if tags:
             variables["tags"] = [{"name": t} for t in tags]

@@ -391,16 +391,10 @@ class _Handler(BaseHTTPRequestHandler):
             return None, False
 
     def _route(self, method: str) -> None:
-        chat = self.path.startswith("/v1/chat/")
-        if chat:
-            self.judge._flight(+1)
         try:
             self._dispatch(method, self.path.split("?", 1)[0])
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout, say); nobody is left to answer
-        finally:
-            if chat:
-                self.judge._flight(-1)
 
     def _dispatch(self, method: str, path: str) -> None:
         body, parsed = self._body() if method == "POST" else (None, True)
@@ -434,9 +428,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "The server had an error while processing your request (injected fault).",
                 "server_error", None))
         else:
-            if outcome == "hang":
-                self.judge.sleep(float(s["hang_seconds"]))
-            self.judge.sleep(float(s["latency"]))
+            # In flight while "thinking": up to the answer, which the client may act on at once.
+            self.judge._flight(+1)
+            try:
+                if outcome == "hang":
+                    self.judge.sleep(float(s["hang_seconds"]))
+                self.judge.sleep(float(s["latency"]))
+            finally:
+                self.judge._flight(-1)
             malformed = outcome.partition("malformed:")[2] or None
             completion = StandInJudge.completion(n, body, s["rules"], malformed)
             if body.get("stream"):

@@ -30,20 +30,16 @@ def evaluate(output, reference):
 BOOLEAN = {"name": "mentions_reference", "optimizationDirection": "MAXIMIZE",
            "values": [{"label": "True", "score": 1.0}, {"label": "False", "score": 0.0}]}
 
-MIXED_EXAMPLES = [
-    {"input": {"question": "What is the capital of France?"}, "output": {"answer": "Paris"},
-     "metadata": {}},
-    {"input": {"question": "Who wrote Hamlet?"}, "output": {"answer": "Shakespeare"},
-     "metadata": {}},
-    {"input": {"question": "What is the capital of Spain?"}, "output": {"answer": "Madrid"},
-     "metadata": {}},
-]
+@pytest.fixture(scope="module")
+def examples(judged_dataset: dict[str, Any]) -> list[dict[str, Any]]:
+    """The three QA examples of the 'judged' dataset, reused by the datasets made here."""
+    return list(judged_dataset["examples"])
 
 
 @pytest.fixture(scope="module")
-def mixed(admin: PhoenixAdmin) -> dict[str, Any]:
+def mixed(admin: PhoenixAdmin, examples: list[dict[str, Any]]) -> dict[str, Any]:
     """Dataset 'mixed': a built-in, two LLM evaluators (one multi-output) and a code one."""
-    dataset_id = admin.create_dataset("mixed", MIXED_EXAMPLES)
+    dataset_id = admin.create_dataset("mixed", examples)
     admin.attach_builtin(dataset_id, "contains", "mentions", {"text": "$.output",
                                                               "words": "$.reference.answer"})
     judge = admin.create_prompt("grader", [{"role": "system", "content": SYSTEM},
@@ -80,7 +76,7 @@ def essentials(annotation: dict[str, Any]) -> tuple[Any, ...]:
 @pytest.mark.usefixtures("qa_app")
 def test_llm_evaluators_send_the_judge_what_the_server_sends_and_agree_with_it(
         pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
-        mixed: dict[str, Any]) -> None:
+        mixed: dict[str, Any], examples: list[dict[str, Any]]) -> None:
     result = run_mixed(pytester)
     result.assert_outcomes(passed=2, failed=1)
     ours = [r["body"] for r in judge.requests]
@@ -88,7 +84,7 @@ def test_llm_evaluators_send_the_judge_what_the_server_sends_and_agree_with_it(
 
     judge.reset()
     contexts = [{"input": e["input"], "reference": e["output"], "output": answer,
-                 "metadata": {}} for e, answer in zip(MIXED_EXAMPLES, QA_ANSWERS)]
+                 "metadata": {}} for e, answer in zip(examples, QA_ANSWERS)]
     previews = []
     for prompt, name, configs in ((mixed["judge_prompt"], "grader", [CORRECTNESS]),
                                   (mixed["multi_prompt"], "two_ways", [CORRECTNESS, HELPFUL])):
@@ -182,8 +178,8 @@ CODE_CASES = {
 
 
 @pytest.fixture(scope="module")
-def faulty_code(admin: PhoenixAdmin) -> str:
-    dataset_id = admin.create_dataset("faulty-code", MIXED_EXAMPLES[:1])
+def faulty_code(admin: PhoenixAdmin, examples: list[dict[str, Any]]) -> str:
+    dataset_id = admin.create_dataset("faulty-code", examples[:1])
     for name, (source, _) in CODE_CASES.items():
         config = {**BOOLEAN, "name": name}
         if name == "bad_param":  # the server refuses such code; store a valid one, then the
@@ -218,8 +214,8 @@ SET_MONTY = ('mutation($on: Boolean!) { updateSandboxProvider(input: {id: "%s", 
 
 @pytest.mark.usefixtures("qa_app")
 def test_code_the_server_cannot_run_is_reported_as_not_run(
-        pytester: pytest.Pytester, admin: PhoenixAdmin) -> None:
-    dataset_id = admin.create_dataset("server-code", MIXED_EXAMPLES[:1])
+        pytester: pytest.Pytester, admin: PhoenixAdmin, examples: list[dict[str, Any]]) -> None:
+    dataset_id = admin.create_dataset("server-code", examples[:1])
     admin.attach_code_evaluator(dataset_id, "server_check", CODE,
                                 [{**BOOLEAN, "name": "server_check"}], {})
     admin.graphql(SET_MONTY, on=False)  # the server's only Python sandbox, switched off
