@@ -197,6 +197,7 @@ class StandInJudge:
         self._count = 0
         self._in_flight = 0
         self._max_in_flight = 0
+        self._generation = 0  # bumped by reset(): requests admitted before it no longer count
         self._defaults = self.configure(**switches)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -262,6 +263,8 @@ class StandInJudge:
             self._stats.clear()
             self._count = 0
             self._max_in_flight = 0
+            self._in_flight = 0
+            self._generation += 1
 
     @property
     def switches(self) -> dict[str, Any]:
@@ -281,10 +284,11 @@ class StandInJudge:
         with self._lock:
             return self._max_in_flight
 
-    def _flight(self, change: int) -> None:
+    def _flight(self, change: int, generation: int) -> None:
         with self._lock:
-            self._in_flight += change
-            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            if generation == self._generation:
+                self._in_flight += change
+                self._max_in_flight = max(self._max_in_flight, self._in_flight)
 
     def stats(self) -> dict[str, int]:
         """How many requests ended with each outcome."""
@@ -401,11 +405,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_control/"):
             self._control(method, path, body)
             return
-        if path != "/v1" and not path.startswith("/v1/"):
+        # Azure OpenAI's v1 API lives under /openai/v1: the same endpoints.
+        route = path.removeprefix("/openai")
+        if route != "/v1" and not route.startswith("/v1/"):
             self._not_found(method, path)
             return
         kind = {("POST", "/v1/chat/completions"): "chat", ("GET", "/v1/models"): "models"}.get(
-            (method, path), "404")
+            (method, route), "404")
         if kind == "chat" and not (parsed and isinstance(body, dict)):
             kind = "400"
         n, outcome, s = self.judge._admit(path, body, "Authorization" in self.headers, kind)
@@ -429,13 +435,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "server_error", None))
         else:
             # In flight while "thinking": up to the answer, which the client may act on at once.
-            self.judge._flight(+1)
+            generation = self.judge._generation
+            self.judge._flight(+1, generation)
             try:
                 if outcome == "hang":
                     self.judge.sleep(float(s["hang_seconds"]))
                 self.judge.sleep(float(s["latency"]))
             finally:
-                self.judge._flight(-1)
+                self.judge._flight(-1, generation)
             malformed = outcome.partition("malformed:")[2] or None
             completion = StandInJudge.completion(n, body, s["rules"], malformed)
             if body.get("stream"):

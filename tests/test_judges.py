@@ -152,6 +152,30 @@ def test_without_key_or_base_url_the_error_says_what_to_set(
                                  "or point --phoenix-judge-base-url*"])
 
 
+def test_azure_openai_judges_call_the_azure_v1_endpoint(
+        pytester: pytest.Pytester, judge: StandInJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", judge.url.removesuffix("/v1"))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-for-tests")
+    result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
+                        judges="qa_correctness(provider='AZURE_OPENAI', model='my-deployment')")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert [r["path"] for r in judge.requests] == ["/openai/v1/chat/completions"]
+    assert judge.requests[0]["body"]["model"] == "my-deployment"
+    assert judge.requests[0]["authorization"]
+
+
+def test_azure_without_its_settings_names_them(
+        pytester: pytest.Pytester, judge: StandInJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
+                        judges="qa_correctness(provider='AZURE_OPENAI')")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(["qa_correctness error: Azure OpenAI judge: set "
+                                 "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"])
+
+
 def test_other_providers_are_named_in_a_clear_error(
         pytester: pytest.Pytester, judge: StandInJudge) -> None:
     result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
