@@ -145,6 +145,7 @@ def summary_lines(
     results = [r for cases in by_dataset.values() for r in cases]
     if usage := judge_usage(results):
         lines.append(usage)
+    lines += not_run(results)
     lines += notes
     for dataset, url in experiments:
         lines.append(f"experiment for {dataset}: {url}")
@@ -185,3 +186,18 @@ def judge_usage(results: Iterable[CaseResult]) -> str | None:
     line = (f"judge usage: {calls} call{'s' if calls != 1 else ''}, {prompt} prompt + "
             f"{completion} completion = {prompt + completion} tokens")
     return line + (f", ${cost:.4f}" if priced else " (cost: set --phoenix-judge-price)")
+
+
+NOT_RUN = "not run: "
+
+
+def not_run(results: Iterable[CaseResult]) -> list[str]:
+    """Evaluators that never ran (the server could not run them, ...), with the first reason."""
+    reasons: dict[str, tuple[int, str]] = {}
+    for result in results:
+        for score in result.scores:
+            if score.error and score.error.startswith(NOT_RUN):
+                count, reason = reasons.get(score.evaluator, (0, score.error))
+                reasons[score.evaluator] = (count + 1, reason)
+    return [f"{evaluator} was not run on {count} case{'s' if count != 1 else ''}: "
+            f"{reason.removeprefix(NOT_RUN)}" for evaluator, (count, reason) in reasons.items()]

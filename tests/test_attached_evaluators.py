@@ -228,3 +228,5 @@ def test_code_the_server_cannot_run_is_reported_as_not_run(
     result.stdout.fnmatch_lines([
         "server_check error: not run: the Phoenix server could not run code evaluator "
         "'server_check' (run it locally with --phoenix-allow-code-evaluators): *disabled*"])
+    result.stdout.fnmatch_lines(["server_check was not run on 1 case: the Phoenix server could "
+                                 "not run code evaluator 'server_check'*"])
