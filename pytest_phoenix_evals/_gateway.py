@@ -178,7 +178,12 @@ class AttachedEvaluators:
             data, problem = self._prompt(name, evaluator, dataset)
             if data is not None and on_server:
                 return server(llm_preview(name, data, configs), "LLM")
-            prompt = PromptSpec.from_phoenix(prompt_name, data) if data is not None else None
+            prompt = None
+            if data is not None:
+                try:
+                    prompt = PromptSpec.from_phoenix(prompt_name, data)
+                except ValueError as exc:  # a string template cannot back a judge
+                    problem = str(exc)
             return LLMJudge(name=name, prompt=prompt, output_configs=configs,
                             path_mapping=path_mapping, literal_mapping=literal_mapping,
                             project_name=project, problem=problem)

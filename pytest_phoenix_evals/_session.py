@@ -135,6 +135,8 @@ class PhoenixEvalsSession:
         self._judges: Judges | None = None
         self._tracing: Any = None
         self.notices: list[str] = []
+        # Every evaluator handed out, by identity: those holding connections are closed at the end.
+        self._handed_out: dict[int, Any] = {}
 
     # --- lazily built parts ---------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class PhoenixEvalsSession:
 
     def _equip(self, evaluator: Any) -> Any:
         """Give an evaluator what it needs from the session (judge clients, tracing)."""
+        self._handed_out.setdefault(id(evaluator), evaluator)
         if hasattr(evaluator, "judges") and evaluator.judges is None:
             evaluator.judges = self.judges
             if hasattr(evaluator, "load"):  # a judge whose prompt comes from the server
@@ -408,8 +411,7 @@ class PhoenixEvalsSession:
             closers = [self._judges.aclose()] if self._judges is not None else []
             if self._gateway is not None:
                 closers.append(self._gateway.aclose())
-            closers += [e.aclose() for es in self._evaluators.values() for e in es
-                        if hasattr(e, "aclose")]
+            closers += [e.aclose() for e in self._handed_out.values() if hasattr(e, "aclose")]
             for closer in closers:
                 try:
                     self._engine.run(closer, timeout=10)

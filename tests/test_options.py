@@ -36,6 +36,35 @@ def test_url_source_is_remembered(pytester: pytest.Pytester) -> None:
     assert (settings.url, settings.url_source) == ("http://h:1", "--phoenix-url")
 
 
+def test_judge_settings_resolve_from_ini_and_command_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nphoenix_evals_judge_timeout = 12.5\n"
+                     "phoenix_evals_judge_price =\n    m1=1/2\n    m2=0.5/1.5\n")
+    settings = resolve_settings(pytester.parseconfig(
+        "--phoenix-judge-retries=5", "--phoenix-evaluate-on=SERVER",
+        "--phoenix-judge-model=llama3", "--phoenix-allow-code-evaluators"))
+    assert (settings.judge.timeout, settings.judge.retries, settings.judge.concurrency) == (
+        12.5, 5, 8)
+    assert settings.judge.prices == {"m1": (1.0, 2.0), "m2": (0.5, 1.5)}
+    assert settings.judge.model == "llama3" and settings.evaluate_on == "server"
+    assert settings.allow_code_evaluators is True and settings.code_timeout == 10.0
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("--phoenix-evaluate-on=cloud", "'cloud' is not 'local' or 'server'"),
+    ("--phoenix-judge-timeout=soon", "'soon' is not a number"),
+    ("--phoenix-judge-retries=-1", "'-1' is not an integer >= 0"),
+    ("--phoenix-judge-price=gpt-4o", "'gpt-4o' is not MODEL=INPUT/OUTPUT"),
+    ("--phoenix-code-timeout=0", "'0' is not a number >= 0.001"),
+])
+def test_bad_judge_settings_name_the_option(pytester: pytest.Pytester, arg: str,
+                                            message: str) -> None:
+    with pytest.raises(pytest.UsageError, match=f"^{arg.split('=')[0]}: .*"):
+        resolve_settings(pytester.parseconfig(arg))
+    with pytest.raises(pytest.UsageError) as raised:
+        resolve_settings(pytester.parseconfig(arg))
+    assert message in str(raised.value)
+
+
 def test_bad_boolean_in_environment(pytester: pytest.Pytester,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHOENIX_EVALS_NO_UPLOAD", "maybe")
