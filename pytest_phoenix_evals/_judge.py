@@ -25,6 +25,11 @@ from ._options import JudgeSettings
 from ._secrets import redact
 
 DEFAULT_MODEL = "gpt-4o-mini"
+# The OpenAI models the server calls through Chat Completions; any other OpenAI model name goes
+# to the Responses API (``get_openai_client_class`` in the server's playground_clients.py).
+CHAT_COMPLETIONS_MODELS = frozenset({
+    "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gpt-4-turbo", "gpt-4",
+    "gpt-3.5-turbo"})
 SUPPORTED_PROVIDERS = ("OPENAI", "AZURE_OPENAI")
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
@@ -120,9 +125,17 @@ class Judges:
                 timeout=self.settings.timeout, max_retries=0)
         return self._clients[endpoint]
 
+    def api(self, provider: str, model: str) -> str:
+        """``chat`` or ``responses``: the setting, else the endpoint the server would use."""
+        if self.settings.api != "auto":
+            return self.settings.api
+        openai = (provider or "OPENAI").upper() == "OPENAI"
+        return "responses" if openai and model not in CHAT_COMPLETIONS_MODELS else "chat"
+
     async def complete(self, provider: str, params: dict[str, Any],
-                       extra_body: dict[str, Any] | None = None) -> Completion:
-        """One chat completion with retries; JudgeError after the last attempt."""
+                       extra_body: dict[str, Any] | None = None, api: str = "chat"
+                       ) -> Completion:
+        """One chat completion (or Responses call) with retries; JudgeError after the last."""
 
         endpoint = self.endpoint(provider)
         client = self._client(endpoint)
@@ -132,6 +145,9 @@ class Judges:
         for attempt in range(1, attempts + 1):
             try:
                 async with self._semaphore:
+                    if api == "responses":
+                        answer = await client.responses.create(**params, extra_body=extra_body)
+                        return _from_responses(answer, attempt, endpoint.shown)
                     response = await client.chat.completions.create(
                         **params, extra_body=extra_body, stream=False)
                 return _completion(response, attempt, endpoint.shown)
@@ -237,6 +253,23 @@ def _completion(response: Any, attempts: int, endpoint: str) -> Completion:
                       usage=usage, attempts=attempts, endpoint=endpoint)
 
 
+def _from_responses(response: Any, attempts: int, endpoint: str) -> Completion:
+    texts: list[str] = []
+    calls = []
+    for item in response.output or ():
+        if item.type == "message":
+            texts += [block.text for block in item.content or () if block.type == "output_text"]
+        elif item.type == "function_call":
+            calls.append(ToolCall(item.call_id, item.name, item.arguments or ""))
+    usage = {}
+    if response.usage is not None:
+        usage = {"prompt_tokens": response.usage.input_tokens or 0,
+                 "completion_tokens": response.usage.output_tokens or 0,
+                 "total_tokens": response.usage.total_tokens or 0}
+    return Completion(model=response.model or "", content="".join(texts) or None,
+                      tool_calls=calls, usage=usage, attempts=attempts, endpoint=endpoint)
+
+
 # --- the request, as the server builds it -------------------------------------------------
 
 _ROLES = {"user": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
@@ -309,3 +342,56 @@ def request_params(
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def responses_params(
+    model: str,
+    messages: list[dict[str, Any]],
+    tools: Mapping[str, Any] | None,
+    invocation_parameters: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(responses.create keyword arguments, extra_body), as the server builds them
+    (``_openai_response_build_params``): fewer parameters survive than for Chat Completions."""
+    params: dict[str, Any] = {
+        "input": [{"role": m["role"], "content": m["content"] or "", "type": "message"}
+                  for m in messages if m["role"] != "tool"],
+        "model": model}
+    if tools:
+        choice = tools.get("tool_choice") or {}
+        kind = choice.get("type")
+        if kind in _TOOL_CHOICE:
+            params["tool_choice"] = _TOOL_CHOICE[kind]
+        elif kind == "specific_function":
+            params["tool_choice"] = {"type": "function", "name": choice["function_name"]}
+        if tools.get("disable_parallel_tool_calls"):
+            params["parallel_tool_calls"] = False
+        functions = []
+        for tool in tools.get("tools") or ():
+            if tool.get("type") == "raw":
+                functions.append(tool["raw"])
+                continue
+            spec = tool["function"]
+            definition: dict[str, Any] = {
+                "type": "function", "name": spec["name"],
+                "parameters": spec.get("parameters") or None,
+                "strict": spec["strict"] if isinstance(spec.get("strict"), bool) else None}
+            if spec.get("description"):
+                definition["description"] = spec["description"]
+            functions.append(definition)
+        if functions:
+            params["tools"] = functions
+    extra_body = None
+    if invocation_parameters:
+        values = invocation_parameters.get(invocation_parameters.get("type", "openai")) or {}
+        if _is_number(values.get("temperature")):
+            params["temperature"] = float(values["temperature"])
+        if isinstance(values.get("max_completion_tokens"), int) and \
+                not isinstance(values["max_completion_tokens"], bool):
+            params["max_output_tokens"] = values["max_completion_tokens"]
+        if _is_number(values.get("top_p")):
+            params["top_p"] = float(values["top_p"])
+        if values.get("reasoning_effort"):
+            params["reasoning"] = {"effort": values["reasoning_effort"]}
+        if isinstance(values.get("extra_body"), dict):
+            extra_body = values["extra_body"]
+    return params, extra_body

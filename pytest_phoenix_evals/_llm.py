@@ -23,7 +23,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._evaluator import annotation_names
-from ._judge import Completion, JudgeError, Judges, openai_message, request_params
+from ._judge import (
+    Completion,
+    JudgeError,
+    Judges,
+    openai_message,
+    request_params,
+    responses_params,
+)
 from ._mapping import MappingError, map_inputs
 from ._templates import TemplateError, input_schema, render
 from ._types import Example, OutputConfig, Score
@@ -175,15 +182,17 @@ class LLMJudge:
         if trace is not None:
             trace.prompt(self.prompt.prompt_name, values, messages)
         model = self.judges.model(self.prompt.model_name)
-        params, extra_body = request_params(model, messages, self.prompt.tools,
-                                            self.prompt.invocation_parameters)
         provider = self.prompt.model_provider
+        api = self.judges.api(provider, model)
+        build = responses_params if api == "responses" else request_params
+        params, extra_body = build(model, messages, self.prompt.tools,
+                                   self.prompt.invocation_parameters)
         try:
             if trace is None:
-                completion = await self.judges.complete(provider, params, extra_body)
+                completion = await self.judges.complete(provider, params, extra_body, api)
             else:
                 with trace.llm(model, provider, params) as span:  # records a JudgeError
-                    completion = await self.judges.complete(provider, params, extra_body)
+                    completion = await self.judges.complete(provider, params, extra_body, api)
                     span.set_attributes(llm_output_attributes(completion))
         except JudgeError as exc:
             raise _Failed(str(exc)) from None

@@ -74,6 +74,9 @@ OPTIONS = (
            "(default 3).", "N"),
     Option("judge_concurrency", "str", "At most this many judge calls at once (default 8).",
            "N"),
+    Option("judge_api", "str", "OpenAI endpoint for judges: 'auto' (default: as the Phoenix "
+           "server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the Responses "
+           "API for other OpenAI model names), 'chat' or 'responses'.", "auto|chat|responses"),
     Option("judge_price", "list", "Price of a judge model in USD per million tokens, to report "
            "cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
            "MODEL=IN/OUT"),
@@ -108,6 +111,7 @@ class JudgeSettings:
     timeout: float = 30.0
     retries: int = 3
     concurrency: int = 8
+    api: str = "auto"  # "chat", "responses", or "auto": the endpoint the server would call
     # model -> (USD per million input tokens, USD per million output tokens)
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -191,6 +195,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
     if evaluate_on not in ("local", "server"):
         raise pytest.UsageError(f"{sources['evaluate_on']}: {values['evaluate_on']!r} is not "
                                 f"'local' or 'server'")
+    judge_api = (values["judge_api"] or "auto").strip().lower()
+    if judge_api not in ("auto", "chat", "responses"):
+        raise pytest.UsageError(f"{sources['judge_api']}: {values['judge_api']!r} is not "
+                                f"'auto', 'chat' or 'responses'")
     prices = {}
     for text in values["judge_price"] or ():
         try:
@@ -219,6 +227,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         timeout=number("judge_timeout", 30.0, minimum=0.001),
         retries=number("judge_retries", 3, int),
         concurrency=number("judge_concurrency", 8, int, minimum=1),
+        api=judge_api,
         prices=prices,
     )
     return Settings(

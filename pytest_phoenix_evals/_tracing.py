@@ -747,10 +747,14 @@ class _EvaluatorSpan:
     @contextlib.contextmanager
     def llm(self, model: str, provider: str, params: Mapping[str, Any]) -> Iterator[SpanHandle]:
         """The chat completion span; the caller sets the output with :func:`llm_attributes`."""
-        invocation = {k: v for k, v in params.items() if k not in ("messages", "model", "tools")}
+        # Chat Completions sends "messages", the Responses API "input" (message items).
+        invocation = {k: v for k, v in params.items()
+                      if k not in ("messages", "input", "model", "tools")}
+        messages = [{"role": m.get("role"), "content": m.get("content")}
+                    for m in params.get("messages") or params.get("input") or ()]
         attributes = llm_attributes(
             model_name=model, provider=provider.lower(), system="openai",
-            input_messages=params.get("messages"), invocation_parameters=invocation,
+            input_messages=messages, invocation_parameters=invocation,
             tools=params.get("tools"))
         with start_child_span(self._tracer, "ChatCompletion", "LLM", dict(params),
                               attributes=attributes, parent=self.root) as span:

@@ -161,6 +161,45 @@ def _selected_tools(body: dict[str, Any]) -> list[dict[str, Any]]:
     return tools
 
 
+def as_chat(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API request seen as the Chat Completions request it stands for."""
+    items = body.get("input")
+    messages = ([{"role": "user", "content": items}] if isinstance(items, str) else
+                [{"role": i.get("role"), "content": i.get("content")} for i in items or ()
+                 if i.get("type", "message") == "message"])
+    tools = [{"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
+             for t in body.get("tools") or () if t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        choice = {"type": "function", "function": {"name": choice.get("name")}}
+    chat = {"model": body.get("model", MODEL_ID), "messages": messages, "tools": tools}
+    return {**chat, "tool_choice": choice} if choice is not None else chat
+
+
+def as_response(completion: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion answered the Responses API's way."""
+    message = completion["choices"][0]["message"]
+    n = completion["id"].removeprefix("chatcmpl-")
+    if message.get("tool_calls"):
+        output = [{"type": "function_call", "id": f"fc_{c['id']}", "call_id": c["id"],
+                   "name": c["function"]["name"], "arguments": c["function"]["arguments"],
+                   "status": "completed"} for c in message["tool_calls"]]
+    else:
+        output = [{"type": "message", "id": f"msg_{n}", "role": "assistant",
+                   "status": "completed", "content": [
+                       {"type": "output_text", "text": message["content"], "annotations": []}]}]
+    usage = completion["usage"]
+    return {"id": f"resp_{n}", "object": "response", "created_at": completion["created"],
+            "model": completion["model"], "status": "completed", "output": output,
+            "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "metadata": {},
+            "error": None, "incomplete_details": None, "instructions": None,
+            "usage": {"input_tokens": usage["prompt_tokens"],
+                      "output_tokens": usage["completion_tokens"],
+                      "total_tokens": usage["total_tokens"],
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 0}}}
+
+
 def chunks(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
     """The chat.completion.chunk objects streaming ``completion``."""
     message, choice = completion["choices"][0]["message"], completion["choices"][0]
@@ -299,20 +338,22 @@ class StandInJudge:
 
     def _admit(self, path: str, body: Any, authorization: bool, kind: str
                ) -> tuple[int, str, dict[str, Any]]:
-        """Number and record a request. ``kind`` is "chat", "models", "400" or "404"; a chat
-        request takes the first fault due. Returns ``(n, outcome, switches)``."""
+        """Number and record a request. ``kind`` is "chat", "responses", "models", "400" or
+        "404"; a chat or responses request takes the first fault due. Returns
+        ``(n, outcome, switches)``."""
         with self._lock:
             self._count += 1
             s = self._switches
-            outcome = {"chat": "ok", "models": "ok"}.get(kind, kind)
-            if kind == "chat":
+            outcome = {"chat": "ok", "responses": "ok", "models": "ok"}.get(kind, kind)
+            if kind in ("chat", "responses"):
                 for fault, name in (("hang", "hang"), ("fail_429", "429"), ("fail_5xx", "5xx")):
                     if s[fault] > 0:
                         s[fault] -= 1
                         outcome = name
                         break
                 else:
-                    if s["malformed"] and _selected_tools(body):
+                    view = as_chat(body) if kind == "responses" else body
+                    if s["malformed"] and _selected_tools(view):
                         outcome = f"malformed:{s['malformed']}"
                         if s["malformed_count"] is not None:
                             s["malformed_count"] -= 1
@@ -410,9 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
         if route != "/v1" and not route.startswith("/v1/"):
             self._not_found(method, path)
             return
-        kind = {("POST", "/v1/chat/completions"): "chat", ("GET", "/v1/models"): "models"}.get(
-            (method, route), "404")
-        if kind == "chat" and not (parsed and isinstance(body, dict)):
+        kind = {("POST", "/v1/chat/completions"): "chat", ("POST", "/v1/responses"): "responses",
+                ("GET", "/v1/models"): "models"}.get((method, route), "404")
+        if kind in ("chat", "responses") and not (parsed and isinstance(body, dict)):
             kind = "400"
         n, outcome, s = self.judge._admit(path, body, "Authorization" in self.headers, kind)
         if kind == "models":
@@ -444,6 +485,10 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 self.judge._flight(-1, generation)
             malformed = outcome.partition("malformed:")[2] or None
+            if kind == "responses":
+                self._send(200, as_response(StandInJudge.completion(
+                    n, as_chat(body), s["rules"], malformed)))
+                return
             completion = StandInJudge.completion(n, body, s["rules"], malformed)
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -230,3 +230,42 @@ def test_code_the_server_cannot_run_is_reported_as_not_run(
         "'server_check' (run it locally with --phoenix-allow-code-evaluators): *disabled*"])
     result.stdout.fnmatch_lines(["server_check was not run on 1 case: the Phoenix server could "
                                  "not run code evaluator 'server_check'*"])
+
+
+@pytest.mark.usefixtures("qa_app")
+def test_models_the_server_sends_to_the_responses_api_go_there_from_here_too(
+        pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
+        examples: list[dict[str, Any]]) -> None:
+    dataset_id = admin.create_dataset("responses-judged", examples[:2])
+    prompt = admin.create_prompt("grader-responses", [{"role": "system", "content": SYSTEM},
+                                                      {"role": "user", "content": USER}],
+                                 model_name="gpt-5-mini", output_configs=[CORRECTNESS],
+                                 invocation_parameters={"temperature": 0.0, "seed": 3,
+                                                        "max_completion_tokens": 50})
+    admin.attach_llm_evaluator(dataset_id, "grader5", prompt["prompt_id"], [CORRECTNESS],
+                               MAPPING)
+    result = pytester.runpytest("--phoenix-dataset=responses-judged",
+                                "--phoenix-task=qa_app:answer", "--phoenix-no-upload")
+    result.assert_outcomes(passed=2)
+    ours = judge.requests
+    assert {r["path"] for r in ours} == {"/v1/responses"}
+
+    judge.reset()
+    version = admin.prompt_version_input(prompt["prompt_id"])["input"]
+    server = admin.preview([{"evaluator": {"inlineLlmEvaluator": {
+        "name": "grader5", "promptVersion": version,
+        "outputConfigs": [{"categorical": CORRECTNESS}]}},
+        "context": {"input": e["input"], "reference": e["output"], "output": answer,
+                    "metadata": {}}, "path": MAPPING}
+        for e, answer in zip(examples[:2], QA_ANSWERS)])
+    theirs = judge.requests
+    assert sorted(canonical(r["body"]) for r in ours) == sorted(
+        canonical(r["body"]) for r in theirs)
+    assert {r["annotation"]["label"] for r in server} == {"correct"}
+
+    judge.reset()
+    result = pytester.runpytest("--phoenix-dataset=responses-judged",
+                                "--phoenix-task=qa_app:answer", "--phoenix-no-upload",
+                                "--phoenix-judge-api=chat")
+    result.assert_outcomes(passed=2)
+    assert {r["path"] for r in judge.requests} == {"/v1/chat/completions"}
