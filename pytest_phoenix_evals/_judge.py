@@ -287,6 +287,21 @@ def openai_message(role: str, content: str) -> dict[str, Any]:
     return {"role": mapped, "content": content}
 
 
+def _tool_choice(tools: Mapping[str, Any], specific: Any) -> dict[str, Any]:
+    """``tool_choice`` and ``parallel_tool_calls`` from the prompt's tools; ``specific`` shapes a
+    choice of one function (the two OpenAI APIs spell it differently)."""
+    out: dict[str, Any] = {}
+    choice = tools.get("tool_choice") or {}
+    kind = choice.get("type")
+    if kind in _TOOL_CHOICE:
+        out["tool_choice"] = _TOOL_CHOICE[kind]
+    elif kind == "specific_function":
+        out["tool_choice"] = specific(choice["function_name"])
+    if tools.get("disable_parallel_tool_calls"):
+        out["parallel_tool_calls"] = False
+    return out
+
+
 def request_params(
     model: str,
     messages: list[dict[str, Any]],
@@ -296,15 +311,8 @@ def request_params(
     """(chat.completions.create keyword arguments, extra_body) from a prompt version's parts."""
     params: dict[str, Any] = {"messages": messages, "model": model}
     if tools:
-        choice = tools.get("tool_choice") or {}
-        kind = choice.get("type")
-        if kind in _TOOL_CHOICE:
-            params["tool_choice"] = _TOOL_CHOICE[kind]
-        elif kind == "specific_function":
-            params["tool_choice"] = {"type": "function",
-                                     "function": {"name": choice["function_name"]}}
-        if tools.get("disable_parallel_tool_calls"):
-            params["parallel_tool_calls"] = False
+        params.update(_tool_choice(tools, lambda name: {"type": "function",
+                                                        "function": {"name": name}}))
         functions = []
         for tool in tools.get("tools") or ():
             if tool.get("type") != "function":
@@ -357,14 +365,7 @@ def responses_params(
                   for m in messages if m["role"] != "tool"],
         "model": model}
     if tools:
-        choice = tools.get("tool_choice") or {}
-        kind = choice.get("type")
-        if kind in _TOOL_CHOICE:
-            params["tool_choice"] = _TOOL_CHOICE[kind]
-        elif kind == "specific_function":
-            params["tool_choice"] = {"type": "function", "name": choice["function_name"]}
-        if tools.get("disable_parallel_tool_calls"):
-            params["parallel_tool_calls"] = False
+        params.update(_tool_choice(tools, lambda name: {"type": "function", "name": name}))
         functions = []
         for tool in tools.get("tools") or ():
             if tool.get("type") == "raw":
