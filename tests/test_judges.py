@@ -226,7 +226,8 @@ def answer(input):
 """)
     pytester.makeconftest(JUDGES_CONFTEST.format(judges="qa_correctness()"))
     result = pytester.runpytest("--phoenix-dataset=judged", "--phoenix-task=leaky_app:answer",
-                                f"--phoenix-experiment-name=leak {secret}")
+                                f"--phoenix-experiment-name=leak {secret}",
+                                "--log-cli-level=DEBUG")  # every library's debug log shown
     result.assert_outcomes(passed=1, failed=2)
     assert secret not in result.stdout.str() + result.stderr.str()
     assert "cannot answer with key ***" in result.stdout.str()
