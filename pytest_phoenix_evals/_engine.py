@@ -26,10 +26,14 @@ T = TypeVar("T")
 
 
 class Engine:
-    """An event loop running in a daemon thread."""
+    """An event loop running in a daemon thread, with ``threads`` workers for sync code."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 8) -> None:
         self._loop = asyncio.new_event_loop()
+        # asyncio's default pool has min(32, cpus + 4) workers: too few for many sync tasks at
+        # once on a small machine, so the pool is sized to the cases run at once.
+        self._loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="pytest-phoenix-evals-worker"))
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="pytest-phoenix-evals", daemon=True)
         self._thread.start()

@@ -57,6 +57,9 @@ OPTIONS = (
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
            "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X"),
     Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix."),
+    Option("concurrency", "str", "Run this many cases at the same time (default 8): tasks and "
+           "evaluators of different cases overlap (sync ones in threads) while each case is "
+           "still reported as its own test.", "N"),
     Option("evaluate_on", "str", "Where attached evaluators run: 'local' (default; judges are "
            "called from here) or 'server' (Phoenix runs each evaluator through "
            "evaluatorPreviews with its own provider credentials and sandbox).", "local|server"),
@@ -142,6 +145,7 @@ class Settings:
     experiment_name: str | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     no_upload: bool = False
+    concurrency: int = 8
     evaluate_on: str = "local"
     prompt_tag: str | None = None
     judge: JudgeSettings = field(default_factory=JudgeSettings)
@@ -240,6 +244,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         experiment_name=values["experiment_name"],
         thresholds=thresholds,
         no_upload=bool(values["no_upload"]),
+        concurrency=number("concurrency", 8, int, minimum=1),
         evaluate_on=evaluate_on,
         prompt_tag=values["prompt_tag"] or None,
         judge=judge,

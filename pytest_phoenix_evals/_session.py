@@ -6,7 +6,9 @@ the engine and the recorder come to life only when a dataset is actually request
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import functools
 import importlib
 import re
@@ -137,6 +139,8 @@ class PhoenixEvalsSession:
         self.notices: list[str] = []
         # Every evaluator handed out, by identity: those holding connections are closed at the end.
         self._handed_out: dict[int, Any] = {}
+        # Cases started ahead of their pytest item (--phoenix-concurrency), by item node id.
+        self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult], str]] = {}
 
     # --- lazily built parts ---------------------------------------------------------------
 
@@ -154,7 +158,8 @@ class PhoenixEvalsSession:
         if self._engine is None:
             from ._engine import Engine
 
-            self._engine = Engine()
+            # A case's task and its sync evaluators may each hold a thread.
+            self._engine = Engine(threads=2 * self.settings.concurrency + 4)
         return self._engine
 
     @property
@@ -340,20 +345,58 @@ class PhoenixEvalsSession:
 
     # --- running --------------------------------------------------------------------------
 
-    def run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
-                 experiment_key: str) -> CaseResult:
+    async def _run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
+                        experiment_key: str) -> CaseResult:
+        """One case on the engine's loop: its task (traced when uploading), then evaluators."""
         from ._engine import run_case
 
         recorder = self.recorder(experiment_key)
         tracer = None
         if recorder is not None and self.tracing is not None:
-            dataset = self.loaded(case.example.dataset_id)
-            project = self.engine.run(recorder.project(dataset))
+            project = await recorder.project(self.loaded(case.example.dataset_id))
             tracer = self.tracing.tracer(project) if project else None
-        result = self.engine.run(run_case(case, task, evaluators, self.settings.thresholds,
-                                          tracer))
+        return await run_case(case, task, evaluators, self.settings.thresholds, tracer)
+
+    def run_ahead(self, jobs: Sequence[tuple[str, Case, Callable[..., Any], Sequence[Any]]],
+                  experiment_key: str) -> None:
+        """Start cases before pytest reaches their items, at most --phoenix-concurrency at once,
+        in item order; :meth:`run_case` then only waits for its case."""
+        if not jobs:
+            return
+        self.recorder(experiment_key)  # made here, in pytest's thread
+        slots: list[asyncio.Semaphore] = []
+
+        async def one(case: Case, task: Callable[..., Any], evaluators: Sequence[Any]
+                      ) -> CaseResult:
+            if not slots:  # made on the loop; asyncio wakes waiters first come, first served
+                slots.append(asyncio.Semaphore(self.settings.concurrency))
+            async with slots[0]:
+                return await self._run_case(case, task, evaluators, experiment_key)
+
+        for node_id, case, task, evaluators in jobs:
+            self._ahead[node_id] = (case, self.engine.submit(one(case, task, evaluators)),
+                                    experiment_key)
+
+    def run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
+                 experiment_key: str, node_id: str | None = None) -> CaseResult:
+        """The case's result (waiting for it if it was started ahead), recorded."""
+        ahead = self._ahead.pop(node_id, None) if node_id is not None else None
+        if ahead is not None:
+            result = ahead[1].result()
+        else:
+            result = self.engine.run(self._run_case(case, task, evaluators, experiment_key))
         self.finish(result, experiment_key)
         return result
+
+    def stop_ahead(self) -> None:
+        """pytest stopped early (-x, --maxfail, Ctrl-C): cancel the cases not yet done, and
+        record those that finished although their items never ran (nothing done is lost)."""
+        ahead, self._ahead = self._ahead, {}
+        for _, future, _ in ahead.values():
+            future.cancel()
+        for case, future, key in ahead.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.finish(future.result(), key)
 
     def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Any],
                         experiment_key: str, start: Any) -> CaseResult:

@@ -126,6 +126,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 f"conftest.py, or write a test that requests the phoenix_example fixture")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """Start the dataset cases ahead of pytest (--phoenix-concurrency), then stop what is left
+    when pytest stops early. Under pytest-xdist each worker runs the cases it is given."""
+    state = _session(session.config)
+    if not hasattr(session.config, "workerinput") and not session.config.option.collectonly:
+        state.run_ahead([(item.nodeid, item.case, item.task, item.evaluators)
+                         for item in session.items if isinstance(item, CaseItem)],
+                        TASK_EXPERIMENT)
+    try:
+        return (yield)
+    finally:
+        state.stop_ahead()
+
+
 def _case_of(item: pytest.Item) -> Case | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("phoenix_example") if callspec is not None else None
@@ -171,7 +186,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         result = _session(self.config).run_case(self.case, self.task, self.evaluators,
-                                                TASK_EXPERIMENT)
+                                                TASK_EXPERIMENT, self.nodeid)
         if not result.passed:
             raise CaseFailed(result)
 

@@ -1,0 +1,91 @@
+"""Cases run at the same time (--phoenix-concurrency), and stop cleanly when pytest stops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from phoenix_admin import PhoenixAdmin
+
+pytestmark = pytest.mark.usefixtures("phoenix_env", "judged_dataset")
+
+SLOW_APP = """
+import threading, time
+
+lock = threading.Lock()
+state = {"running": 0, "most": 0, "calls": []}
+
+def answer(input):
+    question = input["question"]
+    with lock:
+        state["calls"].append(question)
+        state["running"] += 1
+        state["most"] = max(state["most"], state["running"])
+    time.sleep(0.4)
+    with lock:
+        state["running"] -= 1
+    if "Hamlet" in question:
+        raise RuntimeError("no idea")
+    return "Paris"
+"""
+
+REPORT = """
+def pytest_sessionfinish(session):
+    import slow_app
+    print("MOST AT ONCE:", slow_app.state["most"], "CALLS:", len(slow_app.state["calls"]))
+"""
+
+
+@pytest.fixture
+def slow_app(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(slow_app=SLOW_APP)
+    pytester.makeconftest(REPORT)
+    pytester.syspathinsert()
+    return pytester
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [("1", 1), ("3", 3)])
+def test_cases_overlap_up_to_the_concurrency(slow_app: pytest.Pytester, concurrency: str,
+                                             most: int) -> None:
+    result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",
+                                "--phoenix-no-upload", f"--phoenix-concurrency={concurrency}",
+                                "-s")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([f"*MOST AT ONCE: {most} CALLS: 3*"])
+    # Reported in collection order, each case as its own item, whatever finished first.
+    names = [line.split("::")[1].split()[0] for line in result.outlines
+             if line.startswith("PASSED phoenix:") or line.startswith("FAILED phoenix:")]
+    assert names == sorted(names, key=lambda n: int(n.split("-")[0][2:])) or not names
+
+
+def test_exit_first_stops_the_remaining_cases(slow_app: pytest.Pytester) -> None:
+    # Collection order: France, Hamlet (fails), Spain. With -x nothing after Hamlet runs to the
+    # end of its report, and at most the case already started beside it was called.
+    result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",
+                                "--phoenix-no-upload", "--phoenix-concurrency=1", "-x", "-s")
+    result.assert_outcomes(passed=1, failed=1)
+    calls = int(result.stdout.str().split("CALLS: ")[1].split()[0])
+    assert calls <= 3
+    assert "1 failed, 1 passed" in result.stdout.lines[-1]
+
+
+def test_interrupted_run_still_uploads_what_finished(
+        slow_app: pytest.Pytester, admin: PhoenixAdmin, judged_dataset: dict[str, Any]) -> None:
+    slow_app.makeconftest(REPORT + """
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        import time
+        time.sleep(1.0)  # the other cases finish meanwhile
+        raise KeyboardInterrupt
+""")
+    # In a subprocess: the interrupt must not reach the pytest running this test.
+    result = slow_app.runpytest_subprocess(
+        "--phoenix-dataset=judged", "--phoenix-task=slow_app:answer", "--phoenix-concurrency=3",
+        "--phoenix-experiment-name=ctrl-c")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    experiment = next(e for e in admin.experiments(judged_dataset["id"])
+                      if e.get("name", "").startswith("ctrl-c")
+                      or (e.get("metadata") or {}).get("command_line", "").find("ctrl-c") >= 0)
+    runs = admin.runs(experiment["id"])
+    assert len(runs) == 3  # one reported, two finished beside it: none lost
