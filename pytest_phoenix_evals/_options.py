@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from ._verdict import Threshold, parse_threshold
+if TYPE_CHECKING:
+    from ._verdict import Threshold
 
 Kind = Literal["str", "list", "bool"]
 
@@ -180,6 +181,8 @@ def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str | None]:
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
+    from ._verdict import parse_threshold
+
     values: dict[str, Any] = {}
     sources: dict[str, str | None] = {}
     for option in OPTIONS:

@@ -6,9 +6,7 @@ the engine and the recorder come to life only when a dataset is actually request
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import functools
 import importlib
 import re
@@ -23,6 +21,8 @@ import pytest
 from ._options import Settings
 
 if TYPE_CHECKING:
+    import concurrent.futures
+
     from ._engine import Engine
     from ._gateway import Gateway, LoadedDataset
     from ._judge import Judges
@@ -141,6 +141,7 @@ class PhoenixEvalsSession:
         self._handed_out: dict[int, Any] = {}
         # Cases started ahead of their pytest item (--phoenix-concurrency), by item node id.
         self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult], str]] = {}
+        self._closed = False
 
     # --- lazily built parts ---------------------------------------------------------------
 
@@ -253,6 +254,8 @@ class PhoenixEvalsSession:
 
     def preload(self) -> None:
         """Load the command line's datasets before collection, so errors come first."""
+        if not self.settings.datasets:
+            return
         from ._gateway import PhoenixError
 
         for name in self.settings.datasets:
@@ -363,6 +366,8 @@ class PhoenixEvalsSession:
         in item order; :meth:`run_case` then only waits for its case."""
         if not jobs:
             return
+        import asyncio
+
         self.recorder(experiment_key)  # made here, in pytest's thread
         slots: list[asyncio.Semaphore] = []
 
@@ -435,8 +440,11 @@ class PhoenixEvalsSession:
 
     def close(self) -> None:
         """Wait for uploads, then stop the engine; a second call does nothing."""
-        if self.upload_report is not None:
+        if self.upload_report is not None or self._closed:
             return
+        self._closed = True
+        if self._engine is None and self._gateway is None:
+            return  # the plugin was not used: import nothing on the way out
         from ._recorder import UploadReport
 
         report = UploadReport()

@@ -118,14 +118,34 @@ def test_loads_beside_the_clients_own_plugin(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
 
 
+HEAVY = ("openai", "pandas", "opentelemetry", "openinference", "pystache", "jsonpath_ng",
+         "jsonschema", "tabulate", "rapidfuzz", "httpx")
+
+
 def test_unused_plugin_imports_nothing_heavy() -> None:
     code = (
         "import sys, pytest_phoenix_evals.plugin\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in ('openai', 'pandas', "
-        "'opentelemetry', 'jsonpath_ng', 'jsonschema', 'tabulate', 'rapidfuzz', 'httpx') "
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
         "or m.startswith('phoenix.client')]\n"
         "print(heavy)\n"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert output == "[]"
+
+
+def test_a_pytest_run_without_a_dataset_loads_nothing_heavy(pytester: pytest.Pytester) -> None:
+    # arize-phoenix-client's own plugin imports phoenix.client (and OpenTelemetry) in every
+    # run; it is switched off here so that what is measured is ours alone.
+    pytester.makeconftest(f"""
+import sys
+
+def pytest_sessionfinish(session):
+    heavy = sorted({{m.split(".")[0] for m in sys.modules
+                    if m.split(".")[0] in {HEAVY!r} or m.startswith("phoenix.client")}})
+    print("HEAVY:", heavy)
+""")
+    pytester.makepyfile("def test_plain():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-p", "no:phoenix", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*HEAVY: ?]*"])
