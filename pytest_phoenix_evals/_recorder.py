@@ -57,12 +57,15 @@ class ExperimentRecorder:
     """Posts runs and annotations in the background; reports what it could not post."""
 
     def __init__(self, gateway: Gateway, engine: Engine, name: str,
-                 metadata: Mapping[str, Any]) -> None:
+                 metadata: Mapping[str, Any],
+                 given: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self._gateway = gateway
         self._engine = engine
         self._name = name
         self._metadata = dict(metadata)
         self._experiments: dict[str, asyncio.Future[Experiment]] = {}
+        # Experiments made elsewhere (by pytest-xdist's controller), by dataset id.
+        self._given = dict(given or {})
         self._report = UploadReport()
         # Every upload's future, appended from pytest's thread only (never mutated elsewhere).
         self._uploads: list[concurrent.futures.Future[None]] = []
@@ -97,6 +100,13 @@ class ExperimentRecorder:
                 pass
         return self._report
 
+    def create_now(self, dataset: LoadedDataset) -> dict[str, Any]:
+        """Create the dataset's experiment from pytest's thread (for xdist's controller, which
+        hands it to every worker); its id, url and project as plain data."""
+        experiment = self._engine.run(self._experiment(dataset))
+        return {"id": experiment.id, "url": experiment.url,
+                "project_name": experiment.project_name}
+
     async def _experiment(self, dataset: LoadedDataset) -> Experiment:
         if dataset.id not in self._experiments:
             future: asyncio.Future[Experiment] = asyncio.get_running_loop().create_future()
@@ -112,6 +122,10 @@ class ExperimentRecorder:
         if self._client is None:
             self._client, self._http = self._gateway.async_client()
             self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
+        if dataset.id in self._given:
+            given = self._given[dataset.id]
+            return Experiment(id=given["id"], url=given["url"], dataset=dataset,
+                              project_name=given.get("project_name"))
         metadata = redact_value({**self._metadata, "dataset_version_id": dataset.version_id})
         if dataset.splits:
             metadata["splits"] = list(dataset.splits)

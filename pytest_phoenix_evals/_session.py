@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from ._types import Case, CaseResult, Example
 
 DRAIN_TIMEOUT = 120.0
+# workerinput / workeroutput keys: pytest-xdist's controller makes one experiment per dataset
+# and hands it to every worker; each worker hands back its results for the summary.
+XDIST_EXPERIMENTS = "phoenix_evals_experiments"
+XDIST_RESULTS = "phoenix_evals_results"
 # Where the traces of judges defined in code go (attached ones use their own project).
 JUDGE_PROJECT = "pytest-phoenix-evals judges"
 
@@ -142,6 +146,8 @@ class PhoenixEvalsSession:
         # Cases started ahead of their pytest item (--phoenix-concurrency), by item node id.
         self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult], str]] = {}
         self._closed = False
+        self._worker_parts: list[dict[str, Any]] = []
+        self._shared: dict[str, dict[str, Any]] | None = None
 
     # --- lazily built parts ---------------------------------------------------------------
 
@@ -217,8 +223,12 @@ class PhoenixEvalsSession:
                 "runner": experiment_key if experiment_key != "task" else
                 (self.settings.task or "pytest_phoenix_evals_task hook"),
             }
+            given = None
+            if experiment_key == "task":
+                workerinput = getattr(self.config, "workerinput", None) or {}
+                given = workerinput.get(XDIST_EXPERIMENTS)
             self._recorders[experiment_key] = ExperimentRecorder(
-                self.gateway, self.engine, name, metadata)
+                self.gateway, self.engine, name, metadata, given)
         return self._recorders[experiment_key]
 
     @functools.cached_property
@@ -436,6 +446,43 @@ class PhoenixEvalsSession:
         if recorder is not None:
             recorder.record(result, self.loaded(result.case.example.dataset_id))
 
+    # --- pytest-xdist ---------------------------------------------------------------------
+
+    def experiments_for_workers(self) -> dict[str, dict[str, Any]]:
+        """On xdist's controller: one experiment per --phoenix-dataset, made once, for every
+        worker to upload into (so that -n 4 gives one experiment, not four)."""
+        recorder = self.recorder("task")
+        if recorder is None or not self.settings.datasets:
+            return {}
+        if self._shared is None:
+            self._shared = {}
+            for name in self.settings.datasets:
+                try:
+                    dataset = self.dataset(name)
+                    self._shared[dataset.id] = recorder.create_now(dataset)
+                except Exception as exc:  # the workers then make their own, and say why
+                    self.notices.append(f"could not make one experiment for all xdist workers "
+                                        f"on dataset {name!r}: {exc}")
+        return self._shared
+
+    def results_for_controller(self) -> list[dict[str, Any]]:
+        from ._wire import dump_result
+
+        report = self.upload_report
+        return [{"results": [dump_result(r) for r in self.results],
+                 "uploaded_runs": report.uploaded_runs if report else 0,
+                 "uploaded_annotations": report.uploaded_annotations if report else 0,
+                 "failures": list(report.failures) if report else [],
+                 "pending": report.pending if report else 0}]
+
+    def absorb(self, parts: list[dict[str, Any]]) -> None:
+        """On xdist's controller: a worker's results and upload report, for the summary."""
+        from ._wire import load_result
+
+        self._worker_parts.extend(parts)
+        for part in parts:
+            self.results.extend(load_result(r) for r in part["results"])
+
     # --- end of session -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -479,6 +526,9 @@ class PhoenixEvalsSession:
 
         report = self.upload_report
         experiments = [(e.dataset.name, e.url) for e in report.experiments] if report else []
-        return summary_lines(self.results, experiments, report.failures if report else [],
-                             report.pending if report else 0, self.settings.no_upload,
-                             notes=self.notices)
+        failures = [*(report.failures if report else []),
+                    *(f for part in self._worker_parts for f in part["failures"])]
+        pending = (report.pending if report else 0) + sum(p["pending"]
+                                                          for p in self._worker_parts)
+        return summary_lines(self.results, experiments, failures, pending,
+                             self.settings.no_upload, notes=self.notices)

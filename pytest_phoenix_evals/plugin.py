@@ -131,7 +131,7 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     """Start the dataset cases ahead of pytest (--phoenix-concurrency), then stop what is left
     when pytest stops early. Under pytest-xdist each worker runs the cases it is given."""
     state = _session(session.config)
-    if not hasattr(session.config, "workerinput") and not session.config.option.collectonly:
+    if _runs_items_itself(session.config) and not session.config.option.collectonly:
         state.run_ahead([(item.nodeid, item.case, item.task, item.evaluators)
                          for item in session.items if isinstance(item, CaseItem)],
                         TASK_EXPERIMENT)
@@ -139,6 +139,15 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
         return (yield)
     finally:
         state.stop_ahead()
+
+
+def _runs_items_itself(config: pytest.Config) -> bool:
+    """False on pytest-xdist's controller (workers run the items) and on its workers (each is
+    handed items one at a time, so it cannot start them ahead)."""
+    if hasattr(config, "workerinput"):
+        return False
+    option = config.option
+    return getattr(option, "dist", "no") == "no" and not getattr(option, "numprocesses", None)
 
 
 def _case_of(item: pytest.Item) -> Case | None:
@@ -268,7 +277,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _session(session.config).close()
+    state = _session(session.config)
+    state.close()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and state.results:  # an xdist worker: results to the controller
+        from ._session import XDIST_RESULTS
+
+        workeroutput[XDIST_RESULTS] = state.results_for_controller()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's controller, before a worker starts: share one experiment per dataset."""
+    from ._session import XDIST_EXPERIMENTS
+
+    experiments = _session(node.config).experiments_for_workers()
+    if experiments:
+        node.workerinput[XDIST_EXPERIMENTS] = experiments
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller, when a worker ends: take its results for the summary."""
+    from ._session import XDIST_RESULTS
+
+    parts = getattr(node, "workeroutput", {}).get(XDIST_RESULTS)
+    if parts:
+        _session(node.config).absorb(parts)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

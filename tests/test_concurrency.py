@@ -89,3 +89,21 @@ def pytest_runtest_logreport(report):
                       or (e.get("metadata") or {}).get("command_line", "").find("ctrl-c") >= 0)
     runs = admin.runs(experiment["id"])
     assert len(runs) == 3  # one reported, two finished beside it: none lost
+
+
+def test_xdist_workers_share_one_experiment_and_run_each_case_once(
+        slow_app: pytest.Pytester, admin: PhoenixAdmin, judged_dataset: dict[str, Any]) -> None:
+    slow_app.makeconftest("")
+    before = {e["id"] for e in admin.experiments(judged_dataset["id"])}
+    result = slow_app.runpytest_subprocess(
+        "--phoenix-dataset=judged", "--phoenix-task=slow_app:answer", "-n", "2",
+        "--phoenix-experiment-name=xdist-run")
+    result.assert_outcomes(passed=2, failed=1)
+    made = [e for e in admin.experiments(judged_dataset["id"]) if e["id"] not in before]
+    assert len(made) == 1
+    runs = admin.runs(made[0]["id"])
+    assert sorted(r["dataset_example_id"] for r in runs) == sorted(
+        {r["dataset_example_id"] for r in runs}) and len(runs) == 3
+    # The controller's summary covers every worker's cases and links the one experiment.
+    result.stdout.fnmatch_lines(["judged: 3 cases, 2 passed, 1 failed (1 with task errors)",
+                                 f"experiment for judged: *experimentId={made[0]['id']}"])
