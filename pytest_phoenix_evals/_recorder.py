@@ -89,6 +89,10 @@ class ExperimentRecorder:
     def record(self, result: CaseResult, dataset: LoadedDataset) -> None:
         self._uploads.append(self._engine.submit(self._upload(result, dataset)))
 
+    def waiting(self) -> int:
+        """Uploads not finished yet."""
+        return sum(not upload.done() for upload in self._uploads)
+
     def drain(self, timeout: float) -> UploadReport:
         if self._uploads:
             _, not_done = concurrent.futures.wait(self._uploads, timeout=timeout)

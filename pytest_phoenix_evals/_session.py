@@ -495,6 +495,10 @@ class PhoenixEvalsSession:
         from ._recorder import UploadReport
 
         report = UploadReport()
+        waiting = sum(recorder.waiting() for recorder in self._recorders.values())
+        if waiting:
+            self._say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
+                      f"{DRAIN_TIMEOUT:g} s) ...")
         for recorder in self._recorders.values():
             part = recorder.drain(DRAIN_TIMEOUT)
             report.experiments += part.experiments
@@ -518,6 +522,12 @@ class PhoenixEvalsSession:
             self._engine.close()
         if self._gateway is not None:
             self._gateway.close()
+
+    def _say(self, line: str) -> None:
+        """A progress line on the terminal (nothing under -q -q or without a terminal)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.get_verbosity() > -2:
+            reporter.write_line(line)
 
     def summary(self) -> list[str]:
         if not self.results:
