@@ -87,7 +87,9 @@ class ExperimentRecorder:
             return None
 
     def record(self, result: CaseResult, dataset: LoadedDataset) -> None:
-        self._uploads.append(self._engine.submit(self._upload(result, dataset)))
+        future = self._engine.submit(self._upload(result, dataset))
+        future.add_done_callback(lambda _: result.mark(uploaded=True))
+        self._uploads.append(future)
 
     def waiting(self) -> int:
         """Uploads not finished yet."""

@@ -411,7 +411,9 @@ class PhoenixEvalsSession:
             future.cancel()
         for case, future, key in ahead.values():
             if future.done() and not future.cancelled() and future.exception() is None:
-                self.finish(future.result(), key)
+                result = future.result()
+                result.mark(reported=True)  # it never will be: nothing waits for its output
+                self.finish(result, key)
 
     def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Any],
                         experiment_key: str, start: Any) -> CaseResult:
@@ -445,6 +447,8 @@ class PhoenixEvalsSession:
         recorder = self.recorder(experiment_key)
         if recorder is not None:
             recorder.record(result, self.loaded(result.case.example.dataset_id))
+        else:
+            result.mark(uploaded=True)
 
     # --- pytest-xdist ---------------------------------------------------------------------
 

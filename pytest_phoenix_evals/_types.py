@@ -120,7 +120,19 @@ class CaseResult:
     trace_id: str | None = None
     scores: list[Score] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
+    # Set once pytest reported the case and once its upload ended (or there is none): the
+    # output and the task's exception (with its frames) are then let go, so that memory stays
+    # bounded however many cases run. The summary needs neither.
+    reported: bool = field(default=False, repr=False)
+    uploaded: bool = field(default=False, repr=False)
 
     @property
     def passed(self) -> bool:
         return self.error is None and not any(v.failed for v in self.verdicts)
+
+    def mark(self, *, reported: bool = False, uploaded: bool = False) -> None:
+        self.reported = self.reported or reported
+        self.uploaded = self.uploaded or uploaded
+        if self.reported and self.uploaded:
+            self.output = None
+            self.exception = None

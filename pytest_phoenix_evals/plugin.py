@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SESSION_KEY = pytest.StashKey[PhoenixEvalsSession]()
 _STARTED = pytest.StashKey[datetime]()
 _EVALUATED = pytest.StashKey[bool]()
+_RESULT = pytest.StashKey["CaseResult"]()
 MARKER = "phoenix_evals"
 TASK_EXPERIMENT = "task"
 
@@ -196,6 +197,7 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         result = _session(self.config).run_case(self.case, self.task, self.evaluators,
                                                 TASK_EXPERIMENT, self.nodeid)
+        self.stash[_RESULT] = result
         if not result.passed:
             raise CaseFailed(result)
 
@@ -265,6 +267,9 @@ def _experiment_key(item: pytest.Item) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if call.when == "call" and _RESULT in item.stash:  # the failure text is written by now
+        item.stash[_RESULT].mark(reported=True)
+        del item.stash[_RESULT]
     case = _case_of(item)
     if (case is not None and call.when == "call" and report.failed
             and not item.stash.get(_EVALUATED, False) and call.excinfo is not None):

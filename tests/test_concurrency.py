@@ -107,3 +107,20 @@ def test_xdist_workers_share_one_experiment_and_run_each_case_once(
     # The controller's summary covers every worker's cases and links the one experiment.
     result.stdout.fnmatch_lines(["judged: 3 cases, 2 passed, 1 failed (1 with task errors)",
                                  f"experiment for judged: *experimentId={made[0]['id']}"])
+
+
+def test_outputs_are_let_go_once_reported_and_uploaded(slow_app: pytest.Pytester) -> None:
+    slow_app.makeconftest("""
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):  # after the plugin has waited for its uploads
+    from pytest_phoenix_evals.plugin import _session
+    results = _session(session.config).results
+    print("KEPT:", [(r.output, r.exception) for r in results], len(results))
+""")
+    result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",
+                                "-s")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*KEPT: ?(None, None), (None, None), (None, None)? 3"])
+    result.stdout.fnmatch_lines(["*RuntimeError: no idea*"])  # the report still had it all
