@@ -69,8 +69,13 @@ def main(argv: list[str]) -> int:
         print(f"  {len(times):3d} x {name}: alive {sum(times):.2f}s in total", file=report)
     if still:
         print(f"  left out (still running at the end): {', '.join(still)}", file=report)
-    print("\ntop functions by own time (all threads):", file=report)
-    pstats.Stats(output, stream=report).sort_stats("tottime").print_stats(25)
+    print("\ntop functions by own time (all threads; waiting shows as lock/queue/poll):",
+          file=report)
+    pstats.Stats(output, stream=report).sort_stats("tottime").print_stats(20)
+    print("this plugin's functions by cumulative time (a coroutine counts one call per resume):",
+          file=report)
+    pstats.Stats(output, stream=report).sort_stats("cumulative").print_stats(
+        "pytest_phoenix_evals", 25)
     print(report.getvalue(), file=sys.stderr)
     return int(code)
 

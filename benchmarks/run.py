@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -117,6 +118,7 @@ class Counts:
     run_errors: int = 0
     evaluations: dict[str, int] = field(default_factory=dict)
     evaluation_errors: int = 0
+    mean_scores: dict[str, float | None] = field(default_factory=dict)
 
     def total(self, names: tuple[str, ...] = EVALUATORS) -> int:
         return sum(self.evaluations.get(name, 0) for name in names)
@@ -130,6 +132,8 @@ class Measurement:
     judge_calls: int = 0
     judge_peak: int = 0
     judge_body_same: bool | None = None
+    cpu: float = 0.0  # CPU seconds of the runner's processes (the floor: this process's)
+    server_cpu: float = 0.0  # CPU seconds the server's process used meanwhile
     detail: str = ""
     log_path: Path | None = None
 
@@ -149,6 +153,7 @@ class Bench:
         self.reference_body: Any = None  # the judge request this plugin sent for one question
         self.plugin_has_concurrency = True
         self.results: dict[str, list[Measurement]] = {key: [] for key in args.runners}
+        self.load = (0.0,)
 
     # --- setup ------------------------------------------------------------------------------
 
@@ -245,23 +250,22 @@ class Bench:
         """Wait until the server's process has been nearly idle (< 5% of a CPU) for half a
         second: it ingests spans in the background, and the next runner must not pay for the
         previous one's. Returns the seconds waited."""
-        pid = self.server.process.pid
-        tick = os.sysconf("SC_CLK_TCK")
-
-        def cpu() -> float:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                return 0.0
-            return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-
         started = time.perf_counter()
         while time.perf_counter() - started < timeout:
-            before = cpu()
+            before = self.server_cpu()
             time.sleep(0.5)
-            if cpu() - before < 0.025:
+            if self.server_cpu() - before < 0.025:
                 break
         return time.perf_counter() - started
+
+    def server_cpu(self) -> float:
+        """CPU seconds the server's process has used so far (Linux /proc; else 0)."""
+        try:
+            stat = Path(f"/proc/{self.server.process.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
     # --- one runner -------------------------------------------------------------------------
 
@@ -298,9 +302,11 @@ class Bench:
                 break
         data = self.admin.graphql(
             "query($id: ID!) { node(id: $id) { ... on Experiment {"
-            " annotationSummaries { annotationName count errorCount } } } }", id=experiment_id)
+            " annotationSummaries { annotationName count errorCount meanScore } } } }",
+            id=experiment_id)
         for summary in data["node"]["annotationSummaries"]:
             counts.evaluations[summary["annotationName"]] = summary["count"]
+            counts.mean_scores[summary["annotationName"]] = summary["meanScore"]
             counts.evaluation_errors += summary["errorCount"]
         return counts
 
@@ -314,19 +320,27 @@ class Bench:
         log_path = self.workdir / "logs" / f"{key}-{round_no}.log"
         self.judge.reset()
         with open(log_path, "w") as out:
+            server_cpu, cpu = self.server_cpu(), _children_cpu()
             started = time.perf_counter()
             done = subprocess.run(self.commands[key], cwd=cwd, env=self.env(), stdout=out,
                                   stderr=subprocess.STDOUT)
             wall = time.perf_counter() - started
+            cpu = _children_cpu() - cpu
+        # The server goes on ingesting spans after the runner exits: that is the runner's too.
+        settle = self.wait_until_server_idle()
+        server_cpu = self.server_cpu() - server_cpu
         text = log_path.read_text(errors="replace")
         if key.startswith("client"):
             dataset_id = self.admin.dataset_id(self.client_dataset)
         new = [e for i, e in self._experiments(dataset_id).items() if i not in before]
         new.sort(key=lambda e: e["created_at"])
         counts = self.count(new[-1]["id"] if new else None)
-        m = Measurement(wall=wall, counts=counts, exit_code=done.returncode, log_path=log_path)
+        m = Measurement(wall=wall, counts=counts, exit_code=done.returncode, log_path=log_path,
+                        cpu=cpu, server_cpu=server_cpu)
         self._judge_facts(m)
         m.detail = self._detail(key, text)
+        if settle > 1.0:
+            m.detail += f"; server busy {settle - 0.5:.1f}s after exit"
         if done.returncode not in (0, 1) or not new:
             log(f"{key} exited {done.returncode}; the end of {log_path}:\n{text[-3000:]}")
         return m
@@ -362,12 +376,16 @@ class Bench:
         n, c = self.args.examples, self.args.concurrency
         latency = self.args.latency + self.args.judge_latency
         compute = n * latency / c
+        server_cpu, cpu = self.server_cpu(), time.process_time()
         seconds, experiment_id = asyncio.run(ingest(self.server.url, self.dataset_id, n, c,
                                                     "bench floor ingest"))
+        cpu = time.process_time() - cpu
+        self.wait_until_server_idle()
+        server_cpu = self.server_cpu() - server_cpu
         counts = self.count(experiment_id)
         requests = n * (1 + len(EVALUATORS))
         return Measurement(
-            wall=max(compute, seconds), counts=counts,
+            wall=max(compute, seconds), counts=counts, cpu=cpu, server_cpu=server_cpu,
             detail=(f"N*L/C = {n}*{latency:g}/{c} = {compute:.2f}s; ingest of {requests} "
                     f"requests by {c} workers {seconds:.2f}s ({requests / seconds:.0f}/s)"))
 
@@ -375,11 +393,11 @@ class Bench:
 
     def run(self) -> None:
         order = [key for key in RUNNERS if key in self.args.runners]
+        self.load = os.getloadavg()
         for round_no in range(1, self.args.repeat + 1):
             for key in order:
-                waited = self.wait_until_server_idle()
-                log(f"round {round_no}/{self.args.repeat}: {LABELS[key]} (server idle after "
-                    f"{waited:.1f}s)")
+                self.wait_until_server_idle()
+                log(f"round {round_no}/{self.args.repeat}: {LABELS[key]}")
                 m = self.run_floor() if key == "floor" else self.run_process(key, round_no)
                 self.results[key].append(m)
                 log(f"  {m.wall:.2f}s, {m.counts.runs} runs, {m.counts.total()} evaluations"
@@ -422,26 +440,27 @@ async def ingest(url: str, dataset_id: str, n: int, concurrency: int, name: str
         response = await http.get(f"/v1/datasets/{dataset_id}/examples")
         response.raise_for_status()
         data = response.json()["data"]
-        example_ids = [e["id"] for e in data["examples"]][:n]
+        # The output each run records is the reference answer, as the task gives it.
+        answers = [(e["id"], str(e["output"].get("answer", ""))) for e in data["examples"]][:n]
         response = await http.post(f"/v1/datasets/{dataset_id}/experiments",
                                    json={"name": name, "version_id": data["version_id"]})
         response.raise_for_status()
         experiment_id = response.json()["data"]["id"]
-        results = {"exact_match": {"score": 1.0, "label": "True"},
-                   "answer_length": {"score": 2.0},
-                   "qa_correctness": {"score": 1.0, "label": "correct",
-                                      "explanation": "stand-in judge: the answer contains the "
-                                                     "reference"}}
-        pending = iter(example_ids)
+        pending = iter(answers)
 
         async def worker() -> None:
-            for example_id in pending:  # one iterator shared by the workers
+            for example_id, answer in pending:  # one iterator shared by the workers
                 now = datetime.now(timezone.utc).isoformat()
                 response = await http.post(f"/v1/experiments/{experiment_id}/runs", json={
-                    "dataset_example_id": example_id, "output": "42", "repetition_number": 1,
+                    "dataset_example_id": example_id, "output": answer, "repetition_number": 1,
                     "start_time": now, "end_time": now})
                 response.raise_for_status()
                 run_id = response.json()["data"]["id"]
+                results = {"exact_match": {"score": 1.0, "label": "True"},
+                           "answer_length": {"score": float(len(answer))},
+                           "qa_correctness": {"score": 1.0, "label": "correct",
+                                              "explanation": "stand-in judge: the answer "
+                                                             "contains the reference"}}
                 for evaluator, result in results.items():
                     now = datetime.now(timezone.utc).isoformat()
                     response = await http.post("/v1/experiment_evaluations", json={
@@ -484,6 +503,11 @@ def _without_nones(value: Any) -> Any:
 
 
 # --- the report -------------------------------------------------------------------------------
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
 
 def _versions() -> str:
     from importlib.metadata import version
@@ -539,9 +563,12 @@ def report(bench: Bench, argv: list[str]) -> str:
         rows.append([LABELS[key], f"{wall:.2f}",
                      f"{versus_re:.2f}x" if versus_re is not None else "-",
                      f"{versus_floor:.2f}x" if versus_floor is not None else "-",
+                     f"{statistics.median(m.cpu for m in ms):.1f}",
+                     f"{statistics.median(m.server_cpu for m in ms):.1f}",
                      " / ".join(runs), " / ".join(evals), " / ".join(judge),
                      "; ".join(notes)])
     table = tabulate(rows, headers=["runner", "wall s", "vs run_experiment", "vs floor",
+                                    "cpu s", "server cpu s",
                                     f"runs (of {n})", f"evaluations (of {3 * n})",
                                     "judge calls", "notes"], disable_numparse=True)
     lines = [
@@ -550,6 +577,8 @@ def report(bench: Bench, argv: list[str]) -> str:
         f"{args.judge_latency * 1000:g} ms per case, 2 code evaluators + 1 LLM judge, "
         f"concurrency {args.concurrency}, median of {args.repeat} round(s)",
         _versions(),
+        "load average (1 min) before the first runner {:.2f}, after the last {:.2f}; this "
+        "machine's other processes share its CPUs".format(bench.load[0], os.getloadavg()[0]),
         "",
         table,
         "",
@@ -561,6 +590,22 @@ def report(bench: Bench, argv: list[str]) -> str:
     for key, command in bench.commands.items():
         if key in bench.results:
             lines.append(f"  {LABELS[key]}: {shlex.join(_short(command))}")
+    lines += ["cpu s: CPU time of the runner's processes (xdist workers included; the floor: "
+              "this process's). server cpu s: the Phoenix server's, from the runner's start "
+              "until the server is idle again (span ingestion included)."]
+    lines += ["", "checks (last round):"]
+    same = [LABELS[k] for k, ms in bench.results.items() if ms and ms[-1].judge_body_same]
+    differ = [LABELS[k] for k, ms in bench.results.items()
+              if ms and ms[-1].judge_body_same is False]
+    lines.append(f"  judge request for Q1 equal to the first runner's (None values ignored): "
+                 f"{', '.join(same) or '-'}" + (f"; DIFFERENT: {', '.join(differ)}"
+                                                 if differ else ""))
+    for key, ms in bench.results.items():
+        if ms:
+            means = ms[-1].counts.mean_scores
+            lines.append(f"  mean scores, {LABELS[key]}: " + ", ".join(
+                f"{name} {means[name]:.3g}" if means.get(name) is not None else f"{name} -"
+                for name in EVALUATORS))
     return "\n".join(lines)
 
 
