@@ -18,13 +18,36 @@ MASK = "***"
 _extra: set[str] = set()
 
 
+# The values found by the last scan, and what they were found in: redact() runs several times
+# per annotation, and scanning the environment costs about 50 µs, against about 1 µs to see
+# whether it changed since.
+_cache: tuple[object, list[str]] | None = None
+
+
 def register(value: str | None) -> None:
     """Hide ``value`` in everything redacted from now on."""
     if value and len(value) >= 6:
         _extra.add(value)
 
 
+def _fingerprint() -> object:
+    # os.environ keeps its raw strings in ``_data``; fall back to a decoded copy elsewhere.
+    raw = getattr(os.environ, "_data", None)
+    items = tuple(raw.items()) if isinstance(raw, dict) else tuple(os.environ.items())
+    return items, frozenset(_extra)
+
+
 def _values() -> list[str]:
+    global _cache
+    fingerprint = _fingerprint()
+    if _cache is not None and _cache[0] == fingerprint:
+        return _cache[1]
+    values = _scan()
+    _cache = (fingerprint, values)
+    return values
+
+
+def _scan() -> list[str]:
     found = set(_extra)
     for name, value in os.environ.items():
         if (name in _NAMED or _SECRET_NAME.search(name)) and value and len(value) >= 6:
