@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 
 from ._builtins import BuiltinEvaluator
-from ._types import Example, OutputConfig
+from ._types import NOT_RUN, Example, OutputConfig
 
 T = TypeVar("T")
 
@@ -201,11 +201,11 @@ class AttachedEvaluators:
                 " (run it locally with --phoenix-allow-code-evaluators)"
                 if language == "PYTHON" else "")
             return server(code_preview(name, source, language, configs, sandbox), "CODE",
-                          refused_prefix=f"not run: the Phoenix server could not run code "
-                                         f"evaluator {name!r}{how}")
+                          refused=f"the Phoenix server could not run code evaluator "
+                                  f"{name!r}{how}")
         return UnsupportedEvaluator(
             name=name, kind=evaluator.get("kind") or typename, output_configs=configs,
-            reason=f"not run: {typename} evaluators are not known to this version of "
+            reason=f"{NOT_RUN}{typename} evaluators are not known to this version of "
                    f"pytest-phoenix-evals")
 
     def _prompt(self, name: str, evaluator: dict[str, Any], dataset: str

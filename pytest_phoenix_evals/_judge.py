@@ -30,7 +30,6 @@ DEFAULT_MODEL = "gpt-4o-mini"
 CHAT_COMPLETIONS_MODELS = frozenset({
     "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gpt-4-turbo", "gpt-4",
     "gpt-3.5-turbo"})
-SUPPORTED_PROVIDERS = ("OPENAI", "AZURE_OPENAI")
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
@@ -56,7 +55,6 @@ class Completion:
     tool_calls: list[ToolCall]
     usage: dict[str, int]
     attempts: int
-    endpoint: str
 
     def quoted(self, limit: int = 500) -> str:
         """The raw answer, for error messages."""
@@ -147,10 +145,10 @@ class Judges:
                 async with self._semaphore:
                     if api == "responses":
                         answer = await client.responses.create(**params, extra_body=extra_body)
-                        return _from_responses(answer, attempt, endpoint.shown)
+                        return _from_responses(answer, attempt)
                     response = await client.chat.completions.create(
                         **params, extra_body=extra_body, stream=False)
-                return _completion(response, attempt, endpoint.shown)
+                return _completion(response, attempt)
             except Exception as exc:
                 if not _transport_problem(exc):
                     raise
@@ -233,7 +231,7 @@ def _describe(exc: Exception) -> str:
     return redact(f"{type(exc).__name__}: {exc}")
 
 
-def _completion(response: Any, attempts: int, endpoint: str) -> Completion:
+def _completion(response: Any, attempts: int) -> Completion:
     choice = response.choices[0] if response.choices else None
     message = choice.message if choice is not None else None
     calls = []
@@ -250,10 +248,10 @@ def _completion(response: Any, attempts: int, endpoint: str) -> Completion:
                  "completion_tokens": response.usage.completion_tokens or 0,
                  "total_tokens": response.usage.total_tokens or 0}
     return Completion(model=response.model or "", content=content, tool_calls=calls,
-                      usage=usage, attempts=attempts, endpoint=endpoint)
+                      usage=usage, attempts=attempts)
 
 
-def _from_responses(response: Any, attempts: int, endpoint: str) -> Completion:
+def _from_responses(response: Any, attempts: int) -> Completion:
     texts: list[str] = []
     calls = []
     for item in response.output or ():
@@ -267,7 +265,7 @@ def _from_responses(response: Any, attempts: int, endpoint: str) -> Completion:
                  "completion_tokens": response.usage.output_tokens or 0,
                  "total_tokens": response.usage.total_tokens or 0}
     return Completion(model=response.model or "", content="".join(texts) or None,
-                      tool_calls=calls, usage=usage, attempts=attempts, endpoint=endpoint)
+                      tool_calls=calls, usage=usage, attempts=attempts)
 
 
 # --- the request, as the server builds it -------------------------------------------------

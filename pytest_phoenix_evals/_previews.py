@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._evaluator import annotation_names
-from ._types import Example, OutputConfig, Score
+from ._types import NOT_RUN, Example, OutputConfig, Score
 
 MAX_ALIASES = 50
 #: Seconds a preview waits for others to share its request.
@@ -147,7 +147,6 @@ class PreviewBatcher:
         self._gateway = gateway
         self._queue: list[tuple[dict[str, Any], asyncio.Future[list[dict[str, Any]]]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.requests = 0
 
     async def run(self, preview: dict[str, Any]) -> list[dict[str, Any]]:
         """The server's results for one preview; PreviewRefused with its error if refused."""
@@ -168,7 +167,6 @@ class PreviewBatcher:
         fields = " ".join(f"p{i}: evaluatorPreviews(input: $p{i}) {{ results {_RESULTS} }}"
                           for i in range(len(batch)))
         variables = {f"p{i}": {"previews": [preview]} for i, (preview, _) in enumerate(batch)}
-        self.requests += 1
         try:
             payload = await self._gateway.agraphql_raw(f"mutation({params}) {{ {fields} }}",
                                                        variables, "running evaluator previews")
@@ -212,8 +210,8 @@ class ServerEvaluator:
     path_mapping: dict[str, str] = field(default_factory=dict)
     literal_mapping: dict[str, Any] = field(default_factory=dict)
     batcher: PreviewBatcher | None = None
-    # What the annotation's error says when the server cannot run it at all.
-    refused_prefix: str = "not run: the Phoenix server could not run this evaluator"
+    # Why the annotation was not computed when the server refuses to run it at all.
+    refused: str = "the Phoenix server could not run this evaluator"
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
@@ -228,7 +226,7 @@ class ServerEvaluator:
             results = await self.batcher.run(item)
         except PreviewRefused as exc:
             return [Score(name=names[0], evaluator=self.name, annotator_kind=kind,
-                          error=f"{self.refused_prefix}: {exc}", start_time=start,
+                          error=f"{NOT_RUN}{self.refused}: {exc}", start_time=start,
                           end_time=datetime.now(timezone.utc))]
         end = datetime.now(timezone.utc)
         if len(results) == 1 and results[0].get("error"):

@@ -73,12 +73,6 @@ class ExperimentRecorder:
         self._http: Any = None
         self._slots: asyncio.Semaphore | None = None
 
-    def experiment_for(self, dataset: LoadedDataset) -> Experiment | None:
-        future = self._experiments.get(dataset.id)
-        if future is None or not future.done() or future.exception() is not None:
-            return None
-        return future.result()
-
     async def project(self, dataset: LoadedDataset) -> str | None:
         """The Phoenix project of the dataset's experiment (where task traces go), if any."""
         try:

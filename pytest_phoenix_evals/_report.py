@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._types import CaseResult
+from ._types import NOT_RUN, CaseResult
 
 MAX_VALUE = 300
 MAX_CELL = 80
@@ -187,8 +187,6 @@ def judge_usage(results: Iterable[CaseResult]) -> str | None:
             f"{completion} completion = {prompt + completion} tokens")
     return line + (f", ${cost:.4f}" if priced else " (cost: set --phoenix-judge-price)")
 
-
-NOT_RUN = "not run: "
 
 
 def not_run(results: Iterable[CaseResult]) -> list[str]:

@@ -9,6 +9,9 @@ from typing import Any, Literal
 Direction = Literal["MAXIMIZE", "MINIMIZE", "NONE"]
 ConfigKind = Literal["CATEGORICAL", "CONTINUOUS", "FREEFORM"]
 AnnotatorKind = Literal["CODE", "LLM", "HUMAN"]
+# How an annotation's error begins when its evaluator could not run at all (the summary lists
+# those evaluators apart).
+NOT_RUN = "not run: "
 
 
 @dataclass(frozen=True)
