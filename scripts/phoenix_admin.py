@@ -25,18 +25,17 @@ from typing import Any
 
 import httpx
 
-from pytest_phoenix_evals._previews import _gql_invocation_value, version_input_from_rest
+# Message roles (lower case) -> GraphQL PromptMessageRole, snake_case -> camelCase, and the
+# REST -> GraphQL prompt version conversion: the plugin's own, for server-run previews.
+from pytest_phoenix_evals._previews import (
+    _ROLES,
+    _camel,
+    _gql_invocation_value,
+    version_input_from_rest,
+)
 
-#: Message roles accepted by the helpers (lower case) -> GraphQL PromptMessageRole.
-_ROLES = {"user": "USER", "system": "SYSTEM", "assistant": "AI", "ai": "AI", "tool": "TOOL"}
 #: Which PromptInvocationParametersInput member a provider's parameters go in.
 _INVOCATION_FAMILY = {"ANTHROPIC": "anthropic", "GOOGLE": "google", "AWS": "aws"}
-_TOOL_CHOICE_IN = {"none": "none", "zero_or_more": "zeroOrMore", "one_or_more": "oneOrMore"}
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _camel_keys(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,18 +269,10 @@ class PhoenixAdmin:
 
     def preview_builtins(self, previews: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run built-ins on the server: each preview is {builtin, context, path, literal}."""
-        items = [{
-            "evaluator": {"builtInEvaluatorId": self.builtin_ids()[p["builtin"]]["id"]},
-            "context": p["context"],
-            "inputMapping": {"pathMapping": p.get("path", {}),
-                             "literalMapping": p.get("literal", {})},
-        } for p in previews]
-        data = self.graphql(
-            "mutation($input: EvaluatorPreviewsInput!) { evaluatorPreviews(input: $input) {"
-            " results { evaluatorName error annotation { name label score explanation } } } }",
-            input={"previews": items},
-        )
-        return list(data["evaluatorPreviews"]["results"])
+        return self.preview([
+            {"evaluator": {"builtInEvaluatorId": self.builtin_ids()[p["builtin"]]["id"]},
+             "context": p["context"], "path": p.get("path", {}), "literal": p.get("literal", {})}
+            for p in previews])
 
     def experiments(self, dataset_id: str) -> list[dict[str, Any]]:
         response = self.http.get(f"/v1/datasets/{dataset_id}/experiments")
@@ -333,20 +324,13 @@ class PhoenixAdmin:
         name: str,
         messages: Sequence[Mapping[str, Any]],
         *,
-        template_format: str = "MUSTACHE",
-        output_configs: Sequence[Mapping[str, Any]] | None = None,
-        model_name: str = "gpt-4o-mini",
-        provider: str = "OPENAI",
-        invocation_parameters: Mapping[str, Any] | None = None,
         description: str | None = None,
-        tools: Mapping[str, Any] | None = None,
-        tool_description: str | None = None,
-        include_explanation: bool = True,
-        tool_choice: Mapping[str, Any] | None = None,
-        disable_parallel_tool_calls: bool | None = None,
         tags: Sequence[str] = (),
+        **version_options: Any,
     ) -> dict[str, str]:
         """Create a chat prompt with one version (GraphQL ``createChatPrompt``).
+
+        ``version_options`` are those of :func:`chat_prompt_version_input` (defaults there):
 
         messages: ``[{"role": "system"|"user"|"assistant"|"tool", "content": str}]``.
         template_format: MUSTACHE, F_STRING or NONE.
@@ -362,12 +346,7 @@ class PhoenixAdmin:
         """
         variables: dict[str, Any] = {
             "name": name,
-            "promptVersion": chat_prompt_version_input(
-                messages, template_format=template_format, output_configs=output_configs,
-                tools=tools, model_name=model_name, provider=provider,
-                invocation_parameters=invocation_parameters, tool_description=tool_description,
-                include_explanation=include_explanation, tool_choice=tool_choice,
-                disable_parallel_tool_calls=disable_parallel_tool_calls),
+            "promptVersion": chat_prompt_version_input(messages, **version_options),
         }
         if description is not None:
             variables["description"] = description
