@@ -359,15 +359,15 @@ class PhoenixEvalsSession:
     # --- running --------------------------------------------------------------------------
 
     async def _run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
-                        experiment_key: str) -> CaseResult:
-        """One case on the engine's loop: its task (traced when uploading), then evaluators."""
+                        recorder: ExperimentRecorder | None, tracing: Any) -> CaseResult:
+        """One case on the engine's loop: its task (traced when uploading), then evaluators.
+        The recorder and tracing are made beforehand, in pytest's thread."""
         from ._engine import run_case
 
-        recorder = self.recorder(experiment_key)
         tracer = None
-        if recorder is not None and self.tracing is not None:
+        if recorder is not None and tracing is not None:
             project = await recorder.project(self.loaded(case.example.dataset_id))
-            tracer = self.tracing.tracer(project) if project else None
+            tracer = tracing.tracer(project) if project else None
         return await run_case(case, task, evaluators, self.settings.thresholds, tracer)
 
     def run_ahead(self, jobs: Sequence[tuple[str, Case, Callable[..., Any], Sequence[Any]]],
@@ -378,7 +378,7 @@ class PhoenixEvalsSession:
             return
         import asyncio
 
-        self.recorder(experiment_key)  # made here, in pytest's thread
+        recorder, tracing = self.recorder(experiment_key), self.tracing
         slots: list[asyncio.Semaphore] = []
 
         async def one(case: Case, task: Callable[..., Any], evaluators: Sequence[Any]
@@ -386,7 +386,7 @@ class PhoenixEvalsSession:
             if not slots:  # made on the loop; asyncio wakes waiters first come, first served
                 slots.append(asyncio.Semaphore(self.settings.concurrency))
             async with slots[0]:
-                return await self._run_case(case, task, evaluators, experiment_key)
+                return await self._run_case(case, task, evaluators, recorder, tracing)
 
         for node_id, case, task, evaluators in jobs:
             self._ahead[node_id] = (case, self.engine.submit(one(case, task, evaluators)),
@@ -399,7 +399,8 @@ class PhoenixEvalsSession:
         if ahead is not None:
             result = ahead[1].result()
         else:
-            result = self.engine.run(self._run_case(case, task, evaluators, experiment_key))
+            result = self.engine.run(self._run_case(case, task, evaluators,
+                                                    self.recorder(experiment_key), self.tracing))
         self.finish(result, experiment_key)
         return result
 
