@@ -53,6 +53,12 @@ class Engine:
             return
 
         async def shutdown() -> None:
+            # Work still pending (uploads the session gave up waiting for) is cancelled here,
+            # not destroyed with the loop, which would print "Task was destroyed".
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             await self._loop.shutdown_default_executor()
 
         try:

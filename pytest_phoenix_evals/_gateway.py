@@ -366,8 +366,11 @@ class Gateway:
 
     def load_dataset(
         self, name: str, version_id: str | None = None, splits: Sequence[str] = (),
-        attached: AttachedEvaluators | None = None,
+        attached: AttachedEvaluators | None = None, split_membership: bool = False,
     ) -> LoadedDataset:
+        """The dataset's examples (at ``version_id``, in ``splits``) and evaluators. With
+        ``split_membership`` each example learns its splits: the REST listing does not say
+        them, so every split of the dataset is listed once more."""
         names = self.dataset_names()
         dataset_id = names.get(name) or (name if name in names.values() else None)
         if dataset_id is None:
@@ -394,10 +397,18 @@ class Gateway:
                                + self._versions_hint(dataset_id))
         self._raise_for_status(response, f"loading the examples of dataset {name!r}")
         body = response.json()["data"]
+        membership: dict[str, list[str]] = {}
+        for split in known_splits if split_membership else ():
+            listed = self._get(path, {"version_id": body["version_id"], "split": split},
+                               f"listing split {split!r} of dataset {name!r}")
+            self._raise_for_status(listed, f"listing split {split!r} of dataset {name!r}")
+            for e in listed.json()["data"]["examples"]:
+                membership.setdefault(e["id"], []).append(split)
         examples = [
             Example(id=e["id"], input=e.get("input"), reference=e.get("output"),
                     metadata=dict(e.get("metadata") or {}), dataset_name=name,
-                    dataset_id=dataset_id, version_id=body["version_id"])
+                    dataset_id=dataset_id, version_id=body["version_id"],
+                    splits=tuple(membership.get(e["id"], ())))
             for e in body["examples"]
         ]
         attached = attached or AttachedEvaluators(self)

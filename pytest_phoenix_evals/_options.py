@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 
 if TYPE_CHECKING:
+    from ._gates import Gate
     from ._verdict import Threshold
 
 Kind = Literal["str", "list", "bool"]
@@ -57,10 +58,17 @@ OPTIONS = (
            "(default: 'pytest <branch>@<commit>').", "NAME"),
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
            "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X"),
+    Option("fail_under", "list", "A gate on the whole run: NAME=0.9 (at least 90%% of the "
+           "cases pass annotation NAME) or mean(NAME)>=0.8 (also >, <=, <), optionally with "
+           "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
+           "metadata value (or one) on its own (repeatable). With gates the exit status "
+           "follows them; errored and missing cases count as failures.", "GATE"),
     Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix."),
     Option("concurrency", "str", "Run this many cases at the same time (default 8): tasks and "
            "evaluators of different cases overlap (sync ones in threads) while each case is "
            "still reported as its own test.", "N"),
+    Option("upload_timeout", "str", "Seconds the session waits at its end for uploads still "
+           "in flight (default 120); what is left then is listed in the summary.", "SECONDS"),
     Option("evaluate_on", "str", "Where attached evaluators run: 'local' (default; judges are "
            "called from here) or 'server' (Phoenix runs each evaluator through "
            "evaluatorPreviews with its own provider credentials and sandbox).", "local|server"),
@@ -104,7 +112,7 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(option.flag, action="append" if option.kind == "list" else "store",
                             default=None, dest=option.dest, metavar=option.metavar,
                             help=option.help + suffix)
-        parser.addini(option.dest, option.help, default=None,
+        parser.addini(option.dest, option.help.replace("%%", "%"), default=None,
                       type={"str": "string", "list": "linelist", "bool": "bool"}[option.kind])
 
 
@@ -145,8 +153,10 @@ class Settings:
     url_source: str | None = None
     experiment_name: str | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    gates: tuple[Gate, ...] = ()
     no_upload: bool = False
     concurrency: int = 8
+    upload_timeout: float = 120.0
     evaluate_on: str = "local"
     prompt_tag: str | None = None
     judge: JudgeSettings = field(default_factory=JudgeSettings)
@@ -194,6 +204,15 @@ def resolve_settings(config: pytest.Config) -> Settings:
         except ValueError as exc:
             raise pytest.UsageError(f"{sources['threshold']}: {exc}") from None
         thresholds[threshold.name] = threshold
+    gates = []
+    if values["fail_under"]:
+        from ._gates import parse_gate
+
+        for text in values["fail_under"]:
+            try:
+                gates.append(parse_gate(text))
+            except ValueError as exc:
+                raise pytest.UsageError(f"{sources['fail_under']}: {exc}") from None
     task = values["task"]
     if task is not None and (task.count(":") != 1 or not all(task.split(":"))):
         raise pytest.UsageError(f"{sources['task']}: {task!r} is not of the form "
@@ -246,8 +265,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
         url_source=sources["url"],
         experiment_name=values["experiment_name"],
         thresholds=thresholds,
+        gates=tuple(gates),
         no_upload=bool(values["no_upload"]),
         concurrency=number("concurrency", 8, int, minimum=1),
+        upload_timeout=number("upload_timeout", 120.0),
         evaluate_on=evaluate_on,
         prompt_tag=values["prompt_tag"] or None,
         judge=judge,

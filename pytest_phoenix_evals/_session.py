@@ -12,6 +12,7 @@ import importlib
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from ._recorder import ExperimentRecorder, UploadReport
     from ._types import Case, CaseResult, Example
 
-DRAIN_TIMEOUT = 120.0
 # workerinput / workeroutput keys: pytest-xdist's controller makes one experiment per dataset
 # and hands it to every worker; each worker hands back its results for the summary.
 XDIST_EXPERIMENTS = "phoenix_evals_experiments"
@@ -141,6 +141,7 @@ class PhoenixEvalsSession:
         self._judges: Judges | None = None
         self._tracing: Any = None
         self.notices: list[str] = []
+        self.gate_results: list[Any] | None = None
         # Every evaluator handed out, by identity: those holding connections are closed at the end.
         self._handed_out: dict[int, Any] = {}
         # Cases started ahead of their pytest item (--phoenix-concurrency), by item node id.
@@ -254,7 +255,8 @@ class PhoenixEvalsSession:
                 allow_code=self.settings.allow_code_evaluators,
                 code_timeout=self.settings.code_timeout)
             loaded = self.gateway.load_dataset(
-                name, self.settings.dataset_version, self.settings.splits, attached)
+                name, self.settings.dataset_version, self.settings.splits, attached,
+                split_membership=any(g.scope == "split" for g in self.settings.gates))
             self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
         return self._datasets[name]
 
@@ -501,11 +503,12 @@ class PhoenixEvalsSession:
 
         report = UploadReport()
         waiting = sum(recorder.waiting() for recorder in self._recorders.values())
+        deadline = time.monotonic() + self.settings.upload_timeout
         if waiting:
             self._say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
-                      f"{DRAIN_TIMEOUT:g} s) ...")
+                      f"{self.settings.upload_timeout:g} s, --phoenix-upload-timeout) ...")
         for recorder in self._recorders.values():
-            part = recorder.drain(DRAIN_TIMEOUT)
+            part = recorder.drain(max(0.0, deadline - time.monotonic()))
             report.experiments += part.experiments
             report.uploaded_runs += part.uploaded_runs
             report.uploaded_annotations += part.uploaded_annotations
@@ -534,9 +537,28 @@ class PhoenixEvalsSession:
         if reporter is not None and self.config.get_verbosity() > -2:
             reporter.write_line(line)
 
+    def apply_gates(self, expected: Sequence[Case]) -> bool | None:
+        """Decide the --phoenix-fail-under gates on every selected case (``expected``) and
+        what they did; None without gates."""
+        if not self.settings.gates:
+            return None
+        from ._gates import evaluate_gates
+
+        # The collected examples (with their splits), not the results' copies: an xdist
+        # worker's results carry only ids.
+        self.gate_results = evaluate_gates(
+            self.settings.gates, [(case.example, case.repetition) for case in expected],
+            self.results)
+        return all(r.passed for r in self.gate_results)
+
     def summary(self) -> list[str]:
+        gates: list[str] = []
+        if self.gate_results is not None:
+            from ._gates import gate_lines
+
+            gates = ["", *gate_lines(self.gate_results)]
         if not self.results:
-            return []
+            return gates[1:]
         from ._report import summary_lines
 
         report = self.upload_report
@@ -546,4 +568,4 @@ class PhoenixEvalsSession:
         pending = (report.pending if report else 0) + sum(p["pending"]
                                                           for p in self._worker_parts)
         return summary_lines(self.results, experiments, failures, pending,
-                             self.settings.no_upload, notes=self.notices)
+                             self.settings.no_upload, notes=self.notices) + gates

@@ -68,10 +68,16 @@ __all__ = [
 _SCOPE = "pytest_phoenix_evals"
 #: Budget of one export (all attempts), in seconds.
 _EXPORT_TIMEOUT = 10.0
-#: Milliseconds a finished span may wait before the background thread sends its batch.
-_SCHEDULE_DELAY_MILLIS = 1000
-_MAX_QUEUE_SIZE = 8192
-_MAX_EXPORT_BATCH_SIZE = 512
+#: Spans wait: the background thread sends them when 4,096 have gathered, after 30 s, or when
+#: the session ends (after the runs and evaluations are uploaded). Phoenix answers an OTLP
+#: post at once but inserts its spans afterwards, one by one, on the event loop that also
+#: serves our run and evaluation posts (about 8 ms of its CPU a span on a 2-core machine, as
+#: much as ingesting a run or evaluation: benchmarks/README.md). Sent as the cases finish, the
+#: spans of 200 cases doubled the session's wall time; held back, the server inserts them
+#: after the results are in.
+_SCHEDULE_DELAY_MILLIS = 30_000
+_MAX_EXPORT_BATCH_SIZE = 4096
+_MAX_QUEUE_SIZE = 4 * _MAX_EXPORT_BATCH_SIZE
 #: HTTP statuses worth another attempt (Phoenix answers 503 when it is at capacity).
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _MAX_ATTEMPTS = 3

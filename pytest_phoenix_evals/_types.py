@@ -25,6 +25,8 @@ class Example:
     dataset_name: str
     dataset_id: str
     version_id: str
+    # The dataset splits the example is in; only filled in when a gate needs them (@split).
+    splits: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         # Mapping access, as Phoenix's run_experiment offers its tasks (example["input"]).

@@ -285,10 +285,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _session(session.config)
     state.close()
     workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None and state.results:  # an xdist worker: results to the controller
-        from ._session import XDIST_RESULTS
+    if workeroutput is not None:  # an xdist worker: results to the controller
+        if state.results:
+            from ._session import XDIST_RESULTS
 
-        workeroutput[XDIST_RESULTS] = state.results_for_controller()
+            workeroutput[XDIST_RESULTS] = state.results_for_controller()
+        return
+    expected = [case for item in session.items
+                if (case := item.case if isinstance(item, CaseItem) else _case_of(item))]
+    passed = state.apply_gates(expected)
+    # With gates the exit status follows them (pytest returns session.exitstatus as it is
+    # after this hook); an interrupt, an internal or usage error keeps its own.
+    if passed is not None and session.exitstatus in (
+            pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -124,3 +124,33 @@ def pytest_sessionfinish(session):  # after the plugin has waited for its upload
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*KEPT: ?(None, None), (None, None), (None, None)? 3"])
     result.stdout.fnmatch_lines(["*RuntimeError: no idea*"])  # the report still had it all
+
+
+@pytest.mark.parametrize("wait", ["30", "0.5"])
+def test_the_session_waits_for_uploads_with_a_progress_line_and_a_bound(
+        slow_app: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        judged_dataset: dict[str, Any], wait: str) -> None:
+    from slow_proxy import SlowProxy
+
+    slow_app.makeconftest("")
+    name = f"slow-uploads-{wait}"
+    # Every run upload takes 2 s more (the server's answer, delayed by a proxy), so the cases
+    # finish long before their uploads do.
+    with SlowProxy(phoenix_env, slow=r"^POST /v1/experiments/[^/]+/runs", delay=2) as proxy:
+        result = slow_app.runpytest(
+            "--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",
+            f"--phoenix-url={proxy.url}", f"--phoenix-upload-timeout={wait}",
+            f"--phoenix-experiment-name={name}")
+        slowed = proxy.slowed
+    result.assert_outcomes(passed=2, failed=1)
+    assert slowed == 3
+    result.stdout.fnmatch_lines([f"phoenix-evals: waiting for 3 upload(s) to finish (at most "
+                                 f"{wait} s, --phoenix-upload-timeout) ..."])
+    experiment = next(e for e in admin.experiments(judged_dataset["id"])
+                      if e.get("name") == name)
+    if wait == "30":
+        assert "still uploading" not in result.stdout.str()
+        assert len(admin.runs(experiment["id"])) == 3
+    else:
+        result.stdout.fnmatch_lines(["could not upload 3 item(s):",
+                                     "  3 case(s) still uploading when the wait ran out"])
