@@ -44,11 +44,21 @@ class Option:
 
 OPTIONS = (
     Option("dataset", "list", "Run the examples of this Phoenix dataset as test cases "
-           "(name or id; repeatable).", "NAME"),
+           "(name or id; repeatable). NAME@VERSION_ID:SPLIT picks a version and a split for "
+           "this dataset alone.", "NAME"),
     Option("task", "str", "The task under test, as module:function (sync or async). Without "
            "it, a pytest_phoenix_evals_task hook in conftest.py supplies the task.",
            "MODULE:FUNCTION"),
     Option("split", "list", "Only run examples in this dataset split (repeatable).", "SPLIT"),
+    Option("examples", "list", "Only run these examples: example ids, or case ids as "
+           "shown in the report (ex12 or ex12-what-is-2-2); comma-separated or repeated.",
+           "ID,..."),
+    Option("limit", "str", "Only run the first N examples of each dataset (a random sample "
+           "of N with --phoenix-sample-seed).", "N"),
+    Option("sample_seed", "str", "With --phoenix-limit: take a random sample of the "
+           "examples, the same one for the same seed.", "SEED"),
+    Option("only_failures", "bool", "Keep the report to the failing cases: passing cases "
+           "print nothing and are left out of the markdown summary and results file."),
     Option("dataset_version", "str", "Run this dataset version id (default: the latest).",
            "VERSION_ID"),
     Option("url", "str", "Phoenix base URL (default: arize-phoenix-client's environment "
@@ -63,6 +73,12 @@ OPTIONS = (
            "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
            "metadata value (or one) on its own (repeatable). With gates the exit status "
            "follows them; errored and missing cases count as failures.", "GATE"),
+    Option("results", "str", "Write every case's results (one row per annotation: input, "
+           "output, reference, label, score, verdict, ...) as a pandas DataFrame to this file: "
+           ".csv, .parquet or .jsonl.", "PATH"),
+    Option("summary_md", "str", "Write a markdown summary (gates, pass rates, failing cases, "
+           "links) to this file; it is also appended to $GITHUB_STEP_SUMMARY when that is set.",
+           "PATH"),
     Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix."),
     Option("concurrency", "str", "Run this many cases at the same time (default 8): tasks and "
            "evaluators of different cases overlap (sync ones in threads) while each case is "
@@ -149,11 +165,17 @@ class Settings:
     task: str | None = None
     splits: tuple[str, ...] = ()
     dataset_version: str | None = None
+    examples: tuple[str, ...] = ()
+    limit: int | None = None
+    sample_seed: str | None = None
+    only_failures: bool = False
     url: str | None = None
     url_source: str | None = None
     experiment_name: str | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
+    results: str | None = None
+    summary_md: str | None = None
     no_upload: bool = False
     concurrency: int = 8
     upload_timeout: float = 120.0
@@ -213,6 +235,11 @@ def resolve_settings(config: pytest.Config) -> Settings:
                 gates.append(parse_gate(text))
             except ValueError as exc:
                 raise pytest.UsageError(f"{sources['fail_under']}: {exc}") from None
+    if values["results"]:
+        from ._outputs import check_results_path
+
+        if problem := check_results_path(values["results"]):
+            raise pytest.UsageError(f"{sources['results']}: {problem}")
     task = values["task"]
     if task is not None and (task.count(":") != 1 or not all(task.split(":"))):
         raise pytest.UsageError(f"{sources['task']}: {task!r} is not of the form "
@@ -233,7 +260,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"{sources['judge_price']}: {exc}") from None
         prices[model] = price
 
-    def number(name: str, default: float, kind: type = float, minimum: float = 0) -> Any:
+    def number(name: str, default: float | None, kind: type = float, minimum: float = 0) -> Any:
         raw = values[name]
         if raw is None:
             return default
@@ -256,16 +283,26 @@ def resolve_settings(config: pytest.Config) -> Settings:
         api=judge_api,
         prices=prices,
     )
+    if values["sample_seed"] and not values["limit"]:
+        raise pytest.UsageError(f"{sources['sample_seed']}: a sample needs its size: add "
+                                f"--phoenix-limit=N")
     return Settings(
         datasets=tuple(values["dataset"] or ()),
         task=task,
         splits=tuple(values["split"] or ()),
         dataset_version=values["dataset_version"],
+        examples=tuple(part.strip() for text in values["examples"] or ()
+                       for part in text.split(",") if part.strip()),
+        limit=number("limit", None, int, minimum=1),
+        sample_seed=values["sample_seed"] or None,
+        only_failures=bool(values["only_failures"]),
         url=values["url"],
         url_source=sources["url"],
         experiment_name=values["experiment_name"],
         thresholds=thresholds,
         gates=tuple(gates),
+        results=values["results"] or None,
+        summary_md=values["summary_md"] or None,
         no_upload=bool(values["no_upload"]),
         concurrency=number("concurrency", 8, int, minimum=1),
         upload_timeout=number("upload_timeout", 120.0),

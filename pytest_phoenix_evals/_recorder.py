@@ -85,6 +85,13 @@ class ExperimentRecorder:
         future.add_done_callback(lambda _: result.mark(uploaded=True))
         self._uploads.append(future)
 
+    def url_for(self, dataset_id: str) -> str | None:
+        """The dataset's experiment URL if the experiment exists by now (never waits)."""
+        future = self._experiments.get(dataset_id)
+        if future is None or not future.done() or future.exception() is not None:
+            return None
+        return future.result().url
+
     def waiting(self) -> int:
         """Uploads not finished yet."""
         return sum(not upload.done() for upload in self._uploads)

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +142,10 @@ class PhoenixEvalsSession:
         self._tracing: Any = None
         self.notices: list[str] = []
         self.gate_results: list[Any] | None = None
+        self._examples_found: set[str] = set()
+        # --phoenix-results rows, kept only when that file was asked for.
+        self.rows: list[dict[str, Any]] = []
+        self.written: list[str] = []  # files the session wrote (results, markdown)
         # Every evaluator handed out, by identity: those holding connections are closed at the end.
         self._handed_out: dict[int, Any] = {}
         # Cases started ahead of their pytest item (--phoenix-concurrency), by item node id.
@@ -244,6 +248,21 @@ class PhoenixEvalsSession:
 
     # --- datasets, tasks, evaluators ------------------------------------------------------
 
+    def _dataset_spec(self, text: str) -> tuple[str, str | None, tuple[str, ...]]:
+        """``NAME@VERSION:SPLIT`` (each part optional) as (name, version, splits), merged with
+        --phoenix-dataset-version and --phoenix-split. A dataset whose whole name contains
+        ``@`` or ``:`` is still found by that name."""
+        version, splits = self.settings.dataset_version, self.settings.splits
+        if ("@" in text or ":" in text) and text not in self.gateway.dataset_names():
+            match = re.fullmatch(r"(?P<name>[^@:]+)(?:@(?P<version>[^:]+))?(?::(?P<split>.+))?",
+                                 text)
+            if match is not None:
+                version = match["version"] or version
+                if match["split"] and match["split"] not in splits:
+                    splits = (*splits, match["split"])
+                return match["name"], version, splits
+        return text, version, splits
+
     def dataset(self, name: str) -> LoadedDataset:
         """Load (once) a dataset at the requested version and splits; PhoenixError if not."""
         if name not in self._datasets:
@@ -254,8 +273,9 @@ class PhoenixEvalsSession:
                 evaluate_on=self.settings.evaluate_on,
                 allow_code=self.settings.allow_code_evaluators,
                 code_timeout=self.settings.code_timeout)
+            real_name, version, splits = self._dataset_spec(name)
             loaded = self.gateway.load_dataset(
-                name, self.settings.dataset_version, self.settings.splits, attached,
+                real_name, version, splits, attached,
                 split_membership=any(g.scope == "split" for g in self.settings.gates))
             self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
         return self._datasets[name]
@@ -270,13 +290,19 @@ class PhoenixEvalsSession:
             return
         from ._gateway import PhoenixError
 
+        loaded = []
         for name in self.settings.datasets:
             try:
                 dataset = self.dataset(name)
             except PhoenixError as exc:
                 raise pytest.UsageError(str(exc)) from None
+            loaded.append(dataset)
             if self.task(dataset.name) is not None:
                 self.evaluators(dataset)
+        if self.settings.examples:
+            for dataset in loaded:
+                self.cases(dataset)
+            self._check_examples(loaded)
 
     def task(self, dataset: str) -> Callable[..., Any] | None:
         """The task for a dataset: --phoenix-task, else the pytest_phoenix_evals_task hook."""
@@ -354,9 +380,46 @@ class PhoenixEvalsSession:
         return [self._equip(evaluator) for evaluator in chosen]
 
     def cases(self, dataset: LoadedDataset) -> list[Case]:
+        """The dataset's cases, narrowed by --phoenix-examples and --phoenix-limit."""
         from ._types import Case
 
-        return [Case(example=example, case_id=case_id(example)) for example in dataset.examples]
+        cases = [Case(example=example, case_id=case_id(example))
+                 for example in dataset.examples]
+        if self.settings.examples:
+            cases = self._chosen(dataset, cases)
+        if self.settings.limit is not None and len(cases) > self.settings.limit:
+            if self.settings.sample_seed is None:
+                cases = cases[:self.settings.limit]
+            else:
+                import random
+
+                # The same seed picks the same examples whatever order the server lists them.
+                chosen = random.Random(self.settings.sample_seed).sample(
+                    sorted(cases, key=lambda c: c.example.id), self.settings.limit)
+                keep = {c.example.id for c in chosen}
+                cases = [c for c in cases if c.example.id in keep]
+        return cases
+
+    def _chosen(self, dataset: LoadedDataset, cases: list[Case]) -> list[Case]:
+        """The cases --phoenix-examples names (by example id or case id), in dataset order."""
+        wanted = set(self.settings.examples)
+        chosen = []
+        for case in cases:
+            hits = wanted & {case.example.id, case.case_id, case.case_id.split("-", 1)[0]}
+            if hits:
+                self._examples_found |= hits
+                chosen.append(case)
+        return chosen
+
+    def _check_examples(self, datasets: Sequence[LoadedDataset]) -> None:
+        """Every --phoenix-examples id names an example of some dataset of the run."""
+        missing = set(self.settings.examples) - self._examples_found
+        if missing:
+            known = [case_id(e).split("-", 1)[0] for d in datasets for e in d.examples[:10]]
+            raise pytest.UsageError(
+                f"--phoenix-examples: no example {', '.join(sorted(missing))} in dataset(s) "
+                f"{', '.join(d.name for d in datasets)}; examples include "
+                f"{', '.join(known) or 'none'} (or give example ids)")
 
     # --- running --------------------------------------------------------------------------
 
@@ -381,6 +444,8 @@ class PhoenixEvalsSession:
         import asyncio
 
         recorder, tracing = self.recorder(experiment_key), self.tracing
+        if recorder is not None:
+            self._announce(recorder, {case.example.dataset_id for _, case, _, _ in jobs})
         slots: list[asyncio.Semaphore] = []
 
         async def one(case: Case, task: Callable[..., Any], evaluators: Sequence[Any]
@@ -393,6 +458,17 @@ class PhoenixEvalsSession:
         for node_id, case, task, evaluators in jobs:
             self._ahead[node_id] = (case, self.engine.submit(one(case, task, evaluators)),
                                     experiment_key)
+
+    def _announce(self, recorder: ExperimentRecorder, dataset_ids: Iterable[str]) -> None:
+        """Create each dataset's experiment now and print its URL, before any case runs (a
+        failure to create it is reported with the uploads)."""
+        for dataset_id in sorted(dataset_ids):
+            dataset = self.loaded(dataset_id)
+            try:
+                url = recorder.create_now(dataset)["url"]
+            except Exception:
+                continue
+            self._say(f"phoenix-evals: experiment for {dataset.name}: {url}")
 
     def run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
                  experiment_key: str, node_id: str | None = None) -> CaseResult:
@@ -444,8 +520,16 @@ class PhoenixEvalsSession:
         result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
         self.finish(result, experiment_key)
 
+    def experiment_url(self, result: CaseResult, experiment_key: str) -> str | None:
+        recorder = self._recorders.get(experiment_key)
+        return recorder.url_for(result.case.example.dataset_id) if recorder else None
+
     def finish(self, result: CaseResult, experiment_key: str) -> None:
         self.results.append(result)
+        if self.settings.results and not (self.settings.only_failures and result.passed):
+            from ._outputs import result_rows
+
+            self.rows += result_rows(result, self.experiment_url(result, experiment_key))
         self.config.hook.pytest_phoenix_evals_case_result(config=self.config, result=result)
         recorder = self.recorder(experiment_key)
         if recorder is not None:
@@ -467,6 +551,8 @@ class PhoenixEvalsSession:
                 try:
                     dataset = self.dataset(name)
                     self._shared[dataset.id] = recorder.create_now(dataset)
+                    self._say(f"phoenix-evals: experiment for {dataset.name}: "
+                              f"{self._shared[dataset.id]['url']}")
                 except Exception as exc:  # the workers then make their own, and say why
                     self.notices.append(f"could not make one experiment for all xdist workers "
                                         f"on dataset {name!r}: {exc}")
@@ -480,7 +566,8 @@ class PhoenixEvalsSession:
                  "uploaded_runs": report.uploaded_runs if report else 0,
                  "uploaded_annotations": report.uploaded_annotations if report else 0,
                  "failures": list(report.failures) if report else [],
-                 "pending": report.pending if report else 0}]
+                 "pending": report.pending if report else 0,
+                 "rows": self.rows}]
 
     def absorb(self, parts: list[dict[str, Any]]) -> None:
         """On xdist's controller: a worker's results and upload report, for the summary."""
@@ -489,6 +576,7 @@ class PhoenixEvalsSession:
         self._worker_parts.extend(parts)
         for part in parts:
             self.results.extend(load_result(r) for r in part["results"])
+            self.rows.extend(part.get("rows") or ())
 
     # --- end of session -------------------------------------------------------------------
 
@@ -551,6 +639,42 @@ class PhoenixEvalsSession:
             self.results)
         return all(r.passed for r in self.gate_results)
 
+    def write_outputs(self, exitstatus: int) -> None:
+        """The files asked for: --phoenix-results and the markdown summary. A file that
+        cannot be written is said in the summary; it never hides the run's outcome."""
+        if self.settings.results:
+            from ._outputs import write_results
+
+            try:
+                count = write_results(self.settings.results, self.rows)
+                self.written.append(f"results: {self.settings.results} ({count} rows)")
+            except Exception as exc:
+                self.written.append(f"could not write results to {self.settings.results}: "
+                                    f"{type(exc).__name__}: {exc}")
+        import os
+
+        if (self.settings.summary_md or os.environ.get("GITHUB_STEP_SUMMARY")) and (
+                self.results or self.gate_results):
+            from ._outputs import markdown_summary, write_markdown
+
+            report = self.upload_report
+            experiments = [(e.dataset.name, e.url) for e in report.experiments] if report \
+                else []
+            failed = sum(not r.passed for r in self.results)
+            outcome = (f"**{'PASSED' if exitstatus == 0 else 'FAILED'}**: "
+                       f"{len(self.results)} cases, {failed} failed")
+            if self.gate_results is not None:
+                bad = sum(not g.passed for g in self.gate_results)
+                outcome += (f"; gates: {bad} of {len(self.gate_results)} failed" if bad
+                            else f"; gates: all {len(self.gate_results)} passed")
+            text = markdown_summary(self.results, self._summary_lines(), experiments,
+                                    self.gate_results, outcome)
+            try:
+                self.written += [f"markdown summary: {w}"
+                                 for w in write_markdown(text, self.settings.summary_md)]
+            except OSError as exc:
+                self.written.append(f"could not write the markdown summary: {exc}")
+
     def summary(self) -> list[str]:
         gates: list[str] = []
         if self.gate_results is not None:
@@ -558,7 +682,10 @@ class PhoenixEvalsSession:
 
             gates = ["", *gate_lines(self.gate_results)]
         if not self.results:
-            return gates[1:]
+            return gates[1:] + self.written
+        return self._summary_lines() + gates + self.written
+
+    def _summary_lines(self) -> list[str]:
         from ._report import summary_lines
 
         report = self.upload_report
@@ -568,4 +695,4 @@ class PhoenixEvalsSession:
         pending = (report.pending if report else 0) + sum(p["pending"]
                                                           for p in self._worker_parts)
         return summary_lines(self.results, experiments, failures, pending,
-                             self.settings.no_upload, notes=self.notices) + gates
+                             self.settings.no_upload, notes=self.notices)

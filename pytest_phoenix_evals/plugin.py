@@ -198,6 +198,7 @@ class CaseItem(pytest.Item):
         result = _session(self.config).run_case(self.case, self.task, self.evaluators,
                                                 TASK_EXPERIMENT, self.nodeid)
         self.stash[_RESULT] = result
+        _record_properties(self, result, TASK_EXPERIMENT)
         if not result.passed:
             raise CaseFailed(result)
 
@@ -252,11 +253,20 @@ def phoenix_evaluate(request: pytest.FixtureRequest,
         node.stash[_EVALUATED] = True
         result = state.evaluate_output(case, output, evaluators, _experiment_key(node),
                                        node.stash[_STARTED])
+        _record_properties(node, result, _experiment_key(node))
         if not result.passed:
             pytest.fail("\n".join(failure_lines(result)), pytrace=False)
         return result
 
     return evaluate
+
+
+def _record_properties(item: pytest.Item, result: CaseResult, experiment_key: str) -> None:
+    """Labels, scores, verdicts and links as the item's user properties (JUnit XML)."""
+    from ._outputs import junit_properties
+
+    url = _session(item.config).experiment_url(result, experiment_key)
+    item.user_properties.extend(junit_properties(result, url))
 
 
 def _experiment_key(item: pytest.Item) -> str:
@@ -267,6 +277,9 @@ def _experiment_key(item: pytest.Item) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    case = item.case if isinstance(item, CaseItem) else _case_of(item)
+    if case is not None:
+        report.phoenix_case = True  # type: ignore[attr-defined]  # (travels with xdist)
     if call.when == "call" and _RESULT in item.stash:  # the failure text is written by now
         item.stash[_RESULT].mark(reported=True)
         del item.stash[_RESULT]
@@ -279,6 +292,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         _session(item.config).record_error(case, error, _experiment_key(item),
                                            item.stash.get(_STARTED, None))
     return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
+                             ) -> tuple[str, str, str] | None:
+    """--phoenix-only-failures: a passing case prints nothing (not even its dot)."""
+    if report.when == "call" and report.passed and getattr(report, "phoenix_case", False) and \
+            _session(config).settings.only_failures:
+        return "passed", "", ""
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -299,6 +321,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if passed is not None and session.exitstatus in (
             pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+    state.write_outputs(int(session.exitstatus))
 
 
 @pytest.hookimpl(optionalhook=True)

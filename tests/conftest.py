@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpcore  # noqa: F401  (see below)
+import pandas  # noqa: F401
 import pytest
+
+# Imported here, before any in-process pytester run: such a run forgets the modules it imported
+# when it ends. numpy (under pandas) cannot be imported twice in one process, and httpx maps
+# the httpcore exception classes it saw first: a second httpcore would raise unmapped ones.
+# (Writing parquet registers pyarrow types once per process: those tests run in a subprocess.)
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
