@@ -83,6 +83,9 @@ OPTIONS = (
     Option("concurrency", "str", "Run this many cases at the same time (default 8): tasks and "
            "evaluators of different cases overlap (sync ones in threads) while each case is "
            "still reported as its own test.", "N"),
+    Option("upload_pending", "bool", "Run no tests: upload the results a session kept in "
+           ".phoenix-evals/journal/ (under the rootdir) because Phoenix could not take them, "
+           "each into the experiment it was meant for. Running it twice adds nothing twice."),
     Option("upload_timeout", "str", "Seconds the session waits at its end for uploads still "
            "in flight (default 120); what is left then is listed in the summary.", "SECONDS"),
     Option("evaluate_on", "str", "Where attached evaluators run: 'local' (default; judges are "
@@ -179,6 +182,7 @@ class Settings:
     no_upload: bool = False
     concurrency: int = 8
     upload_timeout: float = 120.0
+    upload_pending: bool = False
     evaluate_on: str = "local"
     prompt_tag: str | None = None
     judge: JudgeSettings = field(default_factory=JudgeSettings)
@@ -306,6 +310,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         no_upload=bool(values["no_upload"]),
         concurrency=number("concurrency", 8, int, minimum=1),
         upload_timeout=number("upload_timeout", 120.0),
+        upload_pending=bool(values["upload_pending"]),
         evaluate_on=evaluate_on,
         prompt_tag=values["prompt_tag"] or None,
         judge=judge,

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from ._engine import Engine
 from ._gateway import Gateway, LoadedDataset, PhoenixError
+from ._journal import EXISTING_RUN
 from ._secrets import redact, redact_value
-from ._types import CaseResult, Score
+from ._types import CaseResult
+
+if TYPE_CHECKING:
+    from ._journal import Journal
 
 MAX_UPLOADS_IN_FLIGHT = 8
 
@@ -51,6 +59,8 @@ class UploadReport:
     uploaded_annotations: int = 0
     failures: list[str] = field(default_factory=list)
     pending: int = 0
+    # Cases kept in journal files (not all of them in Phoenix), by file.
+    journaled: dict[str, int] = field(default_factory=dict)
 
 
 class ExperimentRecorder:
@@ -58,7 +68,8 @@ class ExperimentRecorder:
 
     def __init__(self, gateway: Gateway, engine: Engine, name: str,
                  metadata: Mapping[str, Any],
-                 given: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 given: Mapping[str, Mapping[str, Any]] | None = None,
+                 journal_dir: Path | None = None, journal_suffix: str = "") -> None:
         self._gateway = gateway
         self._engine = engine
         self._name = name
@@ -72,6 +83,9 @@ class ExperimentRecorder:
         self._client: Any = None
         self._http: Any = None
         self._slots: asyncio.Semaphore | None = None
+        self._journal_dir = journal_dir
+        self._journal_suffix = journal_suffix
+        self._journals: dict[str, Journal] = {}
 
     async def project(self, dataset: LoadedDataset) -> str | None:
         """The Phoenix project of the dataset's experiment (where task traces go), if any."""
@@ -100,6 +114,10 @@ class ExperimentRecorder:
         if self._uploads:
             _, not_done = concurrent.futures.wait(self._uploads, timeout=timeout)
             self._report.pending = len(not_done)
+        for journal in self._journals.values():
+            left = journal.close()
+            if left:
+                self._report.journaled[str(journal.path)] = left
         if self._http is not None:
             try:
                 self._engine.run(self._http.aclose(), timeout=5)
@@ -148,6 +166,17 @@ class ExperimentRecorder:
         self._report.experiments.append(experiment)
         return experiment
 
+    def _journal(self, experiment: Experiment) -> Journal | None:
+        if self._journal_dir is None:
+            return None
+        if experiment.id not in self._journals:
+            from ._journal import Journal
+
+            safe = re.sub(r"[^A-Za-z0-9_-]", "_", experiment.id)
+            self._journals[experiment.id] = Journal(
+                self._journal_dir / f"{safe}{self._journal_suffix}.jsonl")
+        return self._journals[experiment.id]
+
     async def _upload(self, result: CaseResult, dataset: LoadedDataset) -> None:
         case = result.case
         try:
@@ -155,40 +184,77 @@ class ExperimentRecorder:
         except Exception:
             self._report.failures.append(f"{case.case_id}: not uploaded (no experiment)")
             return
+        run, evaluations = self._payloads(result)
+        key = f"{case.example.id}:{case.repetition}"
+        journal = self._journal(experiment)
+        if journal is not None:  # on disk before anything is posted
+            journal.case(key, {"id": experiment.id, "url": experiment.url,
+                               "dataset": dataset.name}, run, evaluations)
         assert self._slots is not None
         async with self._slots:
             try:
-                run = await self._gateway.acall(
+                run_id = await self._gateway.acall(
                     f"uploading the run of {case.case_id}",
-                    lambda: self._client.experiments.log_run(
-                        experiment_id=experiment.id, dataset_example_id=case.example.id,
-                        output=redact_value(result.output), start_time=result.start_time,
-                        end_time=result.end_time, repetition_number=case.repetition,
-                        trace_id=result.trace_id, error=result.error))
+                    lambda: self._post_run(experiment.id, run))
             except PhoenixError as exc:
                 self._report.failures.append(f"{case.case_id}: run: {exc}")
                 return
             self._report.uploaded_runs += 1
             outcomes = await asyncio.gather(
-                *(self._upload_score(run["id"], score, case.case_id) for score in result.scores))
+                *(self._post_evaluation(run_id, e, case.case_id) for e in evaluations))
             self._report.uploaded_annotations += sum(outcomes)
+            if journal is not None and all(outcomes):
+                journal.mark_done(key)
 
-    async def _upload_score(self, run_id: str, score: Score, case_id: str) -> bool:
-        if score.error is None and score.label is None and score.score is None and \
-                score.explanation is None:
-            self._report.failures.append(f"{case_id}: {score.name}: no label, score, "
-                                         f"explanation or error to upload")
-            return False
+    def _payloads(self, result: CaseResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The run and evaluation bodies exactly as posted (and journaled), redacted; the
+        same fields arize-phoenix-client's log_run and log_evaluation post."""
+        case = result.case
+        now = datetime.now(timezone.utc)
+        start = result.start_time or now
+        run: dict[str, Any] = {
+            "dataset_example_id": case.example.id, "output": redact_value(result.output),
+            "repetition_number": case.repetition, "start_time": start.isoformat(),
+            "end_time": (result.end_time or start).isoformat()}
+        if result.trace_id:
+            run["trace_id"] = result.trace_id
+        if result.error:
+            run["error"] = result.error
+        evaluations = []
+        for score in result.scores:
+            outcome = {k: v for k, v in (("score", score.score), ("label", score.label),
+                                         ("explanation", score.explanation)) if v is not None}
+            if not outcome and score.error is None:
+                self._report.failures.append(f"{case.case_id}: {score.name}: no label, score, "
+                                             f"explanation or error to upload")
+                continue
+            begin = score.start_time or start
+            evaluations.append({
+                "name": score.name, "annotator_kind": score.annotator_kind,
+                "start_time": begin.isoformat(), "end_time": (score.end_time or begin).isoformat(),
+                "result": outcome or None, "error": score.error,
+                "metadata": dict(score.metadata or {}), "trace_id": score.trace_id})
+        return run, evaluations
+
+    async def _post_run(self, experiment_id: str, run: dict[str, Any]) -> str:
+        response = await self._http.post(f"v1/experiments/{quote(experiment_id)}/runs",
+                                         json=run)
+        if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
+            return found.group(1)  # already there (a retried post that had gone through)
+        response.raise_for_status()
+        return str(response.json()["data"]["id"])
+
+    async def _post_evaluation(self, run_id: str, evaluation: dict[str, Any],
+                               case_id: str) -> bool:
+        async def post() -> None:
+            response = await self._http.post("v1/experiment_evaluations",
+                                             json={**evaluation, "experiment_run_id": run_id})
+            response.raise_for_status()
+
         try:
-            await self._gateway.acall(
-                f"uploading annotation {score.name!r} of {case_id}",
-                lambda: self._client.experiments.log_evaluation(
-                    experiment_run_id=run_id, name=score.name,
-                    annotator_kind=score.annotator_kind, start_time=score.start_time,
-                    end_time=score.end_time, score=score.score, label=score.label,
-                    explanation=score.explanation, error=score.error,
-                    metadata=score.metadata or None, trace_id=score.trace_id))
+            await self._gateway.acall(f"uploading annotation {evaluation['name']!r} of "
+                                      f"{case_id}", post)
         except PhoenixError as exc:
-            self._report.failures.append(f"{case_id}: {score.name}: {exc}")
+            self._report.failures.append(f"{case_id}: {evaluation['name']}: {exc}")
             return False
         return True

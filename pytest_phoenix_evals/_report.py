@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,7 @@ def summary_lines(
     pending: int = 0,
     no_upload: bool = False,
     notes: Sequence[str] = (),
+    journaled: Mapping[str, int] | None = None,
 ) -> list[str]:
     """The terminal summary: per dataset and annotation, then links and upload problems."""
     from tabulate import tabulate
@@ -158,6 +159,14 @@ def summary_lines(
             lines.append(f"  ... and {len(failures) - 20} more")
         if pending:
             lines.append(f"  {pending} case(s) still uploading when the wait ran out")
+    if journaled:
+        import os
+
+        total = sum(journaled.values())
+        lines.append(f"{total} result(s) are not all in Phoenix yet; they are kept in:")
+        lines += [f"  {os.path.relpath(path)} ({count})" for path, count in journaled.items()]
+        lines.append("  when Phoenix is back, run `pytest --phoenix-upload-pending` in this "
+                     "directory to upload them into the same experiment")
     return lines
 
 

@@ -228,12 +228,17 @@ class PhoenixEvalsSession:
                 "runner": experiment_key if experiment_key != "task" else
                 (self.settings.task or "pytest_phoenix_evals_task hook"),
             }
+            from ._journal import journal_dir
+
             given = None
+            workerinput = getattr(self.config, "workerinput", None) or {}
             if experiment_key == "task":
-                workerinput = getattr(self.config, "workerinput", None) or {}
                 given = workerinput.get(XDIST_EXPERIMENTS)
+            worker = workerinput.get("workerid")
             self._recorders[experiment_key] = ExperimentRecorder(
-                self.gateway, self.engine, name, metadata, given)
+                self.gateway, self.engine, name, metadata, given,
+                journal_dir=journal_dir(self.config.rootpath),
+                journal_suffix=f"-{worker}" if worker else "")
         return self._recorders[experiment_key]
 
     @functools.cached_property
@@ -520,6 +525,74 @@ class PhoenixEvalsSession:
         result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
         self.finish(result, experiment_key)
 
+    def upload_pending(self) -> int:
+        """--phoenix-upload-pending: post what the journal kept; the exit status (0 when
+        nothing is left)."""
+        from ._journal import journal_dir
+
+        directory = journal_dir(self.config.rootpath)
+        files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+        def write(line: str) -> None:
+            print(line, flush=True)  # before pytest_configure: no terminal reporter yet
+        if not files:
+            write(f"phoenix-evals: nothing pending in {directory}")
+            return 0
+        from ._gateway import PhoenixError
+
+        try:
+            self.gateway.dataset_names()  # reachable, and the key works
+        except PhoenixError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        uploaded, problems, experiments = self.engine.run(self._upload_files(files))
+        for url in sorted(experiments):
+            write(f"phoenix-evals: uploaded into {url}")
+        write(f"phoenix-evals: {uploaded} pending case(s) uploaded"
+              + (f"; {len(problems)} problem(s):" if problems else ""))
+        for problem in problems[:20]:
+            write(f"  {problem}")
+        left = sorted(str(f) for f in files if f.exists())
+        if left:
+            write(f"phoenix-evals: still pending in {', '.join(left)}")
+        return 1 if left else 0
+
+    async def _upload_files(self, files: Sequence[Path]) -> tuple[int, list[str], set[str]]:
+        import asyncio
+
+        import httpx
+
+        from ._gateway import TIMEOUT, PhoenixError, _headers
+        from ._journal import Journal, pending_cases, post_case
+
+        uploaded, problems, experiments = 0, [], set()
+        slots = asyncio.Semaphore(8)
+        async with httpx.AsyncClient(base_url=self.gateway.url, headers=_headers(),
+                                     timeout=TIMEOUT) as http:
+            for path in files:
+                records = list(pending_cases(path))
+                journal = Journal(path)
+                journal.cases = len(records)
+
+                async def one(record: dict[str, Any]) -> None:
+                    nonlocal uploaded
+                    async with slots:
+                        try:
+                            _, trouble = await self.gateway.acall(
+                                f"uploading case {record['key']}",
+                                lambda: post_case(http, record))
+                        except PhoenixError as exc:
+                            problems.append(str(exc))
+                            return
+                    if trouble:
+                        problems.extend(f"{record['key']}: {t}" for t in trouble)
+                        return
+                    journal.mark_done(record["key"])
+                    experiments.add(record["experiment"]["url"])
+                    uploaded += 1
+
+                await asyncio.gather(*(one(r) for r in records))
+                journal.close()  # deleted once every case in it is done
+        return uploaded, problems, experiments
+
     def experiment_url(self, result: CaseResult, experiment_key: str) -> str | None:
         recorder = self._recorders.get(experiment_key)
         return recorder.url_for(result.case.example.dataset_id) if recorder else None
@@ -567,6 +640,7 @@ class PhoenixEvalsSession:
                  "uploaded_annotations": report.uploaded_annotations if report else 0,
                  "failures": list(report.failures) if report else [],
                  "pending": report.pending if report else 0,
+                 "journaled": dict(report.journaled) if report else {},
                  "rows": self.rows}]
 
     def absorb(self, parts: list[dict[str, Any]]) -> None:
@@ -602,6 +676,7 @@ class PhoenixEvalsSession:
             report.uploaded_annotations += part.uploaded_annotations
             report.failures += part.failures
             report.pending += part.pending
+            report.journaled.update(part.journaled)
         self.upload_report = report
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
@@ -694,5 +769,8 @@ class PhoenixEvalsSession:
                     *(f for part in self._worker_parts for f in part["failures"])]
         pending = (report.pending if report else 0) + sum(p["pending"]
                                                           for p in self._worker_parts)
+        journaled = dict(report.journaled) if report else {}
+        for part in self._worker_parts:
+            journaled.update(part.get("journaled") or {})
         return summary_lines(self.results, experiments, failures, pending,
-                             self.settings.no_upload, notes=self.notices)
+                             self.settings.no_upload, notes=self.notices, journaled=journaled)

@@ -58,6 +58,19 @@ def _session(config: pytest.Config) -> PhoenixEvalsSession:
     return config.stash[SESSION_KEY]
 
 
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--phoenix-upload-pending: upload what earlier sessions kept, and run nothing else
+    (this hook comes before pytest_configure: the session here is a short-lived one)."""
+    settings = resolve_settings(config)
+    if not settings.upload_pending:
+        return None
+    state = PhoenixEvalsSession(config, settings)
+    try:
+        return state.upload_pending()
+    finally:
+        state.close()
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = _session(config).settings
     if not settings.datasets:
