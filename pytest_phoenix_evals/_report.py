@@ -58,7 +58,14 @@ def score_table(result: CaseResult) -> list[str]:
 
 
 def failure_lines(result: CaseResult) -> list[str]:
-    """Everything needed to understand a failed case, on one screen; the first line sums up."""
+    """Everything needed to understand a failed case, on one screen; the first line sums up.
+    Secrets are masked: the input, output and reference are the app's own values."""
+    from ._secrets import redact
+
+    return [redact(line) for line in _failure_lines(result)]
+
+
+def _failure_lines(result: CaseResult) -> list[str]:
     if result.error is not None:
         return [f"{result.case.case_id}: the task failed", *case_header(result),
                 f"task error: {result.error}", *trace_lines(result)]
