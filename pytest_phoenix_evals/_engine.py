@@ -93,27 +93,37 @@ class OutputNotSerialisable(TypeError):
 def as_json(output: Any) -> Any:
     """The output as the server will store it, or OutputNotSerialisable saying why not."""
     try:
-        return json.loads(json.dumps(output, allow_nan=False))
+        text = json.dumps(output, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise OutputNotSerialisable(
             f"the task returned a {type(output).__name__}, which is not JSON-serialisable "
             f"({exc}); return str, int, float, bool, None, or lists and dicts of those"
         ) from None
+    try:
+        text.encode("utf-8")  # what the upload does; a lone surrogate cannot be sent
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start:exc.end].encode("utf-8", "backslashreplace").decode()
+        raise OutputNotSerialisable(
+            f"the task's output holds text that is not valid Unicode ({bad} at character "
+            f"{exc.start} of its JSON): decode bytes with errors='replace' before returning "
+            f"them") from None
+    return json.loads(text)
 
 
-async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None) -> CaseResult:
+async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None,
+                   timeout: float | None = None) -> CaseResult:
     """Run the task on the case's example; errors are recorded on the result, not raised.
 
     With a ``tracer`` the task runs inside a root span ``Task: <name>`` (an instrumented app's
     own spans become its children) whose trace id goes on the run.
     """
     if tracer is None:
-        return await _run_task(case, task)
+        return await _run_task(case, task, timeout)
     from ._tracing import start_root_span
 
     name = getattr(task, "__name__", type(task).__name__)
     with start_root_span(tracer, f"Task: {name}", "CHAIN", case.example.input) as span:
-        result = await _run_task(case, task)
+        result = await _run_task(case, task, timeout)
         result.trace_id = span.trace_id_hex
         if result.error is not None:
             span.record_error(result.exception or RuntimeError(result.error))
@@ -122,18 +132,40 @@ async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None) -> 
     return result
 
 
-async def _run_task(case: Case, task: Callable[..., Any]) -> CaseResult:
+async def _run_task(case: Case, task: Callable[..., Any],
+                    timeout: float | None = None) -> CaseResult:
     result = CaseResult(case=case, start_time=datetime.now(timezone.utc))
     try:
-        raw = await call(task, bind(task, task_arguments(case.example), single="input"))
+        arguments = bind(task, task_arguments(case.example), single="input")
+        # An async task is cancelled at the timeout; a sync one cannot be stopped (Python has
+        # no way to kill a thread): its case fails at the timeout and the thread is left to end.
+        raw = await asyncio.wait_for(call(task, arguments), timeout)
         result.output = as_json(raw)
     except OutputNotSerialisable as exc:
         result.error = str(exc)
+    except TimeoutError as exc:
+        # wait_for's own TimeoutError is raised from the cancellation of the task.
+        if timeout is not None and isinstance(exc.__cause__, asyncio.CancelledError):
+            result.error = (f"TaskTimeout: the task did not finish within {timeout:g} s "
+                            f"(--phoenix-task-timeout)")
+        else:  # the task's own TimeoutError
+            result.error = redact(f"{type(exc).__name__}: {exc}")
+            result.exception = user_traceback(exc)
     except Exception as exc:
-        result.error = redact(f"{type(exc).__name__}: {exc}")
+        result.error = redact(f"{type(exc).__name__}: {exc}" + _missing_key_hint(exc, case))
         result.exception = user_traceback(exc)
     result.end_time = datetime.now(timezone.utc)
     return result
+
+
+def _missing_key_hint(exc: Exception, case: Case) -> str:
+    """For a KeyError on a key the example's input lacks: the keys it has."""
+    given = case.example.input
+    if not isinstance(exc, KeyError) or not isinstance(given, dict) or not exc.args \
+            or exc.args[0] in given:
+        return ""
+    return (f" (the example's input has no key {exc.args[0]!r}; its keys: "
+            f"{', '.join(map(str, given)) or 'none'})")
 
 
 async def evaluate(
@@ -181,5 +213,6 @@ async def run_case(
     evaluators: Sequence[Evaluator],
     thresholds: Mapping[str, Threshold],
     tracer: Any = None,
+    timeout: float | None = None,
 ) -> CaseResult:
-    return await evaluate(await run_task(case, task, tracer), evaluators, thresholds)
+    return await evaluate(await run_task(case, task, tracer, timeout), evaluators, thresholds)

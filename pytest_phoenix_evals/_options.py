@@ -68,6 +68,13 @@ OPTIONS = (
            "(default: 'pytest <branch>@<commit>').", "NAME"),
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
            "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X"),
+    Option("task_timeout", "str", "Seconds the task may take on one example (default: no "
+           "limit); a task that takes longer fails its case with a timeout, and its run is "
+           "recorded with that error.", "SECONDS"),
+    Option("repetitions", "str", "Run each example N times (Phoenix's repetition numbers "
+           "1..N); each example is still one test, decided by --phoenix-pass-rule.", "N"),
+    Option("pass_rule", "str", "With repetitions: 'all' runs must pass (default), a "
+           "'majority', 'any' one, or a number K of them.", "all|majority|any|K"),
     Option("fail_under", "list", "A gate on the whole run: NAME=0.9 (at least 90%% of the "
            "cases pass annotation NAME) or mean(NAME)>=0.8 (also >, <=, <), optionally with "
            "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
@@ -177,6 +184,9 @@ class Settings:
     experiment_name: str | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
+    repetitions: int = 1
+    task_timeout: float | None = None
+    pass_rule: str = "all"
     results: str | None = None
     summary_md: str | None = None
     no_upload: bool = False
@@ -287,6 +297,15 @@ def resolve_settings(config: pytest.Config) -> Settings:
         api=judge_api,
         prices=prices,
     )
+    repetitions = number("repetitions", 1, int, minimum=1)
+    pass_rule = "all"
+    if values["pass_rule"]:
+        from ._repeat import parse_pass_rule
+
+        try:
+            pass_rule = parse_pass_rule(values["pass_rule"], repetitions)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{sources['pass_rule']}: {exc}") from None
     if values["sample_seed"] and not values["limit"]:
         raise pytest.UsageError(f"{sources['sample_seed']}: a sample needs its size: add "
                                 f"--phoenix-limit=N")
@@ -305,6 +324,9 @@ def resolve_settings(config: pytest.Config) -> Settings:
         experiment_name=values["experiment_name"],
         thresholds=thresholds,
         gates=tuple(gates),
+        repetitions=repetitions,
+        task_timeout=number("task_timeout", None, minimum=0.001),
+        pass_rule=pass_rule,
         results=values["results"] or None,
         summary_md=values["summary_md"] or None,
         no_upload=bool(values["no_upload"]),

@@ -69,7 +69,8 @@ class ExperimentRecorder:
     def __init__(self, gateway: Gateway, engine: Engine, name: str,
                  metadata: Mapping[str, Any],
                  given: Mapping[str, Mapping[str, Any]] | None = None,
-                 journal_dir: Path | None = None, journal_suffix: str = "") -> None:
+                 journal_dir: Path | None = None, journal_suffix: str = "",
+                 repetitions: int = 1) -> None:
         self._gateway = gateway
         self._engine = engine
         self._name = name
@@ -84,6 +85,7 @@ class ExperimentRecorder:
         self._http: Any = None
         self._slots: asyncio.Semaphore | None = None
         self._journal_dir = journal_dir
+        self._repetitions = repetitions
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}
 
@@ -159,7 +161,7 @@ class ExperimentRecorder:
             lambda: self._client.experiments.create(
                 dataset_id=dataset.id, dataset_version_id=dataset.version_id,
                 experiment_name=redact(self._name), experiment_metadata=metadata,
-                splits=list(dataset.splits) or None, repetitions=1))
+                splits=list(dataset.splits) or None, repetitions=self._repetitions))
         experiment = Experiment(id=created["id"], dataset=dataset,
                                 url=self._gateway.experiment_url(dataset.id, created["id"]),
                                 project_name=created.get("project_name"))

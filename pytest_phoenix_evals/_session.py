@@ -70,6 +70,10 @@ def _first_text(value: Any) -> str:
     return ""
 
 
+def _run_key(node_id: str | None, case: Case) -> str:
+    return f"{node_id}#{case.repetition}"
+
+
 def case_id(example: Example, repetition: int = 1) -> str:
     """A readable id, stable between runs: the example's row id and a slug of its input."""
     slug = re.sub(r"[^a-z0-9]+", "-", _first_text(example.input).lower()).strip("-")
@@ -238,7 +242,8 @@ class PhoenixEvalsSession:
             self._recorders[experiment_key] = ExperimentRecorder(
                 self.gateway, self.engine, name, metadata, given,
                 journal_dir=journal_dir(self.config.rootpath),
-                journal_suffix=f"-{worker}" if worker else "")
+                journal_suffix=f"-{worker}" if worker else "",
+                repetitions=self.settings.repetitions)
         return self._recorders[experiment_key]
 
     @functools.cached_property
@@ -302,6 +307,10 @@ class PhoenixEvalsSession:
             except PhoenixError as exc:
                 raise pytest.UsageError(str(exc)) from None
             loaded.append(dataset)
+            if not dataset.examples:
+                where = f" in split(s) {', '.join(dataset.splits)}" if dataset.splits else ""
+                self._say(f"phoenix-evals: dataset {dataset.name!r} has no examples at version "
+                          f"{dataset.version_id}{where}: there is nothing to run")
             if self.task(dataset.name) is not None:
                 self.evaluators(dataset)
         if self.settings.examples:
@@ -438,7 +447,8 @@ class PhoenixEvalsSession:
         if recorder is not None and tracing is not None:
             project = await recorder.project(self.loaded(case.example.dataset_id))
             tracer = tracing.tracer(project) if project else None
-        return await run_case(case, task, evaluators, self.settings.thresholds, tracer)
+        return await run_case(case, task, evaluators, self.settings.thresholds, tracer,
+                              self.settings.task_timeout)
 
     def run_ahead(self, jobs: Sequence[tuple[str, Case, Callable[..., Any], Sequence[Any]]],
                   experiment_key: str) -> None:
@@ -461,8 +471,9 @@ class PhoenixEvalsSession:
                 return await self._run_case(case, task, evaluators, recorder, tracing)
 
         for node_id, case, task, evaluators in jobs:
-            self._ahead[node_id] = (case, self.engine.submit(one(case, task, evaluators)),
-                                    experiment_key)
+            for run in self.repetitions_of(case):
+                self._ahead[_run_key(node_id, run)] = (
+                    run, self.engine.submit(one(run, task, evaluators)), experiment_key)
 
     def _announce(self, recorder: ExperimentRecorder, dataset_ids: Iterable[str]) -> None:
         """Create each dataset's experiment now and print its URL, before any case runs (a
@@ -474,6 +485,22 @@ class PhoenixEvalsSession:
             except Exception:
                 continue
             self._say(f"phoenix-evals: experiment for {dataset.name}: {url}")
+
+    def repetitions_of(self, case: Case) -> list[Case]:
+        """The runs of a case: one per --phoenix-repetitions, numbered as the server numbers
+        them (1..N)."""
+        from dataclasses import replace
+
+        n = self.settings.repetitions
+        return [case] if n == 1 else [
+            replace(case, case_id=case_id(case.example, r), repetition=r) for r in range(1, n + 1)]
+
+    def run_repeated(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
+                     experiment_key: str, node_id: str | None = None) -> list[CaseResult]:
+        """Every run of the case (each recorded as it comes)."""
+        return [self.run_case(run, task, evaluators, experiment_key,
+                              _run_key(node_id, run) if node_id is not None else None)
+                for run in self.repetitions_of(case)]
 
     def run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
                  experiment_key: str, node_id: str | None = None) -> CaseResult:
@@ -758,7 +785,29 @@ class PhoenixEvalsSession:
             gates = ["", *gate_lines(self.gate_results)]
         if not self.results:
             return gates[1:] + self.written
-        return self._summary_lines() + gates + self.written
+        return self._summary_lines() + self._repetition_lines() + gates + self.written
+
+    def _repetition_lines(self) -> list[str]:
+        """With repetitions: how stable the cases were, and which ones were flaky."""
+        if self.settings.repetitions == 1:
+            return []
+        from ._repeat import Repeated
+
+        runs: dict[tuple[str, str], list[CaseResult]] = {}
+        for result in self.results:
+            key = (result.case.example.dataset_id, result.case.example.id)
+            runs.setdefault(key, []).append(result)
+        cases = [Repeated(sorted(r, key=lambda x: x.case.repetition), self.settings.pass_rule)
+                 for r in runs.values()]
+        counts = {s: sum(c.stability == s for c in cases)
+                  for s in ("stable-pass", "flaky", "stable-fail")}
+        lines = ["", f"repetitions: {self.settings.repetitions} runs per case, pass rule "
+                     f"{self.settings.pass_rule}: {len(cases)} cases, "
+                     + ", ".join(f"{n} {s}" for s, n in counts.items())]
+        flaky = [c for c in cases if c.stability == "flaky"]
+        lines += [f"  flaky: {c.case_id} ({c.passes}/{len(c.results)} runs passed; "
+                  f"{'passes' if c.passed else 'fails'} the rule)" for c in flaky[:30]]
+        return lines
 
     def _summary_lines(self) -> list[str]:
         from ._report import summary_lines

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._options import add_options, resolve_settings
+from ._repeat import Repeated
 from ._session import PhoenixEvalsSession
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 SESSION_KEY = pytest.StashKey[PhoenixEvalsSession]()
 _STARTED = pytest.StashKey[datetime]()
 _EVALUATED = pytest.StashKey[bool]()
-_RESULT = pytest.StashKey["CaseResult"]()
+_RESULT = pytest.StashKey["list[CaseResult]"]()
 MARKER = "phoenix_evals"
 TASK_EXPERIMENT = "task"
 
@@ -170,8 +171,9 @@ def _case_of(item: pytest.Item) -> Case | None:
 
 
 class CaseFailed(Exception):
-    def __init__(self, result: CaseResult) -> None:
-        super().__init__(result.case.case_id)
+    def __init__(self, result: CaseResult | Repeated) -> None:
+        super().__init__(result.case_id if isinstance(result, Repeated) else
+                         result.case.case_id)
         self.result = result
 
 
@@ -208,9 +210,20 @@ class CaseItem(pytest.Item):
         self.evaluators = evaluators
 
     def runtest(self) -> None:
-        result = _session(self.config).run_case(self.case, self.task, self.evaluators,
-                                                TASK_EXPERIMENT, self.nodeid)
-        self.stash[_RESULT] = result
+        state = _session(self.config)
+        results = state.run_repeated(self.case, self.task, self.evaluators, TASK_EXPERIMENT,
+                                     self.nodeid)
+        self.stash[_RESULT] = results
+        if state.settings.repetitions > 1:
+            repeated = Repeated(results, state.settings.pass_rule)
+            self.user_properties += [("phoenix.stability", repeated.stability),
+                                     ("phoenix.runs_passed", f"{repeated.passes}/{len(results)}")]
+            for result in results:
+                _record_properties(self, result, TASK_EXPERIMENT)
+            if not repeated.passed:
+                raise CaseFailed(repeated)
+            return
+        [result] = results
         _record_properties(self, result, TASK_EXPERIMENT)
         if not result.passed:
             raise CaseFailed(result)
@@ -222,6 +235,11 @@ class CaseItem(pytest.Item):
         from ._report import failure_lines
 
         result = excinfo.value.result
+        if isinstance(result, Repeated):
+            from ._repeat import repeated_failure_lines
+            from ._secrets import redact
+
+            return redact("\n".join(repeated_failure_lines(result)))
         lines = "\n".join(failure_lines(result))
         if result.exception is None:
             return lines
@@ -294,7 +312,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if case is not None:
         report.phoenix_case = True  # type: ignore[attr-defined]  # (travels with xdist)
     if call.when == "call" and _RESULT in item.stash:  # the failure text is written by now
-        item.stash[_RESULT].mark(reported=True)
+        for result in item.stash[_RESULT]:
+            result.mark(reported=True)
         del item.stash[_RESULT]
     case = _case_of(item)
     if (case is not None and call.when == "call" and report.failed
@@ -326,8 +345,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
             workeroutput[XDIST_RESULTS] = state.results_for_controller()
         return
-    expected = [case for item in session.items
-                if (case := item.case if isinstance(item, CaseItem) else _case_of(item))]
+    expected = [run for item in session.items if isinstance(item, CaseItem)
+                for run in state.repetitions_of(item.case)]
+    expected += [case for item in session.items if (case := _case_of(item)) is not None]
     passed = state.apply_gates(expected)
     # With gates the exit status follows them (pytest returns session.exitstatus as it is
     # after this hook); an interrupt, an internal or usage error keeps its own.
