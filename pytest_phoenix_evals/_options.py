@@ -80,6 +80,18 @@ OPTIONS = (
            "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
            "metadata value (or one) on its own (repeatable). With gates the exit status "
            "follows them; errored and missing cases count as failures.", "GATE"),
+    Option("baseline", "str", "Compare this run with an experiment already in Phoenix: its id "
+           "or name, 'dataset' (the dataset's baseline experiment), 'previous' (the latest "
+           "experiment of the dataset) or 'main' (the latest that ran on branch main or "
+           "master). The summary lists the examples that regressed and improved.",
+           "EXPERIMENT"),
+    Option("max_regression", "str", "With --phoenix-baseline: fail the session when an "
+           "annotation's pass rate falls by more than this (0.05 = 5 points).", "RATE"),
+    Option("set_baseline", "bool", "Make this run the dataset's baseline experiment in "
+           "Phoenix once everything is uploaded (for runs on the main branch)."),
+    Option("regate", "str", "Run no tests: apply this command line's gates, verdict rules and "
+           "baseline to an experiment already in Phoenix (its id, or its name with "
+           "--phoenix-dataset); no task and no judge is called.", "EXPERIMENT"),
     Option("results", "str", "Write every case's results (one row per annotation: input, "
            "output, reference, label, score, verdict, ...) as a pandas DataFrame to this file: "
            ".csv, .parquet or .jsonl.", "PATH"),
@@ -184,6 +196,10 @@ class Settings:
     experiment_name: str | None = None
     thresholds: Mapping[str, Threshold] = field(default_factory=dict)
     gates: tuple[Gate, ...] = ()
+    baseline: str | None = None
+    max_regression: float | None = None
+    set_baseline: bool = False
+    regate: str | None = None
     repetitions: int = 1
     task_timeout: float | None = None
     pass_rule: str = "all"
@@ -298,6 +314,11 @@ def resolve_settings(config: pytest.Config) -> Settings:
         prices=prices,
     )
     repetitions = number("repetitions", 1, int, minimum=1)
+    max_regression = number("max_regression", None)
+    if max_regression is not None and not values["baseline"]:
+        raise pytest.UsageError(f"{sources['max_regression']}: a regression is measured "
+                                f"against a baseline: add --phoenix-baseline=EXPERIMENT "
+                                f"(dataset, previous, main, or an experiment id or name)")
     pass_rule = "all"
     if values["pass_rule"]:
         from ._repeat import parse_pass_rule
@@ -324,6 +345,10 @@ def resolve_settings(config: pytest.Config) -> Settings:
         experiment_name=values["experiment_name"],
         thresholds=thresholds,
         gates=tuple(gates),
+        baseline=values["baseline"] or None,
+        max_regression=max_regression,
+        set_baseline=bool(values["set_baseline"]),
+        regate=values["regate"] or None,
         repetitions=repetitions,
         task_timeout=number("task_timeout", None, minimum=0.001),
         pass_rule=pass_rule,

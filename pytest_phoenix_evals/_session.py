@@ -146,6 +146,9 @@ class PhoenixEvalsSession:
         self._tracing: Any = None
         self.notices: list[str] = []
         self.gate_results: list[Any] | None = None
+        # --phoenix-baseline: per dataset id, the baseline experiment and its runs
+        self._baselines: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self.baseline_lines: list[str] = []
         self._examples_found: set[str] = set()
         # --phoenix-results rows, kept only when that file was asked for.
         self.rows: list[dict[str, Any]] = []
@@ -273,8 +276,10 @@ class PhoenixEvalsSession:
                 return match["name"], version, splits
         return text, version, splits
 
-    def dataset(self, name: str) -> LoadedDataset:
-        """Load (once) a dataset at the requested version and splits; PhoenixError if not."""
+    def dataset(self, name: str, version_id: str | None = None,
+                splits: Sequence[str] | None = None) -> LoadedDataset:
+        """Load (once) a dataset at the requested version and splits (by default those of
+        the command line); PhoenixError if not."""
         if name not in self._datasets:
             from ._gateway import AttachedEvaluators
 
@@ -283,10 +288,10 @@ class PhoenixEvalsSession:
                 evaluate_on=self.settings.evaluate_on,
                 allow_code=self.settings.allow_code_evaluators,
                 code_timeout=self.settings.code_timeout)
-            real_name, version, splits = self._dataset_spec(name)
+            real_name, version, chosen = self._dataset_spec(name)
             loaded = self.gateway.load_dataset(
-                real_name, version, splits, attached,
-                split_membership=any(g.scope == "split" for g in self.settings.gates))
+                real_name, version_id or version, chosen if splits is None else splits,
+                attached, split_membership=any(g.scope == "split" for g in self.settings.gates))
             self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
         return self._datasets[name]
 
@@ -317,6 +322,48 @@ class PhoenixEvalsSession:
             for dataset in loaded:
                 self.cases(dataset)
             self._check_examples(loaded)
+        if self.settings.baseline:
+            for dataset in loaded:
+                self._load_baseline(dataset)
+
+    def _load_baseline(self, dataset: LoadedDataset) -> None:
+        """Find the baseline experiment and read its runs before any case runs (it is in
+        Phoenix already, and the gateway is closed by the time the session ends)."""
+        from ._baseline import experiment_runs, resolve
+        from ._gateway import PhoenixError
+
+        assert self.settings.baseline is not None
+        try:
+            found = resolve(self.gateway, self.settings.baseline, dataset)
+            runs = experiment_runs(self.gateway, found["id"])
+        except PhoenixError as exc:
+            raise pytest.UsageError(f"--phoenix-baseline: {exc}") from None
+        self._baselines[dataset.id] = (found, runs)
+
+    def compare_with_baselines(self) -> bool | None:
+        """The baseline comparison of each dataset, for the summary; False when an annotation
+        regressed more than --phoenix-max-regression, None without a baseline."""
+        if not self._baselines:
+            return None
+        from ._baseline import compare, comparison_lines, results_of, rules_of
+
+        ok = True
+        for dataset_id, (found, runs) in self._baselines.items():
+            dataset = self.loaded(dataset_id)
+            current = [r for r in self.results if r.case.example.dataset_id == dataset_id]
+            rules = rules_of(self._evaluators.get(dataset.name, dataset.evaluators))
+            before = results_of(runs, dataset, rules, self.settings.thresholds)
+            changes = compare(current, before, self.settings.max_regression)
+            ok = ok and not any(c.failed for c in changes)
+            link = f"{self.gateway.experiment_url(dataset.id, found['id'])}"
+            report = self.upload_report
+            mine = next((e for e in report.experiments if e.dataset.id == dataset_id), None) \
+                if report else None
+            if mine is not None:
+                link += f"&experimentId={mine.id}"
+            self.baseline_lines += ["", *comparison_lines(
+                changes, dataset.name, found, link, self.settings.max_regression)]
+        return ok
 
     def task(self, dataset: str) -> Callable[..., Any] | None:
         """The task for a dataset: --phoenix-task, else the pytest_phoenix_evals_task hook."""
@@ -620,6 +667,68 @@ class PhoenixEvalsSession:
                 journal.close()  # deleted once every case in it is done
         return uploaded, problems, experiments
 
+    def regate(self) -> int:
+        """--phoenix-regate: judge an experiment already in Phoenix by this command line's
+        gates, verdict rules and baseline; print the summary; the exit status."""
+        from urllib.parse import quote
+
+        from ._baseline import experiment_runs, resolve, results_of, rules_of
+        from ._gateway import PhoenixError
+        from ._types import Case
+
+        spec = self.settings.regate
+        assert spec is not None
+        try:
+            response = self.gateway._get(f"v1/experiments/{quote(spec)}", None,
+                                         f"reading experiment {spec!r}")
+            if response.status_code != 200:
+                if not self.settings.datasets:
+                    raise PhoenixError(f"no experiment with id {spec!r} in "
+                                       f"{self.gateway.where()}; to find one by name, add "
+                                       f"--phoenix-dataset=NAME")
+                found = resolve(self.gateway, spec, self.dataset(self.settings.datasets[0]))
+                response = self.gateway._get(f"v1/experiments/{quote(found['id'])}", None,
+                                             f"reading experiment {spec!r}")
+                self._datasets.clear()  # reloaded below at the experiment's own version
+                self._datasets_by_id.clear()
+            self.gateway._raise_for_status(response, f"reading experiment {spec!r}")
+            experiment = response.json()["data"]
+            names = {i: n for n, i in self.gateway.dataset_names().items()}
+            dataset = self.dataset(names[experiment["dataset_id"]],
+                                   experiment["dataset_version_id"],
+                                   (experiment.get("metadata") or {}).get("splits") or ())
+            runs = experiment_runs(self.gateway, experiment["id"])
+            if self.settings.baseline:
+                from ._baseline import resolve as resolve_baseline
+
+                found = resolve_baseline(self.gateway, self.settings.baseline, dataset,
+                                         exclude=[experiment["id"]])
+                self._baselines[dataset.id] = (found, experiment_runs(self.gateway,
+                                                                      found["id"]))
+        except PhoenixError as exc:
+            raise pytest.UsageError(f"--phoenix-regate: {exc}") from None
+        rules = rules_of(self.evaluators(dataset))
+        self.results = results_of(runs, dataset, rules, self.settings.thresholds)
+        expected = [Case(e, case_id(e, r), r) for e in dataset.examples
+                    for r in range(1, int(experiment.get("repetitions") or 1) + 1)]
+        passed = self.apply_gates(expected)
+        from ._recorder import Experiment, UploadReport
+
+        self.upload_report = UploadReport(experiments=[Experiment(
+            id=experiment["id"], dataset=dataset,
+            url=self.gateway.experiment_url(dataset.id, experiment["id"]))])
+        steady = self.compare_with_baselines()
+        print(f"phoenix-evals: regating experiment {experiment.get('name')!r} "
+              f"({experiment['id']}) with {len(self.results)} runs; no task or judge called")
+        missing = len(expected) - len(self.results)
+        for line in self.summary():
+            print(line)
+        if missing > 0 and passed is None:
+            print(f"{missing} case(s) of the dataset version have no run in this experiment")
+        ok = (passed if passed is not None else
+              (missing <= 0 and all(r.passed for r in self.results)))
+        return 0 if ok and steady is not False else 1
+
     def experiment_url(self, result: CaseResult, experiment_key: str) -> str | None:
         recorder = self._recorders.get(experiment_key)
         return recorder.url_for(result.case.example.dataset_id) if recorder else None
@@ -705,6 +814,8 @@ class PhoenixEvalsSession:
             report.pending += part.pending
             report.journaled.update(part.journaled)
         self.upload_report = report
+        if self.settings.set_baseline:
+            self._set_baselines(report)
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
         if self._engine is not None:
@@ -720,6 +831,25 @@ class PhoenixEvalsSession:
             self._engine.close()
         if self._gateway is not None:
             self._gateway.close()
+
+    def _set_baselines(self, report: UploadReport) -> None:
+        """--phoenix-set-baseline: only a complete run becomes the baseline."""
+        parts = self._worker_parts
+        if report.failures or report.pending or report.journaled or any(
+                p["failures"] or p["pending"] or p.get("journaled") for p in parts):
+            self.notices.append("not made the baseline: some results did not reach Phoenix")
+            return
+        from ._baseline import set_baseline
+        from ._gateway import PhoenixError
+
+        for experiment in report.experiments:
+            try:
+                set_baseline(self.gateway, experiment.id)
+                self.notices.append(f"{experiment.dataset.name}: this run is now the dataset's "
+                                    f"baseline experiment")
+            except PhoenixError as exc:
+                self.notices.append(f"{experiment.dataset.name}: could not make this run the "
+                                    f"baseline: {exc}")
 
     def _say(self, line: str) -> None:
         """A progress line on the terminal (nothing under -q -q or without a terminal)."""
@@ -785,7 +915,8 @@ class PhoenixEvalsSession:
             gates = ["", *gate_lines(self.gate_results)]
         if not self.results:
             return gates[1:] + self.written
-        return self._summary_lines() + self._repetition_lines() + gates + self.written
+        return (self._summary_lines() + self._repetition_lines() + self.baseline_lines + gates
+                + self.written)
 
     def _repetition_lines(self) -> list[str]:
         """With repetitions: how stable the cases were, and which ones were flaky."""

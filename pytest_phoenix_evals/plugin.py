@@ -63,11 +63,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--phoenix-upload-pending: upload what earlier sessions kept, and run nothing else
     (this hook comes before pytest_configure: the session here is a short-lived one)."""
     settings = resolve_settings(config)
-    if not settings.upload_pending:
+    if not settings.upload_pending and not settings.regate:
         return None
     state = PhoenixEvalsSession(config, settings)
     try:
-        return state.upload_pending()
+        return state.upload_pending() if settings.upload_pending else state.regate()
     finally:
         state.close()
 
@@ -349,11 +349,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 for run in state.repetitions_of(item.case)]
     expected += [case for item in session.items if (case := _case_of(item)) is not None]
     passed = state.apply_gates(expected)
+    steady = state.compare_with_baselines()
     # With gates the exit status follows them (pytest returns session.exitstatus as it is
-    # after this hook); an interrupt, an internal or usage error keeps its own.
-    if passed is not None and session.exitstatus in (
-            pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+    # after this hook); an interrupt, an internal or usage error keeps its own. A regression
+    # beyond --phoenix-max-regression fails the session either way.
+    decided = session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                                     pytest.ExitCode.NO_TESTS_COLLECTED)
+    if passed is not None and decided:
         session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
+    if steady is False and decided:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     state.write_outputs(int(session.exitstatus))
 
 
