@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -247,6 +248,8 @@ class Gateway:
         self.client = Client(http_client=self._http)
         self._ahttp: httpx.AsyncClient | None = None
         self._previews: Any = None
+        # Every read answer, by request, for the local snapshot (--phoenix-offline replays it).
+        self.tape: dict[str, Any] = {}
 
     def close(self) -> None:
         self._http.close()
@@ -321,6 +324,8 @@ class Gateway:
             return dict(response.json())
 
         payload = self.call(doing, post)
+        if not payload.get("errors"):
+            self.tape[tape_key("graphql", query, variables)] = payload
         if payload.get("errors"):
             messages = "; ".join(e.get("message", str(e)) for e in payload["errors"])
             raise PhoenixError(f"{self.where()} rejected the query while {doing}: {messages}")
@@ -333,7 +338,11 @@ class Gateway:
                 response.raise_for_status()
             return response
 
-        return self.call(doing, get)
+        response = self.call(doing, get)
+        if response.status_code < 500 and "json" in response.headers.get("content-type", ""):
+            self.tape[tape_key("get", path, params)] = {"status": response.status_code,
+                                                        "json": response.json()}
+        return response
 
     # --- datasets -------------------------------------------------------------------------
 
@@ -455,6 +464,60 @@ class Gateway:
 
     def experiment_url(self, dataset_id: str, experiment_id: str) -> str:
         return f"{mask_url(self.url)}/datasets/{dataset_id}/compare?experimentId={experiment_id}"
+
+
+def tape_key(kind: str, what: str, arguments: Any) -> str:
+    """The snapshot's key for one read request. A dataset version is not part of an examples
+    listing's key: the snapshot file is per version already."""
+    if kind == "get" and what.endswith("/examples") and isinstance(arguments, dict):
+        arguments = {k: v for k, v in arguments.items() if k != "version_id"}
+    return json.dumps([kind, what, arguments], sort_keys=True, default=str)
+
+
+class OfflineGateway(Gateway):
+    """--phoenix-offline: the same reads, answered from local snapshots; no server at all."""
+
+    def __init__(self, tape: dict[str, Any], where: str) -> None:
+        self.url = "offline"
+        self.source = "--phoenix-offline"
+        self.tape = tape
+        self._where = where
+        self._ahttp = None
+        self._previews = None
+
+    def close(self) -> None:
+        pass
+
+    def where(self) -> str:
+        return self._where
+
+    def _missing(self, doing: str) -> PhoenixError:
+        return PhoenixError(f"{self._where} has no answer for {doing}: run once without "
+                            f"--phoenix-offline, with the same options, to refresh it")
+
+    def graphql(self, query: str, variables: dict[str, Any], doing: str) -> dict[str, Any]:
+        payload = self.tape.get(tape_key("graphql", query, variables))
+        if payload is None:
+            raise self._missing(doing)
+        return dict(payload.get("data") or {})
+
+    def _get(self, path: str, params: Any, doing: str) -> httpx.Response:
+        answer = self.tape.get(tape_key("get", path, params))
+        wanted = (params or {}).get("version_id") if isinstance(params, dict) else None
+        if answer is not None and wanted and path.endswith("/examples") and \
+                answer["json"].get("data", {}).get("version_id") != wanted:
+            answer = None
+        if answer is None:
+            raise self._missing(doing)
+        return httpx.Response(answer["status"], json=answer["json"],
+                              request=httpx.Request("GET", f"http://offline/{path}"))
+
+    def async_client(self) -> tuple[Any, httpx.AsyncClient]:
+        raise PhoenixError("nothing is uploaded with --phoenix-offline")
+
+    async def agraphql_raw(self, query: str, variables: dict[str, Any], doing: str
+                           ) -> dict[str, Any]:
+        raise PhoenixError(f"{self._where}: {doing} needs the server (--phoenix-offline)")
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -55,6 +55,7 @@ class Completion:
     tool_calls: list[ToolCall]
     usage: dict[str, int]
     attempts: int
+    cached: bool = False  # answered from --phoenix-cache, not by the model
 
     def quoted(self, limit: int = 500) -> str:
         """The raw answer, for error messages."""
@@ -80,6 +81,7 @@ class Judges:
         self.settings = settings
         self._clients: dict[Endpoint, Any] = {}
         self._semaphore: asyncio.Semaphore | None = None
+        self.cache: Any = None  # a JudgeCache with --phoenix-cache
 
     def model(self, model_name: str | None) -> str:
         return self.settings.model or model_name or DEFAULT_MODEL
@@ -136,6 +138,21 @@ class Judges:
         """One chat completion (or Responses call) with retries; JudgeError after the last."""
 
         endpoint = self.endpoint(provider)
+        key = None
+        if self.cache is not None:
+            from ._cache import cache_key
+
+            key = cache_key(endpoint.shown, api, params, extra_body)
+            if (kept := self.cache.get(key)) is not None:
+                kept["tool_calls"] = [ToolCall(**call) for call in kept["tool_calls"]]
+                return Completion(**{**kept, "cached": True, "attempts": 0})
+        completion = await self._complete(endpoint, params, extra_body, api)
+        if key is not None:
+            self.cache.put(key, completion)
+        return completion
+
+    async def _complete(self, endpoint: Endpoint, params: dict[str, Any],
+                        extra_body: dict[str, Any] | None, api: str) -> Completion:
         client = self._client(endpoint)
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))

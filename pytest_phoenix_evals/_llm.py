@@ -253,7 +253,9 @@ class LLMJudge:
             return {}
         meta: dict[str, Any] = {"model": completion.model or self.model, **completion.usage,
                                 "judge_attempts": completion.attempts}
-        if self.judges is not None and completion.usage:
+        if completion.cached:  # the usage is the original call's; nothing was spent now
+            meta["judge_cache"] = "hit"
+        elif self.judges is not None and completion.usage:
             cost = self.judges.cost(self.model or completion.model, completion.usage)
             if cost is not None:
                 meta["cost_usd"] = round(cost, 8)

@@ -57,6 +57,9 @@ OPTIONS = (
            "of N with --phoenix-sample-seed).", "N"),
     Option("sample_seed", "str", "With --phoenix-limit: take a random sample of the "
            "examples, the same one for the same seed.", "SEED"),
+    Option("cache", "bool", "Reuse an LLM judge's answer when its request is the same: the "
+           "same evaluator, prompt version and config judging the same input, output and "
+           "reference (kept in .phoenix-evals/judge-cache.sqlite). Not with repetitions."),
     Option("only_failures", "bool", "Keep the report to the failing cases: passing cases "
            "print nothing and are left out of the markdown summary and results file."),
     Option("dataset_version", "str", "Run this dataset version id (default: the latest).",
@@ -98,6 +101,9 @@ OPTIONS = (
     Option("summary_md", "str", "Write a markdown summary (gates, pass rates, failing cases, "
            "links) to this file; it is also appended to $GITHUB_STEP_SUMMARY when that is set.",
            "PATH"),
+    Option("offline", "bool", "Run from the local snapshot of each dataset and its "
+           "evaluators (taken by every online run, kept per dataset version) with no Phoenix "
+           "server at all; nothing is uploaded. NAME@VERSION picks a version kept."),
     Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix."),
     Option("concurrency", "str", "Run this many cases at the same time (default 8): tasks and "
            "evaluators of different cases overlap (sync ones in threads) while each case is "
@@ -191,6 +197,7 @@ class Settings:
     limit: int | None = None
     sample_seed: str | None = None
     only_failures: bool = False
+    cache: bool = False
     url: str | None = None
     url_source: str | None = None
     experiment_name: str | None = None
@@ -206,6 +213,7 @@ class Settings:
     results: str | None = None
     summary_md: str | None = None
     no_upload: bool = False
+    offline: bool = False
     concurrency: int = 8
     upload_timeout: float = 120.0
     upload_pending: bool = False
@@ -327,6 +335,13 @@ def resolve_settings(config: pytest.Config) -> Settings:
             pass_rule = parse_pass_rule(values["pass_rule"], repetitions)
         except ValueError as exc:
             raise pytest.UsageError(f"{sources['pass_rule']}: {exc}") from None
+    if values["offline"] and (values["evaluate_on"] or "").strip().lower() == "server":
+        raise pytest.UsageError(f"{sources['offline']}: --phoenix-evaluate-on=server needs the "
+                                f"server; offline, attached evaluators run here")
+    if values["cache"] and repetitions > 1:
+        raise pytest.UsageError(f"{sources['cache']}: repetitions measure how a judge varies; "
+                                f"they never come from the cache: drop --phoenix-cache or "
+                                f"--phoenix-repetitions")
     if values["sample_seed"] and not values["limit"]:
         raise pytest.UsageError(f"{sources['sample_seed']}: a sample needs its size: add "
                                 f"--phoenix-limit=N")
@@ -340,6 +355,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         limit=number("limit", None, int, minimum=1),
         sample_seed=values["sample_seed"] or None,
         only_failures=bool(values["only_failures"]),
+        cache=bool(values["cache"]),
         url=values["url"],
         url_source=sources["url"],
         experiment_name=values["experiment_name"],
@@ -354,7 +370,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
         pass_rule=pass_rule,
         results=values["results"] or None,
         summary_md=values["summary_md"] or None,
-        no_upload=bool(values["no_upload"]),
+        no_upload=bool(values["no_upload"]) or bool(values["offline"]),
+        offline=bool(values["offline"]),
         concurrency=number("concurrency", 8, int, minimum=1),
         upload_timeout=number("upload_timeout", 120.0),
         upload_pending=bool(values["upload_pending"]),

@@ -179,7 +179,7 @@ def summary_lines(
 
 def judge_usage(results: Iterable[CaseResult]) -> str | None:
     """One line summing the judges' calls, tokens and (when priced) cost."""
-    calls = prompt = completion = 0
+    calls = prompt = completion = hits = 0
     cost = 0.0
     priced = False
     for result in results:
@@ -191,17 +191,22 @@ def judge_usage(results: Iterable[CaseResult]) -> str | None:
                     or score.evaluator in seen:
                 continue
             seen.add(score.evaluator)
+            if meta.get("judge_cache") == "hit":
+                hits += 1
+                continue
             calls += 1
             prompt += int(meta.get("prompt_tokens") or 0)
             completion += int(meta.get("completion_tokens") or 0)
             if "cost_usd" in meta:
                 priced = True
                 cost += float(meta["cost_usd"])
-    if not calls:
+    if not calls and not hits:
         return None
     line = (f"judge usage: {calls} call{'s' if calls != 1 else ''}, {prompt} prompt + "
             f"{completion} completion = {prompt + completion} tokens")
-    return line + (f", ${cost:.4f}" if priced else " (cost: set --phoenix-judge-price)")
+    line += f", ${cost:.4f}" if priced else " (cost: set --phoenix-judge-price)"
+    return line + (f"; {hits} answer{'s' if hits != 1 else ''} from the judge cache "
+                   f"(--phoenix-cache)" if hits else "")
 
 
 

@@ -168,9 +168,30 @@ class PhoenixEvalsSession:
         if self._gateway is None:
             from ._gateway import Gateway, resolve_url
 
-            url, source = resolve_url(self.settings.url, self.settings.url_source)
-            self._gateway = Gateway(url, source)
+            if self.settings.offline:
+                self._gateway = self._offline_gateway()
+            else:
+                url, source = resolve_url(self.settings.url, self.settings.url_source)
+                self._gateway = Gateway(url, source)
         return self._gateway
+
+    def _offline_gateway(self) -> Gateway:
+        from ._gateway import OfflineGateway
+        from ._snapshot import load
+
+        tape: dict[str, Any] = {}
+        taken = []
+        for spec in self.settings.datasets:
+            name, _, rest = spec.partition("@")
+            name = name.split(":", 1)[0]
+            version = rest.split(":", 1)[0] or self.settings.dataset_version
+            try:
+                snapshot = load(self.config.rootpath, name, version)
+            except ValueError as exc:
+                raise pytest.UsageError(f"--phoenix-offline: {exc}") from None
+            tape.update(snapshot["tape"])
+            taken.append(f"{name} version {snapshot['version_id']} saved {snapshot['saved_at']}")
+        return OfflineGateway(tape, f"the local snapshot ({'; '.join(taken) or 'none'})")
 
     @property
     def engine(self) -> Engine:
@@ -188,6 +209,10 @@ class PhoenixEvalsSession:
             from ._judge import Judges
 
             self._judges = Judges(self.settings.judge)
+            if self.settings.cache:
+                from ._cache import CACHE_FILE, JudgeCache
+
+                self._judges.cache = JudgeCache(self.config.rootpath / CACHE_FILE)
         return self._judges
 
     @property
@@ -322,10 +347,23 @@ class PhoenixEvalsSession:
             for dataset in loaded:
                 self.cases(dataset)
             self._check_examples(loaded)
+        if not self.settings.offline:
+            self._save_snapshots(loaded)
         if self.settings.baseline:
             for dataset in loaded:
                 self._load_baseline(dataset)
 
+    def _save_snapshots(self, loaded: Sequence[LoadedDataset]) -> None:
+        """The answers that built these datasets and evaluators, for --phoenix-offline (a
+        snapshot that cannot be written costs a notice, never the run)."""
+        from ._snapshot import save
+
+        for dataset in loaded:
+            try:
+                save(self.config.rootpath, dataset.name, dataset.version_id, self.gateway.tape)
+            except OSError as exc:
+                self.notices.append(f"could not save the local snapshot of {dataset.name}: "
+                                    f"{exc}")
     def _load_baseline(self, dataset: LoadedDataset) -> None:
         """Find the baseline experiment and read its runs before any case runs (it is in
         Phoenix already, and the gateway is closed by the time the session ends)."""
@@ -818,6 +856,8 @@ class PhoenixEvalsSession:
             self._set_baselines(report)
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
+        if self._judges is not None and self._judges.cache is not None:
+            self._judges.cache.close()
         if self._engine is not None:
             closers = [self._judges.aclose()] if self._judges is not None else []
             if self._gateway is not None:

@@ -76,7 +76,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     settings = _session(config).settings
     if not settings.datasets:
         return None
-    upload = "off (--phoenix-no-upload)" if settings.no_upload else "on"
+    upload = ("off (--phoenix-offline)" if settings.offline else
+              "off (--phoenix-no-upload)" if settings.no_upload else "on")
     return (f"phoenix-evals: dataset(s) {', '.join(settings.datasets)}; "
             f"{_session(config).gateway.where()}; upload {upload}")
 

@@ -1,0 +1,59 @@
+"""The judge cache (--phoenix-cache): a judge's answer is reused when its request is the same.
+
+The key is a hash of everything the judge is sent: the endpoint, the API, the model, the
+messages (the prompt version's template rendered with the evaluated input, output and
+reference), the tools and every invocation parameter. So any change to the evaluator, its
+prompt version or config, or to what it evaluates, misses the cache; re-running after a
+prompt change of the app pays only for the cases whose output changed. Answers are kept in
+SQLite (standard library) at ``<rootdir>/.phoenix-evals/judge-cache.sqlite``; a failed
+call is never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+CACHE_FILE = Path(".phoenix-evals") / "judge-cache.sqlite"
+
+
+def cache_key(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class JudgeCache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# written by pytest-phoenix-evals\n*\n")
+        self._lock = threading.Lock()
+        # One connection, used under the lock from the engine's threads.
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, "
+                         "answer TEXT NOT NULL)")
+        self.hits = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        self.hits += 1
+        return dict(json.loads(row[0]))
+
+    def put(self, key: str, completion: Any) -> None:
+        answer = json.dumps(asdict(completion), ensure_ascii=False)
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, answer))
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
