@@ -65,9 +65,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     settings = resolve_settings(config)
     if not settings.upload_pending and not settings.regate:
         return None
+    from ._commands import regate, upload_pending
+
     state = PhoenixEvalsSession(config, settings)
     try:
-        return state.upload_pending() if settings.upload_pending else state.regate()
+        return upload_pending(state) if settings.upload_pending else regate(state)
     finally:
         state.close()
 
@@ -309,14 +311,13 @@ def _experiment_key(item: pytest.Item) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    case = item.case if isinstance(item, CaseItem) else _case_of(item)
-    if case is not None:
+    case = _case_of(item)
+    if case is not None or isinstance(item, CaseItem):
         report.phoenix_case = True  # type: ignore[attr-defined]  # (travels with xdist)
     if call.when == "call" and _RESULT in item.stash:  # the failure text is written by now
         for result in item.stash[_RESULT]:
             result.mark(reported=True)
         del item.stash[_RESULT]
-    case = _case_of(item)
     if (case is not None and call.when == "call" and report.failed
             and not item.stash.get(_EVALUATED, False) and call.excinfo is not None):
         # The test failed before it handed its output to phoenix_evaluate: record the run

@@ -1,0 +1,152 @@
+"""The two runs that run no tests: --phoenix-upload-pending (the journal's leftovers into
+their experiments) and --phoenix-regate (an experiment already in Phoenix, decided anew).
+Both start from pytest_cmdline_main, before pytest_configure, with a session of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._session import case_id
+
+if TYPE_CHECKING:
+    from ._session import PhoenixEvalsSession
+
+
+def _write(line: str) -> None:
+    print(line, flush=True)  # before pytest_configure: there is no terminal reporter yet
+
+
+def upload_pending(session: PhoenixEvalsSession) -> int:
+    """--phoenix-upload-pending: post what the journal kept; the exit status (0 when
+    nothing is left)."""
+    from ._journal import journal_dir
+
+    directory = journal_dir(session.config.rootpath)
+    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    if not files:
+        _write(f"phoenix-evals: nothing pending in {directory}")
+        return 0
+    from ._gateway import PhoenixError
+
+    try:
+        session.gateway.dataset_names()  # reachable, and the key works
+    except PhoenixError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    uploaded, problems, experiments = session.engine.run(_upload_files(session, files))
+    for url in sorted(experiments):
+        _write(f"phoenix-evals: uploaded into {url}")
+    _write(f"phoenix-evals: {uploaded} pending case(s) uploaded"
+          + (f"; {len(problems)} problem(s):" if problems else ""))
+    for problem in problems[:20]:
+        _write(f"  {problem}")
+    left = sorted(str(f) for f in files if f.exists())
+    if left:
+        _write(f"phoenix-evals: still pending in {', '.join(left)}")
+    return 1 if left else 0
+
+
+async def _upload_files(session: PhoenixEvalsSession, files: Sequence[Path]
+                        ) -> tuple[int, list[str], set[str]]:
+    import asyncio
+
+    import httpx
+
+    from ._gateway import TIMEOUT, PhoenixError, _headers
+    from ._journal import Journal, pending_cases, post_case
+
+    uploaded, problems, experiments = 0, [], set()
+    slots = asyncio.Semaphore(8)
+    async with httpx.AsyncClient(base_url=session.gateway.url, headers=_headers(),
+                                 timeout=TIMEOUT) as http:
+        for path in files:
+            records = list(pending_cases(path))
+            journal = Journal(path)
+            journal.cases = len(records)
+
+            async def one(record: dict[str, Any]) -> None:
+                nonlocal uploaded
+                async with slots:
+                    try:
+                        _, trouble = await session.gateway.acall(
+                            f"uploading case {record['key']}",
+                            lambda: post_case(http, record))
+                    except PhoenixError as exc:
+                        problems.append(str(exc))
+                        return
+                if trouble:
+                    problems.extend(f"{record['key']}: {t}" for t in trouble)
+                    return
+                journal.mark_done(record["key"])
+                experiments.add(record["experiment"]["url"])
+                uploaded += 1
+
+            await asyncio.gather(*(one(r) for r in records))
+            journal.close()  # deleted once every case in it is done
+    return uploaded, problems, experiments
+
+
+def regate(session: PhoenixEvalsSession) -> int:
+    """--phoenix-regate: judge an experiment already in Phoenix by this command line's
+    gates, verdict rules and baseline; print the summary; the exit status."""
+    from urllib.parse import quote
+
+    from ._baseline import experiment_runs, resolve, results_of, rules_of
+    from ._gateway import PhoenixError
+    from ._types import Case
+
+    spec = session.settings.regate
+    assert spec is not None
+    try:
+        response = session.gateway._get(f"v1/experiments/{quote(spec)}", None,
+                                     f"reading experiment {spec!r}")
+        if response.status_code != 200:
+            if not session.settings.datasets:
+                raise PhoenixError(f"no experiment with id {spec!r} in "
+                                   f"{session.gateway.where()}; to find one by name, add "
+                                   f"--phoenix-dataset=NAME")
+            found = resolve(session.gateway, spec, session.dataset(session.settings.datasets[0]))
+            response = session.gateway._get(f"v1/experiments/{quote(found['id'])}", None,
+                                         f"reading experiment {spec!r}")
+            session._datasets.clear()  # reloaded below at the experiment's own version
+            session._datasets_by_id.clear()
+        session.gateway._raise_for_status(response, f"reading experiment {spec!r}")
+        experiment = response.json()["data"]
+        names = {i: n for n, i in session.gateway.dataset_names().items()}
+        dataset = session.dataset(names[experiment["dataset_id"]],
+                               experiment["dataset_version_id"],
+                               (experiment.get("metadata") or {}).get("splits") or ())
+        runs = experiment_runs(session.gateway, experiment["id"])
+        if session.settings.baseline:
+            from ._baseline import resolve as resolve_baseline
+
+            found = resolve_baseline(session.gateway, session.settings.baseline, dataset,
+                                     exclude=[experiment["id"]])
+            session._baselines[dataset.id] = (found, experiment_runs(session.gateway,
+                                                                  found["id"]))
+    except PhoenixError as exc:
+        raise pytest.UsageError(f"--phoenix-regate: {exc}") from None
+    rules = rules_of(session.evaluators(dataset))
+    session.results = results_of(runs, dataset, rules, session.settings.thresholds)
+    expected = [Case(e, case_id(e, r), r) for e in dataset.examples
+                for r in range(1, int(experiment.get("repetitions") or 1) + 1)]
+    passed = session.apply_gates(expected)
+    from ._recorder import Experiment, UploadReport
+
+    session.upload_report = UploadReport(experiments=[Experiment(
+        id=experiment["id"], dataset=dataset,
+        url=session.gateway.experiment_url(dataset.id, experiment["id"]))])
+    steady = session.compare_with_baselines()
+    _write(f"phoenix-evals: regating experiment {experiment.get('name')!r} "
+          f"({experiment['id']}) with {len(session.results)} runs; no task or judge called")
+    missing = len(expected) - len(session.results)
+    for line in session.summary():
+        _write(line)
+    if missing > 0 and passed is None:
+        _write(f"{missing} case(s) of the dataset version have no run in this experiment")
+    ok = (passed if passed is not None else
+          (missing <= 0 and all(r.passed for r in session.results)))
+    return 0 if ok and steady is not False else 1
