@@ -19,7 +19,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-CACHE_FILE = Path(".phoenix-evals") / "judge-cache.sqlite"
+from ._local import ensure_dir, local_path
+
+
+def cache_path(rootpath: Path) -> Path:
+    return local_path(rootpath, "judge-cache.sqlite")
 
 
 def cache_key(*parts: Any) -> str:
@@ -29,10 +33,7 @@ def cache_key(*parts: Any) -> str:
 
 class JudgeCache:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = path.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# written by pytest-phoenix-evals\n*\n")
+        ensure_dir(path.parent)
         self._lock = threading.Lock()
         # One connection, used under the lock from the engine's threads.
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)

@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-JOURNAL_DIR = Path(".phoenix-evals") / "journal"
+from ._local import ensure_dir, local_path
 
 
 def journal_dir(rootpath: Path) -> Path:
-    return rootpath / JOURNAL_DIR
+    return local_path(rootpath, "journal")
 
 
 class Journal:
@@ -43,10 +43,7 @@ class Journal:
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             if self._handle is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                ignore = self.path.parent.parent / ".gitignore"
-                if not ignore.exists():  # like .pytest_cache: never committed by accident
-                    ignore.write_text("# written by pytest-phoenix-evals\n*\n")
+                ensure_dir(self.path.parent)
                 self._handle = open(self.path, "a", encoding="utf-8")
             self._handle.write(line)
             self._handle.flush()  # on disk before the upload starts: a crash loses nothing

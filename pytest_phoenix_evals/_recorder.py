@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -173,8 +172,9 @@ class ExperimentRecorder:
             return None
         if experiment.id not in self._journals:
             from ._journal import Journal
+            from ._local import safe_name
 
-            safe = re.sub(r"[^A-Za-z0-9_-]", "_", experiment.id)
+            safe = safe_name(experiment.id)
             self._journals[experiment.id] = Journal(
                 self._journal_dir / f"{safe}{self._journal_suffix}.jsonl")
         return self._journals[experiment.id]

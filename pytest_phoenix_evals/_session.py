@@ -210,9 +210,9 @@ class PhoenixEvalsSession:
 
             self._judges = Judges(self.settings.judge)
             if self.settings.cache:
-                from ._cache import CACHE_FILE, JudgeCache
+                from ._cache import JudgeCache, cache_path
 
-                self._judges.cache = JudgeCache(self.config.rootpath / CACHE_FILE)
+                self._judges.cache = JudgeCache(cache_path(self.config.rootpath))
         return self._judges
 
     @property

@@ -10,25 +10,20 @@ same code builds the same cases and evaluators with no server at all; nothing is
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-SNAPSHOT_DIR = Path(".phoenix-evals") / "snapshots"
+from ._local import ensure_dir, local_path, safe_name
 
 
 def _folder(rootpath: Path, dataset: str) -> Path:
-    return rootpath / SNAPSHOT_DIR / re.sub(r"[^A-Za-z0-9_.-]", "_", dataset)
+    return local_path(rootpath, "snapshots", safe_name(dataset))
 
 
 def save(rootpath: Path, dataset: str, version_id: str, tape: dict[str, Any]) -> Path:
-    folder = _folder(rootpath, dataset)
-    folder.mkdir(parents=True, exist_ok=True)
-    ignore = rootpath / SNAPSHOT_DIR.parent / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# written by pytest-phoenix-evals\n*\n")
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", version_id)
+    folder = ensure_dir(_folder(rootpath, dataset))
+    safe = safe_name(version_id)
     path = folder / f"{safe}.json"
     body = {"dataset": dataset, "version_id": version_id,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tape": tape}
@@ -44,7 +39,7 @@ def load(rootpath: Path, dataset: str, version_id: str | None) -> dict[str, Any]
     ValueError saying what exists when there is none."""
     folder = _folder(rootpath, dataset)
     if version_id:
-        path = folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', version_id)}.json"
+        path = folder / f"{safe_name(version_id)}.json"
     else:
         latest = folder / "latest"
         path = folder / f"{latest.read_text().strip()}.json" if latest.is_file() else latest
@@ -53,7 +48,7 @@ def load(rootpath: Path, dataset: str, version_id: str | None) -> dict[str, Any]
         raise ValueError(
             f"no local snapshot of dataset {dataset!r}"
             + (f" at version {version_id!r}" if version_id else "")
-            + f" in {rootpath / SNAPSHOT_DIR}; "
+            + f" in {local_path(rootpath, 'snapshots')}; "
             + (f"versions kept: {', '.join(kept)}" if kept else
                "run once without --phoenix-offline to take one"))
     return dict(json.loads(path.read_text(encoding="utf-8")))
