@@ -53,15 +53,12 @@ async def _upload_files(session: PhoenixEvalsSession, files: Sequence[Path]
                         ) -> tuple[int, list[str], set[str]]:
     import asyncio
 
-    import httpx
-
-    from ._gateway import TIMEOUT, PhoenixError, _headers
+    from ._gateway import PhoenixError
     from ._journal import Journal, pending_cases, post_case
 
     uploaded, problems, experiments = 0, [], set()
     slots = asyncio.Semaphore(8)
-    async with httpx.AsyncClient(base_url=session.gateway.url, headers=_headers(),
-                                 timeout=TIMEOUT) as http:
+    async with session.gateway.async_http() as http:
         for path in files:
             records = list(pending_cases(path))
             journal = Journal(path)

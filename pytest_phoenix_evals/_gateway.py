@@ -444,12 +444,16 @@ class Gateway:
 
     # --- uploads (async) ------------------------------------------------------------------
 
+    def async_http(self) -> httpx.AsyncClient:
+        """An HTTP client on the same server, with the same headers; one loop only."""
+        return httpx.AsyncClient(base_url=self.url, headers=_headers(), timeout=TIMEOUT,
+                                 limits=httpx.Limits(max_connections=16))
+
     def async_client(self) -> tuple[Any, httpx.AsyncClient]:
         """An AsyncClient on the same server and its HTTP client (to close); one loop only."""
         from phoenix.client import AsyncClient
 
-        http = httpx.AsyncClient(base_url=self.url, headers=_headers(), timeout=TIMEOUT,
-                                 limits=httpx.Limits(max_connections=16))
+        http = self.async_http()
         return AsyncClient(http_client=http), http
 
     async def acall(self, doing: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -512,7 +516,7 @@ class OfflineGateway(Gateway):
         return httpx.Response(answer["status"], json=answer["json"],
                               request=httpx.Request("GET", f"http://offline/{path}"))
 
-    def async_client(self) -> tuple[Any, httpx.AsyncClient]:
+    def async_http(self) -> httpx.AsyncClient:  # and so async_client
         raise PhoenixError("nothing is uploaded with --phoenix-offline")
 
     async def agraphql_raw(self, query: str, variables: dict[str, Any], doing: str

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ._local import ensure_dir, local_path
 
@@ -90,22 +91,36 @@ def pending_cases(path: Path) -> Iterator[dict[str, Any]]:
 EXISTING_RUN = re.compile(r"Experiment run (\S+) already exists")
 
 
-async def post_case(http: Any, record: dict[str, Any]) -> tuple[str | None, list[str]]:
-    """Post one journaled case: the run (or find it, when Phoenix already has it), then its
-    evaluations. (run id or None, problems); raises httpx errors the caller retries."""
-    experiment_id = record["experiment"]["id"]
-    response = await http.post(f"v1/experiments/{experiment_id}/runs", json=record["run"])
+async def post_run(http: Any, experiment_id: str, run: dict[str, Any]) -> str:
+    """Post a run; its id, also when Phoenix already had it (a retried post that had gone
+    through, or a journaled case uploaded before the session died). Raises httpx errors."""
+    response = await http.post(f"v1/experiments/{quote(experiment_id)}/runs", json=run)
     if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
-        run_id = found.group(1)
-    else:
-        response.raise_for_status()
-        run_id = response.json()["data"]["id"]
+        return found.group(1)
+    response.raise_for_status()
+    return str(response.json()["data"]["id"])
+
+
+async def post_evaluation(http: Any, run_id: str, evaluation: dict[str, Any]) -> None:
+    """Post (Phoenix upserts by run and name) one evaluation of a run. Raises httpx errors."""
+    response = await http.post("v1/experiment_evaluations",
+                               json={**evaluation, "experiment_run_id": run_id})
+    response.raise_for_status()
+
+
+async def post_case(http: Any, record: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """Post one journaled case: the run, then its evaluations. (run id, problems: the
+    evaluations Phoenix refused); raises the httpx errors worth a retry."""
+    import httpx
+
+    run_id = await post_run(http, record["experiment"]["id"], record["run"])
     problems = []
     for evaluation in record["evaluations"]:
-        answer = await http.post("v1/experiment_evaluations",
-                                 json={**evaluation, "experiment_run_id": run_id})
-        if answer.status_code >= 500:
-            answer.raise_for_status()
-        if answer.status_code >= 400:
-            problems.append(f"{evaluation['name']}: {answer.status_code} {answer.text[:200]}")
+        try:
+            await post_evaluation(http, run_id, evaluation)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code >= 500:
+                raise
+            problems.append(f"{evaluation['name']}: {exc.response.status_code} "
+                            f"{exc.response.text[:200]}")
     return run_id, problems

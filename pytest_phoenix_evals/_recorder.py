@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
 
 from ._engine import Engine
 from ._gateway import Gateway, LoadedDataset, PhoenixError
-from ._journal import EXISTING_RUN
+from ._journal import post_evaluation, post_run
 from ._secrets import redact, redact_value
 from ._types import CaseResult
 
@@ -197,7 +196,7 @@ class ExperimentRecorder:
             try:
                 run_id = await self._gateway.acall(
                     f"uploading the run of {case.case_id}",
-                    lambda: self._post_run(experiment.id, run))
+                    lambda: post_run(self._http, experiment.id, run))
             except PhoenixError as exc:
                 self._report.failures.append(f"{case.case_id}: run: {exc}")
                 return
@@ -238,24 +237,12 @@ class ExperimentRecorder:
                 "metadata": dict(score.metadata or {}), "trace_id": score.trace_id})
         return run, evaluations
 
-    async def _post_run(self, experiment_id: str, run: dict[str, Any]) -> str:
-        response = await self._http.post(f"v1/experiments/{quote(experiment_id)}/runs",
-                                         json=run)
-        if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
-            return found.group(1)  # already there (a retried post that had gone through)
-        response.raise_for_status()
-        return str(response.json()["data"]["id"])
-
     async def _post_evaluation(self, run_id: str, evaluation: dict[str, Any],
                                case_id: str) -> bool:
-        async def post() -> None:
-            response = await self._http.post("v1/experiment_evaluations",
-                                             json={**evaluation, "experiment_run_id": run_id})
-            response.raise_for_status()
-
         try:
             await self._gateway.acall(f"uploading annotation {evaluation['name']!r} of "
-                                      f"{case_id}", post)
+                                      f"{case_id}",
+                                      lambda: post_evaluation(self._http, run_id, evaluation))
         except PhoenixError as exc:
             self._report.failures.append(f"{case_id}: {evaluation['name']}: {exc}")
             return False
