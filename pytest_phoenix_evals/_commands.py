@@ -40,7 +40,7 @@ def upload_pending(session: PhoenixEvalsSession) -> int:
     for url in sorted(experiments):
         _write(f"phoenix-evals: uploaded into {url}")
     _write(f"phoenix-evals: {uploaded} pending case(s) uploaded"
-          + (f"; {len(problems)} problem(s):" if problems else ""))
+           + (f"; {len(problems)} problem(s):" if problems else ""))
     for problem in problems[:20]:
         _write(f"  {problem}")
     left = sorted(str(f) for f in files if f.exists())
@@ -89,8 +89,6 @@ async def _upload_files(session: PhoenixEvalsSession, files: Sequence[Path]
 def regate(session: PhoenixEvalsSession) -> int:
     """--phoenix-regate: judge an experiment already in Phoenix by this command line's
     gates, verdict rules and baseline; print the summary; the exit status."""
-    from urllib.parse import quote
-
     from ._baseline import experiment_runs, resolve, results_of, rules_of
     from ._gateway import PhoenixError
     from ._types import Case
@@ -98,34 +96,26 @@ def regate(session: PhoenixEvalsSession) -> int:
     spec = session.settings.regate
     assert spec is not None
     try:
-        response = session.gateway._get(f"v1/experiments/{quote(spec)}", None,
-                                     f"reading experiment {spec!r}")
-        if response.status_code != 200:
+        experiment = session.gateway.experiment(spec)
+        if experiment is None:
             if not session.settings.datasets:
                 raise PhoenixError(f"no experiment with id {spec!r} in "
                                    f"{session.gateway.where()}; to find one by name, add "
                                    f"--phoenix-dataset=NAME")
             found = resolve(session.gateway, spec, session.dataset(session.settings.datasets[0]))
-            response = session.gateway._get(f"v1/experiments/{quote(found['id'])}", None,
-                                         f"reading experiment {spec!r}")
-            session._datasets.clear()  # reloaded below at the experiment's own version
-            session._datasets_by_id.clear()
-        session.gateway._raise_for_status(response, f"reading experiment {spec!r}")
-        experiment = response.json()["data"]
+            experiment = session.gateway.experiment(found["id"])
+            session.forget_datasets()  # loaded again below, at the experiment's own version
+        if experiment is None:
+            raise PhoenixError(f"experiment {spec!r} vanished while being read")
         names = {i: n for n, i in session.gateway.dataset_names().items()}
         dataset = session.dataset(names[experiment["dataset_id"]],
-                               experiment["dataset_version_id"],
-                               (experiment.get("metadata") or {}).get("splits") or ())
+                                  experiment["dataset_version_id"],
+                                  (experiment.get("metadata") or {}).get("splits") or ())
         runs = experiment_runs(session.gateway, experiment["id"])
-        if session.settings.baseline:
-            from ._baseline import resolve as resolve_baseline
-
-            found = resolve_baseline(session.gateway, session.settings.baseline, dataset,
-                                     exclude=[experiment["id"]])
-            session._baselines[dataset.id] = (found, experiment_runs(session.gateway,
-                                                                  found["id"]))
     except PhoenixError as exc:
         raise pytest.UsageError(f"--phoenix-regate: {exc}") from None
+    if session.settings.baseline:
+        session.load_baseline(dataset, exclude=[experiment["id"]])
     rules = rules_of(session.evaluators(dataset))
     session.results = results_of(runs, dataset, rules, session.settings.thresholds)
     expected = [Case(e, case_id(e, r), r) for e in dataset.examples
@@ -138,7 +128,7 @@ def regate(session: PhoenixEvalsSession) -> int:
         url=session.gateway.experiment_url(dataset.id, experiment["id"]))])
     steady = session.compare_with_baselines()
     _write(f"phoenix-evals: regating experiment {experiment.get('name')!r} "
-          f"({experiment['id']}) with {len(session.results)} runs; no task or judge called")
+           f"({experiment['id']}) with {len(session.results)} runs; no task or judge called")
     missing = len(expected) - len(session.results)
     for line in session.summary():
         _write(line)

@@ -143,17 +143,16 @@ async def _run_task(case: Case, task: Callable[..., Any],
         result.output = as_json(raw)
     except OutputNotSerialisable as exc:
         result.error = str(exc)
-    except TimeoutError as exc:
-        # wait_for's own TimeoutError is raised from the cancellation of the task.
-        if timeout is not None and isinstance(exc.__cause__, asyncio.CancelledError):
+    except Exception as exc:
+        # wait_for's own TimeoutError is raised from the cancellation of the task; a
+        # TimeoutError of the task's own is an error like any other.
+        if timeout is not None and isinstance(exc, TimeoutError) and \
+                isinstance(exc.__cause__, asyncio.CancelledError):
             result.error = (f"TaskTimeout: the task did not finish within {timeout:g} s "
                             f"(--phoenix-task-timeout)")
-        else:  # the task's own TimeoutError
-            result.error = redact(f"{type(exc).__name__}: {exc}")
+        else:
+            result.error = redact(f"{type(exc).__name__}: {exc}" + _missing_key_hint(exc, case))
             result.exception = user_traceback(exc)
-    except Exception as exc:
-        result.error = redact(f"{type(exc).__name__}: {exc}" + _missing_key_hint(exc, case))
-        result.exception = user_traceback(exc)
     result.end_time = datetime.now(timezone.utc)
     return result
 

@@ -426,6 +426,15 @@ class Gateway:
         return LoadedDataset(id=dataset_id, name=name, version_id=body["version_id"],
                              splits=tuple(splits), examples=examples, evaluators=evaluators)
 
+    def experiment(self, experiment_id: str) -> dict[str, Any] | None:
+        """An experiment by id (REST), or None when the server has none of that id."""
+        doing = f"reading experiment {experiment_id!r}"
+        response = self._get(f"v1/experiments/{quote(experiment_id)}", None, doing)
+        if response.status_code in (404, 422):
+            return None
+        self._raise_for_status(response, doing)
+        return dict(response.json()["data"])
+
     def _versions_hint(self, dataset_id: str) -> str:
         response = self._get(f"v1/datasets/{quote(dataset_id)}/versions", {"limit": 10},
                              "listing dataset versions")

@@ -351,7 +351,7 @@ class PhoenixEvalsSession:
             self._save_snapshots(loaded)
         if self.settings.baseline:
             for dataset in loaded:
-                self._load_baseline(dataset)
+                self.load_baseline(dataset)
 
     def _save_snapshots(self, loaded: Sequence[LoadedDataset]) -> None:
         """The answers that built these datasets and evaluators, for --phoenix-offline (a
@@ -364,15 +364,21 @@ class PhoenixEvalsSession:
             except OSError as exc:
                 self.notices.append(f"could not save the local snapshot of {dataset.name}: "
                                     f"{exc}")
-    def _load_baseline(self, dataset: LoadedDataset) -> None:
-        """Find the baseline experiment and read its runs before any case runs (it is in
-        Phoenix already, and the gateway is closed by the time the session ends)."""
+    def forget_datasets(self) -> None:
+        """Drop the datasets loaded so far (to load one again at another version)."""
+        self._datasets.clear()
+        self._datasets_by_id.clear()
+
+    def load_baseline(self, dataset: LoadedDataset, exclude: Sequence[str] = ()) -> None:
+        """Find the baseline experiment (never one in ``exclude``) and read its runs before
+        any case runs (it is in Phoenix already, and the gateway is closed by the time the
+        session ends)."""
         from ._baseline import experiment_runs, resolve
         from ._gateway import PhoenixError
 
         assert self.settings.baseline is not None
         try:
-            found = resolve(self.gateway, self.settings.baseline, dataset)
+            found = resolve(self.gateway, self.settings.baseline, dataset, exclude)
             runs = experiment_runs(self.gateway, found["id"])
         except PhoenixError as exc:
             raise pytest.UsageError(f"--phoenix-baseline: {exc}") from None
@@ -393,7 +399,7 @@ class PhoenixEvalsSession:
             before = results_of(runs, dataset, rules, self.settings.thresholds)
             changes = compare(current, before, self.settings.max_regression)
             ok = ok and not any(c.failed for c in changes)
-            link = f"{self.gateway.experiment_url(dataset.id, found['id'])}"
+            link = self.gateway.experiment_url(dataset.id, found["id"])
             report = self.upload_report
             mine = next((e for e in report.experiments if e.dataset.id == dataset_id), None) \
                 if report else None
