@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._options import add_options, resolve_settings
+from ._options import Settings, add_options, resolve_settings
 from ._repeat import Repeated
 from ._session import PhoenixEvalsSession
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._types import Case, CaseResult, Example
 
 SESSION_KEY = pytest.StashKey[PhoenixEvalsSession]()
+_SETTINGS = pytest.StashKey[Settings]()
 _STARTED = pytest.StashKey[datetime]()
 _EVALUATED = pytest.StashKey[bool]()
 _RESULT = pytest.StashKey["list[CaseResult]"]()
@@ -45,7 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "dataset (when no --phoenix-dataset is given) with extra code evaluators; the test "
         "requests the phoenix_example and phoenix_evaluate fixtures.",
     )
-    config.stash[SESSION_KEY] = PhoenixEvalsSession(config, resolve_settings(config))
+    # Resolved in pytest_cmdline_main already, except in an xdist worker (which has none).
+    settings = config.stash.get(_SETTINGS, None) or resolve_settings(config)
+    config.stash[SESSION_KEY] = PhoenixEvalsSession(config, settings)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -62,7 +65,7 @@ def _session(config: pytest.Config) -> PhoenixEvalsSession:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """--phoenix-upload-pending: upload what earlier sessions kept, and run nothing else
     (this hook comes before pytest_configure: the session here is a short-lived one)."""
-    settings = resolve_settings(config)
+    settings = config.stash[_SETTINGS] = resolve_settings(config)
     if not settings.upload_pending and not settings.regate:
         return None
     from ._commands import regate, upload_pending
