@@ -9,23 +9,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._catalog import hallucination, phoenix_judge, qa_correctness
-    from ._code import CodeEvaluator, evaluator
-    from ._llm import LLMJudge, PromptSpec
-    from ._remote import RemoteEvaluator, remote_evaluator
-    from ._types import Case, CaseResult, Example, OutputConfig, Score, Verdict
+    from ._evaluators.llm.catalog import hallucination, phoenix_judge, qa_correctness
+    from ._evaluators.code import CodeEvaluator, evaluator
+    from ._evaluators.llm.judge import LLMJudge, PromptSpec
+    from ._evaluators.remote import RemoteEvaluator, remote_evaluator
+    from ._core.types import Case, CaseResult, Example, OutputConfig, Score, Verdict
 
 __all__ = ["Case", "CaseResult", "CodeEvaluator", "Example", "LLMJudge", "OutputConfig",
            "PromptSpec", "RemoteEvaluator", "Score", "Verdict", "__version__", "evaluator",
            "hallucination", "phoenix_judge", "qa_correctness", "remote_evaluator"]
 
 _EXPORTS = {
-    "evaluator": "._code", "CodeEvaluator": "._code",
-    "qa_correctness": "._catalog", "hallucination": "._catalog", "phoenix_judge": "._catalog",
-    "LLMJudge": "._llm", "PromptSpec": "._llm",
-    "remote_evaluator": "._remote", "RemoteEvaluator": "._remote",
-    "Case": "._types", "CaseResult": "._types", "Example": "._types",
-    "OutputConfig": "._types", "Score": "._types", "Verdict": "._types",
+    "evaluator": "._evaluators.code", "CodeEvaluator": "._evaluators.code",
+    "qa_correctness": "._evaluators.llm.catalog", "hallucination": "._evaluators.llm.catalog", "phoenix_judge": "._evaluators.llm.catalog",
+    "LLMJudge": "._evaluators.llm.judge", "PromptSpec": "._evaluators.llm.judge",
+    "remote_evaluator": "._evaluators.remote", "RemoteEvaluator": "._evaluators.remote",
+    "Case": "._core.types", "CaseResult": "._core.types", "Example": "._core.types",
+    "OutputConfig": "._core.types", "Score": "._core.types", "Verdict": "._core.types",
 }
 
 

@@ -23,14 +23,14 @@ def _write(line: str) -> None:
 def upload_pending(session: PhoenixEvalsSession) -> int:
     """--phoenix-upload-pending: post what the journal kept; the exit status (0 when
     nothing is left)."""
-    from ._journal import journal_dir
+    from ._run.sinks.journal import journal_dir
 
     directory = journal_dir(session.config.rootpath)
     files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
     if not files:
         _write(f"phoenix-evals: nothing pending in {directory}")
         return 0
-    from ._gateway import PhoenixError
+    from ._phoenix.gateway import PhoenixError
 
     try:
         session.gateway.dataset_names()  # reachable, and the key works
@@ -53,8 +53,8 @@ async def _upload_files(session: PhoenixEvalsSession, files: Sequence[Path]
                         ) -> tuple[int, list[str], set[str]]:
     import asyncio
 
-    from ._gateway import PhoenixError
-    from ._journal import Journal, pending_cases, post_case
+    from ._phoenix.gateway import PhoenixError
+    from ._run.sinks.journal import Journal, pending_cases, post_case
 
     uploaded, problems, experiments = 0, [], set()
     slots = asyncio.Semaphore(8)
@@ -89,9 +89,9 @@ async def _upload_files(session: PhoenixEvalsSession, files: Sequence[Path]
 def regate(session: PhoenixEvalsSession) -> int:
     """--phoenix-regate: judge an experiment already in Phoenix by this command line's
     gates, verdict rules and baseline; print the summary; the exit status."""
-    from ._baseline import experiment_runs, resolve, results_of, rules_of
-    from ._gateway import PhoenixError
-    from ._types import Case
+    from ._core.baseline import experiment_runs, resolve, results_of, rules_of
+    from ._phoenix.gateway import PhoenixError
+    from ._core.types import Case
 
     spec = session.settings.regate
     assert spec is not None
@@ -121,7 +121,7 @@ def regate(session: PhoenixEvalsSession) -> int:
     expected = [Case(e, case_id(e, r), r) for e in dataset.examples
                 for r in range(1, int(experiment.get("repetitions") or 1) + 1)]
     passed = session.apply_gates(expected)
-    from ._recorder import Experiment, UploadReport
+    from ._run.sinks.experiment import Experiment, UploadReport
 
     session.upload_report = UploadReport(experiments=[Experiment(
         id=experiment["id"], dataset=dataset,

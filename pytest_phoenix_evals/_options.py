@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 
 if TYPE_CHECKING:
-    from ._gates import Gate
-    from ._verdict import Threshold
+    from ._core.gates import Gate
+    from ._core.verdict import Threshold
 
 Kind = Literal["str", "list", "bool"]
 
@@ -251,7 +251,7 @@ def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str | None]:
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
-    from ._verdict import parse_threshold
+    from ._core.verdict import parse_threshold
 
     values: dict[str, Any] = {}
     sources: dict[str, str | None] = {}
@@ -266,7 +266,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
         thresholds[threshold.name] = threshold
     gates = []
     if values["fail_under"]:
-        from ._gates import parse_gate
+        from ._core.gates import parse_gate
 
         for text in values["fail_under"]:
             try:
@@ -274,7 +274,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             except ValueError as exc:
                 raise pytest.UsageError(f"{sources['fail_under']}: {exc}") from None
     if values["results"]:
-        from ._outputs import check_results_path
+        from ._report.outputs import check_results_path
 
         if problem := check_results_path(values["results"]):
             raise pytest.UsageError(f"{sources['results']}: {problem}")
@@ -329,7 +329,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
                                 f"(dataset, previous, main, or an experiment id or name)")
     pass_rule = "all"
     if values["pass_rule"]:
-        from ._repeat import parse_pass_rule
+        from ._core.repeat import parse_pass_rule
 
         try:
             pass_rule = parse_pass_rule(values["pass_rule"], repetitions)

@@ -24,11 +24,11 @@ from ._options import Settings
 if TYPE_CHECKING:
     import concurrent.futures
 
-    from ._engine import Engine
-    from ._gateway import Gateway, LoadedDataset
-    from ._judge import Judges
-    from ._recorder import ExperimentRecorder, UploadReport
-    from ._types import Case, CaseResult, Example
+    from ._run.engine import Engine
+    from ._phoenix.gateway import Gateway, LoadedDataset
+    from ._evaluators.llm.client import Judges
+    from ._run.sinks.experiment import ExperimentRecorder, UploadReport
+    from ._core.types import Case, CaseResult, Example
 
 # workerinput / workeroutput keys: pytest-xdist's controller makes one experiment per dataset
 # and hands it to every worker; each worker hands back its results for the summary.
@@ -104,7 +104,7 @@ _SECRET_ARG = re.compile(r"(?i)^(--?[\w-]*(key|token|secret|password|auth)[\w-]*
 
 def safe_command_line(args: Sequence[str]) -> str:
     """The pytest command line with secrets and URL credentials masked."""
-    from ._gateway import mask_url
+    from ._phoenix.gateway import mask_url
 
     cleaned = []
     for arg in args:
@@ -119,7 +119,7 @@ class TaskError(pytest.UsageError):
 
 def _as_evaluators(objs: Sequence[Any], source: str) -> list[Any]:
     """Evaluators from what a hook or marker supplied; UsageError naming ``source`` if not."""
-    from ._code import BindingError, as_evaluator
+    from ._evaluators.code import BindingError, as_evaluator
 
     try:
         return [as_evaluator(obj, source) for obj in objs]
@@ -166,7 +166,7 @@ class PhoenixEvalsSession:
     @property
     def gateway(self) -> Gateway:
         if self._gateway is None:
-            from ._gateway import Gateway, resolve_url
+            from ._phoenix.gateway import Gateway, resolve_url
 
             if self.settings.offline:
                 self._gateway = self._offline_gateway()
@@ -176,8 +176,8 @@ class PhoenixEvalsSession:
         return self._gateway
 
     def _offline_gateway(self) -> Gateway:
-        from ._gateway import OfflineGateway
-        from ._snapshot import load
+        from ._phoenix.gateway import OfflineGateway
+        from ._phoenix.snapshot import load
 
         tape: dict[str, Any] = {}
         taken = []
@@ -196,7 +196,7 @@ class PhoenixEvalsSession:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from ._engine import Engine
+            from ._run.engine import Engine
 
             # A case's task and its sync evaluators may each hold a thread.
             self._engine = Engine(threads=2 * self.settings.concurrency + 4)
@@ -206,11 +206,11 @@ class PhoenixEvalsSession:
     def judges(self) -> Judges:
         """The judge clients of this session (one per provider endpoint, on the engine loop)."""
         if self._judges is None:
-            from ._judge import Judges
+            from ._evaluators.llm.client import Judges
 
             self._judges = Judges(self.settings.judge)
             if self.settings.cache:
-                from ._cache import JudgeCache, cache_path
+                from ._evaluators.llm.cache import JudgeCache, cache_path
 
                 self._judges.cache = JudgeCache(cache_path(self.config.rootpath))
         return self._judges
@@ -221,8 +221,8 @@ class PhoenixEvalsSession:
         if self.settings.no_upload:
             return None
         if self._tracing is None:
-            from ._gateway import _headers
-            from ._tracing import Tracing
+            from ._phoenix.gateway import _headers
+            from ._tracing.export import Tracing
 
             self._tracing = Tracing(self.gateway.url, _headers())
         return self._tracing
@@ -235,7 +235,7 @@ class PhoenixEvalsSession:
             if hasattr(evaluator, "load"):  # a judge whose prompt comes from the server
                 evaluator.load(self.gateway)
             if self.tracing is not None and evaluator.tracing is None:
-                from ._tracing import JudgeTrace
+                from ._tracing.export import JudgeTrace
 
                 project = evaluator.project_name or JUDGE_PROJECT
                 evaluator.tracing = JudgeTrace(self.tracing, project)
@@ -246,7 +246,7 @@ class PhoenixEvalsSession:
         if self.settings.no_upload:
             return None
         if experiment_key not in self._recorders:
-            from ._recorder import ExperimentRecorder
+            from ._run.sinks.experiment import ExperimentRecorder
 
             name = self.settings.experiment_name or self._default_experiment_name()
             if experiment_key != "task":
@@ -260,7 +260,7 @@ class PhoenixEvalsSession:
                 "runner": experiment_key if experiment_key != "task" else
                 (self.settings.task or "pytest_phoenix_evals_task hook"),
             }
-            from ._journal import journal_dir
+            from ._run.sinks.journal import journal_dir
 
             given = None
             workerinput = getattr(self.config, "workerinput", None) or {}
@@ -306,7 +306,7 @@ class PhoenixEvalsSession:
         """Load (once) a dataset at the requested version and splits (by default those of
         the command line); PhoenixError if not."""
         if name not in self._datasets:
-            from ._gateway import AttachedEvaluators
+            from ._phoenix.gateway import AttachedEvaluators
 
             attached = AttachedEvaluators(
                 self.gateway, prompt_tag=self.settings.prompt_tag, notices=self.notices,
@@ -328,7 +328,7 @@ class PhoenixEvalsSession:
         """Load the command line's datasets before collection, so errors come first."""
         if not self.settings.datasets:
             return
-        from ._gateway import PhoenixError
+        from ._phoenix.gateway import PhoenixError
 
         loaded = []
         for name in self.settings.datasets:
@@ -356,7 +356,7 @@ class PhoenixEvalsSession:
     def _save_snapshots(self, loaded: Sequence[LoadedDataset]) -> None:
         """The answers that built these datasets and evaluators, for --phoenix-offline (a
         snapshot that cannot be written costs a notice, never the run)."""
-        from ._snapshot import save
+        from ._phoenix.snapshot import save
 
         for dataset in loaded:
             try:
@@ -373,8 +373,8 @@ class PhoenixEvalsSession:
         """Find the baseline experiment (never one in ``exclude``) and read its runs before
         any case runs (it is in Phoenix already, and the gateway is closed by the time the
         session ends)."""
-        from ._baseline import experiment_runs, resolve
-        from ._gateway import PhoenixError
+        from ._core.baseline import experiment_runs, resolve
+        from ._phoenix.gateway import PhoenixError
 
         assert self.settings.baseline is not None
         try:
@@ -389,7 +389,7 @@ class PhoenixEvalsSession:
         regressed more than --phoenix-max-regression, None without a baseline."""
         if not self._baselines:
             return None
-        from ._baseline import compare, comparison_lines, results_of, rules_of
+        from ._core.baseline import compare, comparison_lines, results_of, rules_of
 
         ok = True
         for dataset_id, (found, runs) in self._baselines.items():
@@ -465,7 +465,7 @@ class PhoenixEvalsSession:
 
     @staticmethod
     def _check_task(task: Callable[..., Any], source: str) -> None:
-        from ._code import TASK_PARAMETERS, BindingError, check_signature
+        from ._evaluators.code import TASK_PARAMETERS, BindingError, check_signature
 
         try:
             check_signature(task, TASK_PARAMETERS, "task")
@@ -486,7 +486,7 @@ class PhoenixEvalsSession:
 
     def cases(self, dataset: LoadedDataset) -> list[Case]:
         """The dataset's cases, narrowed by --phoenix-examples and --phoenix-limit."""
-        from ._types import Case
+        from ._core.types import Case
 
         cases = [Case(example=example, case_id=case_id(example))
                  for example in dataset.examples]
@@ -532,7 +532,7 @@ class PhoenixEvalsSession:
                         recorder: ExperimentRecorder | None, tracing: Any) -> CaseResult:
         """One case on the engine's loop: its task (traced when uploading), then evaluators.
         The recorder and tracing are made beforehand, in pytest's thread."""
-        from ._engine import run_case
+        from ._run.engine import run_case
 
         tracer = None
         if recorder is not None and tracing is not None:
@@ -621,8 +621,8 @@ class PhoenixEvalsSession:
                         experiment_key: str, start: Any) -> CaseResult:
         from datetime import datetime, timezone
 
-        from ._engine import OutputNotSerialisable, as_json, evaluate
-        from ._types import CaseResult
+        from ._run.engine import OutputNotSerialisable, as_json, evaluate
+        from ._core.types import CaseResult
 
         result = CaseResult(case=case, start_time=start, end_time=datetime.now(timezone.utc))
         try:
@@ -637,7 +637,7 @@ class PhoenixEvalsSession:
         """A test of the second style failed before it handed its output over."""
         from datetime import datetime, timezone
 
-        from ._types import CaseResult
+        from ._core.types import CaseResult
 
         end = datetime.now(timezone.utc)
         result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
@@ -650,7 +650,7 @@ class PhoenixEvalsSession:
     def finish(self, result: CaseResult, experiment_key: str) -> None:
         self.results.append(result)
         if self.settings.results and not (self.settings.only_failures and result.passed):
-            from ._outputs import result_rows
+            from ._report.outputs import result_rows
 
             self.rows += result_rows(result, self.experiment_url(result, experiment_key))
         self.config.hook.pytest_phoenix_evals_case_result(config=self.config, result=result)
@@ -711,7 +711,7 @@ class PhoenixEvalsSession:
         self._closed = True
         if self._engine is None and self._gateway is None:
             return  # the plugin was not used: import nothing on the way out
-        from ._recorder import UploadReport
+        from ._run.sinks.experiment import UploadReport
 
         report = UploadReport()
         waiting = sum(recorder.waiting() for recorder in self._recorders.values())
@@ -755,8 +755,8 @@ class PhoenixEvalsSession:
                 p["failures"] or p["pending"] or p.get("journaled") for p in parts):
             self.notices.append("not made the baseline: some results did not reach Phoenix")
             return
-        from ._baseline import set_baseline
-        from ._gateway import PhoenixError
+        from ._core.baseline import set_baseline
+        from ._phoenix.gateway import PhoenixError
 
         for experiment in report.experiments:
             try:
@@ -778,7 +778,7 @@ class PhoenixEvalsSession:
         what they did; None without gates."""
         if not self.settings.gates:
             return None
-        from ._gates import evaluate_gates
+        from ._core.gates import evaluate_gates
 
         # The collected examples (with their splits), not the results' copies: an xdist
         # worker's results carry only ids.
@@ -791,7 +791,7 @@ class PhoenixEvalsSession:
         """The files asked for: --phoenix-results and the markdown summary. A file that
         cannot be written is said in the summary; it never hides the run's outcome."""
         if self.settings.results:
-            from ._outputs import write_results
+            from ._report.outputs import write_results
 
             try:
                 count = write_results(self.settings.results, self.rows)
@@ -803,7 +803,7 @@ class PhoenixEvalsSession:
 
         if (self.settings.summary_md or os.environ.get("GITHUB_STEP_SUMMARY")) and (
                 self.results or self.gate_results):
-            from ._outputs import markdown_summary, write_markdown
+            from ._report.outputs import markdown_summary, write_markdown
 
             report = self.upload_report
             experiments = [(e.dataset.name, e.url) for e in report.experiments] if report \
@@ -826,7 +826,7 @@ class PhoenixEvalsSession:
     def summary(self) -> list[str]:
         gates: list[str] = []
         if self.gate_results is not None:
-            from ._gates import gate_lines
+            from ._core.gates import gate_lines
 
             gates = ["", *gate_lines(self.gate_results)]
         if not self.results:
@@ -838,7 +838,7 @@ class PhoenixEvalsSession:
         """With repetitions: how stable the cases were, and which ones were flaky."""
         if self.settings.repetitions == 1:
             return []
-        from ._repeat import Repeated
+        from ._core.repeat import Repeated
 
         runs: dict[tuple[str, str], list[CaseResult]] = {}
         for result in self.results:
@@ -857,7 +857,7 @@ class PhoenixEvalsSession:
         return lines
 
     def _summary_lines(self) -> list[str]:
-        from ._report import summary_lines
+        from ._report.summary import summary_lines
 
         report = self.upload_report
         experiments = [(e.dataset.name, e.url) for e in report.experiments] if report else []

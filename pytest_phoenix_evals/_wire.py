@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._types import Case, CaseResult, Example, Score, Verdict
+from ._core.types import Case, CaseResult, Example, Score, Verdict
 
 _SCORE_FIELDS = ("name", "evaluator", "annotator_kind", "label", "score", "explanation",
                  "error", "metadata", "trace_id")

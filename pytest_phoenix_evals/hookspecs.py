@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ._types import CaseResult
+    from ._core.types import CaseResult
 
 
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._options import Settings, add_options, resolve_settings
-from ._repeat import Repeated
+from ._core.repeat import Repeated
 from ._session import PhoenixEvalsSession
 
 if TYPE_CHECKING:
-    from ._types import Case, CaseResult, Example
+    from ._core.types import Case, CaseResult, Example
 
 SESSION_KEY = pytest.StashKey[PhoenixEvalsSession]()
 _SETTINGS = pytest.StashKey[Settings]()
@@ -103,7 +103,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(
             f"{metafunc.definition.name} requests phoenix_example but names no dataset: add "
             f"@pytest.mark.{MARKER}(dataset='NAME') or run with --phoenix-dataset=NAME")
-    from ._gateway import PhoenixError
+    from ._phoenix.gateway import PhoenixError
 
     cases: list[Case] = []
     ids: list[str] = []
@@ -238,18 +238,18 @@ class CaseItem(pytest.Item):
                      style: Any = None) -> Any:
         if not isinstance(excinfo.value, CaseFailed):
             return super().repr_failure(excinfo, style)
-        from ._report import failure_lines
+        from ._report.summary import failure_lines
 
         result = excinfo.value.result
         if isinstance(result, Repeated):
-            from ._repeat import repeated_failure_lines
-            from ._secrets import redact
+            from ._core.repeat import repeated_failure_lines
+            from ._core.secrets import redact
 
             return redact("\n".join(repeated_failure_lines(result)))
         lines = "\n".join(failure_lines(result))
         if result.exception is None:
             return lines
-        from ._secrets import redact
+        from ._core.secrets import redact
 
         task_traceback = super().repr_failure(
             pytest.ExceptionInfo.from_exception(result.exception), style)
@@ -285,7 +285,7 @@ def phoenix_evaluate(request: pytest.FixtureRequest,
 
     def evaluate(output: Any) -> CaseResult:
         __tracebackhide__ = True
-        from ._report import failure_lines
+        from ._report.summary import failure_lines
 
         node.stash[_EVALUATED] = True
         result = state.evaluate_output(case, output, evaluators, _experiment_key(node),
@@ -300,7 +300,7 @@ def phoenix_evaluate(request: pytest.FixtureRequest,
 
 def _record_properties(item: pytest.Item, result: CaseResult, experiment_key: str) -> None:
     """Labels, scores, verdicts and links as the item's user properties (JUnit XML)."""
-    from ._outputs import junit_properties
+    from ._report.outputs import junit_properties
 
     url = _session(item.config).experiment_url(result, experiment_key)
     item.user_properties.extend(junit_properties(result, url))

@@ -27,7 +27,7 @@ import httpx
 
 # Message roles (lower case) -> GraphQL PromptMessageRole, snake_case -> camelCase, and the
 # REST -> GraphQL prompt version conversion: the plugin's own, for server-run previews.
-from pytest_phoenix_evals._previews import (
+from pytest_phoenix_evals._evaluators.server import (
     _ROLES,
     _camel,
     _gql_invocation_value,

@@ -200,7 +200,7 @@ def test_local_code_evaluators_fail_well(pytester: pytest.Pytester, faulty_code:
 
 
 def test_unsupported_evaluate_parameters_are_named() -> None:
-    from pytest_phoenix_evals._sandbox import input_schema
+    from pytest_phoenix_evals._evaluators.sandbox import input_schema
 
     with pytest.raises(ValueError, match="unsupported parameter names: answer"):
         input_schema(CODE_CASES["bad_param"][0])

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pytest_phoenix_evals._builtins import BuiltinEvaluator
-from pytest_phoenix_evals._gateway import output_config
+from pytest_phoenix_evals._evaluators.builtins import BuiltinEvaluator
+from pytest_phoenix_evals._phoenix.gateway import output_config
 
 
 def ctx(output: Any, reference: Any = None, input: Any = None, metadata: Any = None
@@ -176,8 +176,8 @@ def test_builtins_equal_the_servers(admin: Any) -> None:
 ])
 def test_annotation_names_follow_the_servers_runner(configs: list[tuple[str, str]],
                                                     names: list[str]) -> None:
-    from pytest_phoenix_evals._evaluator import annotation_names
-    from pytest_phoenix_evals._types import OutputConfig
+    from pytest_phoenix_evals._evaluators.protocol import annotation_names
+    from pytest_phoenix_evals._core.types import OutputConfig
 
     stored = [OutputConfig(kind=kind, name=name) for name, kind in configs]  # type: ignore
     assert annotation_names(stored) == names

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_phoenix_evals._gates import parse_gate
+from pytest_phoenix_evals._core.gates import parse_gate
 
 RUN = ("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer", "--phoenix-no-upload",
        "-p", "no:cacheprovider")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from phoenix_server import ensure_server_venv
-from pytest_phoenix_evals._templates import TemplateError, input_schema, render, variables
+from pytest_phoenix_evals._evaluators.templates import TemplateError, input_schema, render, variables
 
 SERVER_SIDE = r"""
 import json, sys

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._types import CaseResult
+from .types import CaseResult
 
 
 def parse_pass_rule(text: str, repetitions: int) -> str:
@@ -107,7 +107,7 @@ def spread_lines(results: Sequence[CaseResult]) -> list[str]:
 def repeated_failure_lines(repeated: Repeated) -> list[str]:
     """The failure report of a repeated case: the verdict, the spread, then the first failing
     run in full."""
-    from ._report import failure_lines
+    from .._report.summary import failure_lines
 
     lines = [f"{repeated.case_id} failed: {repeated.headline()}", *spread_lines(repeated.results)]
     failing = next((r for r in repeated.results if not r.passed), None)

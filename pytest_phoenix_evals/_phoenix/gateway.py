@@ -20,8 +20,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
-from ._builtins import BuiltinEvaluator
-from ._types import NOT_RUN, Example, OutputConfig
+from .._evaluators.builtins import BuiltinEvaluator
+from .._core.types import NOT_RUN, Example, OutputConfig
 
 T = TypeVar("T")
 
@@ -125,8 +125,8 @@ class UnsupportedEvaluator:
     reason: str
 
     async def evaluate(self, context: dict[str, Any], example: Example) -> list[Any]:
-        from ._evaluator import annotation_names
-        from ._types import Score
+        from .._evaluators.protocol import annotation_names
+        from .._core.types import Score
 
         return [Score(name=name, evaluator=self.name, error=self.reason, config=config)
                 for name, config in zip(annotation_names(self.output_configs),
@@ -150,7 +150,7 @@ class AttachedEvaluators:
     code_timeout: float = 10.0
 
     def build(self, node: dict[str, Any], dataset: str) -> Any:
-        from ._previews import ServerEvaluator, builtin_preview, code_preview, llm_preview
+        from .._evaluators.server import ServerEvaluator, builtin_preview, code_preview, llm_preview
 
         configs = [output_config(c) for c in node["outputConfigs"]]
         evaluator = node["evaluator"]
@@ -173,7 +173,7 @@ class AttachedEvaluators:
                 input_schema=evaluator.get("inputSchema") or {}, output_configs=configs,
                 path_mapping=path_mapping, literal_mapping=literal_mapping, project_name=project)
         if typename == "LLMEvaluator":
-            from ._llm import LLMJudge, PromptSpec
+            from .._evaluators.llm.judge import LLMJudge, PromptSpec
 
             prompt_name = (evaluator.get("prompt") or {}).get("name") or ""
             data, problem = self._prompt(name, evaluator, dataset)
@@ -192,7 +192,7 @@ class AttachedEvaluators:
             source = evaluator.get("sourceCode") or ""
             language = evaluator.get("language") or "PYTHON"
             if self.allow_code and not on_server and language == "PYTHON":
-                from ._sandbox import LocalCode
+                from .._evaluators.sandbox import LocalCode
 
                 return LocalCode(name=name, source=source, output_configs=configs,
                                  path_mapping=path_mapping, literal_mapping=literal_mapping,
@@ -258,7 +258,7 @@ class Gateway:
     def previews(self) -> Any:
         """The batcher that sends evaluator previews (used on the engine's loop)."""
         if self._previews is None:
-            from ._previews import PreviewBatcher
+            from .._evaluators.server import PreviewBatcher
 
             self._previews = PreviewBatcher(self)
         return self._previews

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._types import Example, OutputConfig, Score, Verdict
-from ._verdict import Threshold, callable_name, declared, parse_threshold
+from .._core.types import Example, OutputConfig, Score, Verdict
+from .._core.verdict import Threshold, callable_name, declared, parse_threshold
 
 TASK_PARAMETERS = ("input", "expected", "reference", "metadata", "example")
 EVALUATOR_PARAMETERS = ("input", "output", "expected", "reference", "metadata", "example",

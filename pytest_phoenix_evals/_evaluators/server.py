@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._evaluator import annotation_names
-from ._types import NOT_RUN, Example, OutputConfig, Score
+from .protocol import annotation_names
+from .._core.types import NOT_RUN, Example, OutputConfig, Score
 
 MAX_ALIASES = 50
 #: Seconds a preview waits for others to share its request.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ._local import ensure_dir, local_path
+from ..._local import ensure_dir, local_path
 
 
 def journal_dir(rootpath: Path) -> Path:

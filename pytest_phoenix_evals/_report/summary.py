@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._types import NOT_RUN, CaseResult
+from .._core.types import NOT_RUN, CaseResult
 
 MAX_VALUE = 300
 MAX_CELL = 80
@@ -60,7 +60,7 @@ def score_table(result: CaseResult) -> list[str]:
 def failure_lines(result: CaseResult) -> list[str]:
     """Everything needed to understand a failed case, on one screen; the first line sums up.
     Secrets are masked: the input, output and reference are the app's own values."""
-    from ._secrets import redact
+    from .._core.secrets import redact
 
     return [redact(line) for line in _failure_lines(result)]
 

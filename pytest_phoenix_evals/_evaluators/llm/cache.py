@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ._local import ensure_dir, local_path
+from ..._local import ensure_dir, local_path
 
 
 def cache_path(rootpath: Path) -> Path:

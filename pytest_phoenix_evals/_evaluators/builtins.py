@@ -18,9 +18,9 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from ._evaluator import annotation_names
-from ._mapping import MappingError, map_inputs
-from ._types import Example, OutputConfig, Score
+from .protocol import annotation_names
+from .mapping import MappingError, map_inputs
+from .._core.types import Example, OutputConfig, Score
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._local import ensure_dir, local_path, safe_name
+from .._local import ensure_dir, local_path, safe_name
 
 
 def _folder(rootpath: Path, dataset: str) -> Path:

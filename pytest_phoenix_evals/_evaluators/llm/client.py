@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._options import JudgeSettings
-from ._secrets import redact
+from ..._options import JudgeSettings
+from ..._core.secrets import redact
 
 DEFAULT_MODEL = "gpt-4o-mini"
 # The OpenAI models the server calls through Chat Completions; any other OpenAI model name goes
@@ -140,7 +140,7 @@ class Judges:
         endpoint = self.endpoint(provider)
         key = None
         if self.cache is not None:
-            from ._cache import cache_key
+            from .cache import cache_key
 
             key = cache_key(endpoint.shown, api, params, extra_body)
             if (kept := self.cache.get(key)) is not None:

@@ -19,9 +19,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._llm import LLMJudge, PromptSpec, label_tool
-from ._mapping import MappingError, map_inputs
-from ._types import OutputConfig
+from .judge import LLMJudge, PromptSpec, label_tool
+from ..mapping import MappingError, map_inputs
+from ..._core.types import OutputConfig
 
 TOOL = "record_response"
 
@@ -124,7 +124,7 @@ class ServerTemplateJudge(LLMJudge):
 
     def load(self, gateway: Any) -> None:
         """Fetch the template from the server; on failure every case reports why."""
-        from ._gateway import PhoenixError
+        from ..._phoenix.gateway import PhoenixError
 
         try:
             data = gateway.graphql(_TEMPLATES_QUERY, {}, "reading the server's judge templates")

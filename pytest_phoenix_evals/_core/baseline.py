@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._evaluator import annotation_names
-from ._gateway import Gateway, LoadedDataset, PhoenixError
-from ._types import Case, CaseResult, OutputConfig, Score, Verdict
-from ._verdict import Threshold, decide
+from .._evaluators.protocol import annotation_names
+from .._phoenix.gateway import Gateway, LoadedDataset, PhoenixError
+from .types import Case, CaseResult, OutputConfig, Score, Verdict
+from .verdict import Threshold, decide
 
 Rule = tuple[str, OutputConfig | None, Callable[[Score], Verdict | None] | None]
 
@@ -88,7 +88,7 @@ def results_of(runs: Sequence[Mapping[str, Any]], dataset: LoadedDataset,
                ) -> list[CaseResult]:
     """An experiment's runs as case results, judged by this command line's rules (examples
     no longer in the loaded version are skipped)."""
-    from ._session import case_id
+    from .._session import case_id
 
     examples = {e.id: e for e in dataset.examples}
     results = []

@@ -16,11 +16,11 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from ._code import bind, call, task_arguments
-from ._evaluator import Evaluator
-from ._secrets import redact, redact_value
-from ._types import Case, CaseResult, Score
-from ._verdict import Threshold, decide
+from .._evaluators.code import bind, call, task_arguments
+from .._evaluators.protocol import Evaluator
+from .._core.secrets import redact, redact_value
+from .._core.types import Case, CaseResult, Score
+from .._core.verdict import Threshold, decide
 
 T = TypeVar("T")
 
@@ -75,7 +75,7 @@ class Engine:
 _INTERNAL_DIRS = tuple(
     os.path.dirname(module.__file__ or "") + os.sep
     for module in (asyncio, concurrent.futures)
-) + (os.path.dirname(__file__) + os.sep, threading.__file__)
+) + (os.path.dirname(os.path.dirname(__file__)) + os.sep, threading.__file__)
 
 
 def user_traceback(exc: BaseException) -> BaseException:
@@ -119,7 +119,7 @@ async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None,
     """
     if tracer is None:
         return await _run_task(case, task, timeout)
-    from ._tracing import start_root_span
+    from .._tracing.export import start_root_span
 
     name = getattr(task, "__name__", type(task).__name__)
     with start_root_span(tracer, f"Task: {name}", "CHAIN", case.example.input) as span:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ._types import Example, OutputConfig, Score, Verdict
+    from .._core.types import Example, OutputConfig, Score, Verdict
 
 
 @runtime_checkable

@@ -15,14 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._engine import Engine
-from ._gateway import Gateway, LoadedDataset, PhoenixError
-from ._journal import post_evaluation, post_run
-from ._secrets import redact, redact_value
-from ._types import CaseResult
+from ..engine import Engine
+from ..._phoenix.gateway import Gateway, LoadedDataset, PhoenixError
+from .journal import post_evaluation, post_run
+from ..._core.secrets import redact, redact_value
+from ..._core.types import CaseResult
 
 if TYPE_CHECKING:
-    from ._journal import Journal
+    from .journal import Journal
 
 MAX_UPLOADS_IN_FLIGHT = 8
 
@@ -170,8 +170,8 @@ class ExperimentRecorder:
         if self._journal_dir is None:
             return None
         if experiment.id not in self._journals:
-            from ._journal import Journal
-            from ._local import safe_name
+            from .journal import Journal
+            from ..._local import safe_name
 
             safe = safe_name(experiment.id)
             self._journals[experiment.id] = Journal(

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._evaluator import annotation_names
-from ._mapping import MappingError, map_inputs
-from ._types import Example, OutputConfig, Score
+from .protocol import annotation_names
+from .mapping import MappingError, map_inputs
+from .._core.types import Example, OutputConfig, Score
 
 ALLOWED = ("output", "reference", "input", "metadata")
 _MARK = "\x00phoenix-evals-result\x00"

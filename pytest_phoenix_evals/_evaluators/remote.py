@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._code import normalize_result
-from ._judge import backoff
-from ._secrets import redact
-from ._types import Example, OutputConfig, Score, Verdict
-from ._verdict import Threshold, declared, parse_threshold
+from .code import normalize_result
+from .llm.client import backoff
+from .._core.secrets import redact
+from .._core.types import Example, OutputConfig, Score, Verdict
+from .._core.verdict import Threshold, declared, parse_threshold
 
 
 @dataclass
@@ -126,7 +126,7 @@ def remote_evaluator(
     """
     if threshold is not None and pass_labels is not None:
         raise ValueError("give at most one of threshold= and pass_labels=")
-    from ._secrets import register
+    from .._core.secrets import register
 
     for value in (headers or {}).values():
         register(value)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from dataclasses import dataclass
 
-from ._types import Score, Verdict
+from .types import Score, Verdict
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._evaluator import annotation_names
-from ._judge import (
+from ..protocol import annotation_names
+from .client import (
     Completion,
     JudgeError,
     Judges,
@@ -31,9 +31,9 @@ from ._judge import (
     request_params,
     responses_params,
 )
-from ._mapping import MappingError, map_inputs
-from ._templates import TemplateError, input_schema, render
-from ._types import Example, OutputConfig, Score
+from ..mapping import MappingError, map_inputs
+from ..templates import TemplateError, input_schema, render
+from ..._core.types import Example, OutputConfig, Score
 
 
 @dataclass
@@ -272,7 +272,7 @@ class LLMJudge:
 
 
 def llm_output_attributes(completion: Completion) -> dict[str, Any]:
-    from ._tracing import llm_attributes
+    from ..._tracing.export import llm_attributes
 
     message: dict[str, Any] = {"role": "assistant", "content": completion.content or ""}
     if completion.tool_calls:

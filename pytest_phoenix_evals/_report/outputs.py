@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._secrets import redact
-from ._types import CaseResult
+from .._core.secrets import redact
+from .._core.types import CaseResult
 
 RESULT_SUFFIXES = (".csv", ".parquet", ".jsonl")
 #: Failing cases listed in the markdown summary (the rest are counted).

@@ -1,0 +1,1 @@
+"""_evaluators layer."""
