@@ -4,30 +4,108 @@ Every option exists three ways: ``--phoenix-<name>`` on the command line, ``phoe
 in the ini file and ``PHOENIX_EVALS_<NAME>`` in the environment. The command line wins over the
 ini file, the ini file over the environment. List options take several flags, one value per
 line in the ini file, and comma-separated values in the environment.
+
+Each option is one :class:`Option` row: its names, its help, the field of :class:`Settings` it
+fills and a ``parse`` function from the value as given to the setting, which raises
+:class:`pytest.UsageError` naming where the value came from. A default is written once, as the
+field default of :class:`Settings` (or of :class:`JudgeSettings` for the judge options); an
+option's ``default`` and the ``{default}`` in its help are read from there. Checks that need two
+options run after every option is parsed, in :func:`_check`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import pytest
+
+from ._evaluators.llm.settings import JudgeApi, JudgeSettings, parse_price
 
 if TYPE_CHECKING:
     from ._core.gates import Gate
     from ._core.verdict import Threshold
 
 Kind = Literal["str", "list", "bool"]
+EvaluateOn = Literal["local", "server"]  # where attached evaluators run
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option, resolved; nothing else reads ``config.getoption`` for our options.
+
+    The field defaults are the options' defaults: the one place each is written.
+    """
+
+    datasets: tuple[str, ...] = ()
+    task: str | None = None
+    splits: tuple[str, ...] = ()
+    dataset_version: str | None = None
+    examples: tuple[str, ...] = ()
+    limit: int | None = None
+    sample_seed: str | None = None
+    only_failures: bool = False
+    cache: bool = False
+    url: str | None = None
+    url_source: str | None = None  # where url came from ("--phoenix-url", "env ...")
+    experiment_name: str | None = None
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    gates: tuple[Gate, ...] = ()
+    baseline: str | None = None
+    max_regression: float | None = None
+    set_baseline: bool = False
+    regate: str | None = None
+    repetitions: int = 1
+    task_timeout: float | None = None
+    pass_rule: str = "all"  # "all", "majority", "any", or a number K of runs as digits
+    results: str | None = None
+    summary_md: str | None = None
+    no_upload: bool = False
+    offline: bool = False
+    concurrency: int = 8
+    upload_timeout: float = 120.0
+    upload_pending: bool = False
+    evaluate_on: EvaluateOn = "local"
+    prompt_tag: str | None = None
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    allow_code_evaluators: bool = False
+    code_timeout: float = 10.0
+
+
+_DEFAULTS = Settings()
+
+# (the value as given, where it came from) -> the setting; None keeps the default.
+Parse = Callable[[Any, str], Any]
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
 class Option:
     name: str
     kind: Kind
-    help: str
+    help: str  # argparse text (%% for %); "{default}" is replaced by the default
     metavar: str | None = None
+    _: KW_ONLY
+    parse: Parse
+    setting: str = ""  # the Settings field it fills ("judge.timeout" in JudgeSettings); or name
+
+    def __post_init__(self) -> None:
+        if not self.setting:
+            object.__setattr__(self, "setting", self.name)
+        object.__setattr__(self, "help", self.help.replace("{default}", _shown(self.default)))
+
+    @property
+    def default(self) -> Any:
+        """The setting when the option is not given, read from :class:`Settings`."""
+        value: Any = _DEFAULTS
+        for part in self.setting.split("."):
+            value = getattr(value, part)
+        return value
 
     @property
     def flag(self) -> str:
@@ -42,106 +120,238 @@ class Option:
         return "PHOENIX_EVALS_" + self.name.upper()
 
 
+# The parsers: each takes the value as the command line, ini file or environment gave it (a str,
+# a list of str for list options, a bool for flags) and where it came from.
+
+
+def _verbatim(value: str, source: str) -> str:
+    return value
+
+
+def _text(value: str, source: str) -> str | None:
+    """The text as given; an empty one is not set."""
+    return value or None
+
+
+def _flag(value: bool, source: str) -> bool:
+    return bool(value)
+
+
+def _strings(values: list[str], source: str) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _comma_separated(values: list[str], source: str) -> tuple[str, ...]:
+    return tuple(part.strip() for text in values for part in text.split(",") if part.strip())
+
+
+def _number(kind: type[int] | type[float], minimum: float = 0) -> Parse:
+    what = "an integer" if kind is int else "a number"
+
+    def parse(value: str, source: str) -> float:
+        try:
+            number = kind(str(value).strip())
+            if number < minimum:
+                raise ValueError
+        except ValueError:
+            raise pytest.UsageError(f"{source}: {value!r} is not {what} >= {minimum}") from None
+        return number
+
+    return parse
+
+
+def _choice(choices: tuple[str, ...]) -> Parse:
+    """One of ``choices``, in any case; an empty value keeps the default."""
+    quoted = [f"{choice!r}" for choice in choices]
+    listed = ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+    def parse(value: str, source: str) -> str | None:
+        if not value:
+            return None
+        choice = value.strip().lower()
+        if choice not in choices:
+            raise pytest.UsageError(f"{source}: {value!r} is not {listed}")
+        return choice
+
+    return parse
+
+
+def _task(value: str, source: str) -> str:
+    if value.count(":") != 1 or not all(value.split(":")):
+        raise pytest.UsageError(f"{source}: {value!r} is not of the form module:function, for "
+                                f"example my_app.qa:answer")
+    return value
+
+
+def _thresholds(values: list[str], source: str) -> dict[str, Threshold]:
+    from ._core.verdict import parse_threshold
+
+    thresholds = {}
+    for text in values:
+        try:
+            threshold = parse_threshold(text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+        thresholds[threshold.name] = threshold
+    return thresholds
+
+
+def _gates(values: list[str], source: str) -> tuple[Gate, ...]:
+    if not values:
+        return ()
+    from ._core.gates import parse_gate
+
+    gates = []
+    for text in values:
+        try:
+            gates.append(parse_gate(text))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+    return tuple(gates)
+
+
+def _results_path(value: str, source: str) -> str | None:
+    if not value:
+        return None
+    from ._report.outputs import check_results_path
+
+    if problem := check_results_path(value):
+        raise pytest.UsageError(f"{source}: {problem}")
+    return value
+
+
+def _prices(values: list[str], source: str) -> dict[str, tuple[float, float]]:
+    prices = {}
+    for text in values:
+        try:
+            model, price = parse_price(text)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source}: {exc}") from None
+        prices[model] = price
+    return prices
+
+
 OPTIONS = (
     Option("dataset", "list", "Run the examples of this Phoenix dataset as test cases "
            "(name or id; repeatable). NAME@VERSION_ID:SPLIT picks a version and a split for "
-           "this dataset alone.", "NAME"),
+           "this dataset alone.", "NAME", parse=_strings, setting="datasets"),
     Option("task", "str", "The task under test, as module:function (sync or async). Without "
            "it, a pytest_phoenix_evals_task hook in conftest.py supplies the task.",
-           "MODULE:FUNCTION"),
-    Option("split", "list", "Only run examples in this dataset split (repeatable).", "SPLIT"),
+           "MODULE:FUNCTION", parse=_task),
+    Option("split", "list", "Only run examples in this dataset split (repeatable).", "SPLIT",
+           parse=_strings, setting="splits"),
     Option("examples", "list", "Only run these examples: example ids, or case ids as "
            "shown in the report (ex12 or ex12-what-is-2-2); comma-separated or repeated.",
-           "ID,..."),
+           "ID,...", parse=_comma_separated),
     Option("limit", "str", "Only run the first N examples of each dataset (a random sample "
-           "of N with --phoenix-sample-seed).", "N"),
+           "of N with --phoenix-sample-seed).", "N", parse=_number(int, minimum=1)),
     Option("sample_seed", "str", "With --phoenix-limit: take a random sample of the "
-           "examples, the same one for the same seed.", "SEED"),
+           "examples, the same one for the same seed.", "SEED", parse=_text),
     Option("cache", "bool", "Reuse an LLM judge's answer when its request is the same: the "
            "same evaluator, prompt version and config judging the same input, output and "
-           "reference (kept in .phoenix-evals/judge-cache.sqlite). Not with repetitions."),
+           "reference (kept in .phoenix-evals/judge-cache.sqlite). Not with repetitions.",
+           parse=_flag),
     Option("only_failures", "bool", "Keep the report to the failing cases: passing cases "
-           "print nothing and are left out of the markdown summary and results file."),
+           "print nothing and are left out of the markdown summary and results file.",
+           parse=_flag),
     Option("dataset_version", "str", "Run this dataset version id (default: the latest).",
-           "VERSION_ID"),
+           "VERSION_ID", parse=_verbatim),
     Option("url", "str", "Phoenix base URL (default: arize-phoenix-client's environment "
            "variables: PHOENIX_ENDPOINT, PHOENIX_COLLECTOR_ENDPOINT, ...; then "
-           "http://localhost:6006).", "URL"),
+           "http://localhost:6006).", "URL", parse=_verbatim),
     Option("experiment_name", "str", "Name of the Phoenix experiment this run records "
-           "(default: 'pytest <branch>@<commit>').", "NAME"),
+           "(default: 'pytest <branch>@<commit>').", "NAME", parse=_verbatim),
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
-           "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X"),
+           "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X",
+           parse=_thresholds, setting="thresholds"),
     Option("task_timeout", "str", "Seconds the task may take on one example (default: no "
            "limit); a task that takes longer fails its case with a timeout, and its run is "
-           "recorded with that error.", "SECONDS"),
+           "recorded with that error.", "SECONDS", parse=_number(float, minimum=0.001)),
     Option("repetitions", "str", "Run each example N times (Phoenix's repetition numbers "
-           "1..N); each example is still one test, decided by --phoenix-pass-rule.", "N"),
+           "1..N); each example is still one test, decided by --phoenix-pass-rule.", "N",
+           parse=_number(int, minimum=1)),
+    # Whether a number K fits the repetitions is checked in _check, once both are known.
     Option("pass_rule", "str", "With repetitions: 'all' runs must pass (default), a "
-           "'majority', 'any' one, or a number K of them.", "all|majority|any|K"),
+           "'majority', 'any' one, or a number K of them.", "all|majority|any|K", parse=_text),
     Option("fail_under", "list", "A gate on the whole run: NAME=0.9 (at least 90%% of the "
            "cases pass annotation NAME) or mean(NAME)>=0.8 (also >, <=, <), optionally with "
            "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
            "metadata value (or one) on its own (repeatable). With gates the exit status "
-           "follows them; errored and missing cases count as failures.", "GATE"),
+           "follows them; errored and missing cases count as failures.", "GATE",
+           parse=_gates, setting="gates"),
     Option("baseline", "str", "Compare this run with an experiment already in Phoenix: its id "
            "or name, 'dataset' (the dataset's baseline experiment), 'previous' (the latest "
            "experiment of the dataset) or 'main' (the latest that ran on branch main or "
            "master). The summary lists the examples that regressed and improved.",
-           "EXPERIMENT"),
+           "EXPERIMENT", parse=_text),
     Option("max_regression", "str", "With --phoenix-baseline: fail the session when an "
-           "annotation's pass rate falls by more than this (0.05 = 5 points).", "RATE"),
+           "annotation's pass rate falls by more than this (0.05 = 5 points).", "RATE",
+           parse=_number(float)),
     Option("set_baseline", "bool", "Make this run the dataset's baseline experiment in "
-           "Phoenix once everything is uploaded (for runs on the main branch)."),
+           "Phoenix once everything is uploaded (for runs on the main branch).", parse=_flag),
     Option("regate", "str", "Run no tests: apply this command line's gates, verdict rules and "
            "baseline to an experiment already in Phoenix (its id, or its name with "
-           "--phoenix-dataset); no task and no judge is called.", "EXPERIMENT"),
+           "--phoenix-dataset); no task and no judge is called.", "EXPERIMENT", parse=_text),
     Option("results", "str", "Write every case's results (one row per annotation: input, "
            "output, reference, label, score, verdict, ...) as a pandas DataFrame to this file: "
-           ".csv, .parquet or .jsonl.", "PATH"),
+           ".csv, .parquet or .jsonl.", "PATH", parse=_results_path),
     Option("summary_md", "str", "Write a markdown summary (gates, pass rates, failing cases, "
            "links) to this file; it is also appended to $GITHUB_STEP_SUMMARY when that is set.",
-           "PATH"),
+           "PATH", parse=_text),
     Option("offline", "bool", "Run from the local snapshot of each dataset and its "
            "evaluators (taken by every online run, kept per dataset version) with no Phoenix "
-           "server at all; nothing is uploaded. NAME@VERSION picks a version kept."),
-    Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix."),
-    Option("concurrency", "str", "Run this many cases at the same time (default 8): tasks and "
-           "evaluators of different cases overlap (sync ones in threads) while each case is "
-           "still reported as its own test.", "N"),
+           "server at all; nothing is uploaded. NAME@VERSION picks a version kept.",
+           parse=_flag),
+    Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix.",
+           parse=_flag),
+    Option("concurrency", "str", "Run this many cases at the same time (default {default}): "
+           "tasks and evaluators of different cases overlap (sync ones in threads) while each "
+           "case is still reported as its own test.", "N", parse=_number(int, minimum=1)),
     Option("upload_pending", "bool", "Run no tests: upload the results a session kept in "
            ".phoenix-evals/journal/ (under the rootdir) because Phoenix could not take them, "
-           "each into the experiment it was meant for. Running it twice adds nothing twice."),
+           "each into the experiment it was meant for. Running it twice adds nothing twice.",
+           parse=_flag),
     Option("upload_timeout", "str", "Seconds the session waits at its end for uploads still "
-           "in flight (default 120); what is left then is listed in the summary.", "SECONDS"),
+           "in flight (default {default}); what is left then is listed in the summary.",
+           "SECONDS", parse=_number(float)),
     Option("evaluate_on", "str", "Where attached evaluators run: 'local' (default; judges are "
            "called from here) or 'server' (Phoenix runs each evaluator through "
-           "evaluatorPreviews with its own provider credentials and sandbox).", "local|server"),
+           "evaluatorPreviews with its own provider credentials and sandbox).", "local|server",
+           parse=_choice(get_args(EvaluateOn))),
     Option("prompt_tag", "str", "Run every attached LLM evaluator with the version of its prompt "
            "that carries this tag (for example production); a prompt without it keeps its own "
-           "version, with a notice.", "TAG"),
+           "version, with a notice.", "TAG", parse=_text),
     Option("judge_model", "str", "Model for every LLM judge, replacing the prompt's model "
-           "(default: the prompt's, else gpt-4o-mini).", "MODEL"),
+           "(default: the prompt's, else gpt-4o-mini).", "MODEL", parse=_text,
+           setting="judge.model"),
     Option("judge_base_url", "str", "Base URL of an OpenAI-compatible server for LLM judges "
-           "(default: OPENAI_BASE_URL, else OpenAI).", "URL"),
-    Option("judge_timeout", "str", "Seconds one judge request may take (default 30).",
-           "SECONDS"),
+           "(default: OPENAI_BASE_URL, else OpenAI).", "URL", parse=_text,
+           setting="judge.base_url"),
+    Option("judge_timeout", "str", "Seconds one judge request may take (default {default}).",
+           "SECONDS", parse=_number(float, minimum=0.001), setting="judge.timeout"),
     Option("judge_retries", "str", "Retries of a judge call after a 429, 5xx, timeout or "
            "connection error, with exponential backoff and jitter, honouring Retry-After "
-           "(default 3).", "N"),
-    Option("judge_concurrency", "str", "At most this many judge calls at once (default 8).",
-           "N"),
+           "(default {default}).", "N", parse=_number(int), setting="judge.retries"),
+    Option("judge_concurrency", "str", "At most this many judge calls at once (default "
+           "{default}).", "N", parse=_number(int, minimum=1), setting="judge.concurrency"),
     Option("judge_api", "str", "OpenAI endpoint for judges: 'auto' (default: as the Phoenix "
            "server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the Responses "
-           "API for other OpenAI model names), 'chat' or 'responses'.", "auto|chat|responses"),
+           "API for other OpenAI model names), 'chat' or 'responses'.", "auto|chat|responses",
+           parse=_choice(get_args(JudgeApi)), setting="judge.api"),
     Option("judge_price", "list", "Price of a judge model in USD per million tokens, to report "
            "cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
-           "MODEL=IN/OUT"),
+           "MODEL=IN/OUT", parse=_prices, setting="judge.prices"),
     Option("allow_code_evaluators", "bool", "Run the Python code evaluators attached in "
            "Phoenix on this machine, each call in a separate process with a time limit. "
-           "Without it they run on the server when it can, else they are reported as not run."),
+           "Without it they run on the server when it can, else they are reported as not run.",
+           parse=_flag),
     Option("code_timeout", "str", "Seconds one attached code evaluator may run locally "
-           "(default 10).", "SECONDS"),
+           "(default {default}).", "SECONDS", parse=_number(float, minimum=0.001)),
 )
+
+
+_INI_TYPES: dict[Kind, Literal["string", "linelist", "bool"]] = {
+    "str": "string", "list": "linelist", "bool": "bool"}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -157,71 +367,7 @@ def add_options(parser: pytest.Parser) -> None:
                             default=None, dest=option.dest, metavar=option.metavar,
                             help=option.help + suffix)
         parser.addini(option.dest, option.help.replace("%%", "%"), default=None,
-                      type={"str": "string", "list": "linelist", "bool": "bool"}[option.kind])
-
-
-@dataclass(frozen=True)
-class JudgeSettings:
-    model: str | None = None  # replaces every judge's model when set
-    base_url: str | None = None  # replaces OPENAI_BASE_URL when set
-    timeout: float = 30.0
-    retries: int = 3
-    concurrency: int = 8
-    api: str = "auto"  # "chat", "responses", or "auto": the endpoint the server would call
-    # model -> (USD per million input tokens, USD per million output tokens)
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-
-
-def parse_price(text: str) -> tuple[str, tuple[float, float]]:
-    """``gpt-4o-mini=0.15/0.60`` -> (model, (input, output)) in USD per million tokens."""
-    model, sep, rest = text.partition("=")
-    prompt, slash, completion = rest.partition("/")
-    try:
-        if not (sep and slash and model.strip()):
-            raise ValueError
-        return model.strip(), (float(prompt), float(completion))
-    except ValueError:
-        raise ValueError(f"{text!r} is not MODEL=INPUT/OUTPUT (USD per million tokens), for "
-                         f"example gpt-4o-mini=0.15/0.60") from None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every option, resolved; nothing else reads ``config.getoption`` for our options."""
-
-    datasets: tuple[str, ...] = ()
-    task: str | None = None
-    splits: tuple[str, ...] = ()
-    dataset_version: str | None = None
-    examples: tuple[str, ...] = ()
-    limit: int | None = None
-    sample_seed: str | None = None
-    only_failures: bool = False
-    cache: bool = False
-    url: str | None = None
-    url_source: str | None = None
-    experiment_name: str | None = None
-    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
-    gates: tuple[Gate, ...] = ()
-    baseline: str | None = None
-    max_regression: float | None = None
-    set_baseline: bool = False
-    regate: str | None = None
-    repetitions: int = 1
-    task_timeout: float | None = None
-    pass_rule: str = "all"
-    results: str | None = None
-    summary_md: str | None = None
-    no_upload: bool = False
-    offline: bool = False
-    concurrency: int = 8
-    upload_timeout: float = 120.0
-    upload_pending: bool = False
-    evaluate_on: str = "local"
-    prompt_tag: str | None = None
-    judge: JudgeSettings = field(default_factory=JudgeSettings)
-    allow_code_evaluators: bool = False
-    code_timeout: float = 10.0
+                      type=_INI_TYPES[option.kind])
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -251,133 +397,47 @@ def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str | None]:
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
-    from ._core.verdict import parse_threshold
-
+    given = [(option, *_resolve(config, option)) for option in OPTIONS]
+    sources = {option.name: source for option, _, source in given}
     values: dict[str, Any] = {}
-    sources: dict[str, str | None] = {}
-    for option in OPTIONS:
-        values[option.name], sources[option.name] = _resolve(config, option)
-    thresholds: dict[str, Threshold] = {}
-    for text in values["threshold"] or ():
-        try:
-            threshold = parse_threshold(text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{sources['threshold']}: {exc}") from None
-        thresholds[threshold.name] = threshold
-    gates = []
-    if values["fail_under"]:
-        from ._core.gates import parse_gate
+    judge: dict[str, Any] = {}
+    for option, raw, source in given:
+        if source is None:  # not given anywhere: the default
+            continue
+        value = option.parse(raw, source)
+        if value is None:  # given but empty: the default
+            continue
+        if option.setting.startswith("judge."):
+            judge[option.setting.removeprefix("judge.")] = value
+        else:
+            values[option.setting] = value
+    settings = Settings(**values, url_source=sources["url"], judge=JudgeSettings(**judge))
+    return _check(settings, sources)
 
-        for text in values["fail_under"]:
-            try:
-                gates.append(parse_gate(text))
-            except ValueError as exc:
-                raise pytest.UsageError(f"{sources['fail_under']}: {exc}") from None
-    if values["results"]:
-        from ._report.outputs import check_results_path
 
-        if problem := check_results_path(values["results"]):
-            raise pytest.UsageError(f"{sources['results']}: {problem}")
-    task = values["task"]
-    if task is not None and (task.count(":") != 1 or not all(task.split(":"))):
-        raise pytest.UsageError(f"{sources['task']}: {task!r} is not of the form "
-                                f"module:function, for example my_app.qa:answer")
-    evaluate_on = (values["evaluate_on"] or "local").strip().lower()
-    if evaluate_on not in ("local", "server"):
-        raise pytest.UsageError(f"{sources['evaluate_on']}: {values['evaluate_on']!r} is not "
-                                f"'local' or 'server'")
-    judge_api = (values["judge_api"] or "auto").strip().lower()
-    if judge_api not in ("auto", "chat", "responses"):
-        raise pytest.UsageError(f"{sources['judge_api']}: {values['judge_api']!r} is not "
-                                f"'auto', 'chat' or 'responses'")
-    prices = {}
-    for text in values["judge_price"] or ():
-        try:
-            model, price = parse_price(text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{sources['judge_price']}: {exc}") from None
-        prices[model] = price
-
-    def number(name: str, default: float | None, kind: type = float, minimum: float = 0) -> Any:
-        raw = values[name]
-        if raw is None:
-            return default
-        try:
-            value = kind(str(raw).strip())
-            if value < minimum:
-                raise ValueError
-        except ValueError:
-            what = "an integer" if kind is int else "a number"
-            raise pytest.UsageError(f"{sources[name]}: {raw!r} is not {what} >= {minimum}"
-                                    ) from None
-        return value
-
-    judge = JudgeSettings(
-        model=values["judge_model"] or None,
-        base_url=values["judge_base_url"] or None,
-        timeout=number("judge_timeout", 30.0, minimum=0.001),
-        retries=number("judge_retries", 3, int),
-        concurrency=number("judge_concurrency", 8, int, minimum=1),
-        api=judge_api,
-        prices=prices,
-    )
-    repetitions = number("repetitions", 1, int, minimum=1)
-    max_regression = number("max_regression", None)
-    if max_regression is not None and not values["baseline"]:
+def _check(settings: Settings, sources: Mapping[str, str | None]) -> Settings:
+    """What needs two options: conflicts, the pass rule against the repetitions, offline."""
+    if settings.max_regression is not None and settings.baseline is None:
         raise pytest.UsageError(f"{sources['max_regression']}: a regression is measured "
                                 f"against a baseline: add --phoenix-baseline=EXPERIMENT "
                                 f"(dataset, previous, main, or an experiment id or name)")
-    pass_rule = "all"
-    if values["pass_rule"]:
+    pass_rule = settings.pass_rule
+    if pass_rule != "all" or settings.repetitions > 1:  # (the default needs no check)
         from ._core.repeat import parse_pass_rule
 
         try:
-            pass_rule = parse_pass_rule(values["pass_rule"], repetitions)
+            pass_rule = parse_pass_rule(settings.pass_rule, settings.repetitions)
         except ValueError as exc:
             raise pytest.UsageError(f"{sources['pass_rule']}: {exc}") from None
-    if values["offline"] and (values["evaluate_on"] or "").strip().lower() == "server":
+    if settings.offline and settings.evaluate_on == "server":
         raise pytest.UsageError(f"{sources['offline']}: --phoenix-evaluate-on=server needs the "
                                 f"server; offline, attached evaluators run here")
-    if values["cache"] and repetitions > 1:
+    if settings.cache and settings.repetitions > 1:
         raise pytest.UsageError(f"{sources['cache']}: repetitions measure how a judge varies; "
                                 f"they never come from the cache: drop --phoenix-cache or "
                                 f"--phoenix-repetitions")
-    if values["sample_seed"] and not values["limit"]:
+    if settings.sample_seed is not None and settings.limit is None:
         raise pytest.UsageError(f"{sources['sample_seed']}: a sample needs its size: add "
                                 f"--phoenix-limit=N")
-    return Settings(
-        datasets=tuple(values["dataset"] or ()),
-        task=task,
-        splits=tuple(values["split"] or ()),
-        dataset_version=values["dataset_version"],
-        examples=tuple(part.strip() for text in values["examples"] or ()
-                       for part in text.split(",") if part.strip()),
-        limit=number("limit", None, int, minimum=1),
-        sample_seed=values["sample_seed"] or None,
-        only_failures=bool(values["only_failures"]),
-        cache=bool(values["cache"]),
-        url=values["url"],
-        url_source=sources["url"],
-        experiment_name=values["experiment_name"],
-        thresholds=thresholds,
-        gates=tuple(gates),
-        baseline=values["baseline"] or None,
-        max_regression=max_regression,
-        set_baseline=bool(values["set_baseline"]),
-        regate=values["regate"] or None,
-        repetitions=repetitions,
-        task_timeout=number("task_timeout", None, minimum=0.001),
-        pass_rule=pass_rule,
-        results=values["results"] or None,
-        summary_md=values["summary_md"] or None,
-        no_upload=bool(values["no_upload"]) or bool(values["offline"]),
-        offline=bool(values["offline"]),
-        concurrency=number("concurrency", 8, int, minimum=1),
-        upload_timeout=number("upload_timeout", 120.0),
-        upload_pending=bool(values["upload_pending"]),
-        evaluate_on=evaluate_on,
-        prompt_tag=values["prompt_tag"] or None,
-        judge=judge,
-        allow_code_evaluators=bool(values["allow_code_evaluators"]),
-        code_timeout=number("code_timeout", 10.0, minimum=0.001),
-    )
+    return replace(settings, pass_rule=pass_rule,
+                   no_upload=settings.no_upload or settings.offline)

@@ -1,19 +1,20 @@
-"""The session: all state of one pytest run, built lazily so that an unused plugin costs nothing.
+"""The session: the composition root of one pytest run, and the only object that holds ``config``.
 
-Registered with pytest's plugin manager by ``plugin.py`` and kept in ``config.stash``. Phoenix,
-the engine and the recorder come to life only when a dataset is actually requested.
+Built in ``pytest_configure`` only when a dataset is requested (by an option or a marker),
+registered with pytest's plugin manager and kept in ``config.stash``. It builds the parts lazily
+(so that an unused plugin costs nothing): the gateway to Phoenix, the engine, the dataset source,
+the experiment sink and the runner, and it answers what the hooks ask. The running itself is in
+the pytest-free ``_run`` package; every line of the summary is built in ``_report``.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import importlib
+import contextlib
+import os
 import re
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +23,18 @@ import pytest
 from ._options import Settings
 
 if TYPE_CHECKING:
-    import concurrent.futures
-
-    from ._run.engine import Engine
-    from ._phoenix.gateway import Gateway, LoadedDataset
+    from ._core.gates import GateResult
+    from ._core.types import Case, CaseResult, Group
     from ._evaluators.llm.client import Judges
-    from ._run.sinks.experiment import ExperimentRecorder, UploadReport
-    from ._core.types import Case, CaseResult, Example
+    from ._evaluators.protocol import Evaluator
+    from ._phoenix.gateway import Gateway
+    from ._report.summary import Summary
+    from ._run.engine import Engine
+    from ._run.runner import Job, Runner
+    from ._run.sinks.base import UploadReport
+    from ._run.sinks.experiment import ExperimentSink
+    from ._run.sources.dataset import DatasetSource
 
-# workerinput / workeroutput keys: pytest-xdist's controller makes one experiment per dataset
-# and hands it to every worker; each worker hands back its results for the summary.
-XDIST_EXPERIMENTS = "phoenix_evals_experiments"
-XDIST_RESULTS = "phoenix_evals_results"
 # Where the traces of judges defined in code go (attached ones use their own project).
 JUDGE_PROJECT = "pytest-phoenix-evals judges"
 
@@ -47,64 +48,12 @@ def plugin_version() -> str:
         return "0+unknown"
 
 
-def _row_id(example_id: str) -> str:
-    """``DatasetExample:17`` -> ``17``: the readable part of the example's GlobalID."""
-    try:
-        decoded = base64.b64decode(example_id, validate=True).decode()
-    except Exception:
-        return example_id
-    return decoded.rsplit(":", 1)[-1] if ":" in decoded else example_id
-
-
-def _first_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for item in value.values():
-            if text := _first_text(item):
-                return text
-    if isinstance(value, list):
-        for item in value:
-            if text := _first_text(item):
-                return text
-    return ""
-
-
-def _run_key(node_id: str | None, case: Case) -> str:
-    return f"{node_id}#{case.repetition}"
-
-
-def case_id(example: Example, repetition: int = 1) -> str:
-    """A readable id, stable between runs: the example's row id and a slug of its input."""
-    slug = re.sub(r"[^a-z0-9]+", "-", _first_text(example.input).lower()).strip("-")
-    if len(slug) > 40:
-        slug = slug[:40].rsplit("-", 1)[0] or slug[:40]
-    name = f"ex{_row_id(example.id)}" + (f"-{slug}" if slug else "")
-    return name + (f"-rep{repetition}" if repetition > 1 else "")
-
-
-def git_info(cwd: Path) -> dict[str, str]:
-    def git(*args: str) -> str:
-        try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                                 timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    info = {"git_commit": git("rev-parse", "HEAD"),
-            "git_branch": git("rev-parse", "--abbrev-ref", "HEAD")}
-    if info["git_commit"]:
-        info["git_dirty"] = "true" if git("status", "--porcelain") else "false"
-    return {key: value for key, value in info.items() if value}
-
-
 _SECRET_ARG = re.compile(r"(?i)^(--?[\w-]*(key|token|secret|password|auth)[\w-]*=).*$")
 
 
 def safe_command_line(args: Sequence[str]) -> str:
     """The pytest command line with secrets and URL credentials masked."""
-    from ._phoenix.gateway import mask_url
+    from ._phoenix.http import mask_url
 
     cleaned = []
     for arg in args:
@@ -113,60 +62,44 @@ def safe_command_line(args: Sequence[str]) -> str:
     return " ".join(["pytest", *cleaned])
 
 
-class TaskError(pytest.UsageError):
-    pass
-
-
-def _as_evaluators(objs: Sequence[Any], source: str) -> list[Any]:
-    """Evaluators from what a hook or marker supplied; UsageError naming ``source`` if not."""
-    from ._evaluators.code import BindingError, as_evaluator
-
-    try:
-        return [as_evaluator(obj, source) for obj in objs]
-    except BindingError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-
 class PhoenixEvalsSession:
     """State of one pytest run; every public method is what one hook needs."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.results: list[CaseResult] = []
-        self.upload_report: UploadReport | None = None
-        self._gateway: Gateway | None = None
-        self._engine: Engine | None = None
-        self._recorders: dict[str, ExperimentRecorder] = {}
-        self._datasets: dict[str, LoadedDataset] = {}
-        self._datasets_by_id: dict[str, LoadedDataset] = {}
-        self._evaluators: dict[str, list[Any]] = {}
-        self._tasks: dict[str, Callable[..., Any]] = {}
-        self._judges: Judges | None = None
-        self._tracing: Any = None
         self.notices: list[str] = []
-        self.gate_results: list[Any] | None = None
-        # --phoenix-baseline: per dataset id, the baseline experiment and its runs
-        self._baselines: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self.upload_report: UploadReport | None = None
+        self.gate_results: list[GateResult] | None = None
         self.baseline_lines: list[str] = []
-        self._examples_found: set[str] = set()
         # --phoenix-results rows, kept only when that file was asked for.
         self.rows: list[dict[str, Any]] = []
         self.written: list[str] = []  # files the session wrote (results, markdown)
+        # Results regated from Phoenix (--phoenix-regate) or handed back by xdist workers.
+        self._other_results: list[CaseResult] = []
+        self._worker_reports: list[UploadReport] = []
+        self._gateway: Gateway | None = None
+        self._engine: Engine | None = None
+        self._judges: Judges | None = None
+        self._tracing: Any = None
+        self._source: DatasetSource | None = None
+        self._sink: ExperimentSink | None = None
+        self._runner: Runner | None = None
+        self._tasks: dict[str, Callable[..., Any] | None] = {}
+        # --phoenix-baseline: per dataset group key, the group, the experiment and its runs.
+        self._baselines: dict[str, tuple[Group, dict[str, Any], list[dict[str, Any]]]] = {}
         # Every evaluator handed out, by identity: those holding connections are closed at the end.
         self._handed_out: dict[int, Any] = {}
-        # Cases started ahead of their pytest item (--phoenix-concurrency), by item node id.
-        self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult], str]] = {}
-        self._closed = False
-        self._worker_parts: list[dict[str, Any]] = []
         self._shared: dict[str, dict[str, Any]] | None = None
+        self._closed = False
 
     # --- lazily built parts ---------------------------------------------------------------
 
     @property
     def gateway(self) -> Gateway:
         if self._gateway is None:
-            from ._phoenix.gateway import Gateway, resolve_url
+            from ._phoenix.gateway import Gateway
+            from ._phoenix.http import resolve_url
 
             if self.settings.offline:
                 self._gateway = self._offline_gateway()
@@ -176,22 +109,20 @@ class PhoenixEvalsSession:
         return self._gateway
 
     def _offline_gateway(self) -> Gateway:
-        from ._phoenix.gateway import OfflineGateway
-        from ._phoenix.snapshot import load
+        from ._phoenix.offline import load, offline_gateway
+        from ._run.sources.dataset import parse_spec
 
         tape: dict[str, Any] = {}
         taken = []
         for spec in self.settings.datasets:
-            name, _, rest = spec.partition("@")
-            name = name.split(":", 1)[0]
-            version = rest.split(":", 1)[0] or self.settings.dataset_version
+            name, version, _ = parse_spec(spec, self._selection())
             try:
                 snapshot = load(self.config.rootpath, name, version)
             except ValueError as exc:
                 raise pytest.UsageError(f"--phoenix-offline: {exc}") from None
             tape.update(snapshot["tape"])
             taken.append(f"{name} version {snapshot['version_id']} saved {snapshot['saved_at']}")
-        return OfflineGateway(tape, f"the local snapshot ({'; '.join(taken) or 'none'})")
+        return offline_gateway(tape, f"the local snapshot ({'; '.join(taken) or 'none'})")
 
     @property
     def engine(self) -> Engine:
@@ -221,11 +152,89 @@ class PhoenixEvalsSession:
         if self.settings.no_upload:
             return None
         if self._tracing is None:
-            from ._phoenix.gateway import _headers
+            from ._phoenix.http import headers
             from ._tracing.export import Tracing
 
-            self._tracing = Tracing(self.gateway.url, _headers())
+            self._tracing = Tracing(self.gateway.url, headers())
         return self._tracing
+
+    def _selection(self) -> Any:
+        from ._run.sources.dataset import Selection
+
+        s = self.settings
+        return Selection(version=s.dataset_version, splits=s.splits, examples=s.examples,
+                         limit=s.limit, sample_seed=s.sample_seed,
+                         split_membership=any(g.scope == "split" for g in s.gates))
+
+    @property
+    def source(self) -> DatasetSource:
+        """The command line's datasets (and the markers' datasets, as they are asked for)."""
+        if self._source is None:
+            from ._evaluators.attached import AttachedEvaluators
+            from ._run.sources.dataset import DatasetSource
+            from ._tasks import evaluators_from_hook
+
+            attached = AttachedEvaluators(
+                self.gateway, prompt_tag=self.settings.prompt_tag, notices=self.notices,
+                evaluate_on=self.settings.evaluate_on,
+                allow_code=self.settings.allow_code_evaluators,
+                code_timeout=self.settings.code_timeout)
+            self._source = DatasetSource(
+                self.gateway, list(dict.fromkeys(self.settings.datasets)), self._selection(),
+                attached=attached, extra=lambda group: evaluators_from_hook(self.config, group),
+                task_for=self.task)
+        return self._source
+
+    @property
+    def sink(self) -> ExperimentSink | None:
+        """Where results go; None with --phoenix-no-upload."""
+        if self.settings.no_upload:
+            return None
+        if self._sink is None:
+            from ._run.sinks.experiment import (
+                ExperimentPlan,
+                ExperimentSink,
+                default_experiment_name,
+                git_info,
+            )
+            from ._run.sinks.journal import journal_dir
+            from ._xdist import EXPERIMENTS, SHARED_DIR
+
+            git = git_info(self.config.rootpath)
+            metadata = {
+                **git,
+                "command_line": safe_command_line(self.config.invocation_params.args),
+                "plugin": "pytest-phoenix-evals",
+                "plugin_version": plugin_version(),
+                "pytest_version": pytest.__version__,
+                "runner": self.settings.task or "pytest_phoenix_evals_task hook",
+            }
+            plan = ExperimentPlan(self.settings.experiment_name or default_experiment_name(git),
+                                  metadata,
+                                  self.settings.repetitions)
+            workerinput = getattr(self.config, "workerinput", None) or {}
+            worker = workerinput.get("workerid")
+            shared = workerinput.get(SHARED_DIR)
+            self._sink = ExperimentSink(
+                self.gateway, self.engine, plan, given=workerinput.get(EXPERIMENTS),
+                shared_dir=Path(shared) if shared else None,
+                journal_dir=journal_dir(self.config.rootpath),
+                journal_suffix=f"-{worker}" if worker else "")
+        return self._sink
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            from ._run.runner import Runner, RunSettings
+
+            s = self.settings
+            self._runner = Runner(
+                self.engine, self.sink,
+                RunSettings(thresholds=s.thresholds, concurrency=s.concurrency,
+                            task_timeout=s.task_timeout, repetitions=s.repetitions),
+                source=self.source, tracing=self.tracing,
+                observers=[self._keep_row, self._tell_hook])
+        return self._runner
 
     def _equip(self, evaluator: Any) -> Any:
         """Give an evaluator what it needs from the session (judge clients, tracing)."""
@@ -235,501 +244,201 @@ class PhoenixEvalsSession:
             if hasattr(evaluator, "load"):  # a judge whose prompt comes from the server
                 evaluator.load(self.gateway)
             if self.tracing is not None and evaluator.tracing is None:
-                from ._tracing.export import JudgeTrace
+                from ._evaluators.llm.trace import JudgeTrace
 
                 project = evaluator.project_name or JUDGE_PROJECT
                 evaluator.tracing = JudgeTrace(self.tracing, project)
         return evaluator
 
-    def recorder(self, experiment_key: str) -> ExperimentRecorder | None:
-        """One recorder (and so one experiment per dataset) per way of running a dataset."""
-        if self.settings.no_upload:
-            return None
-        if experiment_key not in self._recorders:
-            from ._run.sinks.experiment import ExperimentRecorder
+    # --- groups, cases, tasks, evaluators -------------------------------------------------
 
-            name = self.settings.experiment_name or self._default_experiment_name()
-            if experiment_key != "task":
-                name = f"{name} {experiment_key.rsplit('::', 1)[-1]}"
-            metadata = {
-                **self._git,
-                "command_line": safe_command_line(self.config.invocation_params.args),
-                "plugin": "pytest-phoenix-evals",
-                "plugin_version": plugin_version(),
-                "pytest_version": pytest.__version__,
-                "runner": experiment_key if experiment_key != "task" else
-                (self.settings.task or "pytest_phoenix_evals_task hook"),
-            }
-            from ._run.sinks.journal import journal_dir
+    def group(self, spec: str) -> Group:
+        """The group of a dataset spec, loaded once (PhoenixError if it cannot be)."""
+        return self.source.group(spec)
 
-            given = None
-            workerinput = getattr(self.config, "workerinput", None) or {}
-            if experiment_key == "task":
-                given = workerinput.get(XDIST_EXPERIMENTS)
-            worker = workerinput.get("workerid")
-            self._recorders[experiment_key] = ExperimentRecorder(
-                self.gateway, self.engine, name, metadata, given,
-                journal_dir=journal_dir(self.config.rootpath),
-                journal_suffix=f"-{worker}" if worker else "",
-                repetitions=self.settings.repetitions)
-        return self._recorders[experiment_key]
+    def test_group(self, spec: str, test: str) -> Group:
+        return self.source.test_group(self.group(spec), test)
 
-    @functools.cached_property
-    def _git(self) -> dict[str, str]:
-        return git_info(self.config.rootpath)
+    def cases(self, group: Group) -> list[Case]:
+        return self.source.cases(group)
 
-    def _default_experiment_name(self) -> str:
-        info = self._git
-        if "git_commit" in info:
-            return f"pytest {info.get('git_branch', 'HEAD')}@{info['git_commit'][:8]}"
-        return "pytest"
+    def task(self, group: Group) -> Callable[..., Any] | None:
+        """The task for a group: --phoenix-task, else the pytest_phoenix_evals_task hook."""
+        if group.key not in self._tasks:
+            from ._tasks import import_task, task_from_hook
 
-    # --- datasets, tasks, evaluators ------------------------------------------------------
+            self._tasks[group.key] = (import_task(self.settings.task, self.config.rootpath)
+                                      if self.settings.task else
+                                      task_from_hook(self.config, group))
+        return self._tasks[group.key]
 
-    def _dataset_spec(self, text: str) -> tuple[str, str | None, tuple[str, ...]]:
-        """``NAME@VERSION:SPLIT`` (each part optional) as (name, version, splits), merged with
-        --phoenix-dataset-version and --phoenix-split. A dataset whose whole name contains
-        ``@`` or ``:`` is still found by that name."""
-        version, splits = self.settings.dataset_version, self.settings.splits
-        if ("@" in text or ":" in text) and text not in self.gateway.dataset_names():
-            match = re.fullmatch(r"(?P<name>[^@:]+)(?:@(?P<version>[^:]+))?(?::(?P<split>.+))?",
-                                 text)
-            if match is not None:
-                version = match["version"] or version
-                if match["split"] and match["split"] not in splits:
-                    splits = (*splits, match["split"])
-                return match["name"], version, splits
-        return text, version, splits
+    def evaluators(self, group: Group, marker: Sequence[Any] = ()) -> list[Evaluator]:
+        """The group's attached evaluators, the hook's and ``marker``'s, equipped."""
+        from ._tasks import evaluators_from
 
-    def dataset(self, name: str, version_id: str | None = None,
-                splits: Sequence[str] | None = None) -> LoadedDataset:
-        """Load (once) a dataset at the requested version and splits (by default those of
-        the command line); PhoenixError if not."""
-        if name not in self._datasets:
-            from ._phoenix.gateway import AttachedEvaluators
-
-            attached = AttachedEvaluators(
-                self.gateway, prompt_tag=self.settings.prompt_tag, notices=self.notices,
-                evaluate_on=self.settings.evaluate_on,
-                allow_code=self.settings.allow_code_evaluators,
-                code_timeout=self.settings.code_timeout)
-            real_name, version, chosen = self._dataset_spec(name)
-            loaded = self.gateway.load_dataset(
-                real_name, version_id or version, chosen if splits is None else splits,
-                attached, split_membership=any(g.scope == "split" for g in self.settings.gates))
-            self._datasets[name] = self._datasets_by_id[loaded.id] = loaded
-        return self._datasets[name]
-
-    def loaded(self, dataset_id: str) -> LoadedDataset:
-        """A dataset already loaded, by its id."""
-        return self._datasets_by_id[dataset_id]
+        chosen = self.source.evaluators(group, evaluators_from(marker, "the phoenix_evals marker"))
+        return [self._equip(evaluator) for evaluator in chosen]
 
     def preload(self) -> None:
         """Load the command line's datasets before collection, so errors come first."""
         if not self.settings.datasets:
             return
-        from ._phoenix.gateway import PhoenixError
+        from ._phoenix.http import PhoenixError
+        from ._run.sources.dataset import SelectionError
 
-        loaded = []
-        for name in self.settings.datasets:
-            try:
-                dataset = self.dataset(name)
-            except PhoenixError as exc:
-                raise pytest.UsageError(str(exc)) from None
-            loaded.append(dataset)
+        try:
+            groups = self.source.groups()
+        except PhoenixError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        for group in groups:
+            dataset = self.source.dataset(group)
             if not dataset.examples:
-                where = f" in split(s) {', '.join(dataset.splits)}" if dataset.splits else ""
+                where = f" in split(s) {', '.join(group.splits)}" if group.splits else ""
                 self._say(f"phoenix-evals: dataset {dataset.name!r} has no examples at version "
                           f"{dataset.version_id}{where}: there is nothing to run")
-            if self.task(dataset.name) is not None:
-                self.evaluators(dataset)
-        if self.settings.examples:
-            for dataset in loaded:
-                self.cases(dataset)
-            self._check_examples(loaded)
+            if self.task(group) is not None:
+                self.evaluators(group)
+        try:
+            self.source.check_examples()
+        except SelectionError as exc:
+            raise pytest.UsageError(str(exc)) from None
         if not self.settings.offline:
-            self._save_snapshots(loaded)
+            self.notices += self.source.save_snapshots(self.config.rootpath)
         if self.settings.baseline:
-            for dataset in loaded:
-                self.load_baseline(dataset)
-
-    def _save_snapshots(self, loaded: Sequence[LoadedDataset]) -> None:
-        """The answers that built these datasets and evaluators, for --phoenix-offline (a
-        snapshot that cannot be written costs a notice, never the run)."""
-        from ._phoenix.snapshot import save
-
-        for dataset in loaded:
-            try:
-                save(self.config.rootpath, dataset.name, dataset.version_id, self.gateway.tape)
-            except OSError as exc:
-                self.notices.append(f"could not save the local snapshot of {dataset.name}: "
-                                    f"{exc}")
-    def forget_datasets(self) -> None:
-        """Drop the datasets loaded so far (to load one again at another version)."""
-        self._datasets.clear()
-        self._datasets_by_id.clear()
-
-    def load_baseline(self, dataset: LoadedDataset, exclude: Sequence[str] = ()) -> None:
-        """Find the baseline experiment (never one in ``exclude``) and read its runs before
-        any case runs (it is in Phoenix already, and the gateway is closed by the time the
-        session ends)."""
-        from ._core.baseline import experiment_runs, resolve
-        from ._phoenix.gateway import PhoenixError
-
-        assert self.settings.baseline is not None
-        try:
-            found = resolve(self.gateway, self.settings.baseline, dataset, exclude)
-            runs = experiment_runs(self.gateway, found["id"])
-        except PhoenixError as exc:
-            raise pytest.UsageError(f"--phoenix-baseline: {exc}") from None
-        self._baselines[dataset.id] = (found, runs)
-
-    def compare_with_baselines(self) -> bool | None:
-        """The baseline comparison of each dataset, for the summary; False when an annotation
-        regressed more than --phoenix-max-regression, None without a baseline."""
-        if not self._baselines:
-            return None
-        from ._core.baseline import compare, comparison_lines, results_of, rules_of
-
-        ok = True
-        for dataset_id, (found, runs) in self._baselines.items():
-            dataset = self.loaded(dataset_id)
-            current = [r for r in self.results if r.case.example.dataset_id == dataset_id]
-            rules = rules_of(self._evaluators.get(dataset.name, dataset.evaluators))
-            before = results_of(runs, dataset, rules, self.settings.thresholds)
-            changes = compare(current, before, self.settings.max_regression)
-            ok = ok and not any(c.failed for c in changes)
-            link = self.gateway.experiment_url(dataset.id, found["id"])
-            report = self.upload_report
-            mine = next((e for e in report.experiments if e.dataset.id == dataset_id), None) \
-                if report else None
-            if mine is not None:
-                link += f"&experimentId={mine.id}"
-            self.baseline_lines += ["", *comparison_lines(
-                changes, dataset.name, found, link, self.settings.max_regression)]
-        return ok
-
-    def task(self, dataset: str) -> Callable[..., Any] | None:
-        """The task for a dataset: --phoenix-task, else the pytest_phoenix_evals_task hook."""
-        if dataset not in self._tasks:
-            found = self._find_task(dataset)
-            if found is None:
-                return None
-            self._tasks[dataset] = found
-        return self._tasks[dataset]
-
-    def _find_task(self, dataset: str) -> Callable[..., Any] | None:
-        if self.settings.task:
-            return self._import_task(self.settings.task)
-        found = self.config.hook.pytest_phoenix_evals_task(config=self.config, dataset=dataset)
-        if found is None:
-            return None
-        if not callable(found):
-            raise TaskError(f"pytest_phoenix_evals_task returned {found!r} for dataset "
-                            f"{dataset!r}, which is not callable")
-        self._check_task(found, "the task from pytest_phoenix_evals_task")
-        return found  # type: ignore[no-any-return]
-
-    def _import_task(self, spec: str) -> Callable[..., Any]:
-        module_name, _, attribute = spec.partition(":")
-        for path in (str(self.config.rootpath), str(Path.cwd())):
-            if path not in sys.path:
-                sys.path.insert(0, path)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise TaskError(f"--phoenix-task {spec!r}: cannot import module {module_name!r}: "
-                            f"{exc}") from None
-        except Exception as exc:
-            where = ""
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            if tb is not None:
-                where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
-            raise TaskError(f"--phoenix-task {spec!r}: importing {module_name!r} raised "
-                            f"{type(exc).__name__}: {exc}{where}") from None
-        task = getattr(module, attribute, None)
-        if task is None:
-            names = sorted(n for n, v in vars(module).items()
-                           if callable(v) and not n.startswith("_")
-                           and getattr(v, "__module__", None) == module.__name__)
-            raise TaskError(f"--phoenix-task {spec!r}: module {module_name!r} has no "
-                            f"attribute {attribute!r}; its functions: "
-                            f"{', '.join(names) or 'none'}")
-        if not callable(task):
-            raise TaskError(f"--phoenix-task {spec!r}: {attribute!r} is a "
-                            f"{type(task).__name__}, not a callable")
-        self._check_task(task, f"--phoenix-task {spec!r}")
-        return task  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _check_task(task: Callable[..., Any], source: str) -> None:
-        from ._evaluators.code import TASK_PARAMETERS, BindingError, check_signature
-
-        try:
-            check_signature(task, TASK_PARAMETERS, "task")
-        except BindingError as exc:
-            raise TaskError(f"{source}: {exc}") from None
-
-    def evaluators(self, dataset: LoadedDataset, extra: Sequence[Any] = ()) -> list[Any]:
-        """The dataset's attached evaluators, the hook's and ``extra`` (from a marker)."""
-        if dataset.name not in self._evaluators:
-            answers = self.config.hook.pytest_phoenix_evals_evaluators(
-                config=self.config, dataset=dataset.name)
-            found = [obj for answer in answers for obj in answer or ()]
-            self._evaluators[dataset.name] = [
-                *dataset.evaluators, *_as_evaluators(found, "pytest_phoenix_evals_evaluators")]
-        chosen = [*self._evaluators[dataset.name],
-                  *_as_evaluators(extra, "the phoenix_evals marker")]
-        return [self._equip(evaluator) for evaluator in chosen]
-
-    def cases(self, dataset: LoadedDataset) -> list[Case]:
-        """The dataset's cases, narrowed by --phoenix-examples and --phoenix-limit."""
-        from ._core.types import Case
-
-        cases = [Case(example=example, case_id=case_id(example))
-                 for example in dataset.examples]
-        if self.settings.examples:
-            cases = self._chosen(dataset, cases)
-        if self.settings.limit is not None and len(cases) > self.settings.limit:
-            if self.settings.sample_seed is None:
-                cases = cases[:self.settings.limit]
-            else:
-                import random
-
-                # The same seed picks the same examples whatever order the server lists them.
-                chosen = random.Random(self.settings.sample_seed).sample(
-                    sorted(cases, key=lambda c: c.example.id), self.settings.limit)
-                keep = {c.example.id for c in chosen}
-                cases = [c for c in cases if c.example.id in keep]
-        return cases
-
-    def _chosen(self, dataset: LoadedDataset, cases: list[Case]) -> list[Case]:
-        """The cases --phoenix-examples names (by example id or case id), in dataset order."""
-        wanted = set(self.settings.examples)
-        chosen = []
-        for case in cases:
-            hits = wanted & {case.example.id, case.case_id, case.case_id.split("-", 1)[0]}
-            if hits:
-                self._examples_found |= hits
-                chosen.append(case)
-        return chosen
-
-    def _check_examples(self, datasets: Sequence[LoadedDataset]) -> None:
-        """Every --phoenix-examples id names an example of some dataset of the run."""
-        missing = set(self.settings.examples) - self._examples_found
-        if missing:
-            known = [case_id(e).split("-", 1)[0] for d in datasets for e in d.examples[:10]]
-            raise pytest.UsageError(
-                f"--phoenix-examples: no example {', '.join(sorted(missing))} in dataset(s) "
-                f"{', '.join(d.name for d in datasets)}; examples include "
-                f"{', '.join(known) or 'none'} (or give example ids)")
+            for group in groups:
+                self.load_baseline(group)
 
     # --- running --------------------------------------------------------------------------
 
-    async def _run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
-                        recorder: ExperimentRecorder | None, tracing: Any) -> CaseResult:
-        """One case on the engine's loop: its task (traced when uploading), then evaluators.
-        The recorder and tracing are made beforehand, in pytest's thread."""
-        from ._run.engine import run_case
-
-        tracer = None
-        if recorder is not None and tracing is not None:
-            project = await recorder.project(self.loaded(case.example.dataset_id))
-            tracer = tracing.tracer(project) if project else None
-        return await run_case(case, task, evaluators, self.settings.thresholds, tracer,
-                              self.settings.task_timeout)
-
-    def run_ahead(self, jobs: Sequence[tuple[str, Case, Callable[..., Any], Sequence[Any]]],
-                  experiment_key: str) -> None:
-        """Start cases before pytest reaches their items, at most --phoenix-concurrency at once,
-        in item order; :meth:`run_case` then only waits for its case."""
+    def start(self, jobs: Sequence[Job]) -> None:
+        """Create the experiments of these jobs (printing their links first), then start the
+        jobs ahead of pytest (--phoenix-concurrency at once)."""
         if not jobs:
             return
-        import asyncio
+        if self.sink is not None:
+            self._announce({job.case.group.key: job.case.group for job in jobs}.values())
+        self.runner.start(jobs)
 
-        recorder, tracing = self.recorder(experiment_key), self.tracing
-        if recorder is not None:
-            self._announce(recorder, {case.example.dataset_id for _, case, _, _ in jobs})
-        slots: list[asyncio.Semaphore] = []
-
-        async def one(case: Case, task: Callable[..., Any], evaluators: Sequence[Any]
-                      ) -> CaseResult:
-            if not slots:  # made on the loop; asyncio wakes waiters first come, first served
-                slots.append(asyncio.Semaphore(self.settings.concurrency))
-            async with slots[0]:
-                return await self._run_case(case, task, evaluators, recorder, tracing)
-
-        for node_id, case, task, evaluators in jobs:
-            for run in self.repetitions_of(case):
-                self._ahead[_run_key(node_id, run)] = (
-                    run, self.engine.submit(one(run, task, evaluators)), experiment_key)
-
-    def _announce(self, recorder: ExperimentRecorder, dataset_ids: Iterable[str]) -> None:
-        """Create each dataset's experiment now and print its URL, before any case runs (a
+    def _announce(self, groups: Any) -> None:
+        """Create each group's experiment now and print its URL, before any case runs (a
         failure to create it is reported with the uploads)."""
-        for dataset_id in sorted(dataset_ids):
-            dataset = self.loaded(dataset_id)
+        assert self.sink is not None
+        for group in sorted(groups, key=lambda g: g.key):
             try:
-                url = recorder.create_now(dataset)["url"]
+                url = self.sink.open(group).url
             except Exception:
                 continue
-            self._say(f"phoenix-evals: experiment for {dataset.name}: {url}")
+            self._say(f"phoenix-evals: experiment for {group.label}: {url}")
 
-    def repetitions_of(self, case: Case) -> list[Case]:
-        """The runs of a case: one per --phoenix-repetitions, numbered as the server numbers
-        them (1..N)."""
-        from dataclasses import replace
+    def run(self, job: Job) -> list[CaseResult]:
+        return self.runner.run(job)
 
-        n = self.settings.repetitions
-        return [case] if n == 1 else [
-            replace(case, case_id=case_id(case.example, r), repetition=r) for r in range(1, n + 1)]
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
 
-    def run_repeated(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
-                     experiment_key: str, node_id: str | None = None) -> list[CaseResult]:
-        """Every run of the case (each recorded as it comes)."""
-        return [self.run_case(run, task, evaluators, experiment_key,
-                              _run_key(node_id, run) if node_id is not None else None)
-                for run in self.repetitions_of(case)]
+    def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
+                        start: datetime) -> CaseResult:
+        return self.runner.evaluate_output(case, output, evaluators, start)
 
-    def run_case(self, case: Case, task: Callable[..., Any], evaluators: Sequence[Any],
-                 experiment_key: str, node_id: str | None = None) -> CaseResult:
-        """The case's result (waiting for it if it was started ahead), recorded."""
-        ahead = self._ahead.pop(node_id, None) if node_id is not None else None
-        if ahead is not None:
-            result = ahead[1].result()
-        else:
-            result = self.engine.run(self._run_case(case, task, evaluators,
-                                                    self.recorder(experiment_key), self.tracing))
-        self.finish(result, experiment_key)
-        return result
+    def record_error(self, case: Case, error: str, start: datetime | None) -> None:
+        self.runner.record_error(case, error, start)
 
-    def stop_ahead(self) -> None:
-        """pytest stopped early (-x, --maxfail, Ctrl-C): cancel the cases not yet done, and
-        record those that finished although their items never ran (nothing done is lost)."""
-        ahead, self._ahead = self._ahead, {}
-        for _, future, _ in ahead.values():
-            future.cancel()
-        for case, future, key in ahead.values():
-            if future.done() and not future.cancelled() and future.exception() is None:
-                result = future.result()
-                result.mark(reported=True)  # it never will be: nothing waits for its output
-                self.finish(result, key)
+    def runs_of(self, case: Case) -> list[Case]:
+        return self.runner.runs_of(case) if self.settings.repetitions > 1 else [case]
 
-    def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Any],
-                        experiment_key: str, start: Any) -> CaseResult:
-        from datetime import datetime, timezone
+    def experiment_url(self, group: Group | None) -> str | None:
+        return self._sink.url(group) if self._sink is not None and group is not None else None
 
-        from ._run.engine import OutputNotSerialisable, as_json, evaluate
-        from ._core.types import CaseResult
-
-        result = CaseResult(case=case, start_time=start, end_time=datetime.now(timezone.utc))
-        try:
-            result.output = as_json(output)
-        except OutputNotSerialisable as exc:
-            result.error = str(exc)
-        result = self.engine.run(evaluate(result, evaluators, self.settings.thresholds))
-        self.finish(result, experiment_key)
-        return result
-
-    def record_error(self, case: Case, error: str, experiment_key: str, start: Any) -> None:
-        """A test of the second style failed before it handed its output over."""
-        from datetime import datetime, timezone
-
-        from ._core.types import CaseResult
-
-        end = datetime.now(timezone.utc)
-        result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
-        self.finish(result, experiment_key)
-
-    def experiment_url(self, result: CaseResult, experiment_key: str) -> str | None:
-        recorder = self._recorders.get(experiment_key)
-        return recorder.url_for(result.case.example.dataset_id) if recorder else None
-
-    def finish(self, result: CaseResult, experiment_key: str) -> None:
-        self.results.append(result)
+    def _keep_row(self, result: CaseResult) -> None:
         if self.settings.results and not (self.settings.only_failures and result.passed):
             from ._report.outputs import result_rows
 
-            self.rows += result_rows(result, self.experiment_url(result, experiment_key))
+            self.rows += result_rows(result, self.experiment_url(result.case.group))
+
+    def _tell_hook(self, result: CaseResult) -> None:
         self.config.hook.pytest_phoenix_evals_case_result(config=self.config, result=result)
-        recorder = self.recorder(experiment_key)
-        if recorder is not None:
-            recorder.record(result, self.loaded(result.case.example.dataset_id))
-        else:
-            result.mark(uploaded=True)
+
+    def take_results(self, results: Sequence[CaseResult], report: UploadReport) -> None:
+        """Results made elsewhere (regated from Phoenix) and where they are, for the summary."""
+        self._other_results.extend(results)
+        self.upload_report = report
+
+    @property
+    def rootpath(self) -> Path:
+        return self.config.rootpath
+
+    @property
+    def results(self) -> list[CaseResult]:
+        """Every result of the session: run here, handed back by workers, or regated."""
+        mine = self._runner.results if self._runner is not None else []
+        return [*mine, *self._other_results]
 
     # --- pytest-xdist ---------------------------------------------------------------------
 
-    def experiments_for_workers(self) -> dict[str, dict[str, Any]]:
-        """On xdist's controller: one experiment per --phoenix-dataset, made once, for every
-        worker to upload into (so that -n 4 gives one experiment, not four)."""
-        recorder = self.recorder("task")
-        if recorder is None or not self.settings.datasets:
+    def for_workers(self) -> dict[str, dict[str, Any]]:
+        """On xdist's controller: one experiment per command-line dataset, made once for every
+        worker to upload into (so that -n 4 gives one experiment per group, not four)."""
+        if self.sink is None:
             return {}
         if self._shared is None:
             self._shared = {}
-            for name in self.settings.datasets:
+            for spec in dict.fromkeys(self.settings.datasets):
                 try:
-                    dataset = self.dataset(name)
-                    self._shared[dataset.id] = recorder.create_now(dataset)
-                    self._say(f"phoenix-evals: experiment for {dataset.name}: "
-                              f"{self._shared[dataset.id]['url']}")
+                    group = self.group(spec)
+                    self._shared[group.key] = self.sink.open(group).to_wire()
+                    self._say(f"phoenix-evals: experiment for {group.label}: "
+                              f"{self._shared[group.key]['url']}")
                 except Exception as exc:  # the workers then make their own, and say why
                     self.notices.append(f"could not make one experiment for all xdist workers "
-                                        f"on dataset {name!r}: {exc}")
+                                        f"on dataset {spec!r}: {exc}")
         return self._shared
 
-    def results_for_controller(self) -> list[dict[str, Any]]:
-        from ._wire import dump_result
+    def for_controller(self) -> dict[str, Any]:
+        """On an xdist worker: what the controller's summary needs."""
+        from ._xdist import dump_result
 
-        report = self.upload_report
-        return [{"results": [dump_result(r) for r in self.results],
-                 "uploaded_runs": report.uploaded_runs if report else 0,
-                 "uploaded_annotations": report.uploaded_annotations if report else 0,
-                 "failures": list(report.failures) if report else [],
-                 "pending": report.pending if report else 0,
-                 "journaled": dict(report.journaled) if report else {},
-                 "rows": self.rows}]
+        return {"results": [dump_result(r) for r in self.results],
+                "report": self.upload_report.to_wire() if self.upload_report else None,
+                "rows": self.rows, "notices": self.notices}
 
-    def absorb(self, parts: list[dict[str, Any]]) -> None:
+    def absorb(self, part: dict[str, Any]) -> None:
         """On xdist's controller: a worker's results and upload report, for the summary."""
-        from ._wire import load_result
+        from ._run.sinks.base import UploadReport
+        from ._xdist import load_result
 
-        self._worker_parts.extend(parts)
-        for part in parts:
-            self.results.extend(load_result(r) for r in part["results"])
-            self.rows.extend(part.get("rows") or ())
+        self._other_results.extend(load_result(r) for r in part["results"])
+        self.rows.extend(part.get("rows") or ())
+        if part.get("report"):
+            self._worker_reports.append(UploadReport.from_wire(part["report"]))
+        self.notices += [n for n in part.get("notices") or () if n not in self.notices]
 
     # --- end of session -------------------------------------------------------------------
 
     def close(self) -> None:
         """Wait for uploads, then stop the engine; a second call does nothing."""
-        if self.upload_report is not None or self._closed:
+        if self._closed:
             return
         self._closed = True
-        if self._engine is None and self._gateway is None:
-            return  # the plugin was not used: import nothing on the way out
-        from ._run.sinks.experiment import UploadReport
+        if self._sink is not None:
+            waiting = self._sink.waiting()
+            if waiting:
+                self._say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
+                          f"{self.settings.upload_timeout:g} s, --phoenix-upload-timeout) ...")
+            deadline = time.monotonic() + self.settings.upload_timeout
+            self.upload_report = self._sink.drain(max(0.0, deadline - time.monotonic()))
+        if self._worker_reports:
+            from ._run.sinks.base import UploadReport
 
-        report = UploadReport()
-        waiting = sum(recorder.waiting() for recorder in self._recorders.values())
-        deadline = time.monotonic() + self.settings.upload_timeout
-        if waiting:
-            self._say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
-                      f"{self.settings.upload_timeout:g} s, --phoenix-upload-timeout) ...")
-        for recorder in self._recorders.values():
-            part = recorder.drain(max(0.0, deadline - time.monotonic()))
-            report.experiments += part.experiments
-            report.uploaded_runs += part.uploaded_runs
-            report.uploaded_annotations += part.uploaded_annotations
-            report.failures += part.failures
-            report.pending += part.pending
-            report.journaled.update(part.journaled)
-        self.upload_report = report
-        if self.settings.set_baseline:
-            self._set_baselines(report)
+            self.upload_report = self.upload_report or UploadReport()
+            for part in self._worker_reports:
+                self.upload_report.merge(part)
+        if self.settings.set_baseline and self.upload_report is not None:
+            self._set_baselines(self.upload_report)
+        if self._engine is not None or self._gateway is not None:
+            self._shut_down()  # else the plugin was not used: import nothing on the way out
+
+    def _shut_down(self) -> None:
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
         if self._judges is not None and self._judges.cache is not None:
@@ -740,38 +449,78 @@ class PhoenixEvalsSession:
                 closers.append(self._gateway.aclose())
             closers += [e.aclose() for e in self._handed_out.values() if hasattr(e, "aclose")]
             for closer in closers:
-                try:
+                with contextlib.suppress(Exception):  # idle connections must not fail a run
                     self._engine.run(closer, timeout=10)
-                except Exception:  # closing idle connections must not fail the session
-                    pass
             self._engine.close()
         if self._gateway is not None:
             self._gateway.close()
 
     def _set_baselines(self, report: UploadReport) -> None:
         """--phoenix-set-baseline: only a complete run becomes the baseline."""
-        parts = self._worker_parts
-        if report.failures or report.pending or report.journaled or any(
-                p["failures"] or p["pending"] or p.get("journaled") for p in parts):
+        if not report.complete:
             self.notices.append("not made the baseline: some results did not reach Phoenix")
             return
-        from ._core.baseline import set_baseline
-        from ._phoenix.gateway import PhoenixError
+        from ._phoenix.http import PhoenixError
 
-        for experiment in report.experiments:
+        for experiment in report.destinations:
+            if experiment.group.kind != "dataset":
+                continue
             try:
-                set_baseline(self.gateway, experiment.id)
-                self.notices.append(f"{experiment.dataset.name}: this run is now the dataset's "
+                self.gateway.set_baseline(experiment.id)
+                self.notices.append(f"{experiment.group.label}: this run is now the dataset's "
                                     f"baseline experiment")
             except PhoenixError as exc:
-                self.notices.append(f"{experiment.dataset.name}: could not make this run the "
+                self.notices.append(f"{experiment.group.label}: could not make this run the "
                                     f"baseline: {exc}")
 
-    def _say(self, line: str) -> None:
-        """A progress line on the terminal (nothing under -q -q or without a terminal)."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.config.get_verbosity() > -2:
-            reporter.write_line(line)
+    def finish_session(self) -> None:
+        """Tell the observers that the session's results are all in."""
+        if self.results:
+            self.config.hook.pytest_phoenix_evals_session_finish(
+                config=self.config, results=self.results, report=self.upload_report)
+
+    # --- baselines ------------------------------------------------------------------------
+
+    def load_baseline(self, group: Group, exclude: Sequence[str] = ()) -> None:
+        """Find the baseline experiment (never one in ``exclude``) and read its runs before
+        any case runs (it is in Phoenix already, and the gateway is closed by the time the
+        session ends)."""
+        from ._phoenix.http import PhoenixError
+
+        assert self.settings.baseline is not None
+        try:
+            found = self.gateway.find_experiment(self.settings.baseline, group.dataset_id,
+                                                 group.dataset_name, exclude)
+            runs = self.gateway.experiment_runs(found["id"])
+        except PhoenixError as exc:
+            raise pytest.UsageError(f"--phoenix-baseline: {exc}") from None
+        self._baselines[group.key] = (group, found, runs)
+
+    def compare_with_baselines(self) -> bool | None:
+        """The baseline comparison of each dataset group, for the summary; False when an
+        annotation regressed more than --phoenix-max-regression, None without a baseline."""
+        if not self._baselines:
+            return None
+        from ._core.baseline import compare, comparison_lines, results_of, rules_of
+
+        ok = True
+        for group, found, runs in self._baselines.values():
+            dataset = self.source.dataset(group)
+            current = [r for r in self.results if r.case.group.within(group)]
+            rules = rules_of(self.source.evaluators(group))
+            before = results_of(runs, dataset, rules, self.settings.thresholds, group)
+            changes = compare(current, before, self.settings.max_regression)
+            ok = ok and not any(c.failed for c in changes)
+            link = self.gateway.experiment_url(group.dataset_id, found["id"])
+            mine = next((d for d in self.upload_report.destinations if d.group.key == group.key),
+                        None) if self.upload_report else None
+            if mine is not None:
+                link += f"&experimentId={mine.id}"
+            self.baseline_lines += ["", *comparison_lines(
+                changes, group.label, found, link, self.settings.max_regression)]
+        return ok
+
+    # --- gates, files, summary ------------------------------------------------------------
 
     def apply_gates(self, expected: Sequence[Case]) -> bool | None:
         """Decide the --phoenix-fail-under gates on every selected case (``expected``) and
@@ -780,12 +529,17 @@ class PhoenixEvalsSession:
             return None
         from ._core.gates import evaluate_gates
 
-        # The collected examples (with their splits), not the results' copies: an xdist
-        # worker's results carry only ids.
-        self.gate_results = evaluate_gates(
-            self.settings.gates, [(case.example, case.repetition) for case in expected],
-            self.results)
+        self.gate_results = evaluate_gates(self.settings.gates, expected, self.results)
         return all(r.passed for r in self.gate_results)
+
+    def summary_input(self) -> Summary:
+        from ._report.summary import Summary
+
+        return Summary(results=self.results, report=self.upload_report,
+                       no_upload=self.settings.no_upload, notices=self.notices,
+                       gate_results=self.gate_results, baseline_lines=self.baseline_lines,
+                       written=self.written, repetitions=self.settings.repetitions,
+                       pass_rule=self.settings.pass_rule)
 
     def write_outputs(self, exitstatus: int) -> None:
         """The files asked for: --phoenix-results and the markdown summary. A file that
@@ -799,24 +553,13 @@ class PhoenixEvalsSession:
             except Exception as exc:
                 self.written.append(f"could not write results to {self.settings.results}: "
                                     f"{type(exc).__name__}: {exc}")
-        import os
-
         if (self.settings.summary_md or os.environ.get("GITHUB_STEP_SUMMARY")) and (
                 self.results or self.gate_results):
             from ._report.outputs import markdown_summary, write_markdown
 
-            report = self.upload_report
-            experiments = [(e.dataset.name, e.url) for e in report.experiments] if report \
-                else []
-            failed = sum(not r.passed for r in self.results)
-            outcome = (f"**{'PASSED' if exitstatus == 0 else 'FAILED'}**: "
-                       f"{len(self.results)} cases, {failed} failed")
-            if self.gate_results is not None:
-                bad = sum(not g.passed for g in self.gate_results)
-                outcome += (f"; gates: {bad} of {len(self.gate_results)} failed" if bad
-                            else f"; gates: all {len(self.gate_results)} passed")
-            text = markdown_summary(self.results, self._summary_lines(), experiments,
-                                    self.gate_results, outcome)
+            summary = self.summary_input()
+            text = markdown_summary(self.results, summary.main_lines(), summary.experiments(),
+                                    self.gate_results, summary.outcome(exitstatus))
             try:
                 self.written += [f"markdown summary: {w}"
                                  for w in write_markdown(text, self.settings.summary_md)]
@@ -824,49 +567,10 @@ class PhoenixEvalsSession:
                 self.written.append(f"could not write the markdown summary: {exc}")
 
     def summary(self) -> list[str]:
-        gates: list[str] = []
-        if self.gate_results is not None:
-            from ._core.gates import gate_lines
+        return self.summary_input().lines()
 
-            gates = ["", *gate_lines(self.gate_results)]
-        if not self.results:
-            return gates[1:] + self.written
-        return (self._summary_lines() + self._repetition_lines() + self.baseline_lines + gates
-                + self.written)
-
-    def _repetition_lines(self) -> list[str]:
-        """With repetitions: how stable the cases were, and which ones were flaky."""
-        if self.settings.repetitions == 1:
-            return []
-        from ._core.repeat import Repeated
-
-        runs: dict[tuple[str, str], list[CaseResult]] = {}
-        for result in self.results:
-            key = (result.case.example.dataset_id, result.case.example.id)
-            runs.setdefault(key, []).append(result)
-        cases = [Repeated(sorted(r, key=lambda x: x.case.repetition), self.settings.pass_rule)
-                 for r in runs.values()]
-        counts = {s: sum(c.stability == s for c in cases)
-                  for s in ("stable-pass", "flaky", "stable-fail")}
-        lines = ["", f"repetitions: {self.settings.repetitions} runs per case, pass rule "
-                     f"{self.settings.pass_rule}: {len(cases)} cases, "
-                     + ", ".join(f"{n} {s}" for s, n in counts.items())]
-        flaky = [c for c in cases if c.stability == "flaky"]
-        lines += [f"  flaky: {c.case_id} ({c.passes}/{len(c.results)} runs passed; "
-                  f"{'passes' if c.passed else 'fails'} the rule)" for c in flaky[:30]]
-        return lines
-
-    def _summary_lines(self) -> list[str]:
-        from ._report.summary import summary_lines
-
-        report = self.upload_report
-        experiments = [(e.dataset.name, e.url) for e in report.experiments] if report else []
-        failures = [*(report.failures if report else []),
-                    *(f for part in self._worker_parts for f in part["failures"])]
-        pending = (report.pending if report else 0) + sum(p["pending"]
-                                                          for p in self._worker_parts)
-        journaled = dict(report.journaled) if report else {}
-        for part in self._worker_parts:
-            journaled.update(part.get("journaled") or {})
-        return summary_lines(self.results, experiments, failures, pending,
-                             self.settings.no_upload, notes=self.notices, journaled=journaled)
+    def _say(self, line: str) -> None:
+        """A progress line on the terminal (nothing under -q -q or without a terminal)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.get_verbosity() > -2:
+            reporter.write_line(line)

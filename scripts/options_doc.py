@@ -15,8 +15,10 @@ What it relies on, so that a change to the option table shows up here first:
   booleans).
 * Optional on each entry: ``flag``, ``dest`` and ``env``. Without them the names are derived
   from ``name`` as the plugin does (``--phoenix-<name>``, ``phoenix_evals_<name>``,
-  ``PHOENIX_EVALS_<NAME>``). A ``default`` attribute, if an entry ever has one, is used for
-  the default column; otherwise the default is read from the help text ("(default ...)").
+  ``PHOENIX_EVALS_<NAME>``). A ``default`` attribute (or property), when it holds a value
+  (not None and not empty), fills the default column: False shows as "off", a float as 30
+  rather than 30.0, a string in backticks. Otherwise the default is read from the help text
+  ("(default ...)").
 * Optional: ``pytest_phoenix_evals._options.Settings``, a dataclass. When the help text names no
   default, a field of the same name as the entry with a default other than None, False or
   empty gives it (``repetitions`` -> 1); else the column says "off" or "not set".
@@ -116,10 +118,26 @@ def _parenthesis(text: str, start: int) -> int:
     return len(text)
 
 
+def _shown(value: Any) -> str | None:
+    """A default value as the page shows it; None when it says nothing (unset, empty)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or (hasattr(value, "__len__") and len(value) == 0):
+        return None
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return str(value)
+
+
 def default_of(entry: Any) -> str:
-    explicit = getattr(entry, "default", None)
-    if explicit not in (None, "", (), []):
-        return str(explicit)
+    try:
+        explicit = _shown(getattr(entry, "default", None))
+    except Exception:  # a property that cannot compute its value says nothing here
+        explicit = None
+    if explicit is not None:
+        return explicit
     text = _help(entry)
     found = re.search(r"\(default\b", text)
     if found:
@@ -134,8 +152,8 @@ def default_of(entry: Any) -> str:
     if kind == "bool":
         return "off"
     fallback = _settings_defaults().get(entry.name)
-    if fallback not in (None, False, "", ()):
-        return f"{fallback:g}" if isinstance(fallback, float) else str(fallback)
+    if fallback is not False and _shown(fallback) is not None:
+        return str(_shown(fallback))
     return "not set"
 
 

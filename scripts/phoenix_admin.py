@@ -27,10 +27,10 @@ import httpx
 
 # Message roles (lower case) -> GraphQL PromptMessageRole, snake_case -> camelCase, and the
 # REST -> GraphQL prompt version conversion: the plugin's own, for server-run previews.
-from pytest_phoenix_evals._evaluators.server import (
-    _ROLES,
-    _camel,
-    _gql_invocation_value,
+from pytest_phoenix_evals._phoenix.wire import (
+    GRAPHQL_ROLES,
+    camel_case,
+    graphql_invocation_parameters,
     version_input_from_rest,
 )
 
@@ -40,7 +40,7 @@ _INVOCATION_FAMILY = {"ANTHROPIC": "anthropic", "GOOGLE": "google", "AWS": "aws"
 
 def _camel_keys(value: Mapping[str, Any]) -> dict[str, Any]:
     """Top-level snake_case keys to camelCase (``extra_body`` values are left alone)."""
-    return {_camel(k): v for k, v in value.items()}
+    return {camel_case(k): v for k, v in value.items()}
 
 
 def global_id(type_name: str, row_id: int | str) -> str:
@@ -64,7 +64,7 @@ def prompt_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     out = []
     for message in messages:
         role = str(message["role"])
-        role = _ROLES.get(role.lower(), role.upper())
+        role = GRAPHQL_ROLES.get(role.lower(), role.upper())
         content = message["content"]
         texts = [content] if isinstance(content, str) else list(content)
         out.append({"role": role, "content": [{"text": {"text": str(t)}} for t in texts]})
@@ -150,8 +150,9 @@ def invocation_parameters_input(
     families = ("openai", "anthropic", "google", "aws")
     if len(params) == 1 and next(iter(params)) in families:
         family, inner = next(iter(params.items()))
-        return {family: _gql_invocation_value(dict(inner or {}))}
-    return {_INVOCATION_FAMILY.get(provider.upper(), "openai"): _gql_invocation_value(params)}
+        return {family: graphql_invocation_parameters(dict(inner or {}))}
+    family = _INVOCATION_FAMILY.get(provider.upper(), "openai")
+    return {family: graphql_invocation_parameters(params)}
 
 
 def chat_prompt_version_input(

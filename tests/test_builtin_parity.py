@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_phoenix_evals._evaluators.builtins import BuiltinEvaluator
-from pytest_phoenix_evals._phoenix.gateway import output_config
+from pytest_phoenix_evals._phoenix.wire import output_config
 
 
 def ctx(output: Any, reference: Any = None, input: Any = None, metadata: Any = None

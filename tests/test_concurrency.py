@@ -115,8 +115,7 @@ import pytest
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):  # after the plugin has waited for its uploads
-    from pytest_phoenix_evals.plugin import _session
-    results = _session(session.config).results
+    results = session.config.pluginmanager.get_plugin("phoenix-evals-session").results
     print("KEPT:", [(r.output, r.exception) for r in results], len(results))
 """)
     result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",

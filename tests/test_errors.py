@@ -17,7 +17,7 @@ def assert_clean_usage_error(result: pytest.RunResult, *lines: str) -> None:
 def test_phoenix_unreachable_names_url_and_source(pytester: pytest.Pytester,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setattr("pytest_phoenix_evals._phoenix.gateway.RETRY_DELAYS", (0.01,))
+    monkeypatch.setattr("pytest_phoenix_evals._phoenix.http.RETRY_DELAYS", (0.01,))
     result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=x:y")
     assert_clean_usage_error(
         result, "ERROR: cannot reach Phoenix at http://127.0.0.1:9 (from "
@@ -26,7 +26,7 @@ def test_phoenix_unreachable_names_url_and_source(pytester: pytest.Pytester,
 
 def test_phoenix_url_option_is_named_as_the_source(pytester: pytest.Pytester,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pytest_phoenix_evals._phoenix.gateway.RETRY_DELAYS", ())
+    monkeypatch.setattr("pytest_phoenix_evals._phoenix.http.RETRY_DELAYS", ())
     pytester.makeini("[pytest]\nphoenix_evals_url = http://user:pw@127.0.0.1:9\n")
     result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=x:y")
     assert_clean_usage_error(

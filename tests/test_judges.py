@@ -344,9 +344,8 @@ def test_no_upload_means_no_tracing_work_at_all(
     # (arize-phoenix-client imports OpenTelemetry itself, so sys.modules cannot tell.)
     pytester.makeconftest(JUDGES_CONFTEST.format(judges="qa_correctness()") + """
 def pytest_sessionfinish(session):
-    from pytest_phoenix_evals.plugin import _session
-    state = _session(session.config)
-    judges = [e for es in state._evaluators.values() for e in es if hasattr(e, "tracing")]
+    state = session.config.pluginmanager.get_plugin("phoenix-evals-session")
+    judges = [e for e in state._handed_out.values() if hasattr(e, "tracing")]
     print("TRACING:", state._tracing, [j.tracing for j in judges])
 """)
     result = pytester.runpytest("--phoenix-dataset=judged", "--phoenix-task=qa_app:answer",

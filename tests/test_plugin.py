@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from typing import Any
 
 import pytest
 
 RUN = ("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer", "-p", "no:cacheprovider")
+
+
+@pytest.fixture(autouse=True, params=["one-process", "xdist"])
+def plugin_args(request: pytest.FixtureRequest, pytester: pytest.Pytester,
+                monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: in one process, and with -n 2 (as syrupy does)."""
+    if request.param == "xdist":
+        run = pytester.runpytest
+
+        def with_workers(*args: Any, **kwargs: Any) -> pytest.RunResult:
+            return run(*args, "-n", "2", **kwargs)
+
+        monkeypatch.setattr(pytester, "runpytest", with_workers)
+    return str(request.param)
+
+
+_OUTCOME = re.compile(r"^(?:\[gw\d+\] \[\s*\d+%\] (?P<a>PASSED|FAILED|ERROR) (?P<x>\S+)"
+                      r"|(?P<y>\S+::\S+) (?P<b>PASSED|FAILED|ERROR)\b)")
+
+
+def outcomes(result: pytest.RunResult) -> dict[str, str]:
+    """Node id -> PASSED/FAILED/ERROR, read off a -v run with or without xdist."""
+    found = {}
+    for line in result.outlines:
+        if match := _OUTCOME.match(line):
+            found[match["x"] or match["y"]] = match["a"] or match["b"]
+    return found
+
+
+def assert_items(result: pytest.RunResult, **expected: str) -> None:
+    """Each pattern (fnmatch, given as a keyword's value) names one item with that outcome:
+    ``assert_items(result, PASSED="*france", FAILED="*spain")``; lists allowed."""
+    seen = outcomes(result)
+    for outcome, patterns in expected.items():
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            hits = [n for n, o in seen.items() if fnmatch.fnmatch(n, pattern)]
+            assert hits, f"no item matches {pattern!r}: {seen}"
+            assert all(seen[n] == outcome for n in hits), f"{pattern!r}: {seen}"
 
 
 def latest_experiment(admin: Any, dataset_id: str) -> dict[str, Any]:
@@ -18,12 +58,11 @@ def latest_experiment(admin: Any, dataset_id: str) -> dict[str, Any]:
 def test_examples_become_cases_with_readable_ids(pytester: pytest.Pytester, qa_app: None) -> None:
     result = pytester.runpytest(*RUN, "-v")
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines([
-        "phoenix:qa::ex*-what-is-the-capital-of-france PASSED*",
-        "phoenix:qa::ex*-what-is-2-2 PASSED*",
-        "phoenix:qa::ex*-who-wrote-hamlet FAILED*",
-        "phoenix:qa::ex*-what-is-the-capital-of-spain FAILED*",
-    ])
+    assert_items(result, PASSED=["phoenix:qa::ex*-what-is-the-capital-of-france",
+                                 "phoenix:qa::ex*-what-is-2-2"],
+                 FAILED=["phoenix:qa::ex*-who-wrote-hamlet",
+                         "phoenix:qa::ex*-what-is-the-capital-of-spain"])
+    assert len(outcomes(result)) == 4
 
 
 def test_a_failing_case_explains_itself(pytester: pytest.Pytester, qa_app: None) -> None:
@@ -100,7 +139,7 @@ def test_no_upload_creates_no_experiment(pytester: pytest.Pytester, qa_app: None
 def test_split_selects_examples(pytester: pytest.Pytester, qa_app: None) -> None:
     result = pytester.runpytest(*RUN, "--phoenix-no-upload", "--phoenix-split=geo", "-v")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*capital-of-france PASSED*", "*capital-of-spain FAILED*"])
+    assert_items(result, PASSED="*capital-of-france", FAILED="*capital-of-spain")
 
 
 def test_last_failed_reruns_exactly_the_failed_examples(pytester: pytest.Pytester,
@@ -109,7 +148,7 @@ def test_last_failed_reruns_exactly_the_failed_examples(pytester: pytest.Pyteste
     pytester.runpytest(*args).assert_outcomes(passed=2, failed=2)
     result = pytester.runpytest(*args, "--lf", "-v")
     result.assert_outcomes(failed=2, deselected=2)
-    result.stdout.fnmatch_lines(["*hamlet FAILED*", "*spain FAILED*"])
+    assert_items(result, FAILED=["*hamlet", "*spain"])
 
 
 def test_task_binding_async_and_by_name(pytester: pytest.Pytester, phoenix_env: str,
@@ -125,7 +164,7 @@ def test_task_binding_async_and_by_name(pytester: pytest.Pytester, phoenix_env: 
     result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=app:answer",
                                 "--phoenix-no-upload", "-v")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*what-is-2-2 FAILED*"])
+    assert_items(result, FAILED="*what-is-2-2")
 
 
 def test_task_exception_fails_with_its_own_traceback_and_is_recorded(
@@ -206,14 +245,16 @@ def test_code_evaluators_from_hook_and_their_pass_rules(pytester: pytest.Pyteste
 
 
 def test_evaluator_error_fails_the_case_and_shows_the_error(pytester: pytest.Pytester,
-                                                            phoenix_env: str, admin: Any) -> None:
-    dataset_id = admin.create_dataset("bad-mapping", [
+                                                            phoenix_env: str, admin: Any,
+                                                            plugin_args: str) -> None:
+    name = f"bad-mapping-{plugin_args}"
+    dataset_id = admin.create_dataset(name, [
         {"input": {"question": "q"}, "output": {"answer": "a"}}])
     admin.attach_builtin(dataset_id, "exact_match", "typo",
                          {"expected": "$.reference.answr", "actual": "$.output"})
     pytester.makepyfile(app="def answer(input):\n    return 'a'\n")
     pytester.syspathinsert()
-    result = pytester.runpytest("--phoenix-dataset=bad-mapping", "--phoenix-task=app:answer",
+    result = pytester.runpytest(f"--phoenix-dataset={name}", "--phoenix-task=app:answer",
                                 "--phoenix-no-upload")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
@@ -244,10 +285,8 @@ def test_second_style_with_marker_and_fixtures(pytester: pytest.Pytester, phoeni
     ''')
     result = pytester.runpytest("-v", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=3)
-    result.stdout.fnmatch_lines([
-        "test_mine.py::test_answers[[]ex*-what-is-the-capital-of-france[]] PASSED*",
-        "test_mine.py::test_answers[[]ex*-what-is-2-2[]] FAILED*",
-    ])
+    assert_items(result, PASSED="test_mine.py::test_answers[[]ex*-what-is-the-capital-of-france[]]",
+                 FAILED="test_mine.py::test_answers[[]ex*-what-is-2-2[]]")
     result.stdout.fnmatch_lines(["E*ValueError: my app crashed"])
     result.stdout.fnmatch_lines(["polite*False*0*FAIL*"])
     experiment = latest_experiment(admin, qa_dataset["id"])
@@ -258,10 +297,13 @@ def test_second_style_with_marker_and_fixtures(pytester: pytest.Pytester, phoeni
 
 
 def test_second_style_without_a_dataset_says_how_to_name_one(pytester: pytest.Pytester,
-                                                             phoenix_env: str) -> None:
+                                                             phoenix_env: str,
+                                                             plugin_args: str) -> None:
     pytester.makepyfile(test_mine="def test_x(phoenix_example):\n    pass\n")
     result = pytester.runpytest()
-    assert result.ret == pytest.ExitCode.INTERRUPTED
+    # A collection error interrupts pytest; pytest-xdist reports it as a failed session.
+    assert result.ret == (pytest.ExitCode.INTERRUPTED if plugin_args == "one-process"
+                          else pytest.ExitCode.TESTS_FAILED)
     result.stdout.fnmatch_lines(["*test_x requests phoenix_example but names no dataset: add "
                                  "@pytest.mark.phoenix_evals(dataset='NAME') or run with "
                                  "--phoenix-dataset=NAME*"])
@@ -277,3 +319,61 @@ def test_task_from_conftest_hook(pytester: pytest.Pytester, phoenix_env: str,
     ''')
     result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-no-upload")
     result.assert_outcomes(passed=1, failed=3)
+
+
+def test_fixture_style_records_one_experiment_and_links_it(
+        pytester: pytest.Pytester, phoenix_env: str, qa_dataset: dict[str, Any], admin: Any,
+        plugin_args: str) -> None:
+    """A test function of the fixture style is one group: one experiment for all its cases,
+    however many xdist workers share them, and the summary links it."""
+    pytester.makepyfile(test_probe='''
+        import pytest
+
+        @pytest.mark.phoenix_evals(dataset="qa")
+        def test_probe(phoenix_example, phoenix_evaluate):
+            phoenix_evaluate(phoenix_example.reference["answer"])
+    ''')
+    name = f"probe-{plugin_args}"
+    before = {e["id"] for e in admin.experiments(qa_dataset["id"])}
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--phoenix-experiment-name={name}")
+    result.assert_outcomes(passed=4)
+    made = [e for e in admin.experiments(qa_dataset["id"]) if e["id"] not in before]
+    assert [e["name"] for e in made] == [f"{name} test_probe"]
+    assert len(admin.runs(made[0]["id"])) == 4
+    result.stdout.fnmatch_lines(["qa (test_probe): 4 cases, 4 passed, 0 failed",
+                                 f"experiment for qa (test_probe): *experimentId={made[0]['id']}"])
+
+
+def test_the_same_dataset_twice_is_two_groups(pytester: pytest.Pytester, qa_app: None,
+                                              qa_dataset: dict[str, Any], admin: Any,
+                                              plugin_args: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole dataset and one split of it are two groups: distinct node ids, each case
+    run once, an experiment each, every run in Phoenix."""
+    pytester.makepyfile(counting_app='''
+        import os
+        from qa_app import answer as qa_answer
+
+        def answer(input):
+            with open(os.environ["CALLS_FILE"], "a") as calls:
+                calls.write(input["question"] + "\\n")
+            return qa_answer(input)
+    ''')
+    calls = pytester.path / "calls.txt"
+    monkeypatch.setenv("CALLS_FILE", str(calls))
+    name = f"twice-{plugin_args}"
+    before = {e["id"] for e in admin.experiments(qa_dataset["id"])}
+    result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-dataset=qa:geo", "-v",
+                                "--phoenix-task=counting_app:answer", "-p", "no:cacheprovider",
+                                f"--phoenix-experiment-name={name}")
+    result.assert_outcomes(passed=3, failed=3)
+    seen = outcomes(result)
+    assert len(seen) == 6
+    assert len([n for n in seen if n.startswith("phoenix:qa::")]) == 4
+    assert len([n for n in seen if n.startswith("phoenix:qa:geo::")]) == 2
+    assert len(calls.read_text().splitlines()) == 6
+    made = [e for e in admin.experiments(qa_dataset["id"]) if e["id"] not in before]
+    assert sorted(len(admin.runs(e["id"])) for e in made) == [2, 4]
+    result.stdout.fnmatch_lines(["qa: 4 cases, 2 passed, 2 failed"])
+    result.stdout.fnmatch_lines(["qa:geo: 2 cases, 1 passed, 1 failed"])
+    result.stdout.fnmatch_lines(["experiment for qa: *", "experiment for qa:geo: *"])

@@ -23,9 +23,9 @@ from openinference.semconv.trace import (
     SpanAttributes,
 )
 
-from pytest_phoenix_evals._tracing.export import (
+from pytest_phoenix_evals._tracing.export import Tracing
+from pytest_phoenix_evals._tracing.spans import (
     SpanHandle,
-    Tracing,
     llm_attributes,
     start_child_span,
     start_root_span,
@@ -287,7 +287,8 @@ def test_unresponsive_server_does_not_block(capfd: pytest.CaptureFixture[str]) -
 def test_dead_server_is_quiet_without_logging_configured() -> None:
     """Without handlers, warnings would reach stderr through logging.lastResort."""
     script = textwrap.dedent(f"""
-        from pytest_phoenix_evals._tracing.export import Tracing, start_root_span
+        from pytest_phoenix_evals._tracing.export import Tracing
+        from pytest_phoenix_evals._tracing.spans import start_root_span
         tracing = Tracing("http://127.0.0.1:{free_port()}", headers={{"Authorization": "{SECRET}"}})
         for _ in range(3):
             with start_root_span(tracing.tracer("p"), "Task: t", "CHAIN", {{"x": 1}}):
@@ -304,8 +305,10 @@ def test_dead_server_is_quiet_without_logging_configured() -> None:
 
 
 def test_import_does_not_load_opentelemetry() -> None:
-    script = ("import sys, pytest_phoenix_evals._tracing.export\n"
-              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'opentelemetry'))")
+    script = ("import sys, pytest_phoenix_evals._tracing.export, "
+              "pytest_phoenix_evals._tracing.spans\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('opentelemetry', 'openinference')))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr

@@ -4,6 +4,9 @@
 An experiment's annotations are judged with the verdict rules of *this* command line (the
 dataset's evaluator configs, code evaluators' declared rules, --phoenix-threshold), so that a
 baseline and the current run, or an old run and new gates, are held to the same rules.
+
+The experiments and their runs come from the gateway (``find_experiment``,
+``experiment_runs``, ``set_baseline``) as plain data; nothing here talks to Phoenix.
 """
 
 from __future__ import annotations
@@ -11,32 +14,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._evaluators.protocol import annotation_names
-from .._phoenix.gateway import Gateway, LoadedDataset, PhoenixError
-from .types import Case, CaseResult, OutputConfig, Score, Verdict
+from .types import Case, CaseResult, Group, OutputConfig, Score, Verdict
 from .verdict import Threshold, decide
 
-Rule = tuple[str, OutputConfig | None, Callable[[Score], Verdict | None] | None]
+if TYPE_CHECKING:
+    from .._phoenix.gateway import Gateway, LoadedDataset
 
-_RUNS_QUERY = """
-query($id: ID!, $after: String) { node(id: $id) { ... on Experiment {
-  runs(first: 200, after: $after) {
-    pageInfo { hasNextPage endCursor }
-    edges { node { repetitionNumber error example { id }
-      annotations { edges { node { name label score explanation error annotatorKind } } }
-    } }
-  } } } }
-"""
-_BASELINE_QUERY = """
-query($id: ID!) { node(id: $id) { ... on Dataset { baselineExperiment { id name } } } }
-"""
-_SET_BASELINE = """
-mutation($id: ID!) { setExperimentBaseline(experimentId: $id, baseline: true) {
-  __typename } }
-"""
-MAIN_BRANCHES = ("main", "master")
+Rule = tuple[str, OutputConfig | None, Callable[[Score], Verdict | None] | None]
 
 
 def rules_of(evaluators: Sequence[Any]) -> dict[str, Rule]:
@@ -63,32 +50,12 @@ def judge(annotation: Mapping[str, Any], rules: Mapping[str, Rule],
     return score, decide(score, thresholds, declared)
 
 
-def experiment_runs(gateway: Gateway, experiment_id: str) -> list[dict[str, Any]]:
-    """Every run of an experiment with its annotations (GraphQL, page by page)."""
-    runs, after = [], None
-    while True:
-        data = gateway.graphql(_RUNS_QUERY, {"id": experiment_id, "after": after},
-                               f"reading the runs of experiment {experiment_id}")
-        node = data.get("node")
-        if not node:
-            raise PhoenixError(f"experiment {experiment_id!r} not found in {gateway.where()}")
-        page = node["runs"]
-        for edge in page["edges"]:
-            run = edge["node"]
-            runs.append({"example_id": run["example"]["id"],
-                         "repetition": run["repetitionNumber"], "error": run["error"],
-                         "annotations": [a["node"] for a in run["annotations"]["edges"]]})
-        if not page["pageInfo"]["hasNextPage"]:
-            return runs
-        after = page["pageInfo"]["endCursor"]
-
-
 def results_of(runs: Sequence[Mapping[str, Any]], dataset: LoadedDataset,
-               rules: Mapping[str, Rule], thresholds: Mapping[str, Threshold]
-               ) -> list[CaseResult]:
-    """An experiment's runs as case results, judged by this command line's rules (examples
-    no longer in the loaded version are skipped)."""
-    from .._session import case_id
+               rules: Mapping[str, Rule], thresholds: Mapping[str, Threshold],
+               group: Group) -> list[CaseResult]:
+    """An experiment's runs as case results of ``group``, judged by this command line's rules
+    (examples no longer in the loaded version are skipped)."""
+    from .naming import case_id
 
     examples = {e.id: e for e in dataset.examples}
     results = []
@@ -96,7 +63,7 @@ def results_of(runs: Sequence[Mapping[str, Any]], dataset: LoadedDataset,
         example = examples.get(run["example_id"])
         if example is None:
             continue
-        result = CaseResult(case=Case(example, case_id(example, run["repetition"]),
+        result = CaseResult(case=Case(example, case_id(example, run["repetition"]), group,
                                       run["repetition"]), error=run["error"])
         for annotation in run["annotations"]:
             score, verdict = judge(annotation, rules, thresholds)
@@ -104,45 +71,6 @@ def results_of(runs: Sequence[Mapping[str, Any]], dataset: LoadedDataset,
             result.verdicts.append(verdict)
         results.append(result)
     return results
-
-
-def _experiments(gateway: Gateway, dataset_id: str) -> list[dict[str, Any]]:
-    response = gateway._get(f"v1/datasets/{dataset_id}/experiments", None,
-                            "listing the dataset's experiments")
-    gateway._raise_for_status(response, "listing the dataset's experiments")
-    return sorted(response.json()["data"], key=lambda e: e.get("created_at") or "",
-                  reverse=True)
-
-
-def resolve(gateway: Gateway, spec: str, dataset: LoadedDataset,
-            exclude: Sequence[str] = ()) -> dict[str, Any]:
-    """The baseline experiment ``spec`` names for ``dataset``: {id, name}; PhoenixError
-    saying what exists when there is none."""
-    if spec == "dataset":
-        data = gateway.graphql(_BASELINE_QUERY, {"id": dataset.id},
-                               f"reading the baseline of dataset {dataset.name!r}")
-        found = (data.get("node") or {}).get("baselineExperiment")
-        if not found:
-            raise PhoenixError(f"dataset {dataset.name!r} has no baseline experiment; set one "
-                               f"in Phoenix or with --phoenix-set-baseline")
-        return {"id": found["id"], "name": found.get("name")}
-    experiments = [e for e in _experiments(gateway, dataset.id) if e["id"] not in exclude]
-    if spec == "previous":
-        chosen = experiments[0] if experiments else None
-    elif spec == "main":
-        chosen = next((e for e in experiments if (e.get("metadata") or {}).get("git_branch")
-                       in MAIN_BRANCHES), None)
-    else:
-        chosen = next((e for e in experiments if spec in (e["id"], e.get("name"))), None)
-    if chosen is None:
-        names = ", ".join(f"{e.get('name')} ({e['id']})" for e in experiments[:5])
-        raise PhoenixError(f"no experiment {spec!r} on dataset {dataset.name!r}"
-                           + (f"; the latest: {names}" if names else "; it has none"))
-    return {"id": chosen["id"], "name": chosen.get("name")}
-
-
-def set_baseline(gateway: Gateway, experiment_id: str) -> None:
-    gateway.graphql(_SET_BASELINE, {"id": experiment_id}, "setting the dataset's baseline")
 
 
 @dataclass

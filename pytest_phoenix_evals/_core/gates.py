@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .types import CaseResult, Example
+from .types import Case, CaseResult, Example
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -113,19 +113,18 @@ def _groups(gate: Gate, example: Example) -> list[str]:
     return [v for v in values if gate.only is None or v == gate.only]
 
 
-def evaluate_gates(gates: Sequence[Gate], expected: Iterable[tuple[Example, int]],
+def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
                    results: Iterable[CaseResult]) -> list[GateResult]:
-    """Each gate on each dataset (and group): ``expected`` holds every selected case
-    (example, repetition); a case without a result never ran."""
+    """Each gate on each group of cases (a dataset spec, a test function; and the gate's own
+    scope): ``expected`` holds every selected case (with its example's splits); a case
+    without a result never ran."""
     by_key: dict[tuple[str, str, int], list[CaseResult]] = defaultdict(list)
     for result in results:
-        case = result.case
-        by_key[(case.example.dataset_id, case.example.id, case.repetition)].append(result)
+        by_key[result.case.key].append(result)
     datasets: dict[str, list[tuple[Example, CaseResult | None]]] = defaultdict(list)
-    for example, repetition in expected:
-        found = by_key.get((example.dataset_id, example.id, repetition))
-        # The same case expected twice (two test functions on one dataset): one result each.
-        datasets[example.dataset_name].append((example, found.pop(0) if found else None))
+    for case in expected:
+        found = by_key.get(case.key)
+        datasets[case.group.label].append((case.example, found.pop(0) if found else None))
     out: list[GateResult] = []
     for gate in gates:
         known = False
@@ -193,17 +192,3 @@ def _evaluate(gate: Gate, dataset: str, group: str | None,
     return GateResult(gate, dataset, group, total, value, ok, "; ".join(notes))
 
 
-def gate_lines(results: Sequence[GateResult]) -> list[str]:
-    """The summary's gate table and verdict."""
-    from tabulate import tabulate
-
-    rows = [[r.gate.text, r.where, r.cases, r.shown_value(), r.gate.describe(),
-             "pass" if r.passed else "FAIL", r.detail] for r in results]
-    lines = tabulate(rows, headers=["gate", "dataset", "cases", "value", "needs", "result",
-                                    "notes"], tablefmt="simple", disable_numparse=True
-                     ).splitlines()
-    failed = sum(not r.passed for r in results)
-    verdict = (f"gates: {failed} of {len(results)} failed" if failed
-               else f"gates: all {len(results)} passed")
-    verdict += "; the exit status follows them (--phoenix-fail-under)"
-    return [verdict, *lines]

@@ -44,13 +44,51 @@ class Example:
         }
 
 
+GroupKind = Literal["dataset", "test"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """What results belong to: one experiment, one journal file, one part of the summary.
+
+    A dataset given on the command line (``--phoenix-dataset=qa``, ``qa:geo``, ``qa@V``) is a
+    group of kind ``dataset``; a test function of the fixture style (requesting
+    ``phoenix_example``) run on a dataset is a group of kind ``test``. ``key`` is the identity
+    (the same in every pytest-xdist worker): two specs of one dataset, or one dataset used by
+    two test functions, are different groups.
+    """
+
+    kind: GroupKind
+    key: str
+    # What the user sees: the dataset spec as given, or the dataset and the test function.
+    label: str
+    dataset_id: str
+    dataset_name: str
+    version_id: str
+    splits: tuple[str, ...] = ()
+    # For kind "test": the test function (node id without parameters), and the key of the
+    # dataset group it runs on.
+    test: str | None = None
+    parent: str | None = None
+
+    def within(self, other: Group) -> bool:
+        """This group is ``other`` or a test function run on it."""
+        return self.key == other.key or self.parent == other.key
+
+
 @dataclass(frozen=True)
 class Case:
-    """One execution of the task on one example."""
+    """One execution of the task on one example, in one group."""
 
     example: Example
     case_id: str
+    group: Group
     repetition: int = 1
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """The case's identity in a session: (group, example, repetition)."""
+        return (self.group.key, self.example.id, self.repetition)
 
 
 @dataclass(frozen=True)

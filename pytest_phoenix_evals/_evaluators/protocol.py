@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .._core.types import Example, OutputConfig, Score, Verdict
 
 
-@runtime_checkable
 class Evaluator(Protocol):
     """Something that turns an evaluation context into scores.
 
     ``name`` is how the user knows it (the dataset evaluator's or the function's name);
-    ``kind`` is ``BUILTIN``, ``CODE`` or ``LLM``; ``output_configs`` are the annotation configs it
-    produces (empty for code evaluators that declare none).
+    ``kind`` is ``BUILTIN``, ``CODE``, ``LLM`` or ``REMOTE``; ``output_configs`` are the
+    annotation configs it produces (empty for code evaluators that declare none). ``context``
+    is exactly the server's: ``{"input", "reference", "output", "metadata"}``; ``example`` is the
+    case's example (code evaluators may bind it by name).
     """
 
     name: str
@@ -25,10 +26,28 @@ class Evaluator(Protocol):
     async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]: ...
 
 
-class JudgesItself(Protocol):
+# Capabilities some evaluators have, found with isinstance (runtime_checkable) where the
+# session equips them or the runner decides verdicts.
+
+
+@runtime_checkable
+class DeclaresVerdict(Protocol):
     """An evaluator that decides its own pass rule (a code evaluator declaring one)."""
 
     def verdict(self, score: Score) -> Verdict | None: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """An evaluator holding connections, closed on the engine's loop at the end."""
+
+    async def aclose(self) -> None: ...
+
+
+def declared_verdict(evaluator: object) -> Callable[[Score], Verdict | None] | None:
+    """The evaluator's own pass rule, if it declares one."""
+    rule = getattr(evaluator, "verdict", None)
+    return rule if callable(rule) else None
 
 
 def annotation_names(configs: Sequence[OutputConfig]) -> list[str]:

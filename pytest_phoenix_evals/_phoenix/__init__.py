@@ -1,1 +1,6 @@
-"""_phoenix layer."""
+"""_phoenix layer: the only code that knows Phoenix's REST, GraphQL and OTLP formats.
+
+``http`` (addresses, headers, errors, the retry policy), ``wire`` (JSON both ways),
+``gateway`` (the typed calls) and ``offline`` (snapshots and their replay). Nothing is
+imported here, so that importing one of them stays as cheap as that one.
+"""

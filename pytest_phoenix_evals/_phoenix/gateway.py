@@ -1,87 +1,63 @@
-"""The Phoenix gateway: the only code that speaks HTTP to Phoenix.
+"""The Phoenix gateway: the only code that speaks to Phoenix's REST and GraphQL APIs.
 
-arize-phoenix-client does what it offers (datasets, experiments, runs, evaluations); a small
-GraphQL call does what it lacks (a dataset's attached evaluators and splits). Every request has a
-timeout and is retried with backoff on connection errors and 5xx answers; every failure becomes a
+Every REST path and GraphQL document the plugin uses is here, behind typed methods: datasets
+(with their attached evaluators and splits), prompt versions, experiments and their runs,
+baselines, the server's judge templates, evaluator previews, and the uploads (experiments,
+runs, evaluations). arize-phoenix-client creates experiments; the rest is plain httpx. Every
+request goes through the one retry policy of :mod:`.http`, and every failure becomes a
 :class:`PhoenixError` whose message names the server and what to do.
+
+Every read answer is kept on :attr:`Gateway.tape`, for the local snapshot that
+``--phoenix-offline`` replays: the offline gateway is this class over
+:class:`~.offline.ReplayTransport` (:func:`~.offline.offline_gateway`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import difflib
-import json
-import os
-import time
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 import httpx
 
-from .._evaluators.builtins import BuiltinEvaluator
-from .._core.types import NOT_RUN, Example, OutputConfig
+from .._core.types import Example
+from .http import (
+    TIMEOUT,
+    PhoenixError,
+    awith_retries,
+    explain,
+    headers,
+    mask_url,
+    raise_for_retryable,
+    resolve_url,
+    with_retries,
+)
+from .offline import DOING, TAPE_KEY, offline_gateway, tape_key
+from .wire import (
+    JudgeTemplate,
+    PreviewAnswer,
+    example,
+    experiment_run,
+    judge_template,
+)
+
+__all__ = ["Gateway", "LoadedDataset"]
 
 T = TypeVar("T")
 
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-RETRY_DELAYS = (0.5, 1.0, 2.0)
 # A batch of previews runs one after another on the server, judge calls included.
-PREVIEW_TIMEOUT = 600.0
-# The client's own precedence for the server's address (phoenix.client.utils.config).
-CLIENT_URL_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT",
-                        "OTEL_EXPORTER_OTLP_ENDPOINT", "PHOENIX_BASE_URL", "PHOENIX_HOST")
+PREVIEW_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+#: Previews in one request: the server's limit on aliases in one GraphQL document.
+PREVIEWS_PER_REQUEST = 50
+#: Uploads in flight at once on one async client.
+MAX_CONNECTIONS = 16
+#: Experiments whose ``git_branch`` metadata names one of these are baselines for "main".
+MAIN_BRANCHES = ("main", "master")
 
-
-class PhoenixError(Exception):
-    """A failure talking to Phoenix, with a message meant for the user."""
-
-
-def mask_url(url: str) -> str:
-    """The URL without any user:password part, safe to print."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
-
-
-def resolve_url(explicit: str | None, explicit_source: str | None) -> tuple[str, str]:
-    """The server's URL and where it came from (for messages)."""
-    if explicit:
-        return explicit.rstrip("/"), explicit_source or "--phoenix-url"
-    from phoenix.client.utils.config import get_base_url
-
-    url = str(get_base_url()).rstrip("/")
-    source = next((var for var in CLIENT_URL_VARIABLES if os.environ.get(var)), None)
-    return url, source or "arize-phoenix-client's default (no PHOENIX_* variable set)"
-
-
-def _headers() -> dict[str, str]:
-    from phoenix.client.utils.config import get_env_client_headers, get_env_phoenix_api_key
-
-    headers = dict(get_env_client_headers())
-    if api_key := get_env_phoenix_api_key():
-        headers["Authorization"] = f"Bearer {api_key}"
-    return headers
-
-
-@dataclass
-class LoadedDataset:
-    """A dataset at one version, with its examples and attached evaluators."""
-
-    id: str
-    name: str
-    version_id: str
-    splits: tuple[str, ...]
-    examples: list[Example]
-    evaluators: list[Any] = field(default_factory=list)
-
-
-_EVALUATORS_QUERY = """
+_DATASET_QUERY = """
 query($id: ID!) { node(id: $id) { ... on Dataset {
   splits { name }
   datasetEvaluators(first: 100) { edges { node {
@@ -98,255 +74,149 @@ query($id: ID!) { node(id: $id) { ... on Dataset {
       ... on LLMEvaluator { prompt { id name } promptVersionTag { name } promptVersion { id } }
       ... on CodeEvaluator { inputSchema sourceCode language sandboxConfig { id } } } } } } } } }
 """
+_RUNS_QUERY = """
+query($id: ID!, $after: String) { node(id: $id) { ... on Experiment {
+  runs(first: 200, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { repetitionNumber error example { id }
+      annotations { edges { node { name label score explanation error annotatorKind } } }
+    } }
+  } } } }
+"""
+_BASELINE_QUERY = """
+query($id: ID!) { node(id: $id) { ... on Dataset { baselineExperiment { id name } } } }
+"""
+_SET_BASELINE = """
+mutation($id: ID!) { setExperimentBaseline(experimentId: $id, baseline: true) {
+  __typename } }
+"""
+_TEMPLATES_QUERY = """query { classificationEvaluatorConfigs {
+  name description optimizationDirection choices
+  messages { role content { ... on TextContentPart { text { text } } } } } }"""
+_PREVIEW_RESULTS = ("{ evaluatorName error annotation { name annotatorKind label score "
+                    "explanation metadata traceId } }")
 
-
-def output_config(raw: dict[str, Any]) -> OutputConfig:
-    kind = {"CategoricalAnnotationConfig": "CATEGORICAL",
-            "ContinuousAnnotationConfig": "CONTINUOUS",
-            "FreeformAnnotationConfig": "FREEFORM"}[raw["__typename"]]
-    return OutputConfig(
-        kind=kind,  # type: ignore[arg-type]
-        name=raw["name"],
-        direction=raw.get("optimizationDirection") or "NONE",
-        values=tuple((v["label"], v.get("score")) for v in raw.get("values") or ()),
-        lower_bound=raw.get("lowerBound"),
-        upper_bound=raw.get("upperBound"),
-        threshold=raw.get("threshold"),
-    )
+#: Phoenix's 409 for a run that already exists without an error (``experiment_runs.py``).
+EXISTING_RUN = re.compile(r"Experiment run (\S+) already exists")
 
 
 @dataclass
-class UnsupportedEvaluator:
-    """An attached evaluator this version cannot run locally: every case reports it as not run."""
+class LoadedDataset:
+    """A dataset at one version, with its examples and attached evaluators."""
 
+    id: str
     name: str
-    kind: str
-    output_configs: Sequence[OutputConfig]
-    reason: str
-
-    async def evaluate(self, context: dict[str, Any], example: Example) -> list[Any]:
-        from .._evaluators.protocol import annotation_names
-        from .._core.types import Score
-
-        return [Score(name=name, evaluator=self.name, error=self.reason, config=config)
-                for name, config in zip(annotation_names(self.output_configs),
-                                        self.output_configs)]
-
-
-def _mapping(node: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
-    mapping = node.get("inputMapping") or {}
-    return dict(mapping.get("pathMapping") or {}), dict(mapping.get("literalMapping") or {})
-
-
-@dataclass
-class AttachedEvaluators:
-    """How to build the evaluator that runs each attached evaluator, where it should run."""
-
-    gateway: Gateway
-    prompt_tag: str | None = None
-    notices: list[str] = field(default_factory=list)
-    evaluate_on: str = "local"
-    allow_code: bool = False
-    code_timeout: float = 10.0
-
-    def build(self, node: dict[str, Any], dataset: str) -> Any:
-        from .._evaluators.server import ServerEvaluator, builtin_preview, code_preview, llm_preview
-
-        configs = [output_config(c) for c in node["outputConfigs"]]
-        evaluator = node["evaluator"]
-        typename = evaluator["__typename"]
-        name = node["name"]
-        path_mapping, literal_mapping = _mapping(node)
-        project = (node.get("project") or {}).get("name")
-        on_server = self.evaluate_on == "server"
-
-        def server(preview: dict[str, Any], kind: str, **extra: Any) -> ServerEvaluator:
-            return ServerEvaluator(name=name, kind=kind, output_configs=configs, preview=preview,
-                                   path_mapping=path_mapping, literal_mapping=literal_mapping,
-                                   batcher=self.gateway.previews, **extra)
-
-        if typename == "BuiltInEvaluator":
-            if on_server:
-                return server(builtin_preview(evaluator["id"]), "BUILTIN")
-            return BuiltinEvaluator(
-                name=name, builtin=evaluator["name"],
-                input_schema=evaluator.get("inputSchema") or {}, output_configs=configs,
-                path_mapping=path_mapping, literal_mapping=literal_mapping, project_name=project)
-        if typename == "LLMEvaluator":
-            from .._evaluators.llm.judge import LLMJudge, PromptSpec
-
-            prompt_name = (evaluator.get("prompt") or {}).get("name") or ""
-            data, problem = self._prompt(name, evaluator, dataset)
-            if data is not None and on_server:
-                return server(llm_preview(name, data, configs), "LLM")
-            prompt = None
-            if data is not None:
-                try:
-                    prompt = PromptSpec.from_phoenix(prompt_name, data)
-                except ValueError as exc:  # a string template cannot back a judge
-                    problem = str(exc)
-            return LLMJudge(name=name, prompt=prompt, output_configs=configs,
-                            path_mapping=path_mapping, literal_mapping=literal_mapping,
-                            project_name=project, problem=problem)
-        if typename == "CodeEvaluator":
-            source = evaluator.get("sourceCode") or ""
-            language = evaluator.get("language") or "PYTHON"
-            if self.allow_code and not on_server and language == "PYTHON":
-                from .._evaluators.sandbox import LocalCode
-
-                return LocalCode(name=name, source=source, output_configs=configs,
-                                 path_mapping=path_mapping, literal_mapping=literal_mapping,
-                                 timeout=self.code_timeout)
-            sandbox = (evaluator.get("sandboxConfig") or {}).get("id")
-            how = "" if on_server else (
-                " (run it locally with --phoenix-allow-code-evaluators)"
-                if language == "PYTHON" else "")
-            return server(code_preview(name, source, language, configs, sandbox), "CODE",
-                          refused=f"the Phoenix server could not run code evaluator "
-                                  f"{name!r}{how}")
-        return UnsupportedEvaluator(
-            name=name, kind=evaluator.get("kind") or typename, output_configs=configs,
-            reason=f"{NOT_RUN}{typename} evaluators are not known to this version of "
-                   f"pytest-phoenix-evals")
-
-    def _prompt(self, name: str, evaluator: dict[str, Any], dataset: str
-                ) -> tuple[dict[str, Any] | None, str | None]:
-        """The prompt version (REST JSON) an attached LLM evaluator runs, or why there is none.
-
-        Without --phoenix-prompt-tag it is the version the server's runner would use
-        (``LLMEvaluator.promptVersion``: its pinned tag's, else the latest).
-        """
-        prompt_name = (evaluator.get("prompt") or {}).get("name") or ""
-        version_id = (evaluator.get("promptVersion") or {}).get("id")
-        data = None
-        try:
-            if self.prompt_tag:
-                data = self.gateway.prompt_version(prompt_name, tag=self.prompt_tag)
-                if data is None:
-                    self.notices.append(
-                        f"LLM evaluator {name!r} (dataset {dataset!r}): prompt {prompt_name!r} "
-                        f"has no version tagged {self.prompt_tag!r}; it runs the version the "
-                        f"server would run")
-            if data is None and version_id:
-                data = self.gateway.prompt_version(prompt_name, version_id=version_id)
-            if data is None:
-                return None, f"prompt {prompt_name!r} of LLM evaluator {name!r} has no version"
-            return data, None
-        except PhoenixError as exc:
-            return None, f"cannot load the prompt of LLM evaluator {name!r}: {exc}"
+    version_id: str
+    splits: tuple[str, ...]
+    examples: list[Example]
+    # The attached evaluators as the server stores them (GraphQL ``DatasetEvaluator`` nodes);
+    # the evaluators package turns them into evaluators (``AttachedEvaluators.for_dataset``).
+    evaluator_nodes: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Gateway:
-    """Synchronous access for collection time; :meth:`async_client` for uploads."""
+    """Synchronous reads for collection time; ``a*`` methods on the engine's loop (one loop).
 
-    def __init__(self, url: str, source: str) -> None:
+    ``transport`` (sync and, for the ``a*`` methods, async) replaces the network: the offline
+    replay. ``where`` replaces "Phoenix at <url> (from <source>)" in messages.
+    """
+
+    def __init__(self, url: str, source: str, *, where: str | None = None,
+                 headers: Mapping[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None,
+                 tape: dict[str, Any] | None = None) -> None:
         self.url = url
         self.source = source
-        self._http = httpx.Client(base_url=url, headers=_headers(), timeout=TIMEOUT)
-        from phoenix.client import Client
-
-        self.client = Client(http_client=self._http)
+        self._where = where
+        self._request_headers = _env_headers() if headers is None else dict(headers)
+        self._transport = transport
+        self._http = httpx.Client(base_url=url, headers=self._request_headers, timeout=TIMEOUT,
+                                  transport=transport)
         self._ahttp: httpx.AsyncClient | None = None
-        self._previews: Any = None
+        self._aclient: Any = None
         # Every read answer, by request, for the local snapshot (--phoenix-offline replays it).
-        self.tape: dict[str, Any] = {}
+        self.tape: dict[str, Any] = {} if tape is None else tape
 
     def close(self) -> None:
         self._http.close()
 
-    @property
-    def previews(self) -> Any:
-        """The batcher that sends evaluator previews (used on the engine's loop)."""
-        if self._previews is None:
-            from .._evaluators.server import PreviewBatcher
-
-            self._previews = PreviewBatcher(self)
-        return self._previews
-
-    async def agraphql_raw(self, query: str, variables: dict[str, Any], doing: str
-                           ) -> dict[str, Any]:
-        """A GraphQL request from the engine's loop; the whole payload (data and errors)."""
-        if self._ahttp is None:
-            self._ahttp = httpx.AsyncClient(base_url=self.url, headers=_headers(),
-                                            timeout=httpx.Timeout(PREVIEW_TIMEOUT, connect=5.0))
-
-        async def post() -> dict[str, Any]:
-            assert self._ahttp is not None
-            response = await self._ahttp.post("graphql", json={"query": query,
-                                                               "variables": variables})
-            response.raise_for_status()
-            return dict(response.json())
-
-        return await self.acall(doing, post)
-
     async def aclose(self) -> None:
+        """Close the async client (on the loop that used it)."""
         if self._ahttp is not None:
             await self._ahttp.aclose()
             self._ahttp = None
+            self._aclient = None
 
-    # --- error handling -------------------------------------------------------------------
+    # --- error handling and retries -------------------------------------------------------
 
     def where(self) -> str:
-        return f"Phoenix at {mask_url(self.url)} (from {self.source})"
+        return self._where or f"Phoenix at {mask_url(self.url)} (from {self.source})"
 
     def explain(self, exc: BaseException, doing: str) -> PhoenixError:
-        if isinstance(exc, PhoenixError):
-            return exc
-        if isinstance(exc, httpx.HTTPStatusError):
-            status = exc.response.status_code
-            body = exc.response.text.strip()[:300]
-            if status in (401, 403):
-                return PhoenixError(
-                    f"{self.where()} refused {doing} ({status}): set PHOENIX_API_KEY to a valid "
-                    f"API key for this server")
-            return PhoenixError(f"{self.where()} answered {status} while {doing}: {body}")
-        if isinstance(exc, httpx.TransportError):
-            return PhoenixError(
-                f"cannot reach {self.where()} while {doing}: {type(exc).__name__}: {exc}. "
-                f"Start a server (phoenix serve) or point --phoenix-url at a running one.")
-        return PhoenixError(f"{self.where()}: {doing} failed: {type(exc).__name__}: {exc}")
+        return explain(exc, doing, self.where())
 
     def call(self, doing: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` with retries on connection errors and 5xx; raise PhoenixError."""
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return fn()
-            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                if delay is None or not _retryable(exc):
-                    raise self.explain(exc, doing) from None
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        """Run ``fn`` under the retry policy; its httpx errors become PhoenixError."""
+        try:
+            return with_retries(fn)
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            raise self.explain(exc, doing) from None
 
-    def graphql(self, query: str, variables: dict[str, Any], doing: str) -> dict[str, Any]:
+    async def acall(self, doing: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`call` for a coroutine function."""
+        try:
+            return await awith_retries(fn)
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            raise self.explain(exc, doing) from None
+
+    # --- requests -------------------------------------------------------------------------
+
+    @staticmethod
+    def _extensions(doing: str, key: str | None = None) -> dict[str, Any]:
+        return {DOING: doing} if key is None else {DOING: doing, TAPE_KEY: key}
+
+    def _graphql(self, query: str, variables: dict[str, Any], doing: str, *,
+                 read: bool = True) -> dict[str, Any]:
+        """A GraphQL request; its ``data`` (a query's answer goes on the tape)."""
+        key = tape_key("graphql", query, variables) if read else None
+
         def post() -> dict[str, Any]:
-            response = self._http.post("graphql", json={"query": query, "variables": variables})
+            response = self._http.post("graphql", json={"query": query, "variables": variables},
+                                       extensions=self._extensions(doing, key))
             response.raise_for_status()
             return dict(response.json())
 
         payload = self.call(doing, post)
-        if not payload.get("errors"):
-            self.tape[tape_key("graphql", query, variables)] = payload
         if payload.get("errors"):
             messages = "; ".join(e.get("message", str(e)) for e in payload["errors"])
             raise PhoenixError(f"{self.where()} rejected the query while {doing}: {messages}")
+        if key is not None:
+            self.tape[key] = payload
         return dict(payload.get("data") or {})
 
     def _get(self, path: str, params: Any, doing: str) -> httpx.Response:
+        """A REST read; 4xx answers are the caller's to read (a JSON one goes on the tape)."""
+        key = tape_key("get", path, params)
+
         def get() -> httpx.Response:
-            response = self._http.get(path, params=params)
-            if response.status_code >= 500:
-                response.raise_for_status()
-            return response
+            return raise_for_retryable(self._http.get(
+                path, params=params, extensions=self._extensions(doing, key)))
 
         response = self.call(doing, get)
-        if response.status_code < 500 and "json" in response.headers.get("content-type", ""):
-            self.tape[tape_key("get", path, params)] = {"status": response.status_code,
-                                                        "json": response.json()}
+        if "json" in response.headers.get("content-type", ""):
+            self.tape[key] = {"status": response.status_code, "json": response.json()}
         return response
 
-    # --- datasets -------------------------------------------------------------------------
+    def _raise_for_status(self, response: httpx.Response, doing: str) -> None:
+        try:
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise self.explain(exc, doing) from None
+
+    # --- datasets and prompts -------------------------------------------------------------
 
     def dataset_names(self) -> dict[str, str]:
+        """Every dataset's name -> id."""
         names: dict[str, str] = {}
         cursor = None
         while True:
@@ -375,19 +245,19 @@ class Gateway:
 
     def load_dataset(
         self, name: str, version_id: str | None = None, splits: Sequence[str] = (),
-        attached: AttachedEvaluators | None = None, split_membership: bool = False,
+        split_membership: bool = False,
     ) -> LoadedDataset:
-        """The dataset's examples (at ``version_id``, in ``splits``) and evaluators. With
-        ``split_membership`` each example learns its splits: the REST listing does not say
-        them, so every split of the dataset is listed once more."""
+        """The dataset's examples (at ``version_id``, in ``splits``) and its attached evaluator
+        nodes. With ``split_membership`` each example learns its splits: the REST listing does
+        not say them, so every split of the dataset is listed once more."""
         names = self.dataset_names()
         dataset_id = names.get(name) or (name if name in names.values() else None)
         if dataset_id is None:
             raise PhoenixError(f"dataset {name!r} not found in {self.where()}."
                                + _closest("datasets", name, list(names)))
         name = next(n for n, i in names.items() if i == dataset_id)
-        data = self.graphql(_EVALUATORS_QUERY, {"id": dataset_id},
-                            f"reading the evaluators of dataset {name!r}")
+        data = self._graphql(_DATASET_QUERY, {"id": dataset_id},
+                             f"reading the evaluators of dataset {name!r}")
         node = data.get("node") or {}
         known_splits = [s["name"] for s in node.get("splits") or ()]
         for split in splits:
@@ -413,27 +283,12 @@ class Gateway:
             self._raise_for_status(listed, f"listing split {split!r} of dataset {name!r}")
             for e in listed.json()["data"]["examples"]:
                 membership.setdefault(e["id"], []).append(split)
-        examples = [
-            Example(id=e["id"], input=e.get("input"), reference=e.get("output"),
-                    metadata=dict(e.get("metadata") or {}), dataset_name=name,
-                    dataset_id=dataset_id, version_id=body["version_id"],
-                    splits=tuple(membership.get(e["id"], ())))
-            for e in body["examples"]
-        ]
-        attached = attached or AttachedEvaluators(self)
-        evaluators = [attached.build(edge["node"], name)
-                      for edge in (node.get("datasetEvaluators") or {}).get("edges", ())]
+        examples = [example(e, dataset_name=name, dataset_id=dataset_id,
+                            version_id=body["version_id"], splits=membership.get(e["id"], ()))
+                    for e in body["examples"]]
+        nodes = [edge["node"] for edge in (node.get("datasetEvaluators") or {}).get("edges", ())]
         return LoadedDataset(id=dataset_id, name=name, version_id=body["version_id"],
-                             splits=tuple(splits), examples=examples, evaluators=evaluators)
-
-    def experiment(self, experiment_id: str) -> dict[str, Any] | None:
-        """An experiment by id (REST), or None when the server has none of that id."""
-        doing = f"reading experiment {experiment_id!r}"
-        response = self._get(f"v1/experiments/{quote(experiment_id)}", None, doing)
-        if response.status_code in (404, 422):
-            return None
-        self._raise_for_status(response, doing)
-        return dict(response.json()["data"])
+                             splits=tuple(splits), examples=examples, evaluator_nodes=nodes)
 
     def _versions_hint(self, dataset_id: str) -> str:
         response = self._get(f"v1/datasets/{quote(dataset_id)}/versions", {"limit": 10},
@@ -445,98 +300,216 @@ class Gateway:
                  for v in versions]
         return " Newest versions:\n" + "\n".join(lines) if lines else ""
 
-    def _raise_for_status(self, response: httpx.Response, doing: str) -> None:
-        try:
-            response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            raise self.explain(exc, doing) from None
+    def classification_evaluator_configs(self) -> list[JudgeTemplate]:
+        """The server's built-in judge templates (their text is Phoenix's: never stored)."""
+        data = self._graphql(_TEMPLATES_QUERY, {}, "reading the server's judge templates")
+        return [judge_template(t) for t in data.get("classificationEvaluatorConfigs") or ()]
 
-    # --- uploads (async) ------------------------------------------------------------------
+    # --- experiments and baselines --------------------------------------------------------
+
+    def experiment(self, experiment_id: str) -> dict[str, Any] | None:
+        """An experiment by id (REST), or None when the server has none of that id."""
+        doing = f"reading experiment {experiment_id!r}"
+        response = self._get(f"v1/experiments/{quote(experiment_id)}", None, doing)
+        if response.status_code in (404, 422):
+            return None
+        self._raise_for_status(response, doing)
+        return dict(response.json()["data"])
+
+    def dataset_experiments(self, dataset_id: str) -> list[dict[str, Any]]:
+        """The dataset's experiments (REST JSON), newest first."""
+        doing = "listing the dataset's experiments"
+        response = self._get(f"v1/datasets/{dataset_id}/experiments", None, doing)
+        self._raise_for_status(response, doing)
+        return sorted(response.json()["data"], key=lambda e: e.get("created_at") or "",
+                      reverse=True)
+
+    def baseline_experiment(self, dataset_id: str, dataset_name: str) -> dict[str, Any] | None:
+        """The dataset's baseline experiment as {id, name}; None when it has none."""
+        data = self._graphql(_BASELINE_QUERY, {"id": dataset_id},
+                             f"reading the baseline of dataset {dataset_name!r}")
+        found = (data.get("node") or {}).get("baselineExperiment")
+        return {"id": found["id"], "name": found.get("name")} if found else None
+
+    def find_experiment(self, spec: str, dataset_id: str, dataset_name: str,
+                        exclude: Sequence[str] = ()) -> dict[str, Any]:
+        """The experiment ``spec`` names on a dataset, as {id, name}: ``dataset`` (its
+        baseline), ``previous`` (the newest), ``main`` (the newest of a main branch), else an
+        experiment id or name; never one in ``exclude``. PhoenixError saying what exists."""
+        if spec == "dataset":
+            found = self.baseline_experiment(dataset_id, dataset_name)
+            if found is None:
+                raise PhoenixError(f"dataset {dataset_name!r} has no baseline experiment; set "
+                                   f"one in Phoenix or with --phoenix-set-baseline")
+            return found
+        experiments = [e for e in self.dataset_experiments(dataset_id)
+                       if e["id"] not in exclude]
+        if spec == "previous":
+            chosen = experiments[0] if experiments else None
+        elif spec == "main":
+            chosen = next((e for e in experiments if (e.get("metadata") or {}).get("git_branch")
+                           in MAIN_BRANCHES), None)
+        else:
+            chosen = next((e for e in experiments if spec in (e["id"], e.get("name"))), None)
+        if chosen is None:
+            names = ", ".join(f"{e.get('name')} ({e['id']})" for e in experiments[:5])
+            raise PhoenixError(f"no experiment {spec!r} on dataset {dataset_name!r}"
+                               + (f"; the latest: {names}" if names else "; it has none"))
+        return {"id": chosen["id"], "name": chosen.get("name")}
+
+    def set_baseline(self, experiment_id: str) -> None:
+        """Make the experiment its dataset's baseline."""
+        self._graphql(_SET_BASELINE, {"id": experiment_id}, "setting the dataset's baseline",
+                      read=False)
+
+    def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Every run of an experiment with its annotations (GraphQL, page by page), as
+        {example_id, repetition, error, annotations}."""
+        runs: list[dict[str, Any]] = []
+        after = None
+        while True:
+            data = self._graphql(_RUNS_QUERY, {"id": experiment_id, "after": after},
+                                 f"reading the runs of experiment {experiment_id}")
+            node = data.get("node")
+            if not node:
+                raise PhoenixError(f"experiment {experiment_id!r} not found in {self.where()}")
+            page = node["runs"]
+            runs.extend(experiment_run(edge["node"]) for edge in page["edges"])
+            if not page["pageInfo"]["hasNextPage"]:
+                return runs
+            after = page["pageInfo"]["endCursor"]
+
+    def experiment_url(self, dataset_id: str, experiment_id: str) -> str:
+        return f"{mask_url(self.url)}/datasets/{dataset_id}/compare?experimentId={experiment_id}"
+
+    # --- on the engine's loop: uploads and previews ---------------------------------------
 
     def async_http(self) -> httpx.AsyncClient:
-        """An HTTP client on the same server, with the same headers; one loop only."""
-        return httpx.AsyncClient(base_url=self.url, headers=_headers(), timeout=TIMEOUT,
-                                 limits=httpx.Limits(max_connections=16))
+        """A new HTTP client on the same server, with the same headers; one loop only (the
+        caller closes it)."""
+        transport = self._transport
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError("the gateway's transport has no async side")
+        return httpx.AsyncClient(base_url=self.url, headers=self._request_headers,
+                                 timeout=TIMEOUT, transport=transport,
+                                 limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
 
     def async_client(self) -> tuple[Any, httpx.AsyncClient]:
-        """An AsyncClient on the same server and its HTTP client (to close); one loop only."""
+        """An AsyncClient on the same server and its HTTP client (to close); one loop only.
+        compat: remove when callers move to :meth:`acreate_experiment`."""
         from phoenix.client import AsyncClient
 
         http = self.async_http()
         return AsyncClient(http_client=http), http
 
-    async def acall(self, doing: str, fn: Callable[[], Awaitable[T]]) -> T:
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return await fn()
-            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                if delay is None or not _retryable(exc):
-                    raise self.explain(exc, doing) from None
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+    def _async(self) -> httpx.AsyncClient:
+        """The gateway's own async client (closed by :meth:`aclose`)."""
+        if self._ahttp is None:
+            self._ahttp = self.async_http()
+        return self._ahttp
 
-    def experiment_url(self, dataset_id: str, experiment_id: str) -> str:
-        return f"{mask_url(self.url)}/datasets/{dataset_id}/compare?experimentId={experiment_id}"
+    async def acreate_experiment(
+        self, dataset_id: str, dataset_version_id: str, *, dataset_name: str,
+        experiment_name: str, metadata: Mapping[str, Any], splits: Sequence[str] = (),
+        repetitions: int = 1,
+    ) -> dict[str, Any]:
+        """Create an experiment (arize-phoenix-client); the server's record of it (``id``,
+        ``project_name``, ...)."""
+        if self._aclient is None:
+            from phoenix.client import AsyncClient
+
+            self._aclient = AsyncClient(http_client=self._async())
+        client = self._aclient
+        created = await self.acall(
+            f"creating an experiment on dataset {dataset_name!r}",
+            lambda: client.experiments.create(
+                dataset_id=dataset_id, dataset_version_id=dataset_version_id,
+                experiment_name=experiment_name, experiment_metadata=dict(metadata),
+                splits=list(splits) or None, repetitions=repetitions))
+        return dict(created)
+
+    async def apost_run(self, experiment_id: str, run: Mapping[str, Any], *,
+                        doing: str | None = None) -> str:
+        """Post a run (the body arize-phoenix-client's log_run posts); its id, also when
+        Phoenix already had it."""
+        http = self._async()
+        return await self.acall(doing or f"uploading a run of experiment {experiment_id}",
+                                lambda: send_run(http, experiment_id, run))
+
+    async def apost_evaluation(self, run_id: str, evaluation: Mapping[str, Any], *,
+                               doing: str | None = None) -> None:
+        """Post one evaluation of a run (Phoenix upserts by run and name)."""
+        http = self._async()
+        await self.acall(doing or f"uploading annotation {evaluation.get('name')!r}",
+                         lambda: send_evaluation(http, run_id, evaluation))
+
+    async def aevaluator_previews(self, previews: Sequence[Mapping[str, Any]]
+                                  ) -> list[PreviewAnswer]:
+        """Run up to :data:`PREVIEWS_PER_REQUEST` evaluator previews (``EvaluatorPreviewInput``)
+        in one request; each one's results or error, in order. PhoenixError when the request
+        itself fails.
+
+        Aliases rather than one ``previews`` list: the server flattens a list's results (an
+        answer whose tool matches no config yields none) and fails the whole list on any
+        request-level problem; with aliases every preview gets its own results or error.
+        """
+        if len(previews) > PREVIEWS_PER_REQUEST:
+            raise ValueError(f"at most {PREVIEWS_PER_REQUEST} previews a request")
+        count = range(len(previews))
+        params = ", ".join(f"$p{i}: EvaluatorPreviewsInput!" for i in count)
+        fields = " ".join(f"p{i}: evaluatorPreviews(input: $p{i}) {{ results {_PREVIEW_RESULTS} }}"
+                          for i in count)
+        query = f"mutation({params}) {{ {fields} }}"
+        variables = {f"p{i}": {"previews": [preview]} for i, preview in enumerate(previews)}
+        doing = "running evaluator previews"
+        http = self._async()
+
+        async def post() -> dict[str, Any]:
+            response = await http.post("graphql", json={"query": query, "variables": variables},
+                                       timeout=PREVIEW_TIMEOUT,
+                                       extensions=self._extensions(doing))
+            response.raise_for_status()
+            return dict(response.json())
+
+        payload = await self.acall(doing, post)
+        errors: dict[str, str] = {}
+        for error in payload.get("errors") or ():
+            path = error.get("path") or ["?"]
+            errors.setdefault(str(path[0]), error.get("message", str(error)))
+        data = payload.get("data") or {}
+        answers = []
+        for i in count:
+            alias = f"p{i}"
+            if data.get(alias) is None:
+                answers.append(PreviewAnswer(None, errors.get(alias) or "; ".join(
+                    errors.values()) or "the server returned no result"))
+            else:
+                answers.append(PreviewAnswer(list(data[alias]["results"])))
+        return answers
 
 
-def tape_key(kind: str, what: str, arguments: Any) -> str:
-    """The snapshot's key for one read request. A dataset version is not part of an examples
-    listing's key: the snapshot file is per version already."""
-    if kind == "get" and what.endswith("/examples") and isinstance(arguments, dict):
-        arguments = {k: v for k, v in arguments.items() if k != "version_id"}
-    return json.dumps([kind, what, arguments], sort_keys=True, default=str)
+async def send_run(http: httpx.AsyncClient, experiment_id: str, run: Mapping[str, Any]) -> str:
+    """One post of a run, no retry; its id, also when Phoenix already had it (a retried post
+    that had gone through, or a journaled case uploaded before the session died: Phoenix
+    answers 409 naming it). Raises httpx errors."""
+    response = await http.post(f"v1/experiments/{quote(experiment_id)}/runs", json=dict(run))
+    if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
+        return found.group(1)
+    response.raise_for_status()
+    return str(response.json()["data"]["id"])
 
 
-class OfflineGateway(Gateway):
-    """--phoenix-offline: the same reads, answered from local snapshots; no server at all."""
-
-    def __init__(self, tape: dict[str, Any], where: str) -> None:
-        self.url = "offline"
-        self.source = "--phoenix-offline"
-        self.tape = tape
-        self._where = where
-        self._ahttp = None
-        self._previews = None
-
-    def close(self) -> None:
-        pass
-
-    def where(self) -> str:
-        return self._where
-
-    def _missing(self, doing: str) -> PhoenixError:
-        return PhoenixError(f"{self._where} has no answer for {doing}: run once without "
-                            f"--phoenix-offline, with the same options, to refresh it")
-
-    def graphql(self, query: str, variables: dict[str, Any], doing: str) -> dict[str, Any]:
-        payload = self.tape.get(tape_key("graphql", query, variables))
-        if payload is None:
-            raise self._missing(doing)
-        return dict(payload.get("data") or {})
-
-    def _get(self, path: str, params: Any, doing: str) -> httpx.Response:
-        answer = self.tape.get(tape_key("get", path, params))
-        wanted = (params or {}).get("version_id") if isinstance(params, dict) else None
-        if answer is not None and wanted and path.endswith("/examples") and \
-                answer["json"].get("data", {}).get("version_id") != wanted:
-            answer = None
-        if answer is None:
-            raise self._missing(doing)
-        return httpx.Response(answer["status"], json=answer["json"],
-                              request=httpx.Request("GET", f"http://offline/{path}"))
-
-    def async_http(self) -> httpx.AsyncClient:  # and so async_client
-        raise PhoenixError("nothing is uploaded with --phoenix-offline")
-
-    async def agraphql_raw(self, query: str, variables: dict[str, Any], doing: str
-                           ) -> dict[str, Any]:
-        raise PhoenixError(f"{self._where}: {doing} needs the server (--phoenix-offline)")
+async def send_evaluation(http: httpx.AsyncClient, run_id: str,
+                          evaluation: Mapping[str, Any]) -> None:
+    """One post of an evaluation of a run, no retry. Raises httpx errors."""
+    response = await http.post("v1/experiment_evaluations",
+                               json={**evaluation, "experiment_run_id": run_id})
+    response.raise_for_status()
 
 
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
+def _env_headers() -> dict[str, str]:
+    # Gateway.__init__'s ``headers`` parameter hides the module's function of that name.
+    return headers()
 
 
 def _closest(what: str, wanted: str, available: Sequence[str]) -> str:

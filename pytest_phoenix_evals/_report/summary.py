@@ -1,96 +1,91 @@
-"""Reports: the failure message of one case, and the session summary. Pure: builds lines."""
+"""The session summary: every line of it, for the terminal and the markdown file. Pure."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from .._core.repeat import Repeated
 from .._core.types import NOT_RUN, CaseResult
 
-MAX_VALUE = 300
-MAX_CELL = 80
+if TYPE_CHECKING:
+    from .._core.gates import GateResult
+    from .._run.sinks.base import UploadReport
 
 
-def _short(value: Any, limit: int = MAX_VALUE) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                           default=repr)
-    text = " ".join(text.split()) if isinstance(value, str) else text
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+@dataclass
+class Summary:
+    """What the end of a session knows, from which every summary line is built."""
+
+    results: Sequence[CaseResult]
+    report: UploadReport | None = None
+    no_upload: bool = False
+    notices: Sequence[str] = ()
+    gate_results: Sequence[GateResult] | None = None
+    baseline_lines: Sequence[str] = ()
+    written: Sequence[str] = ()
+    repetitions: int = 1
+    pass_rule: str = "all"
+
+    def experiments(self) -> list[tuple[str, str]]:
+        """(group label, link) of each experiment, in the order they were made."""
+        return [(d.group.label, d.url) for d in self.report.destinations] if self.report \
+            else []
+
+    def main_lines(self) -> list[str]:
+        """The per-group tables, judge usage, notices, links and upload problems."""
+        report = self.report
+        return summary_lines(
+            self.results, self.experiments(), report.failures if report else [],
+            report.pending if report else 0, self.no_upload, notes=self.notices,
+            journaled=report.journaled if report else {})
+
+    def lines(self) -> list[str]:
+        """The whole terminal summary (empty when nothing ran and no gate was decided)."""
+        gates = ["", *gate_lines(self.gate_results)] if self.gate_results is not None else []
+        if not self.results:
+            return gates[1:] + list(self.written)
+        return (self.main_lines() + repetition_lines(self.results, self.repetitions,
+                                                     self.pass_rule)
+                + list(self.baseline_lines) + gates + list(self.written))
+
+    def outcome(self, exitstatus: int) -> str:
+        """The markdown summary's first line."""
+        failed = sum(not r.passed for r in self.results)
+        outcome = (f"**{'PASSED' if exitstatus == 0 else 'FAILED'}**: "
+                   f"{len(self.results)} cases, {failed} failed")
+        if self.gate_results is not None:
+            outcome += "; " + gates_verdict(self.gate_results)
+        return outcome
 
 
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
+def repetition_lines(results: Sequence[CaseResult], repetitions: int, pass_rule: str
+                     ) -> list[str]:
+    """With repetitions: how stable the cases were, and which ones were flaky."""
+    if repetitions == 1:
+        return []
+    runs: dict[tuple[str, str], list[CaseResult]] = {}
+    for result in results:
+        runs.setdefault((result.case.group.key, result.case.example.id), []).append(result)
+    cases = [Repeated(sorted(r, key=lambda x: x.case.repetition), pass_rule)
+             for r in runs.values()]
+    counts = {s: sum(c.stability == s for c in cases)
+              for s in ("stable-pass", "flaky", "stable-fail")}
+    lines = ["", f"repetitions: {repetitions} runs per case, pass rule {pass_rule}: "
+                 f"{len(cases)} cases, " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    flaky = [c for c in cases if c.stability == "flaky"]
+    lines += [f"  flaky: {c.case_id} ({c.passes}/{len(c.results)} runs passed; "
+              f"{'passes' if c.passed else 'fails'} the rule)" for c in flaky[:30]]
+    return lines
 
 
-def case_header(result: CaseResult) -> list[str]:
-    example = result.case.example
-    return [
-        f"dataset {example.dataset_name!r}, example {example.id}"
-        + (f", repetition {result.case.repetition}" if result.case.repetition > 1 else ""),
-        f"input:     {_short(example.input)}",
-        f"output:    {_short(result.output) if result.error is None else '(task failed)'}",
-        f"reference: {_short(example.reference)}",
-    ]
+def gates_verdict(results: Sequence[GateResult]) -> str:
+    failed = sum(not r.passed for r in results)
+    return (f"gates: {failed} of {len(results)} failed" if failed
+            else f"gates: all {len(results)} passed")
 
-
-def score_table(result: CaseResult) -> list[str]:
-    from tabulate import tabulate
-
-    rows = []
-    for score, verdict in zip(result.scores, result.verdicts):
-        rows.append([
-            score.evaluator if score.evaluator == score.name else
-            f"{score.evaluator} → {score.name}",
-            score.label if score.label is not None else "",
-            _number(score.score),
-            verdict.status.upper(),
-            _short(score.error if score.error is not None else score.explanation or "",
-                   MAX_CELL),
-        ])
-    if not rows:
-        return ["(no evaluators ran)"]
-    table = tabulate(rows, headers=["evaluator", "label", "score", "verdict", "explanation"],
-                     tablefmt="simple", disable_numparse=True)
-    return table.splitlines()
-
-
-def failure_lines(result: CaseResult) -> list[str]:
-    """Everything needed to understand a failed case, on one screen; the first line sums up.
-    Secrets are masked: the input, output and reference are the app's own values."""
-    from .._core.secrets import redact
-
-    return [redact(line) for line in _failure_lines(result)]
-
-
-def _failure_lines(result: CaseResult) -> list[str]:
-    if result.error is not None:
-        return [f"{result.case.case_id}: the task failed", *case_header(result),
-                f"task error: {result.error}", *trace_lines(result)]
-    failed = [(s, v) for s, v in zip(result.scores, result.verdicts) if v.failed]
-    lines = [f"{result.case.case_id} failed: {', '.join(s.name for s, _ in failed)}",
-             *case_header(result), "", *score_table(result), ""]
-    for score, verdict in failed:
-        if score.error is not None:
-            lines.append(f"{score.name} error: {score.error}")
-            if score.hint:
-                lines.append(f"  hint: {score.hint}")
-        else:
-            lines.append(f"{score.name}: {verdict.rule}")
-    return lines + trace_lines(result)
-
-
-def trace_lines(result: CaseResult) -> list[str]:
-    """The trace ids of the task and of each judge call, to look up in Phoenix."""
-    traces = [f"task {result.trace_id}"] if result.trace_id else []
-    seen = set()
-    for score in result.scores:
-        if score.trace_id and score.trace_id not in seen:
-            seen.add(score.trace_id)
-            traces.append(f"{score.evaluator} {score.trace_id}")
-    return [f"traces: {'; '.join(traces)}"] if traces else []
 
 
 @dataclass
@@ -112,12 +107,12 @@ def summary_lines(
     notes: Sequence[str] = (),
     journaled: Mapping[str, int] | None = None,
 ) -> list[str]:
-    """The terminal summary: per dataset and annotation, then links and upload problems."""
+    """The terminal summary: per group and annotation, then links and upload problems."""
     from tabulate import tabulate
 
     by_dataset: dict[str, list[CaseResult]] = defaultdict(list)
     for result in results:
-        by_dataset[result.case.example.dataset_name].append(result)
+        by_dataset[result.case.group.label].append(result)
     lines: list[str] = []
     for dataset, cases in by_dataset.items():
         passed = sum(r.passed for r in cases)
@@ -220,3 +215,17 @@ def not_run(results: Iterable[CaseResult]) -> list[str]:
                 reasons[score.evaluator] = (count + 1, reason)
     return [f"{evaluator} was not run on {count} case{'s' if count != 1 else ''}: "
             f"{reason.removeprefix(NOT_RUN)}" for evaluator, (count, reason) in reasons.items()]
+
+
+def gate_lines(results: Sequence[GateResult]) -> list[str]:
+    """The summary's gate table and verdict."""
+    from tabulate import tabulate
+
+    rows = [[r.gate.text, r.where, r.cases, r.shown_value(), r.gate.describe(),
+             "pass" if r.passed else "FAIL", r.detail] for r in results]
+    lines = tabulate(rows, headers=["gate", "dataset", "cases", "value", "needs", "result",
+                                    "notes"], tablefmt="simple", disable_numparse=True
+                     ).splitlines()
+    verdict = gates_verdict(results) + "; the exit status follows them (--phoenix-fail-under)"
+    return [verdict, *lines]
+

@@ -16,8 +16,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from .._evaluators.code import bind, call, task_arguments
-from .._evaluators.protocol import Evaluator
+from .._core.binding import bind, call, task_arguments
+from .._evaluators.protocol import Evaluator, declared_verdict
 from .._core.secrets import redact, redact_value
 from .._core.types import Case, CaseResult, Score
 from .._core.verdict import Threshold, decide
@@ -37,10 +37,6 @@ class Engine:
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="pytest-phoenix-evals", daemon=True)
         self._thread.start()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -119,7 +115,7 @@ async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None,
     """
     if tracer is None:
         return await _run_task(case, task, timeout)
-    from .._tracing.export import start_root_span
+    from .._tracing.spans import start_root_span
 
     name = getattr(task, "__name__", type(task).__name__)
     with start_root_span(tracer, f"Task: {name}", "CHAIN", case.example.input) as span:
@@ -180,7 +176,7 @@ async def evaluate(
     batches = await asyncio.gather(
         *(_evaluate_one(e, context, example) for e in evaluators))
     for evaluator, scores in zip(evaluators, batches):
-        declared = getattr(evaluator, "verdict", None)
+        declared = declared_verdict(evaluator)
         for score in scores:
             _redact(score)
             result.scores.append(score)

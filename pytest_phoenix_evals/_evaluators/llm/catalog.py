@@ -112,41 +112,34 @@ def hallucination(*, name: str = "hallucination", question: str | None = None,
                   model, provider, invocation_parameters)
 
 
-_TEMPLATES_QUERY = """query { classificationEvaluatorConfigs {
-  name description optimizationDirection choices
-  messages { role content { ... on TextContentPart { text { text } } } } } }"""
-
-
 class ServerTemplateJudge(LLMJudge):
     """A judge built from one of the server's classification templates, fetched at run time."""
 
     template: str = ""
 
     def load(self, gateway: Any) -> None:
-        """Fetch the template from the server; on failure every case reports why."""
-        from ..._phoenix.gateway import PhoenixError
+        """Fetch the template from the server (``gateway.classification_evaluator_configs``);
+        on failure every case reports why."""
+        from ..._phoenix.http import PhoenixError
 
         try:
-            data = gateway.graphql(_TEMPLATES_QUERY, {}, "reading the server's judge templates")
+            found_all = gateway.classification_evaluator_configs()
         except PhoenixError as exc:
             self.problem = f"cannot load Phoenix judge template {self.template!r}: {exc}"
             return
-        templates = {t["name"]: t for t in data.get("classificationEvaluatorConfigs") or ()}
+        templates = {t.name: t for t in found_all}
         found = templates.get(self.template)
         if found is None:
             self.problem = (f"Phoenix has no judge template {self.template!r}; it has: "
                             f"{', '.join(sorted(templates)) or 'none'}")
             return
-        labels = tuple((label, float(score)) for label, score in found["choices"].items())
+        labels = found.choices
         config = OutputConfig(kind="CATEGORICAL", name=self.name,
-                              direction=found["optimizationDirection"], values=labels)
-        messages = [{"role": m["role"].lower(),
-                     "content": "".join(part["text"]["text"] for part in m["content"]
-                                        if part.get("text"))} for m in found["messages"]]
+                              direction=found.direction, values=labels)
         assert self.prompt is not None
-        self.prompt.messages = messages
+        self.prompt.messages = [dict(m) for m in found.messages]
         self.prompt.tools = {"type": "tools", "tools": [
-            label_tool(self.name, [label for label, _ in labels], found.get("description") or
+            label_tool(self.name, [label for label, _ in labels], found.description or
                        f"Record the {self.name} label.")],
             "tool_choice": {"type": "one_or_more"}}
         self.output_configs = [config]

@@ -21,8 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..._options import JudgeSettings
 from ..._core.secrets import redact
+# The settings live in a light module that the option table can import; re-exported here.
+from .settings import JudgeApi as JudgeApi
+from .settings import JudgeSettings as JudgeSettings
+from .settings import parse_price as parse_price
 
 DEFAULT_MODEL = "gpt-4o-mini"
 # The OpenAI models the server calls through Chat Completions; any other OpenAI model name goes
@@ -242,10 +245,8 @@ def _describe(exc: Exception) -> str:
         return "timed out (raise --phoenix-judge-timeout if the judge is slow)"
     if not isinstance(exc, openai.APIStatusError):
         return redact(f"cannot connect ({type(exc).__name__}: {exc})")
-    if isinstance(exc, openai.APIStatusError):
-        message = getattr(exc, "message", None) or str(exc)
-        return redact(f"HTTP {exc.status_code}: {message}"[:500])
-    return redact(f"{type(exc).__name__}: {exc}")
+    message = getattr(exc, "message", None) or str(exc)
+    return redact(f"HTTP {exc.status_code}: {message}"[:500])
 
 
 def _completion(response: Any, attempts: int) -> Completion:

@@ -272,7 +272,7 @@ class LLMJudge:
 
 
 def llm_output_attributes(completion: Completion) -> dict[str, Any]:
-    from ..._tracing.export import llm_attributes
+    from ..._tracing.spans import llm_attributes
 
     message: dict[str, Any] = {"role": "assistant", "content": completion.content or ""}
     if completion.tool_calls:

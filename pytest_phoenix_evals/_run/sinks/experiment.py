@@ -1,25 +1,33 @@
-"""The recorder: uploads case results to Phoenix as experiment runs and annotations.
+"""The experiment sink: a group's case results become one Phoenix experiment's runs and annotations.
 
-One experiment per dataset per session, created when its first case finishes. Each case is
-posted from a background task on the engine's loop: the run first, then its annotations
-concurrently. Nothing here blocks a test; :meth:`ExperimentRecorder.drain` waits at the end.
+One experiment per group, created when it is first needed (or made once for every pytest-xdist
+worker: by the controller for the command line's datasets, and under a file lock shared by the
+workers for the groups only workers know, the test functions of the fixture style). Each case is
+journaled, then posted from a background task on the engine's loop: the run first, then its
+annotations concurrently. Nothing here blocks a test; :meth:`ExperimentSink.drain` waits at the
+end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Mapping
+import contextlib
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..engine import Engine
-from ..._phoenix.gateway import Gateway, LoadedDataset, PhoenixError
-from .journal import post_evaluation, post_run
 from ..._core.secrets import redact, redact_value
-from ..._core.types import CaseResult
+from ..._core.types import CaseResult, Group
+from ..._phoenix.gateway import Gateway
+from ..._phoenix.http import PhoenixError, refusal
+from ..engine import Engine
+from .base import Destination, UploadReport
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -27,87 +35,110 @@ if TYPE_CHECKING:
 MAX_UPLOADS_IN_FLIGHT = 8
 
 
-class Sink(Protocol):
-    """Where results go: experiments today, span annotations later."""
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """What every experiment of the session is made with; the group adds the rest."""
 
-    async def project(self, dataset: LoadedDataset) -> str | None:
-        """The Phoenix project of the dataset's experiment (where task traces go), if any."""
+    name: str
+    metadata: Mapping[str, Any]
+    repetitions: int = 1
+
+    def name_for(self, group: Group) -> str:
+        return f"{self.name} {group.test.rsplit('::', 1)[-1]}" if group.test else self.name
+
+    def metadata_for(self, group: Group) -> dict[str, Any]:
+        metadata = {**self.metadata, "dataset_version_id": group.version_id}
+        if group.test:
+            metadata["runner"] = group.test
+        if group.splits:
+            metadata["splits"] = list(group.splits)
+        return metadata
+
+
+def git_info(cwd: Path) -> dict[str, str]:
+    """The commit, branch and whether the work tree is dirty, for an experiment's metadata."""
+    def git(*args: str) -> str:
         try:
-            return (await self._experiment(dataset)).project_name
-        except Exception:  # reported by _experiment; the task then runs untraced
-            return None
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=5, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
 
-    def record(self, result: CaseResult, dataset: LoadedDataset) -> None: ...
-
-    def drain(self, timeout: float) -> UploadReport: ...
-
-
-@dataclass
-class Experiment:
-    id: str
-    url: str
-    dataset: LoadedDataset
-    project_name: str | None = None
+    info = {"git_commit": git("rev-parse", "HEAD"),
+            "git_branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+    if info["git_commit"]:
+        info["git_dirty"] = "true" if git("status", "--porcelain") else "false"
+    return {key: value for key, value in info.items() if value}
 
 
-@dataclass
-class UploadReport:
-    experiments: list[Experiment] = field(default_factory=list)
-    uploaded_runs: int = 0
-    uploaded_annotations: int = 0
-    failures: list[str] = field(default_factory=list)
-    pending: int = 0
-    # Cases kept in journal files (not all of them in Phoenix), by file.
-    journaled: dict[str, int] = field(default_factory=dict)
+def default_experiment_name(git: Mapping[str, str]) -> str:
+    if "git_commit" in git:
+        return f"pytest {git.get('git_branch', 'HEAD')}@{git['git_commit'][:8]}"
+    return "pytest"
 
 
-class ExperimentRecorder:
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class ExperimentSink:
     """Posts runs and annotations in the background; reports what it could not post."""
 
-    def __init__(self, gateway: Gateway, engine: Engine, name: str,
-                 metadata: Mapping[str, Any],
+    def __init__(self, gateway: Gateway, engine: Engine, plan: ExperimentPlan, *,
                  given: Mapping[str, Mapping[str, Any]] | None = None,
-                 journal_dir: Path | None = None, journal_suffix: str = "",
-                 repetitions: int = 1) -> None:
+                 shared_dir: Path | None = None,
+                 journal_dir: Path | None = None, journal_suffix: str = "") -> None:
         self._gateway = gateway
         self._engine = engine
-        self._name = name
-        self._metadata = dict(metadata)
-        self._experiments: dict[str, asyncio.Future[Experiment]] = {}
-        # Experiments made elsewhere (by pytest-xdist's controller), by dataset id.
+        self._plan = plan
+        self._experiments: dict[str, asyncio.Future[Destination]] = {}
+        # Experiments made elsewhere (by pytest-xdist's controller), by group key.
         self._given = dict(given or {})
+        # pytest-xdist: where workers agree on one experiment per group (a file per group).
+        self._shared_dir = shared_dir
         self._report = UploadReport()
         # Every upload's future, appended from pytest's thread only (never mutated elsewhere).
         self._uploads: list[concurrent.futures.Future[None]] = []
-        self._client: Any = None
-        self._http: Any = None
         self._slots: asyncio.Semaphore | None = None
         self._journal_dir = journal_dir
-        self._repetitions = repetitions
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}
 
-    async def project(self, dataset: LoadedDataset) -> str | None:
-        """The Phoenix project of the dataset's experiment (where task traces go), if any."""
+    # --- the Sink protocol ----------------------------------------------------------------
+
+    def open(self, group: Group) -> Destination:
+        """Create the group's experiment from pytest's thread (to print its link first, or for
+        xdist's controller to hand to every worker)."""
+        return self._engine.run(self._experiment(group))
+
+    async def project(self, group: Group) -> str | None:
         try:
-            return (await self._experiment(dataset)).project_name
+            return (await self._experiment(group)).project_name
         except Exception:  # reported by _experiment; the task then runs untraced
             return None
 
-    def record(self, result: CaseResult, dataset: LoadedDataset) -> None:
-        future = self._engine.submit(self._upload(result, dataset))
-        future.add_done_callback(lambda _: result.mark(uploaded=True))
-        self._uploads.append(future)
-
-    def url_for(self, dataset_id: str) -> str | None:
-        """The dataset's experiment URL if the experiment exists by now (never waits)."""
-        future = self._experiments.get(dataset_id)
+    def url(self, group: Group) -> str | None:
+        future = self._experiments.get(group.key)
         if future is None or not future.done() or future.exception() is not None:
             return None
         return future.result().url
 
+    def record(self, result: CaseResult) -> None:
+        future = self._engine.submit(self._upload(result))
+        future.add_done_callback(lambda _: result.mark(uploaded=True))
+        self._uploads.append(future)
+
     def waiting(self) -> int:
-        """Uploads not finished yet."""
         return sum(not upload.done() for upload in self._uploads)
 
     def drain(self, timeout: float) -> UploadReport:
@@ -118,70 +149,76 @@ class ExperimentRecorder:
             left = journal.close()
             if left:
                 self._report.journaled[str(journal.path)] = left
-        if self._http is not None:
-            try:
-                self._engine.run(self._http.aclose(), timeout=5)
-            except Exception:
-                pass
         return self._report
 
-    def create_now(self, dataset: LoadedDataset) -> dict[str, Any]:
-        """Create the dataset's experiment from pytest's thread (for xdist's controller, which
-        hands it to every worker); its id, url and project as plain data."""
-        experiment = self._engine.run(self._experiment(dataset))
-        return {"id": experiment.id, "url": experiment.url,
-                "project_name": experiment.project_name}
+    # --- experiments ----------------------------------------------------------------------
 
-    async def _experiment(self, dataset: LoadedDataset) -> Experiment:
-        if dataset.id not in self._experiments:
-            future: asyncio.Future[Experiment] = asyncio.get_running_loop().create_future()
-            self._experiments[dataset.id] = future
+    async def _experiment(self, group: Group) -> Destination:
+        if group.key not in self._experiments:
+            future: asyncio.Future[Destination] = asyncio.get_running_loop().create_future()
+            self._experiments[group.key] = future
             try:
-                future.set_result(await self._create(dataset))
+                future.set_result(await self._find_or_create(group))
             except Exception as exc:
                 future.set_exception(exc)
-                self._report.failures.append(f"{dataset.name}: creating the experiment: {exc}")
-        return await asyncio.shield(self._experiments[dataset.id])
+                self._report.failures.append(f"{group.label}: creating the experiment: {exc}")
+        return await asyncio.shield(self._experiments[group.key])
 
-    async def _create(self, dataset: LoadedDataset) -> Experiment:
-        if self._client is None:
-            self._client, self._http = self._gateway.async_client()
-            self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
-        if dataset.id in self._given:
-            given = self._given[dataset.id]
-            return Experiment(id=given["id"], url=given["url"], dataset=dataset,
-                              project_name=given.get("project_name"))
-        metadata = redact_value({**self._metadata, "dataset_version_id": dataset.version_id})
-        if dataset.splits:
-            metadata["splits"] = list(dataset.splits)
-        created = await self._gateway.acall(
-            f"creating an experiment on dataset {dataset.name!r}",
-            lambda: self._client.experiments.create(
-                dataset_id=dataset.id, dataset_version_id=dataset.version_id,
-                experiment_name=redact(self._name), experiment_metadata=metadata,
-                splits=list(dataset.splits) or None, repetitions=self._repetitions))
-        experiment = Experiment(id=created["id"], dataset=dataset,
-                                url=self._gateway.experiment_url(dataset.id, created["id"]),
-                                project_name=created.get("project_name"))
-        self._report.experiments.append(experiment)
+    async def _find_or_create(self, group: Group) -> Destination:
+        if group.key in self._given:
+            return self._from_wire(group, self._given[group.key])
+        if self._shared_dir is not None:
+            return await asyncio.to_thread(self._shared, group, asyncio.get_running_loop())
+        return await self._create(group)
+
+    def _shared(self, group: Group, loop: asyncio.AbstractEventLoop) -> Destination:
+        """pytest-xdist workers: the first to need the group's experiment makes it and leaves
+        its id in a file; the others (same machine, same session) read it."""
+        assert self._shared_dir is not None
+        digest = hashlib.sha256(group.key.encode()).hexdigest()[:16]
+        path = self._shared_dir / f"{digest}.json"
+        with _locked(self._shared_dir / f"{digest}.lock"):
+            if path.is_file():
+                return self._from_wire(group, json.loads(path.read_text()))
+            made = asyncio.run_coroutine_threadsafe(self._create(group), loop).result()
+            path.write_text(json.dumps(made.to_wire()))
+            return made
+
+    @staticmethod
+    def _from_wire(group: Group, data: Mapping[str, Any]) -> Destination:
+        return Destination(group=group, id=data["id"], url=data["url"],
+                           project_name=data.get("project_name"))
+
+    async def _create(self, group: Group) -> Destination:
+        created = await self._gateway.acreate_experiment(
+            group.dataset_id, group.version_id, dataset_name=group.dataset_name,
+            experiment_name=redact(self._plan.name_for(group)),
+            metadata=redact_value(self._plan.metadata_for(group)), splits=group.splits,
+            repetitions=self._plan.repetitions)
+        experiment = Destination(
+            group=group, id=created["id"],
+            url=self._gateway.experiment_url(group.dataset_id, created["id"]),
+            project_name=created.get("project_name"))
+        self._report.destinations.append(experiment)
         return experiment
 
-    def _journal(self, experiment: Experiment) -> Journal | None:
+    # --- uploads --------------------------------------------------------------------------
+
+    def _journal(self, experiment: Destination) -> Journal | None:
         if self._journal_dir is None:
             return None
         if experiment.id not in self._journals:
-            from .journal import Journal
             from ..._local import safe_name
+            from .journal import Journal
 
-            safe = safe_name(experiment.id)
             self._journals[experiment.id] = Journal(
-                self._journal_dir / f"{safe}{self._journal_suffix}.jsonl")
+                self._journal_dir / f"{safe_name(experiment.id)}{self._journal_suffix}.jsonl")
         return self._journals[experiment.id]
 
-    async def _upload(self, result: CaseResult, dataset: LoadedDataset) -> None:
+    async def _upload(self, result: CaseResult) -> None:
         case = result.case
         try:
-            experiment = await self._experiment(dataset)
+            experiment = await self._experiment(case.group)
         except Exception:
             self._report.failures.append(f"{case.case_id}: not uploaded (no experiment)")
             return
@@ -190,13 +227,13 @@ class ExperimentRecorder:
         journal = self._journal(experiment)
         if journal is not None:  # on disk before anything is posted
             journal.case(key, {"id": experiment.id, "url": experiment.url,
-                               "dataset": dataset.name}, run, evaluations)
-        assert self._slots is not None
+                               "dataset": case.group.dataset_name}, run, evaluations)
+        if self._slots is None:  # made on the loop
+            self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
         async with self._slots:
             try:
-                run_id = await self._gateway.acall(
-                    f"uploading the run of {case.case_id}",
-                    lambda: post_run(self._http, experiment.id, run))
+                run_id = await self._gateway.apost_run(
+                    experiment.id, run, doing=f"uploading the run of {case.case_id}")
             except PhoenixError as exc:
                 self._report.failures.append(f"{case.case_id}: run: {exc}")
                 return
@@ -240,10 +277,75 @@ class ExperimentRecorder:
     async def _post_evaluation(self, run_id: str, evaluation: dict[str, Any],
                                case_id: str) -> bool:
         try:
-            await self._gateway.acall(f"uploading annotation {evaluation['name']!r} of "
-                                      f"{case_id}",
-                                      lambda: post_evaluation(self._http, run_id, evaluation))
+            await self._gateway.apost_evaluation(
+                run_id, evaluation, doing=f"uploading annotation {evaluation['name']!r} of "
+                                          f"{case_id}")
         except PhoenixError as exc:
             self._report.failures.append(f"{case_id}: {evaluation['name']}: {exc}")
             return False
         return True
+
+
+# --- --phoenix-upload-pending: what earlier sessions journaled ---------------------------
+
+
+@dataclass
+class Replayed:
+    """What a replay of journal files did."""
+
+    uploaded: int = 0
+    problems: list[str] = field(default_factory=list)
+    experiments: set[str] = field(default_factory=set)
+
+
+async def replay(gateway: Gateway, files: Sequence[Path],
+                 in_flight: int = MAX_UPLOADS_IN_FLIGHT) -> Replayed:
+    """Post the pending cases of these journal files into their experiments (a run Phoenix
+    has already is taken over, evaluations upsert), marking each done; a file whose cases are
+    all done is deleted."""
+    from .journal import Journal, pending_cases
+
+    done = Replayed()
+    slots = asyncio.Semaphore(in_flight)
+    for path in files:
+        records = list(pending_cases(path))
+        journal = Journal(path)
+        journal.cases = len(records)
+
+        async def one(record: dict[str, Any], journal: Journal = journal) -> None:
+            async with slots:
+                try:
+                    trouble = await _post_record(gateway, record)
+                except PhoenixError as exc:
+                    done.problems.append(str(exc))
+                    return
+            if trouble:
+                done.problems.extend(f"{record['key']}: {t}" for t in trouble)
+                return
+            journal.mark_done(record["key"])
+            done.experiments.add(record["experiment"]["url"])
+            done.uploaded += 1
+
+        await asyncio.gather(*(one(r) for r in records))
+        journal.close()  # deleted once every case in it is done
+    return done
+
+
+async def _post_record(gateway: Gateway, record: Mapping[str, Any]) -> list[str]:
+    """Post one journaled case: the run, then its evaluations; the evaluations Phoenix
+    refused (PhoenixError when a post failed in a way worth another try later)."""
+    key = record["key"]
+    run_id = await gateway.apost_run(record["experiment"]["id"], record["run"],
+                                     doing=f"uploading the run of case {key}")
+    problems = []
+    for evaluation in record["evaluations"]:
+        try:
+            await gateway.apost_evaluation(
+                run_id, evaluation,
+                doing=f"uploading annotation {evaluation['name']!r} of case {key}")
+        except PhoenixError as exc:
+            refused = refusal(exc)
+            if refused is None:
+                raise
+            problems.append(f"{evaluation['name']}: {refused}")
+    return problems

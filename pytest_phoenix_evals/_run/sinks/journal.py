@@ -5,23 +5,22 @@ One JSON-lines file per experiment (and per pytest-xdist worker) under
 run and its evaluations, already redacted. A ``done`` line follows once the run and every
 evaluation are in Phoenix. A file whose cases are all done is deleted at the end of the session;
 what is left is uploaded later by ``pytest --phoenix-upload-pending``
-(:func:`upload_pending`), which appends ``done`` lines in turn, so a second call adds nothing.
+(:meth:`ExperimentSink.replay`), which appends ``done`` lines in turn, so a second call
+adds nothing.
 
 Posting twice is safe on the server side as well: Phoenix answers 409 (naming the run) for a
-run that already exists without an error, and upserts evaluations by run and name
-(``experiment_runs.py``, ``experiment_evaluations.py``).
+run that already exists without an error, which the gateway takes as the run's id, and upserts
+evaluations by run and name (``experiment_runs.py``, ``experiment_evaluations.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from ..._local import ensure_dir, local_path
 
@@ -86,41 +85,3 @@ def pending_cases(path: Path) -> Iterator[dict[str, Any]]:
         elif record.get("type") == "done":
             cases.pop(record["key"], None)
     yield from cases.values()
-
-
-EXISTING_RUN = re.compile(r"Experiment run (\S+) already exists")
-
-
-async def post_run(http: Any, experiment_id: str, run: dict[str, Any]) -> str:
-    """Post a run; its id, also when Phoenix already had it (a retried post that had gone
-    through, or a journaled case uploaded before the session died). Raises httpx errors."""
-    response = await http.post(f"v1/experiments/{quote(experiment_id)}/runs", json=run)
-    if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
-        return found.group(1)
-    response.raise_for_status()
-    return str(response.json()["data"]["id"])
-
-
-async def post_evaluation(http: Any, run_id: str, evaluation: dict[str, Any]) -> None:
-    """Post (Phoenix upserts by run and name) one evaluation of a run. Raises httpx errors."""
-    response = await http.post("v1/experiment_evaluations",
-                               json={**evaluation, "experiment_run_id": run_id})
-    response.raise_for_status()
-
-
-async def post_case(http: Any, record: dict[str, Any]) -> tuple[str | None, list[str]]:
-    """Post one journaled case: the run, then its evaluations. (run id, problems: the
-    evaluations Phoenix refused); raises the httpx errors worth a retry."""
-    import httpx
-
-    run_id = await post_run(http, record["experiment"]["id"], record["run"])
-    problems = []
-    for evaluation in record["evaluations"]:
-        try:
-            await post_evaluation(http, run_id, evaluation)
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code >= 500:
-                raise
-            problems.append(f"{evaluation['name']}: {exc.response.status_code} "
-                            f"{exc.response.text[:200]}")
-    return run_id, problems

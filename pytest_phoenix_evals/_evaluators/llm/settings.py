@@ -1,0 +1,41 @@
+"""What a session tells the judge client: model, endpoint, timeouts, retries, prices.
+
+The defaults here are the judge options' defaults (``--phoenix-judge-*``); the option table
+reads them, so each is written once. This module is kept apart from :mod:`.client`, which
+re-exports it, because the option table is loaded in every pytest run: it imports only the
+standard library (no pytest, no openai, no httpx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+# "chat" or "responses"; "auto" calls the endpoint the Phoenix server would call.
+JudgeApi = Literal["auto", "chat", "responses"]
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    model: str | None = None  # replaces every judge's model when set
+    base_url: str | None = None  # replaces OPENAI_BASE_URL when set
+    timeout: float = 30.0
+    retries: int = 3
+    concurrency: int = 8
+    api: JudgeApi = "auto"
+    # model -> (USD per million input tokens, USD per million output tokens)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def parse_price(text: str) -> tuple[str, tuple[float, float]]:
+    """``gpt-4o-mini=0.15/0.60`` -> (model, (input, output)) in USD per million tokens."""
+    model, sep, rest = text.partition("=")
+    prompt, slash, completion = rest.partition("/")
+    try:
+        if not (sep and slash and model.strip()):
+            raise ValueError
+        return model.strip(), (float(prompt), float(completion))
+    except ValueError:
+        raise ValueError(f"{text!r} is not MODEL=INPUT/OUTPUT (USD per million tokens), for "
+                         f"example gpt-4o-mini=0.15/0.60") from None

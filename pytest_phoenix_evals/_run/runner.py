@@ -1,0 +1,183 @@
+"""The runner: runs cases (task, then evaluators) and hands each result to the sink.
+
+No pytest here. The pytest layer gives the runner jobs (one per item) and asks for their
+results in item order; the runner starts them ahead (at most ``concurrency`` at once, in job
+order), waits for the one asked for, cancels what is left when pytest stops early, and records
+every finished result exactly once. :meth:`Runner.run_all` does the same for a whole source,
+with no pytest at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from .._core.naming import case_id
+from .._core.types import Case, CaseResult
+from .._core.verdict import Threshold
+from .._evaluators.protocol import Evaluator
+from .engine import Engine, OutputNotSerialisable, as_json, evaluate, run_case
+from .sinks.base import Sink
+from .sources.base import Source, Task
+
+Observer = Callable[[CaseResult], None]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the runner needs of the settings."""
+
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    concurrency: int = 8
+    task_timeout: float | None = None
+    repetitions: int = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One case to run: ``key`` is unique among the jobs (a pytest item's node id)."""
+
+    key: str
+    case: Case
+    task: Task | None
+    evaluators: Sequence[Evaluator]
+    # The output, when there is no task (the subject already has one).
+    output: Any = None
+
+
+class Runner:
+    """Runs jobs on the engine and records their results in the sink (None: nothing goes
+    anywhere, as with --phoenix-no-upload)."""
+
+    def __init__(self, engine: Engine, sink: Sink | None, settings: RunSettings, *,
+                 source: Source | None = None, tracing: Any = None,
+                 observers: Sequence[Observer] = ()) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.source = source
+        self.settings = settings
+        self.tracing = tracing
+        self.observers = list(observers)
+        self.results: list[CaseResult] = []
+        # Runs started ahead of their job being asked for, by run key.
+        self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult]]] = {}
+        self._slots: list[asyncio.Semaphore] = []
+
+    def runs_of(self, case: Case) -> list[Case]:
+        """The runs of a case: one per repetition, numbered as the server numbers them
+        (1..N)."""
+        n = self.settings.repetitions
+        return [case] if n == 1 else [
+            replace(case, case_id=case_id(case.example, r), repetition=r) for r in range(1, n + 1)]
+
+    # --- running jobs -----------------------------------------------------------------------
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        """Start every run of these jobs now, at most ``concurrency`` at once, in job order;
+        :meth:`run` then only waits for them."""
+        for job in jobs:
+            for run in self.runs_of(job.case):
+                self._ahead[_run_key(job.key, run)] = (
+                    run, self.engine.submit(self._limited(job, run)))
+
+    def run(self, job: Job) -> list[CaseResult]:
+        """Every run of the job's case (waiting for those started ahead), each recorded."""
+        results = []
+        for run in self.runs_of(job.case):
+            ahead = self._ahead.pop(_run_key(job.key, run), None)
+            result = ahead[1].result() if ahead is not None else \
+                self.engine.run(self._run_one(job, run))
+            self.finish(result)
+            results.append(result)
+        return results
+
+    def stop(self) -> None:
+        """Stopped early (-x, --maxfail, Ctrl-C): cancel the runs not yet done, and record
+        those that finished although nothing asked for them (nothing done is lost)."""
+        ahead, self._ahead = self._ahead, {}
+        for _, future in ahead.values():
+            future.cancel()
+        for _, future in ahead.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                result = future.result()
+                result.mark(reported=True)  # it never will be: nothing waits for its output
+                self.finish(result)
+
+    def run_all(self) -> list[CaseResult]:
+        """Every case of the source, run and recorded; the results."""
+        assert self.source is not None, "run_all needs a source"
+        jobs = []
+        for group in self.source.groups():
+            task, evaluators = self.source.task(group), self.source.evaluators(group)
+            jobs += [Job(f"{group.key}::{case.case_id}", case, task, evaluators)
+                     for case in self.source.cases(group)]
+        self.start(jobs)
+        try:
+            results = [result for job in jobs for result in self.run(job)]
+        finally:
+            self.stop()
+        for result in results:
+            result.mark(reported=True)
+        return results
+
+    async def _limited(self, job: Job, run: Case) -> CaseResult:
+        if not self._slots:  # made on the loop; asyncio wakes waiters first come, first served
+            self._slots.append(asyncio.Semaphore(self.settings.concurrency))
+        async with self._slots[0]:
+            return await self._run_one(job, run)
+
+    async def _run_one(self, job: Job, case: Case) -> CaseResult:
+        """One run on the engine's loop: the task (traced when the sink has a project for
+        it), then the evaluators."""
+        if job.task is None:
+            return await self._evaluate(case, job.output, job.evaluators,
+                                        datetime.now(timezone.utc))
+        tracer = None
+        if self.sink is not None and self.tracing is not None:
+            project = await self.sink.project(case.group)
+            tracer = self.tracing.tracer(project) if project else None
+        return await run_case(case, job.task, job.evaluators, self.settings.thresholds, tracer,
+                              self.settings.task_timeout)
+
+    # --- outputs made elsewhere (a test function of the fixture style) ---------------------
+
+    def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
+                        start: datetime) -> CaseResult:
+        """Evaluate an output the caller produced; recorded."""
+        result = self.engine.run(self._evaluate(case, output, evaluators, start))
+        self.finish(result)
+        return result
+
+    async def _evaluate(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
+                        start: datetime) -> CaseResult:
+        result = CaseResult(case=case, start_time=start, end_time=datetime.now(timezone.utc))
+        try:
+            result.output = as_json(output)
+        except OutputNotSerialisable as exc:
+            result.error = str(exc)
+        return await evaluate(result, evaluators, self.settings.thresholds)
+
+    def record_error(self, case: Case, error: str, start: datetime | None) -> CaseResult:
+        """A case that failed before it had an output (the test raised first); recorded."""
+        end = datetime.now(timezone.utc)
+        result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
+        self.finish(result)
+        return result
+
+    def finish(self, result: CaseResult) -> None:
+        """Keep the result, hand it to the sink, then tell the observers."""
+        self.results.append(result)
+        if self.sink is not None:
+            self.sink.record(result)
+        else:
+            result.mark(uploaded=True)
+        for observe in self.observers:
+            observe(result)
+
+
+def _run_key(key: str, case: Case) -> str:
+    return f"{key}#{case.repetition}"

@@ -1,0 +1,100 @@
+"""pytest-xdist: one experiment per group for every worker, and every result in one summary.
+
+Registered as a plugin only when xdist is loaded. The controller makes the experiments of the
+command line's datasets before the workers start and hands them over in ``workerinput``; the
+groups only workers know (the test functions of the fixture style) are made once, by the first
+worker that needs one, under a file lock in a folder the controller names. Each worker hands back
+its results (plain data: xdist carries builtins only) and its upload report in ``workeroutput``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._items import SESSION_KEY
+
+if TYPE_CHECKING:
+    from ._core.types import CaseResult
+    from ._session import PhoenixEvalsSession
+
+# workerinput / workeroutput keys.
+EXPERIMENTS = "phoenix_evals_experiments"
+SHARED_DIR = "phoenix_evals_shared_dir"
+RESULTS = "phoenix_evals_results"
+
+_SCORE_FIELDS = ("name", "evaluator", "annotator_kind", "label", "score", "explanation",
+                 "error", "metadata", "trace_id")
+
+
+def dump_result(result: CaseResult) -> dict[str, Any]:
+    """What the controller's summary and gates read of a result (the output stays behind:
+    the worker has uploaded it)."""
+    from ._run.sinks.base import group_to_wire
+
+    example = result.case.example
+    return {
+        "group": group_to_wire(result.case.group),
+        "dataset_name": example.dataset_name, "dataset_id": example.dataset_id,
+        "example_id": example.id, "splits": list(example.splits),
+        "metadata": example.metadata, "case_id": result.case.case_id,
+        "repetition": result.case.repetition, "error": result.error,
+        "trace_id": result.trace_id,
+        "scores": [{f: getattr(s, f) for f in _SCORE_FIELDS} for s in result.scores],
+        "verdicts": [[v.status, v.rule] for v in result.verdicts],
+    }
+
+
+def load_result(data: dict[str, Any]) -> CaseResult:
+    from ._core.types import Case, CaseResult, Example, Score, Verdict
+    from ._run.sinks.base import group_from_wire
+
+    group = group_from_wire(data["group"])
+    example = Example(id=data["example_id"], input=None, reference=None,
+                      metadata=dict(data.get("metadata") or {}),
+                      dataset_name=data["dataset_name"], dataset_id=data["dataset_id"],
+                      version_id=group.version_id,
+                      splits=tuple(data.get("splits") or ()))
+    return CaseResult(
+        case=Case(example=example, case_id=data["case_id"], repetition=data["repetition"],
+                  group=group),
+        error=data["error"], trace_id=data["trace_id"],
+        scores=[Score(**score) for score in data["scores"]],
+        verdicts=[Verdict(status, rule) for status, rule in data["verdicts"]])
+
+
+class XDistPlugin:
+    """The controller's side of pytest-xdist (a worker's side is in its own session)."""
+
+    def __init__(self, config: pytest.Config,
+                 activate: Callable[[pytest.Config], PhoenixEvalsSession]) -> None:
+        self._config = config
+        self._activate = activate
+        self._shared_dir: str | None = None
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        """Before a worker starts: the experiments made here, and the folder where the workers
+        agree on the others."""
+        if self._shared_dir is None:
+            self._shared_dir = tempfile.mkdtemp(prefix="pytest-phoenix-evals-xdist-")
+        node.workerinput[SHARED_DIR] = self._shared_dir
+        session = self._config.stash.get(SESSION_KEY, None)
+        if session is not None:
+            node.workerinput[EXPERIMENTS] = session.for_workers()
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """When a worker ends: take its results and upload report for the summary."""
+        part = getattr(node, "workeroutput", {}).get(RESULTS)
+        if part:
+            self._activate(self._config).absorb(part)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        if self._shared_dir is not None:
+            shutil.rmtree(self._shared_dir, ignore_errors=True)
