@@ -24,7 +24,7 @@ import os
 import pytest
 from phoenix.client.pytest import log_output
 
-from workload import answer_length, examples, exact_match, qa_correctness_sync, task
+from workload import answer_length, exact_match, examples, qa_correctness_sync, task
 
 EXAMPLES = examples(int(os.environ["BENCH_EXAMPLES"]))
 

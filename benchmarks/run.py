@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +159,10 @@ class Bench:
 
     def start(self) -> None:
         sys.path[:0] = [str(ROOT / "scripts"), str(BENCH)]
+        import workload
         from phoenix_admin import PhoenixAdmin
         from phoenix_server import start_server
         from stand_in_judge import StandInJudge
-
-        import workload
 
         log("starting Phoenix (the first time, this installs it: a couple of minutes)")
         self.server = start_server(self.workdir / "phoenix")
@@ -450,7 +449,7 @@ async def ingest(url: str, dataset_id: str, n: int, concurrency: int, name: str
 
         async def worker() -> None:
             for example_id, answer in pending:  # one iterator shared by the workers
-                now = datetime.now(timezone.utc).isoformat()
+                now = datetime.now(UTC).isoformat()
                 response = await http.post(f"/v1/experiments/{experiment_id}/runs", json={
                     "dataset_example_id": example_id, "output": answer, "repetition_number": 1,
                     "start_time": now, "end_time": now})
@@ -462,7 +461,7 @@ async def ingest(url: str, dataset_id: str, n: int, concurrency: int, name: str
                                               "explanation": "stand-in judge: the answer "
                                                              "contains the reference"}}
                 for evaluator, result in results.items():
-                    now = datetime.now(timezone.utc).isoformat()
+                    now = datetime.now(UTC).isoformat()
                     response = await http.post("/v1/experiment_evaluations", json={
                         "experiment_run_id": run_id, "name": evaluator,
                         "annotator_kind": "LLM" if evaluator == "qa_correctness" else "CODE",
@@ -517,7 +516,7 @@ def _versions() -> str:
                     "openai"):
         try:
             parts.append(f"{package} {version(package)}")
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     sys.path.insert(0, str(ROOT / "scripts"))
     from phoenix_server import SERVER_VERSION
@@ -577,8 +576,9 @@ def report(bench: Bench, argv: list[str]) -> str:
         f"{args.judge_latency * 1000:g} ms per case, 2 code evaluators + 1 LLM judge, "
         f"concurrency {args.concurrency}, median of {args.repeat} round(s)",
         _versions(),
-        "load average (1 min) before the first runner {:.2f}, after the last {:.2f}; this "
-        "machine's other processes share its CPUs".format(bench.load[0], os.getloadavg()[0]),
+        f"load average (1 min) before the first runner {bench.load[0]:.2f}, after the last "
+        f"{os.getloadavg()[0]:.2f}; this "
+        "machine's other processes share its CPUs",
         "",
         table,
         "",

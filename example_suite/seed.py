@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from phoenix_admin import PhoenixAdmin  # noqa: E402
+from phoenix_admin import PhoenixAdmin
 
 NAME = "qa-golden"
 QUESTIONS = [

@@ -4,9 +4,7 @@ Both start from pytest_cmdline_main, before pytest_configure, with a session of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -86,7 +84,7 @@ def regate(session: PhoenixEvalsSession) -> int:
     if session.settings.baseline:
         session.load_baseline(group, exclude=[experiment["id"]])
     rules = rules_of(session.evaluators(group))
-    results = results_of(runs, dataset, rules, session.settings.thresholds, group)
+    results = results_of(runs, dataset.examples, rules, session.settings.thresholds, group)
     expected = [Case(e, case_id(e, r), group, r) for e in dataset.examples
                 for r in range(1, int(experiment.get("repetitions") or 1) + 1)]
     report = UploadReport(destinations=[Destination(

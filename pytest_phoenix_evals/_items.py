@@ -1,14 +1,14 @@
 """What pytest collects and runs: a collector per command-line dataset, an item per case, and
-the fixtures of the fixture style (``phoenix_example``, ``phoenix_evaluate``).
+what the fixtures of the fixture style (``phoenix_example``, ``phoenix_evaluate``) do.
 
-Imported by ``plugin.py`` in every pytest run, so only pytest, the standard library and type
-names at the top; the rest is imported when a case runs.
+Imported once a dataset is asked for (the fixtures themselves are declared in ``plugin.py``,
+where pytest finds them, and call in here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from ._run.runner import Job
     from ._session import PhoenixEvalsSession
 
-SESSION_KEY = pytest.StashKey["PhoenixEvalsSession"]()
-MARKER = "phoenix_evals"
+from .plugin import MARKER, SESSION_KEY
+
 _STARTED = pytest.StashKey[datetime]()
 _EVALUATED = pytest.StashKey[bool]()
 _RESULT = pytest.StashKey["list[CaseResult]"]()
@@ -131,22 +131,15 @@ def record_properties(item: pytest.Item, result: CaseResult) -> None:
     item.user_properties.extend(junit_properties(result, url))
 
 
-@pytest.fixture
-def phoenix_example(request: pytest.FixtureRequest) -> Example:
-    """The dataset example this test case runs on (``.input``, ``.reference``, ``.metadata``)."""
+def example_for(request: pytest.FixtureRequest) -> Example:
+    """``phoenix_example``: the example of this test's case."""
     case: Case = request.param
-    request.node.stash[_STARTED] = datetime.now(timezone.utc)
+    request.node.stash[_STARTED] = datetime.now(UTC)
     return case.example
 
 
-@pytest.fixture
-def phoenix_evaluate(request: pytest.FixtureRequest,
-                     phoenix_example: Example) -> Callable[[Any], CaseResult]:
-    """Evaluate the output of this test's own call of the task, record it, fail if it fails.
-
-    ``phoenix_evaluate(output)`` runs the dataset's evaluators (and the marker's), uploads the
-    run, and fails the test with the same report as a dataset case; it returns the result.
-    """
+def evaluate_for(request: pytest.FixtureRequest) -> Callable[[Any], CaseResult]:
+    """``phoenix_evaluate``: evaluate, record and judge this test's own output."""
     state = session_of(request.config)
     node = request.node
     case: Case = node.callspec.params["phoenix_example"]

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import KW_ONLY, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 import pytest
 
-from ._evaluators.llm.settings import JudgeApi, JudgeSettings, parse_price
+from ._judge_settings import JudgeApi, JudgeSettings, parse_price
 
 if TYPE_CHECKING:
     from ._core.gates import Gate
@@ -32,8 +32,9 @@ Kind = Literal["str", "list", "bool"]
 EvaluateOn = Literal["local", "server"]  # where attached evaluators run
 
 
-@dataclass(frozen=True)
-class Settings:
+# NamedTuples rather than frozen dataclasses: as immutable, and defining them costs a fraction
+# (this module is imported in every pytest run; see tests/test_static.py).
+class Settings(NamedTuple):
     """Every option, resolved; nothing else reads ``config.getoption`` for our options.
 
     The field defaults are the options' defaults: the one place each is written.
@@ -51,7 +52,7 @@ class Settings:
     url: str | None = None
     url_source: str | None = None  # where url came from ("--phoenix-url", "env ...")
     experiment_name: str | None = None
-    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    thresholds: Mapping[str, Threshold] = MappingProxyType({})
     gates: tuple[Gate, ...] = ()
     baseline: str | None = None
     max_regression: float | None = None
@@ -69,7 +70,7 @@ class Settings:
     upload_pending: bool = False
     evaluate_on: EvaluateOn = "local"
     prompt_tag: str | None = None
-    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    judge: JudgeSettings = JudgeSettings()
     allow_code_evaluators: bool = False
     code_timeout: float = 10.0
 
@@ -84,20 +85,25 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-@dataclass(frozen=True)
-class Option:
+def _verbatim(value: str, source: str) -> str:
+    return value
+
+
+class Option(NamedTuple):
     name: str
     kind: Kind
-    help: str  # argparse text (%% for %); "{default}" is replaced by the default
+    template: str  # argparse text (%% for %); "{default}" stands for the default
     metavar: str | None = None
-    _: KW_ONLY
-    parse: Parse
-    setting: str = ""  # the Settings field it fills ("judge.timeout" in JudgeSettings); or name
+    parse: Parse = _verbatim
+    target: str = ""  # the Settings field it fills ("judge.timeout" in JudgeSettings); or name
 
-    def __post_init__(self) -> None:
-        if not self.setting:
-            object.__setattr__(self, "setting", self.name)
-        object.__setattr__(self, "help", self.help.replace("{default}", _shown(self.default)))
+    @property
+    def setting(self) -> str:
+        return self.target or self.name
+
+    @property
+    def help(self) -> str:
+        return self.template.replace("{default}", _shown(self.default))
 
     @property
     def default(self) -> Any:
@@ -124,8 +130,6 @@ class Option:
 # a list of str for list options, a bool for flags) and where it came from.
 
 
-def _verbatim(value: str, source: str) -> str:
-    return value
 
 
 def _text(value: str, source: str) -> str | None:
@@ -234,12 +238,12 @@ def _prices(values: list[str], source: str) -> dict[str, tuple[float, float]]:
 OPTIONS = (
     Option("dataset", "list", "Run the examples of this Phoenix dataset as test cases "
            "(name or id; repeatable). NAME@VERSION_ID:SPLIT picks a version and a split for "
-           "this dataset alone.", "NAME", parse=_strings, setting="datasets"),
+           "this dataset alone.", "NAME", parse=_strings, target="datasets"),
     Option("task", "str", "The task under test, as module:function (sync or async). Without "
            "it, a pytest_phoenix_evals_task hook in conftest.py supplies the task.",
            "MODULE:FUNCTION", parse=_task),
     Option("split", "list", "Only run examples in this dataset split (repeatable).", "SPLIT",
-           parse=_strings, setting="splits"),
+           parse=_strings, target="splits"),
     Option("examples", "list", "Only run these examples: example ids, or case ids as "
            "shown in the report (ex12 or ex12-what-is-2-2); comma-separated or repeated.",
            "ID,...", parse=_comma_separated),
@@ -263,7 +267,7 @@ OPTIONS = (
            "(default: 'pytest <branch>@<commit>').", "NAME", parse=_verbatim),
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
            "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X",
-           parse=_thresholds, setting="thresholds"),
+           parse=_thresholds, target="thresholds"),
     Option("task_timeout", "str", "Seconds the task may take on one example (default: no "
            "limit); a task that takes longer fails its case with a timeout, and its run is "
            "recorded with that error.", "SECONDS", parse=_number(float, minimum=0.001)),
@@ -278,7 +282,7 @@ OPTIONS = (
            "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
            "metadata value (or one) on its own (repeatable). With gates the exit status "
            "follows them; errored and missing cases count as failures.", "GATE",
-           parse=_gates, setting="gates"),
+           parse=_gates, target="gates"),
     Option("baseline", "str", "Compare this run with an experiment already in Phoenix: its id "
            "or name, 'dataset' (the dataset's baseline experiment), 'previous' (the latest "
            "experiment of the dataset) or 'main' (the latest that ran on branch main or "
@@ -323,24 +327,24 @@ OPTIONS = (
            "version, with a notice.", "TAG", parse=_text),
     Option("judge_model", "str", "Model for every LLM judge, replacing the prompt's model "
            "(default: the prompt's, else gpt-4o-mini).", "MODEL", parse=_text,
-           setting="judge.model"),
+           target="judge.model"),
     Option("judge_base_url", "str", "Base URL of an OpenAI-compatible server for LLM judges "
            "(default: OPENAI_BASE_URL, else OpenAI).", "URL", parse=_text,
-           setting="judge.base_url"),
+           target="judge.base_url"),
     Option("judge_timeout", "str", "Seconds one judge request may take (default {default}).",
-           "SECONDS", parse=_number(float, minimum=0.001), setting="judge.timeout"),
+           "SECONDS", parse=_number(float, minimum=0.001), target="judge.timeout"),
     Option("judge_retries", "str", "Retries of a judge call after a 429, 5xx, timeout or "
            "connection error, with exponential backoff and jitter, honouring Retry-After "
-           "(default {default}).", "N", parse=_number(int), setting="judge.retries"),
+           "(default {default}).", "N", parse=_number(int), target="judge.retries"),
     Option("judge_concurrency", "str", "At most this many judge calls at once (default "
-           "{default}).", "N", parse=_number(int, minimum=1), setting="judge.concurrency"),
+           "{default}).", "N", parse=_number(int, minimum=1), target="judge.concurrency"),
     Option("judge_api", "str", "OpenAI endpoint for judges: 'auto' (default: as the Phoenix "
            "server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the Responses "
            "API for other OpenAI model names), 'chat' or 'responses'.", "auto|chat|responses",
-           parse=_choice(get_args(JudgeApi)), setting="judge.api"),
+           parse=_choice(get_args(JudgeApi)), target="judge.api"),
     Option("judge_price", "list", "Price of a judge model in USD per million tokens, to report "
            "cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
-           "MODEL=IN/OUT", parse=_prices, setting="judge.prices"),
+           "MODEL=IN/OUT", parse=_prices, target="judge.prices"),
     Option("allow_code_evaluators", "bool", "Run the Python code evaluators attached in "
            "Phoenix on this machine, each call in a separate process with a time limit. "
            "Without it they run on the server when it can, else they are reported as not run.",
@@ -439,5 +443,5 @@ def _check(settings: Settings, sources: Mapping[str, str | None]) -> Settings:
     if settings.sample_seed is not None and settings.limit is None:
         raise pytest.UsageError(f"{sources['sample_seed']}: a sample needs its size: add "
                                 f"--phoenix-limit=N")
-    return replace(settings, pass_rule=pass_rule,
-                   no_upload=settings.no_upload or settings.offline)
+    return settings._replace(pass_rule=pass_rule,
+                             no_upload=settings.no_upload or settings.offline)

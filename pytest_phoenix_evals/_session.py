@@ -10,7 +10,6 @@ the pytest-free ``_run`` package; every line of the summary is built in ``_repor
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from ._evaluators.protocol import Evaluator
     from ._phoenix.gateway import Gateway
     from ._report.summary import Summary
+    from ._run.baselines import Baselines
     from ._run.engine import Engine
     from ._run.runner import Job, Runner
     from ._run.sinks.base import UploadReport
@@ -86,10 +86,9 @@ class PhoenixEvalsSession:
         self._sink: ExperimentSink | None = None
         self._runner: Runner | None = None
         self._tasks: dict[str, Callable[..., Any] | None] = {}
-        # --phoenix-baseline: per dataset group key, the group, the experiment and its runs.
-        self._baselines: dict[str, tuple[Group, dict[str, Any], list[dict[str, Any]]]] = {}
+        self._baselines: Baselines | None = None  # --phoenix-baseline
         # Every evaluator handed out, by identity: those holding connections are closed at the end.
-        self._handed_out: dict[int, Any] = {}
+        self._handed_out: dict[int, Evaluator] = {}
         self._shared: dict[str, dict[str, Any]] | None = None
         self._closed = False
 
@@ -236,12 +235,14 @@ class PhoenixEvalsSession:
                 observers=[self._keep_row, self._tell_hook])
         return self._runner
 
-    def _equip(self, evaluator: Any) -> Any:
+    def _equip(self, evaluator: Evaluator) -> Evaluator:
         """Give an evaluator what it needs from the session (judge clients, tracing)."""
+        from ._evaluators.protocol import LoadsFromPhoenix, NeedsJudges
+
         self._handed_out.setdefault(id(evaluator), evaluator)
-        if hasattr(evaluator, "judges") and evaluator.judges is None:
+        if isinstance(evaluator, NeedsJudges) and evaluator.judges is None:
             evaluator.judges = self.judges
-            if hasattr(evaluator, "load"):  # a judge whose prompt comes from the server
+            if isinstance(evaluator, LoadsFromPhoenix):  # its prompt comes from the server
                 evaluator.load(self.gateway)
             if self.tracing is not None and evaluator.tracing is None:
                 from ._evaluators.llm.trace import JudgeTrace
@@ -434,11 +435,15 @@ class PhoenixEvalsSession:
             for part in self._worker_reports:
                 self.upload_report.merge(part)
         if self.settings.set_baseline and self.upload_report is not None:
-            self._set_baselines(self.upload_report)
+            from ._run.baselines import set_baselines
+
+            self.notices += set_baselines(self.gateway, self.upload_report)
         if self._engine is not None or self._gateway is not None:
             self._shut_down()  # else the plugin was not used: import nothing on the way out
 
     def _shut_down(self) -> None:
+        from ._evaluators.protocol import Closes
+
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
         if self._judges is not None and self._judges.cache is not None:
@@ -447,31 +452,13 @@ class PhoenixEvalsSession:
             closers = [self._judges.aclose()] if self._judges is not None else []
             if self._gateway is not None:
                 closers.append(self._gateway.aclose())
-            closers += [e.aclose() for e in self._handed_out.values() if hasattr(e, "aclose")]
+            closers += [e.aclose() for e in self._handed_out.values() if isinstance(e, Closes)]
             for closer in closers:
                 with contextlib.suppress(Exception):  # idle connections must not fail a run
                     self._engine.run(closer, timeout=10)
             self._engine.close()
         if self._gateway is not None:
             self._gateway.close()
-
-    def _set_baselines(self, report: UploadReport) -> None:
-        """--phoenix-set-baseline: only a complete run becomes the baseline."""
-        if not report.complete:
-            self.notices.append("not made the baseline: some results did not reach Phoenix")
-            return
-        from ._phoenix.http import PhoenixError
-
-        for experiment in report.destinations:
-            if experiment.group.kind != "dataset":
-                continue
-            try:
-                self.gateway.set_baseline(experiment.id)
-                self.notices.append(f"{experiment.group.label}: this run is now the dataset's "
-                                    f"baseline experiment")
-            except PhoenixError as exc:
-                self.notices.append(f"{experiment.group.label}: could not make this run the "
-                                    f"baseline: {exc}")
 
     def finish_session(self) -> None:
         """Tell the observers that the session's results are all in."""
@@ -482,42 +469,27 @@ class PhoenixEvalsSession:
     # --- baselines ------------------------------------------------------------------------
 
     def load_baseline(self, group: Group, exclude: Sequence[str] = ()) -> None:
-        """Find the baseline experiment (never one in ``exclude``) and read its runs before
-        any case runs (it is in Phoenix already, and the gateway is closed by the time the
-        session ends)."""
+        """Read the group's baseline now (--phoenix-baseline), before any case runs."""
         from ._phoenix.http import PhoenixError
+        from ._run.baselines import Baselines
 
         assert self.settings.baseline is not None
+        if self._baselines is None:
+            self._baselines = Baselines(self.gateway, self.settings.baseline,
+                                        self.settings.max_regression, self.settings.thresholds)
         try:
-            found = self.gateway.find_experiment(self.settings.baseline, group.dataset_id,
-                                                 group.dataset_name, exclude)
-            runs = self.gateway.experiment_runs(found["id"])
+            self._baselines.load(group, exclude)
         except PhoenixError as exc:
             raise pytest.UsageError(f"--phoenix-baseline: {exc}") from None
-        self._baselines[group.key] = (group, found, runs)
 
     def compare_with_baselines(self) -> bool | None:
-        """The baseline comparison of each dataset group, for the summary; False when an
-        annotation regressed more than --phoenix-max-regression, None without a baseline."""
+        """The baseline comparison, for the summary; False when an annotation regressed more
+        than --phoenix-max-regression, None without a baseline."""
         if not self._baselines:
             return None
-        from ._core.baseline import compare, comparison_lines, results_of, rules_of
-
-        ok = True
-        for group, found, runs in self._baselines.values():
-            dataset = self.source.dataset(group)
-            current = [r for r in self.results if r.case.group.within(group)]
-            rules = rules_of(self.source.evaluators(group))
-            before = results_of(runs, dataset, rules, self.settings.thresholds, group)
-            changes = compare(current, before, self.settings.max_regression)
-            ok = ok and not any(c.failed for c in changes)
-            link = self.gateway.experiment_url(group.dataset_id, found["id"])
-            mine = next((d for d in self.upload_report.destinations if d.group.key == group.key),
-                        None) if self.upload_report else None
-            if mine is not None:
-                link += f"&experimentId={mine.id}"
-            self.baseline_lines += ["", *comparison_lines(
-                changes, group.label, found, link, self.settings.max_regression)]
+        ok, lines = self._baselines.compare(self.results, self.source.dataset,
+                                            self.source.evaluators, self.upload_report)
+        self.baseline_lines += lines
         return ok
 
     # --- gates, files, summary ------------------------------------------------------------
@@ -542,29 +514,11 @@ class PhoenixEvalsSession:
                        pass_rule=self.settings.pass_rule)
 
     def write_outputs(self, exitstatus: int) -> None:
-        """The files asked for: --phoenix-results and the markdown summary. A file that
-        cannot be written is said in the summary; it never hides the run's outcome."""
-        if self.settings.results:
-            from ._report.outputs import write_results
+        """The files asked for: --phoenix-results and the markdown summary."""
+        from ._report.outputs import write_files
 
-            try:
-                count = write_results(self.settings.results, self.rows)
-                self.written.append(f"results: {self.settings.results} ({count} rows)")
-            except Exception as exc:
-                self.written.append(f"could not write results to {self.settings.results}: "
-                                    f"{type(exc).__name__}: {exc}")
-        if (self.settings.summary_md or os.environ.get("GITHUB_STEP_SUMMARY")) and (
-                self.results or self.gate_results):
-            from ._report.outputs import markdown_summary, write_markdown
-
-            summary = self.summary_input()
-            text = markdown_summary(self.results, summary.main_lines(), summary.experiments(),
-                                    self.gate_results, summary.outcome(exitstatus))
-            try:
-                self.written += [f"markdown summary: {w}"
-                                 for w in write_markdown(text, self.settings.summary_md)]
-            except OSError as exc:
-                self.written.append(f"could not write the markdown summary: {exc}")
+        self.written += write_files(self.settings.results, self.settings.summary_md, self.rows,
+                                    self.summary_input(), exitstatus)
 
     def summary(self) -> list[str]:
         return self.summary_input().lines()

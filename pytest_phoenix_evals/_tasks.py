@@ -77,7 +77,8 @@ def task_from_hook(config: pytest.Config, group: Group) -> Task | None:
 
 def evaluators_from(objs: Sequence[Any], source: str) -> list[Evaluator]:
     """Evaluators from what a hook or marker supplied; UsageError naming ``source`` if not."""
-    from ._evaluators.code import BindingError, as_evaluator
+    from ._core.binding import BindingError
+    from ._evaluators.code import as_evaluator
 
     try:
         return [as_evaluator(obj, source) for obj in objs]

@@ -9,14 +9,12 @@ its results (plain data: xdist carries builtins only) and its upload report in `
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._items import SESSION_KEY
+from .plugin import SESSION_KEY
 
 if TYPE_CHECKING:
     from ._core.types import CaseResult
@@ -81,6 +79,8 @@ class XDistPlugin:
         """Before a worker starts: the experiments made here, and the folder where the workers
         agree on the others."""
         if self._shared_dir is None:
+            import tempfile
+
             self._shared_dir = tempfile.mkdtemp(prefix="pytest-phoenix-evals-xdist-")
         node.workerinput[SHARED_DIR] = self._shared_dir
         session = self._config.stash.get(SESSION_KEY, None)
@@ -97,4 +97,6 @@ class XDistPlugin:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
         if self._shared_dir is not None:
+            import shutil
+
             shutil.rmtree(self._shared_dir, ignore_errors=True)

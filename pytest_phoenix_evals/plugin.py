@@ -7,28 +7,19 @@ and the libraries behind them load only once a dataset is requested.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._items import (
-    MARKER,
-    SESSION_KEY,
-    CaseItem,
-    DatasetCollector,
-    after_report,
-    case_of,
-    phoenix_evaluate,
-    phoenix_example,
-)
 from ._options import Settings, add_options, resolve_settings
 
 if TYPE_CHECKING:
+    from ._core.types import CaseResult, Example
     from ._session import PhoenixEvalsSession
 
-__all__ = ["phoenix_evaluate", "phoenix_example"]
-
+SESSION_KEY = pytest.StashKey["PhoenixEvalsSession"]()
+MARKER = "phoenix_evals"
 _SETTINGS = pytest.StashKey[Settings]()
 _SESSION_PLUGIN = "phoenix-evals-session"
 _XDIST_PLUGIN = "phoenix-evals-xdist"
@@ -56,10 +47,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SETTINGS] = settings
     if settings.datasets:
         activate(config)
-    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+    if _distributes(config):
         from ._xdist import XDistPlugin
 
         config.pluginmanager.register(XDistPlugin(config, activate), _XDIST_PLUGIN)
+
+
+def _distributes(config: pytest.Config) -> bool:
+    """pytest-xdist's controller of a distributed run (-n, --dist)."""
+    return (config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+            and getattr(config.option, "dist", "no") != "no")
 
 
 def activate(config: pytest.Config) -> PhoenixEvalsSession:
@@ -87,6 +84,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
+
+
+@pytest.fixture
+def phoenix_example(request: pytest.FixtureRequest) -> Example:
+    """The dataset example this test case runs on (``.input``, ``.reference``, ``.metadata``)."""
+    from ._items import example_for
+
+    return example_for(request)
+
+
+@pytest.fixture
+def phoenix_evaluate(request: pytest.FixtureRequest,
+                     phoenix_example: Example) -> Callable[[Any], CaseResult]:
+    """Evaluate the output of this test's own call of the task, record it, fail if it fails.
+
+    ``phoenix_evaluate(output)`` runs the dataset's evaluators (and the marker's), uploads the
+    run, and fails the test with the same report as a dataset case; it returns the result.
+    """
+    from ._items import evaluate_for
+
+    return evaluate_for(request)
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -154,6 +172,8 @@ def pytest_make_collect_report(collector: pytest.Collector
     report = yield
     state = _active(collector.config)
     if state is not None and isinstance(collector, pytest.Session) and report.passed:
+        from ._items import DatasetCollector
+
         for spec in dict.fromkeys(state.settings.datasets):
             group = state.group(spec)
             report.result.append(DatasetCollector.from_parent(
@@ -169,6 +189,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     state = _active(config)
     if state is None:
         return
+    from ._items import case_of
+
     tested = {case.group.parent for item in items
               if (case := case_of(item)) is not None}
     for spec in dict.fromkeys(state.settings.datasets):
@@ -188,6 +210,8 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     if state is None:
         return (yield)
     if _runs_items_itself(session.config) and not session.config.option.collectonly:
+        from ._items import CaseItem
+
         state.start([item.job for item in session.items if isinstance(item, CaseItem)])
     try:
         return (yield)
@@ -209,6 +233,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if _active(item.config) is not None:
+        from ._items import after_report
+
         after_report(item, call, report)
     return report
 
@@ -235,6 +261,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             workeroutput[RESULTS] = state.for_controller()
         return
     state.finish_session()
+    from ._items import CaseItem, case_of
+
     expected = [run for item in session.items if isinstance(item, CaseItem)
                 for run in state.runs_of(item.case)]
     expected += [case for item in session.items if (case := case_of(item)) is not None]

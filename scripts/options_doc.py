@@ -74,14 +74,9 @@ def _module() -> Any:
 
 
 def _settings_defaults() -> dict[str, Any]:
-    """Field name -> default of the resolved settings dataclass, where there is one."""
-    import dataclasses
-
+    """Field name -> default of the resolved settings (a NamedTuple), where there is one."""
     settings = getattr(_module(), "Settings", None)
-    if settings is None or not dataclasses.is_dataclass(settings):
-        return {}
-    return {f.name: f.default for f in dataclasses.fields(settings)
-            if f.default is not dataclasses.MISSING}
+    return dict(getattr(settings, "_field_defaults", {}))
 
 
 def _attr(entry: Any, name: str, fallback: Any = None) -> Any:

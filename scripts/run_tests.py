@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from phoenix_server import ensure_server_venv, ensure_venv  # noqa: E402
+from phoenix_server import ensure_server_venv, ensure_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -404,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
     judge: StandInJudge
     server_version = "StandInJudge/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet."""
 
     def do_GET(self) -> None:

@@ -19,9 +19,9 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from phoenix_admin import PhoenixAdmin  # noqa: E402
-from phoenix_server import start_server  # noqa: E402
-from stand_in_judge import StandInJudge  # noqa: E402
+from phoenix_admin import PhoenixAdmin
+from phoenix_server import start_server
+from stand_in_judge import StandInJudge
 
 # Variables through which a developer's own Phoenix settings could leak into a test.
 CLIENT_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT", "PHOENIX_BASE_URL",

@@ -208,8 +208,9 @@ def test_unsupported_evaluate_parameters_are_named() -> None:
         "type": "object", "properties": {"output": {}, "metadata": {}}, "required": ["output"]}
 
 
-SET_MONTY = ('mutation($on: Boolean!) { updateSandboxProvider(input: {id: "%s", '
-             'enabled: $on}) { __typename } }' % global_id("SandboxProvider", "MONTY"))
+_MONTY = global_id("SandboxProvider", "MONTY")
+SET_MONTY = ('mutation($on: Boolean!) { updateSandboxProvider(input: '
+             f'{{id: "{_MONTY}", enabled: $on}}) {{ __typename }} }}')
 
 
 @pytest.mark.usefixtures("qa_app")

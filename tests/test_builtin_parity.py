@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from pytest_phoenix_evals._evaluators.builtins import BuiltinEvaluator
 from pytest_phoenix_evals._phoenix.wire import output_config
 
@@ -176,7 +175,7 @@ def test_builtins_equal_the_servers(admin: Any) -> None:
 ])
 def test_annotation_names_follow_the_servers_runner(configs: list[tuple[str, str]],
                                                     names: list[str]) -> None:
-    from pytest_phoenix_evals._evaluators.protocol import annotation_names
+    from pytest_phoenix_evals._core.naming import annotation_names
     from pytest_phoenix_evals._core.types import OutputConfig
 
     stored = [OutputConfig(kind=kind, name=name) for name, kind in configs]  # type: ignore

@@ -8,7 +8,6 @@ Spain wrong: exact_match passes 2 of 4, contains 3 of 4; edit_distance (recorded
 from __future__ import annotations
 
 import pytest
-
 from pytest_phoenix_evals._core.gates import parse_gate
 
 RUN = ("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer", "--phoenix-no-upload",
@@ -29,7 +28,8 @@ def test_passing_gates_make_the_session_pass_though_cases_failed(
     ])
 
 
-def test_a_failing_gate_fails_the_session_and_deselected_cases_do_not_count(pytester: pytest.Pytester, qa_app: None) -> None:
+def test_a_failing_gate_fails_the_session_and_deselected_cases_do_not_count(
+        pytester: pytest.Pytester, qa_app: None) -> None:
     result = pytester.runpytest(*RUN, "--phoenix-fail-under=exact_match=60%",
                                 "--phoenix-fail-under=contains=0.5", "-k", "not spain")
     result.assert_outcomes(passed=2, failed=1, deselected=1)

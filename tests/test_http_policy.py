@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from pytest_phoenix_evals._phoenix import http as policy
 from pytest_phoenix_evals._phoenix.gateway import Gateway
 from pytest_phoenix_evals._phoenix.http import PhoenixError, awith_retries, with_retries
@@ -33,7 +32,7 @@ class Scripted:
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 scripted.hits.setdefault(path, []).append(time.monotonic())
                 script = scripted.scripts.get(path) or [(404, {}, {"detail": "no such path"})]

@@ -268,7 +268,7 @@ class _Remote(BaseHTTPRequestHandler):
     calls: list[dict[str, Any]] = []
     failures = {"flaky": 1}
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Remote.calls.append({"path": self.path, "body": body,
                               "token": self.headers.get("X-Token")})

@@ -6,16 +6,14 @@ No Phoenix server: parsers are called directly, and the few whole resolutions us
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
 from typing import Any
 
 import pytest
-
 from pytest_phoenix_evals._evaluators.llm.client import JudgeSettings as ClientJudgeSettings
-from pytest_phoenix_evals._evaluators.llm.settings import JudgeSettings
+from pytest_phoenix_evals._judge_settings import JudgeSettings
 from pytest_phoenix_evals._options import OPTIONS, Option, Settings, _check, resolve_settings
 
 OPTION = {option.name: option for option in OPTIONS}
@@ -183,7 +181,7 @@ def test_options_that_conflict_are_a_usage_error(settings: Settings, message: st
 ])
 def test_options_that_fit_together_pass_the_checks(settings: Settings,
                                                   changed: dict[str, Any]) -> None:
-    assert _check(settings, SOURCES) == dataclasses.replace(settings, **changed)
+    assert _check(settings, SOURCES) == settings._replace(**changed)
 
 
 def test_nothing_given_resolves_to_the_defaults(pytester: pytest.Pytester) -> None:
@@ -200,8 +198,8 @@ def test_an_empty_choice_keeps_its_default(pytester: pytest.Pytester,
 
 
 def _settings_fields() -> list[str]:
-    judge = [f"judge.{f.name}" for f in dataclasses.fields(JudgeSettings)]
-    top = [f.name for f in dataclasses.fields(Settings) if f.name not in ("judge", "url_source")]
+    judge = [f"judge.{name}" for name in JudgeSettings._fields]
+    top = [name for name in Settings._fields if name not in ("judge", "url_source")]
     return sorted(top + judge)
 
 
@@ -215,12 +213,8 @@ def test_an_options_default_is_its_settings_field_default(option: Option) -> Non
     name = option.setting
     if name.startswith("judge."):
         owner, name = JudgeSettings, name.removeprefix("judge.")
-    (found,) = [f for f in dataclasses.fields(owner) if f.name == name]
-    if found.default is dataclasses.MISSING:
-        assert found.default_factory is not dataclasses.MISSING
-        assert option.default == found.default_factory()
-    else:
-        assert option.default == found.default
+    assert name in owner._field_defaults, f"{option.setting} has no default"
+    assert option.default == owner._field_defaults[name]
 
 
 @pytest.mark.parametrize(("name", "shown"), [
@@ -265,5 +259,5 @@ def test_the_judge_client_imports_neither_pytest_nor_the_options() -> None:
 
 def test_the_option_table_does_not_load_the_judge_client() -> None:
     loaded = _modules_after("pytest_phoenix_evals.plugin")
-    assert "pytest_phoenix_evals._evaluators.llm.settings" in loaded
+    assert "pytest_phoenix_evals._judge_settings" in loaded
     assert "pytest_phoenix_evals._evaluators.llm.client" not in loaded

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
-from pytest_phoenix_evals._options import resolve_settings
 from pytest_phoenix_evals._core.verdict import parse_threshold
+from pytest_phoenix_evals._options import resolve_settings
 
 
 def test_command_line_wins_over_ini_over_environment(pytester: pytest.Pytester,

@@ -121,7 +121,8 @@ def test_threshold_makes_a_continuous_score_an_assertion(pytester: pytest.Pytest
     result = pytester.runpytest(*RUN, "--phoenix-no-upload", "-k", "hamlet",
                                 "--phoenix-threshold", "edit_distance<=3")
     result.assert_outcomes(failed=1, deselected=3)
-    result.stdout.fnmatch_lines(["edit_distance*8*FAIL*", "edit_distance: score must be <= 3 (--phoenix-threshold)"])
+    result.stdout.fnmatch_lines(["edit_distance*8*FAIL*",
+                                 "edit_distance: score must be <= 3 (--phoenix-threshold)"])
     pytester.makeini("[pytest]\nphoenix_evals_threshold = edit_distance<=8\n")
     result = pytester.runpytest(*RUN, "--phoenix-no-upload", "-k", "hamlet")
     result.stdout.fnmatch_lines(["edit_distance*8*PASS*"])

@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "stand_in_judge.py
 if str(SCRIPT.parent) not in sys.path:
     sys.path.insert(0, str(SCRIPT.parent))
 
-from stand_in_judge import StandInJudge, choose_label  # noqa: E402
+from stand_in_judge import StandInJudge, choose_label
 
 
 def label_tool(name: str = "record_label", enum: tuple[str, ...] = ("correct", "incorrect"),

@@ -12,9 +12,14 @@ import subprocess
 from typing import Any
 
 import pytest
+from pytest_phoenix_evals._evaluators.templates import (
+    TemplateError,
+    input_schema,
+    render,
+    variables,
+)
 
 from phoenix_server import ensure_server_venv
-from pytest_phoenix_evals._evaluators.templates import TemplateError, input_schema, render, variables
 
 SERVER_SIDE = r"""
 import json, sys

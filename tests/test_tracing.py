@@ -22,7 +22,6 @@ from openinference.semconv.trace import (
     OpenInferenceSpanKindValues,
     SpanAttributes,
 )
-
 from pytest_phoenix_evals._tracing.export import Tracing
 from pytest_phoenix_evals._tracing.spans import (
     SpanHandle,
@@ -97,9 +96,9 @@ def test_spans_land_in_their_projects_with_structure_and_attributes(
     assert tracing.tracer(task_project) is tasks
     with start_root_span(tasks, "Task: qa", CHAIN, {"question": "Capital of France?"}) as task:
         task.set_output("Paris")
-    with pytest.raises(ValueError, match="no answer"):
-        with start_root_span(tasks, "Task: qa", CHAIN, "Capital of Spain?") as failed:
-            raise ValueError("no answer")
+    with (pytest.raises(ValueError, match="no answer"),
+          start_root_span(tasks, "Task: qa", CHAIN, "Capital of Spain?") as failed):
+        raise ValueError("no answer")
 
     judge_messages = [
         {"role": "system", "content": "You grade answers."},
@@ -203,7 +202,7 @@ def test_concurrent_asyncio_tasks_get_separate_traces(tracing: Tracing, phoenix_
     async def run(name: str, barrier: asyncio.Barrier) -> tuple[SpanHandle, SpanHandle]:
         with start_root_span(tracer, f"Evaluator: {name}", EVALUATOR, name) as root:
             await barrier.wait()  # both roots are open now
-            with start_child_span(tracer, f"Prompt: {name}", PROMPT) as prompt:
+            with start_child_span(tracer, f"Prompt: {name}", PROMPT):
                 await barrier.wait()
                 with start_child_span(tracer, f"ChatCompletion {name}", LLM) as llm:
                     await barrier.wait()
@@ -247,9 +246,9 @@ def free_port() -> int:
 def make_spans(tracing: Tracing) -> None:
     for project in ("p1", "p2"):
         tracer = tracing.tracer(project)
-        with start_root_span(tracer, "Task: t", CHAIN, {"x": 1}) as root:
-            with start_child_span(tracer, "ChatCompletion", LLM):
-                root.set_output("y")
+        with (start_root_span(tracer, "Task: t", CHAIN, {"x": 1}) as root,
+              start_child_span(tracer, "ChatCompletion", LLM)):
+            root.set_output("y")
 
 
 def test_dead_server_is_quiet(

@@ -16,17 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._evaluators.protocol import annotation_names
-from .types import Case, CaseResult, Group, OutputConfig, Score, Verdict
+from .naming import annotation_names
+from .types import Case, CaseResult, Example, Group, OutputConfig, Score, Verdict
 from .verdict import Threshold, decide
 
 if TYPE_CHECKING:
-    from .._phoenix.gateway import Gateway, LoadedDataset
+    from .._evaluators.protocol import Evaluator
 
 Rule = tuple[str, OutputConfig | None, Callable[[Score], Verdict | None] | None]
 
 
-def rules_of(evaluators: Sequence[Any]) -> dict[str, Rule]:
+def rules_of(evaluators: Sequence[Evaluator]) -> dict[str, Rule]:
     """Annotation name -> (evaluator name, config, declared rule), from the session's
     evaluators: how a score of that name is judged."""
     rules: dict[str, Rule] = {}
@@ -50,17 +50,17 @@ def judge(annotation: Mapping[str, Any], rules: Mapping[str, Rule],
     return score, decide(score, thresholds, declared)
 
 
-def results_of(runs: Sequence[Mapping[str, Any]], dataset: LoadedDataset,
+def results_of(runs: Sequence[Mapping[str, Any]], examples: Sequence[Example],
                rules: Mapping[str, Rule], thresholds: Mapping[str, Threshold],
                group: Group) -> list[CaseResult]:
     """An experiment's runs as case results of ``group``, judged by this command line's rules
     (examples no longer in the loaded version are skipped)."""
     from .naming import case_id
 
-    examples = {e.id: e for e in dataset.examples}
+    by_id = {e.id: e for e in examples}
     results = []
     for run in runs:
-        example = examples.get(run["example_id"])
+        example = by_id.get(run["example_id"])
         if example is None:
             continue
         result = CaseResult(case=Case(example, case_id(example, run["repetition"]), group,
@@ -143,32 +143,3 @@ def compare(current: Sequence[CaseResult], baseline: Sequence[CaseResult],
     return changes
 
 
-def comparison_lines(changes: Sequence[Change], dataset: str, baseline: Mapping[str, Any],
-                     link: str, max_regression: float | None) -> list[str]:
-    from tabulate import tabulate
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
-
-    rows = [[c.annotation, c.examples, pct(c.baseline), pct(c.now),
-             "-" if c.delta is None else f"{100 * c.delta:+.1f} pts",
-             len(c.regressed), len(c.improved),
-             "" if max_regression is None else ("FAIL" if c.failed else "pass")]
-            for c in changes]
-    lines = [f"{dataset}: compared with baseline {baseline.get('name')} ({baseline['id']})"
-             + (f", at most {100 * max_regression:g} pts of regression allowed"
-                if max_regression is not None else ""),
-             *tabulate(rows, headers=["annotation", "examples", "baseline", "now", "change",
-                                      "regressed", "improved", "result"],
-                       tablefmt="simple", disable_numparse=True).splitlines()]
-    for c in changes:
-        if c.regressed:
-            lines.append(f"  regressed on {c.annotation}: {', '.join(c.regressed[:20])}"
-                         + (f" and {len(c.regressed) - 20} more" if len(c.regressed) > 20
-                            else ""))
-        if c.improved:
-            lines.append(f"  improved on {c.annotation}: {', '.join(c.improved[:20])}"
-                         + (f" and {len(c.improved) - 20} more" if len(c.improved) > 20
-                            else ""))
-    lines.append(f"  side by side in Phoenix: {link}")
-    return lines

@@ -67,7 +67,7 @@ async def call(fn: Callable[..., Any], arguments: inspect.BoundArguments) -> Any
     """Call sync callables in a worker thread and await async ones."""
     __tracebackhide__ = True
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)):
+            getattr(fn, "__call__", None)):  # noqa: B004  (an object whose __call__ is async)
         return await fn(*arguments.args, **arguments.kwargs)
     result = await asyncio.to_thread(fn, *arguments.args, **arguments.kwargs)
     if inspect.isawaitable(result):

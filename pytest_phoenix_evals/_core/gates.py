@@ -20,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .types import Case, CaseResult, Example
 
@@ -106,7 +107,7 @@ def _groups(gate: Gate, example: Example) -> list[str]:
     if gate.scope == "split":
         values = list(example.splits)
     else:
-        value = example.metadata
+        value: Any = example.metadata
         for key in gate.scope.split(".", 1)[1].split("."):
             value = value.get(key) if isinstance(value, dict) else None
         values = [] if value is None else [str(value)]
@@ -135,9 +136,9 @@ def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
                 continue  # this dataset has no such annotation
             known = True
             groups: dict[str, list[tuple[Example, CaseResult | None]]] = defaultdict(list)
-            for example, result in cases:
+            for example, outcome in cases:
                 for group in _groups(gate, example):
-                    groups[group].append((example, result))
+                    groups[group].append((example, outcome))
             if not groups:
                 out.append(GateResult(gate, dataset, gate.only or "?", 0, None, False,
                                       "no case in this group"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from .types import Example
+from .types import Example, OutputConfig
 
 
 def row_id(example_id: str) -> str:
@@ -41,3 +42,20 @@ def case_id(example: Example, repetition: int = 1) -> str:
         slug = slug[:40].rsplit("-", 1)[0] or slug[:40]
     name = f"ex{row_id(example.id)}" + (f"-{slug}" if slug else "")
     return name + (f"-rep{repetition}" if repetition > 1 else "")
+
+
+def annotation_names(configs: Sequence[OutputConfig]) -> list[str]:
+    """Annotation names as the server's experiment runner gives them.
+
+    The runner passes the first stored config's name as the evaluator name; one config gives an
+    annotation of that name, several give ``<first config name>.<config name>``
+    (``experiment_runner.py``: ``EvalWorkItem.execute``; ``evaluators.py``:
+    ``BuiltInEvaluator.evaluate``).
+    """
+    if not configs:
+        return []
+    base = configs[0].name
+    if len(configs) == 1:
+        return [base]
+    return [f"{base}.{config.name}" for config in configs]
+

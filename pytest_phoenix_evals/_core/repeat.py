@@ -8,8 +8,6 @@ otherwise; its report shows each annotation's spread over the runs.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .types import CaseResult

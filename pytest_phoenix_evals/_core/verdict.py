@@ -16,8 +16,8 @@ import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from .types import Score, Verdict
 

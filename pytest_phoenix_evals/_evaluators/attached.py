@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._core.naming import annotation_names
 from .._core.types import NOT_RUN, Example, OutputConfig, Score
 from .._phoenix.http import PhoenixError
 from .._phoenix.wire import (
@@ -21,10 +22,10 @@ from .._phoenix.wire import (
     llm_preview,
     output_config,
 )
-from .protocol import annotation_names
 
 if TYPE_CHECKING:
     from .._phoenix.gateway import Gateway, LoadedDataset
+    from .protocol import Evaluator
 
 
 @dataclass
@@ -56,11 +57,11 @@ class AttachedEvaluators:
     allow_code: bool = False
     code_timeout: float = 10.0
 
-    def for_dataset(self, dataset: LoadedDataset) -> list[Any]:
+    def for_dataset(self, dataset: LoadedDataset) -> list[Evaluator]:
         """The evaluators of every node the gateway read for ``dataset``."""
         return [self.build(node, dataset.name) for node in dataset.evaluator_nodes]
 
-    def build(self, node: dict[str, Any], dataset: str) -> Any:
+    def build(self, node: dict[str, Any], dataset: str) -> Evaluator:
         from .builtins import BuiltinEvaluator
         from .server import ServerEvaluator, batcher_for
 

@@ -13,14 +13,14 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from .protocol import annotation_names
-from .mapping import MappingError, map_inputs
+from .._core.naming import annotation_names
 from .._core.types import Example, OutputConfig, Score
+from .mapping import MappingError, map_inputs
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class BuiltinEvaluator:
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         hint = None
         try:
             inputs = map_inputs(
@@ -203,7 +203,7 @@ class BuiltinEvaluator:
             outcome, hint = Outcome(error=str(exc)), exc.hint
         except Exception as exc:  # the server records any failure as the annotation's error
             outcome = Outcome(error=str(exc))
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
         scores = []
         for annotation, config in zip(annotation_names(self.output_configs), self.output_configs):
             label, score = _label_and_score(outcome, config)

@@ -8,25 +8,22 @@ so that a task or evaluator written for ``run_experiment`` works here unchanged.
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from .._core.binding import (
     EVALUATOR_PARAMETERS,
-    TASK_PARAMETERS,
     BindingError,
     bind,
     call,
     check_signature,
-    task_arguments,
 )
 from .._core.types import Example, OutputConfig, Score, Verdict
 from .._core.verdict import Threshold, callable_name, declared, parse_threshold
+from .protocol import Evaluator
+
 
 def _is_score_object(value: Any) -> bool:
     return not isinstance(value, (dict, str, bytes, int, float, tuple, list)) and any(
@@ -108,7 +105,7 @@ class CodeEvaluator:
         return declared(score, self.threshold, self.pass_labels, self.passes)
 
     async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]:
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         values = {"input": context["input"], "output": context["output"],
                   "expected": context["reference"], "reference": context["reference"],
                   "metadata": context["metadata"], "example": example, "trace_id": None}
@@ -116,10 +113,10 @@ class CodeEvaluator:
             raw = await call(self.fn, bind(self.fn, values, single="output"))
             results = normalize_result(raw)
         except Exception as exc:
-            end = datetime.now(timezone.utc)
+            end = datetime.now(UTC)
             return [Score(name=self.name, evaluator=self.name, error=f"{type(exc).__name__}: "
                           f"{exc}", start_time=start, end_time=end)]
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
         scores = []
         for index, item in enumerate(results):
             name = item.get("name") or (self.name if len(results) == 1 else
@@ -170,15 +167,15 @@ def evaluator(
     return wrap(fn) if fn is not None else wrap
 
 
-def as_evaluator(obj: Any, source: str) -> Any:
+def as_evaluator(obj: Any, source: str) -> Evaluator:
     """Turn what a hook or marker supplied into an evaluator, or raise naming ``source``."""
     if isinstance(obj, CodeEvaluator):
         return obj
     if hasattr(obj, "evaluate") and hasattr(obj, "name") and hasattr(obj, "output_configs"):
-        return obj
+        return cast("Evaluator", obj)  # one of ours, or the user's own class
     if callable(obj):
         try:
-            return evaluator(obj)
+            return cast("Evaluator", evaluator(obj))
         except BindingError as exc:
             raise BindingError(f"{exc} (from {source})") from None
     raise BindingError(f"{source} supplied {obj!r}, which is neither a callable nor an evaluator")

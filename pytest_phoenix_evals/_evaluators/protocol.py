@@ -38,6 +38,23 @@ class DeclaresVerdict(Protocol):
 
 
 @runtime_checkable
+class NeedsJudges(Protocol):
+    """An LLM judge: the session hands it the judge clients and, when uploading, the tracing
+    of its calls (into ``project_name``, else the judges' own project)."""
+
+    judges: Any
+    tracing: Any
+    project_name: str | None
+
+
+@runtime_checkable
+class LoadsFromPhoenix(Protocol):
+    """An evaluator that reads what it needs from the server first (a judge template)."""
+
+    def load(self, gateway: Any) -> None: ...
+
+
+@runtime_checkable
 class Closes(Protocol):
     """An evaluator holding connections, closed on the engine's loop at the end."""
 
@@ -48,19 +65,3 @@ def declared_verdict(evaluator: object) -> Callable[[Score], Verdict | None] | N
     """The evaluator's own pass rule, if it declares one."""
     rule = getattr(evaluator, "verdict", None)
     return rule if callable(rule) else None
-
-
-def annotation_names(configs: Sequence[OutputConfig]) -> list[str]:
-    """Annotation names as the server's experiment runner gives them.
-
-    The runner passes the first stored config's name as the evaluator name; one config gives an
-    annotation of that name, several give ``<first config name>.<config name>``
-    (``experiment_runner.py``: ``EvalWorkItem.execute``; ``evaluators.py``:
-    ``BuiltInEvaluator.evaluate``).
-    """
-    if not configs:
-        return []
-    base = configs[0].name
-    if len(configs) == 1:
-        return [base]
-    return [f"{base}.{config.name}" for config in configs]

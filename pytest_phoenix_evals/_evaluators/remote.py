@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from .code import normalize_result
-from .llm.client import backoff
 from .._core.secrets import redact
 from .._core.types import Example, OutputConfig, Score, Verdict
 from .._core.verdict import Threshold, declared, parse_threshold
+from .code import normalize_result
+from .llm.client import backoff
 
 
 @dataclass
@@ -47,19 +47,19 @@ class RemoteEvaluator:
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         body = {"evaluator": self.name, "example_id": example.id if example else None,
                 **context}
         try:
             results = normalize_result(await self._post(body))
         except _RemoteError as exc:
             return [Score(name=self.name, evaluator=self.name, error=str(exc),
-                          start_time=start, end_time=datetime.now(timezone.utc))]
+                          start_time=start, end_time=datetime.now(UTC))]
         except (TypeError, ValueError) as exc:
             return [Score(name=self.name, evaluator=self.name,
                           error=f"{self.url} answered something that is not a result: {exc}",
-                          start_time=start, end_time=datetime.now(timezone.utc))]
-        end = datetime.now(timezone.utc)
+                          start_time=start, end_time=datetime.now(UTC))]
+        end = datetime.now(UTC)
         return [Score(name=item.get("name") or (self.name if len(results) == 1
                                                  else f"{self.name}.{index + 1}"),
                       evaluator=self.name, label=item.get("label"), score=item.get("score"),

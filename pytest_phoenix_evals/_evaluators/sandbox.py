@@ -23,12 +23,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from .protocol import annotation_names
-from .mapping import MappingError, map_inputs
+from .._core.naming import annotation_names
 from .._core.types import Example, OutputConfig, Score
+from .mapping import MappingError, map_inputs
 
 ALLOWED = ("output", "reference", "input", "metadata")
 _MARK = "\x00phoenix-evals-result\x00"
@@ -148,7 +148,7 @@ class LocalCode:
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         names = annotation_names(self.output_configs) or [self.name]
         hint = None
         try:
@@ -171,12 +171,12 @@ class LocalCode:
                     error = str(exc)
                 scores.append(Score(name=name, evaluator=self.name, label=label, score=score,
                                     explanation=explanation, error=error, config=config,
-                                    start_time=start, end_time=datetime.now(timezone.utc)))
+                                    start_time=start, end_time=datetime.now(UTC)))
             return scores
         except ValueError as exc:
-            config = self.output_configs[0] if len(self.output_configs) == 1 else None
+            only = self.output_configs[0] if len(self.output_configs) == 1 else None
             return [Score(name=names[0], evaluator=self.name, error=str(exc), hint=hint,
-                          config=config, start_time=start, end_time=datetime.now(timezone.utc))]
+                          config=only, start_time=start, end_time=datetime.now(UTC))]
 
     def _per_config(self, value: Any) -> list[Any]:
         """Several configs: a dict naming every config gives each its own value."""

@@ -18,12 +18,12 @@ import asyncio
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .._core.types import NOT_RUN, Example, OutputConfig, Score
+from .._core.naming import annotation_names
+from .._core.types import NOT_RUN, AnnotatorKind, Example, OutputConfig, Score
 from .._phoenix.gateway import PREVIEWS_PER_REQUEST
-from .protocol import annotation_names
 
 if TYPE_CHECKING:
     from .._phoenix.gateway import Gateway
@@ -111,9 +111,9 @@ class ServerEvaluator:
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
         assert self.batcher is not None
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         names = annotation_names(self.output_configs) or [self.name]
-        kind = "LLM" if self.kind == "LLM" else "CODE"
+        kind: AnnotatorKind = "LLM" if self.kind == "LLM" else "CODE"
         item = {"evaluator": self.preview, "context": context,
                 "inputMapping": {"pathMapping": self.path_mapping,
                                  "literalMapping": self.literal_mapping}}
@@ -122,12 +122,12 @@ class ServerEvaluator:
         except PreviewRefused as exc:
             return [Score(name=names[0], evaluator=self.name, annotator_kind=kind,
                           error=f"{NOT_RUN}{self.refused}: {exc}", start_time=start,
-                          end_time=datetime.now(timezone.utc))]
-        end = datetime.now(timezone.utc)
+                          end_time=datetime.now(UTC))]
+        end = datetime.now(UTC)
         if len(results) == 1 and results[0].get("error"):
-            config = self.output_configs[0] if len(self.output_configs) == 1 else None
+            only = self.output_configs[0] if len(self.output_configs) == 1 else None
             return [Score(name=names[0], evaluator=self.name, annotator_kind=kind,
-                          error=results[0]["error"], config=config, start_time=start,
+                          error=results[0]["error"], config=only, start_time=start,
                           end_time=end)]
         by_config = {config.name: (config, name)
                      for config, name in zip(self.output_configs, names)}
@@ -140,7 +140,7 @@ class ServerEvaluator:
             config, name = by_config[config_name]
             scores[config_name] = Score(
                 name=name, evaluator=self.name,
-                annotator_kind=annotation.get("annotatorKind") or kind,
+                annotator_kind=_annotator_kind(annotation.get("annotatorKind"), kind),
                 label=annotation.get("label"), score=annotation.get("score"),
                 explanation=annotation.get("explanation"), error=result.get("error"),
                 metadata=dict(annotation.get("metadata") or {}), config=config,
@@ -159,3 +159,8 @@ class ServerEvaluator:
             if preview_name.endswith(f".{config.name}"):
                 return config.name
         return preview_name
+
+
+def _annotator_kind(value: object, default: AnnotatorKind) -> AnnotatorKind:
+    """The server's annotator kind, when it is one Phoenix knows."""
+    return value if value in ("CODE", "LLM", "HUMAN") else default

@@ -46,11 +46,10 @@ def variables(template: str, template_format: str) -> dict[str, str]:
 
 def _mustache_variables(template: str) -> dict[str, str]:
     import pystache
-    from pystache.parser import ParsingError
 
     # pystache has no public API for the tags of a template; its parse tree's node classes
     # are what the server reads too.
-    from pystache.parser import _EscapeNode, _InvertedNode, _LiteralNode, _SectionNode
+    from pystache.parser import ParsingError, _EscapeNode, _InvertedNode, _LiteralNode, _SectionNode
 
     try:
         parsed = pystache.parse(template, raise_on_mismatch=True)

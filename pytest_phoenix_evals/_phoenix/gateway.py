@@ -18,7 +18,7 @@ import difflib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -32,10 +32,9 @@ from .http import (
     headers,
     mask_url,
     raise_for_retryable,
-    resolve_url,
     with_retries,
 )
-from .offline import DOING, TAPE_KEY, offline_gateway, tape_key
+from .offline import DOING, TAPE_KEY, tape_key
 from .wire import (
     JudgeTemplate,
     PreviewAnswer,

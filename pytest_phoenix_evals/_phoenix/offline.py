@@ -12,7 +12,7 @@ nothing is uploaded.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ def save(rootpath: Path, dataset: str, version_id: str, tape: dict[str, Any]) ->
     safe = safe_name(version_id)
     path = folder / f"{safe}.json"
     body = {"dataset": dataset, "version_id": version_id,
-            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tape": tape}
+            "saved_at": datetime.now(UTC).isoformat(timespec="seconds"), "tape": tape}
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
     temporary.replace(path)  # a reader never sees half a snapshot

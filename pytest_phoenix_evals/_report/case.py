@@ -52,8 +52,8 @@ def score_table(result: CaseResult) -> list[str]:
         ])
     if not rows:
         return ["(no evaluators ran)"]
-    table = tabulate(rows, headers=["evaluator", "label", "score", "verdict", "explanation"],
-                     tablefmt="simple", disable_numparse=True)
+    table: str = tabulate(rows, headers=["evaluator", "label", "score", "verdict", "explanation"],
+                          tablefmt="simple", disable_numparse=True)
     return table.splitlines()
 
 

@@ -11,10 +11,13 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core.secrets import redact
 from .._core.types import CaseResult
+
+if TYPE_CHECKING:
+    from .summary import Summary
 
 RESULT_SUFFIXES = (".csv", ".parquet", ".jsonl")
 #: Failing cases listed in the markdown summary (the rest are counted).
@@ -125,9 +128,8 @@ def junit_properties(result: CaseResult, experiment_url: str | None) -> list[tup
 
 def _cell(text: Any) -> str:
     """Text safe inside a markdown table cell (one line, no column breaks)."""
-    text = "" if text is None else str(text)
-    text = " ".join(text.split()).replace("|", "\\|")
-    return text if len(text) <= 120 else text[:119] + "…"
+    shown = " ".join(("" if text is None else str(text)).split()).replace("|", "\\|")
+    return shown if len(shown) <= 120 else shown[:119] + "…"
 
 
 def markdown_summary(results: Sequence[CaseResult], terminal: Sequence[str],
@@ -176,4 +178,28 @@ def write_markdown(text: str, path: str | None) -> list[str]:
         with open(step, "a", encoding="utf-8") as handle:
             handle.write(text)
         written.append(step)
+    return written
+
+
+def write_files(results_path: str | None, markdown_path: str | None,
+                rows: Sequence[dict[str, Any]], summary: Summary, exitstatus: int) -> list[str]:
+    """Write --phoenix-results and the markdown summary (also to $GITHUB_STEP_SUMMARY); a line
+    for the summary about each. A file that cannot be written is said there: it never hides
+    the run's outcome."""
+    written = []
+    if results_path:
+        try:
+            count = write_results(results_path, rows)
+            written.append(f"results: {results_path} ({count} rows)")
+        except Exception as exc:
+            written.append(f"could not write results to {results_path}: "
+                           f"{type(exc).__name__}: {exc}")
+    if (markdown_path or os.environ.get("GITHUB_STEP_SUMMARY")) and (
+            summary.results or summary.gate_results):
+        text = markdown_summary(summary.results, summary.main_lines(), summary.experiments(),
+                                summary.gate_results, summary.outcome(exitstatus))
+        try:
+            written += [f"markdown summary: {w}" for w in write_markdown(text, markdown_path)]
+        except OSError as exc:
+            written.append(f"could not write the markdown summary: {exc}")
     return written

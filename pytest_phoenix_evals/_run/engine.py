@@ -13,14 +13,14 @@ import json
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .._core.binding import bind, call, task_arguments
-from .._evaluators.protocol import Evaluator, declared_verdict
 from .._core.secrets import redact, redact_value
 from .._core.types import Case, CaseResult, Score
 from .._core.verdict import Threshold, decide
+from .._evaluators.protocol import Evaluator, declared_verdict
 
 T = TypeVar("T")
 
@@ -130,7 +130,7 @@ async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None,
 
 async def _run_task(case: Case, task: Callable[..., Any],
                     timeout: float | None = None) -> CaseResult:
-    result = CaseResult(case=case, start_time=datetime.now(timezone.utc))
+    result = CaseResult(case=case, start_time=datetime.now(UTC))
     try:
         arguments = bind(task, task_arguments(case.example), single="input")
         # An async task is cancelled at the timeout; a sync one cannot be stopped (Python has
@@ -149,7 +149,7 @@ async def _run_task(case: Case, task: Callable[..., Any],
         else:
             result.error = redact(f"{type(exc).__name__}: {exc}" + _missing_key_hint(exc, case))
             result.exception = user_traceback(exc)
-    result.end_time = datetime.now(timezone.utc)
+    result.end_time = datetime.now(UTC)
     return result
 
 

@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .._core.naming import case_id
@@ -135,7 +135,7 @@ class Runner:
         it), then the evaluators."""
         if job.task is None:
             return await self._evaluate(case, job.output, job.evaluators,
-                                        datetime.now(timezone.utc))
+                                        datetime.now(UTC))
         tracer = None
         if self.sink is not None and self.tracing is not None:
             project = await self.sink.project(case.group)
@@ -154,7 +154,7 @@ class Runner:
 
     async def _evaluate(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
                         start: datetime) -> CaseResult:
-        result = CaseResult(case=case, start_time=start, end_time=datetime.now(timezone.utc))
+        result = CaseResult(case=case, start_time=start, end_time=datetime.now(UTC))
         try:
             result.output = as_json(output)
         except OutputNotSerialisable as exc:
@@ -163,7 +163,7 @@ class Runner:
 
     def record_error(self, case: Case, error: str, start: datetime | None) -> CaseResult:
         """A case that failed before it had an output (the test raised first); recorded."""
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
         result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
         self.finish(result)
         return result

@@ -19,9 +19,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .judge import LLMJudge, PromptSpec, label_tool
-from ..mapping import MappingError, map_inputs
 from ..._core.types import OutputConfig
+from ..mapping import MappingError, map_inputs
+from .judge import LLMJudge, PromptSpec, label_tool
 
 TOOL = "record_response"
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._core.secrets import redact
+
 # The settings live in a light module that the option table can import; re-exported here.
-from .settings import JudgeApi as JudgeApi
-from .settings import JudgeSettings as JudgeSettings
-from .settings import parse_price as parse_price
+from ..._judge_settings import JudgeApi as JudgeApi
+from ..._judge_settings import JudgeSettings as JudgeSettings
+from ..._judge_settings import parse_price as parse_price
 
 DEFAULT_MODEL = "gpt-4o-mini"
 # The OpenAI models the server calls through Chat Completions; any other OpenAI model name goes

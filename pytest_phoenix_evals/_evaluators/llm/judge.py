@@ -19,10 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from ..protocol import annotation_names
+from ..._core.naming import annotation_names
+from ..._core.types import Example, OutputConfig, Score
+from ..mapping import MappingError, map_inputs
+from ..templates import TemplateError, input_schema, render
 from .client import (
     Completion,
     JudgeError,
@@ -31,9 +34,6 @@ from .client import (
     request_params,
     responses_params,
 )
-from ..mapping import MappingError, map_inputs
-from ..templates import TemplateError, input_schema, render
-from ..._core.types import Example, OutputConfig, Score
 
 
 @dataclass
@@ -140,7 +140,7 @@ class LLMJudge:
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
-        start = datetime.now(timezone.utc)
+        start = datetime.now(UTC)
         names = annotation_names(self.output_configs) or [self.name]
         if self.problem is not None or self.prompt is None:
             return [self._error(names[0], self.problem or "no prompt", start)]
@@ -233,7 +233,7 @@ class LLMJudge:
                 explanation=explanation if isinstance(explanation, str) or explanation is None
                 else json.dumps(explanation),
                 metadata=self._metadata(completion), config=config,
-                start_time=start, end_time=datetime.now(timezone.utc))
+                start_time=start, end_time=datetime.now(UTC))
         if not found:
             called = ", ".join(sorted({c.name for c in completion.tool_calls}))
             raise _Failed(f"the judge called none of this evaluator's tools "
@@ -245,7 +245,7 @@ class LLMJudge:
                 error=f"the judge did not call the tool for {config.name!r}; it answered: "
                       f"{completion.quoted()}",
                 metadata=self._metadata(completion), start_time=start,
-                end_time=datetime.now(timezone.utc)))
+                end_time=datetime.now(UTC)))
         return out
 
     def _metadata(self, completion: Completion | None) -> dict[str, Any]:
@@ -268,7 +268,7 @@ class LLMJudge:
         config = self.output_configs[0] if len(self.output_configs) == 1 else None
         return Score(name=name, evaluator=self.name, annotator_kind="LLM", error=message,
                      hint=hint, config=config, metadata=self._metadata(completion),
-                     start_time=start, end_time=datetime.now(timezone.utc))
+                     start_time=start, end_time=datetime.now(UTC))
 
 
 def llm_output_attributes(completion: Completion) -> dict[str, Any]:

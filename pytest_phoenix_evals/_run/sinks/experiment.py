@@ -18,7 +18,7 @@ import json
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +248,7 @@ class ExperimentSink:
         """The run and evaluation bodies exactly as posted (and journaled), redacted; the
         same fields arize-phoenix-client's log_run and log_evaluation post."""
         case = result.case
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         start = result.start_time or now
         run: dict[str, Any] = {
             "dataset_example_id": case.example.id, "output": redact_value(result.output),

@@ -44,7 +44,8 @@ class Journal:
         with self._lock:
             if self._handle is None:
                 ensure_dir(self.path.parent)
-                self._handle = open(self.path, "a", encoding="utf-8")
+                # Kept open for the session (closed in close()): a line per case.
+                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             self._handle.write(line)
             self._handle.flush()  # on disk before the upload starts: a crash loses nothing
 

@@ -86,6 +86,7 @@ class DatasetSource:
     _by_key: dict[str, _Loaded] = field(default_factory=dict)
     _evaluators: dict[str, list[Evaluator]] = field(default_factory=dict)
     _found: set[str] = field(default_factory=set)
+    _known: list[str] | None = None
 
     # --- the Source protocol --------------------------------------------------------------
 
@@ -131,19 +132,30 @@ class DatasetSource:
     def group(self, spec: str) -> Group:
         """The group of a spec, loading its dataset once (PhoenixError if it cannot be)."""
         if spec not in self._loaded:
-            name, version, splits = parse_spec(spec, self.selection,
-                                               lambda: list(self.gateway.dataset_names()))
+            name, version, splits = parse_spec(spec, self.selection, self._names)
             dataset = self.gateway.load_dataset(name, version, splits,
                                                 split_membership=self.selection.split_membership)
             attached = self.attached.for_dataset(dataset) if self.attached is not None else []
             key = f"dataset:{dataset.id}@{dataset.version_id}:{','.join(sorted(splits))}"
             if any(other.group.key == key for other in self._loaded.values()):
                 key += f"#{spec}"  # the same selection given twice still runs twice
-            group = Group(kind="dataset", key=key, label=spec, dataset_id=dataset.id,
+            # The dataset's name, as the node ids always were, unless another spec of the run
+            # names the same dataset: then the spec as given tells them apart.
+            others = [s for s in self.specs if s != spec
+                      and parse_spec(s, self.selection, self._names)[0] in (dataset.name,
+                                                                             dataset.id)]
+            label = spec if others else dataset.name
+            group = Group(kind="dataset", key=key, label=label, dataset_id=dataset.id,
                           dataset_name=dataset.name, version_id=dataset.version_id,
                           splits=tuple(splits))
             self._loaded[spec] = self._by_key[key] = _Loaded(group, dataset, attached)
         return self._loaded[spec].group
+
+    def _names(self) -> list[str]:
+        """The server's dataset names (read once)."""
+        if self._known is None:
+            self._known = list(self.gateway.dataset_names())
+        return self._known
 
     def dataset(self, group: Group) -> LoadedDataset:
         return self._of(group).dataset

@@ -1,23 +1,24 @@
 """What a session tells the judge client: model, endpoint, timeouts, retries, prices.
 
 The defaults here are the judge options' defaults (``--phoenix-judge-*``); the option table
-reads them, so each is written once. This module is kept apart from :mod:`.client`, which
-re-exports it, because the option table is loaded in every pytest run: it imports only the
-standard library (no pytest, no openai, no httpx).
+reads them, so each is written once. The judge client (``_evaluators/llm/client.py``)
+re-exports it. It is a top-level module of its own, standard library only, because the option
+table imports it in every pytest run (one small module, not a package and its parents).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, NamedTuple
 
 # "chat" or "responses"; "auto" calls the endpoint the Phoenix server would call.
 JudgeApi = Literal["auto", "chat", "responses"]
 
 
-@dataclass(frozen=True)
-class JudgeSettings:
+# A NamedTuple rather than a frozen dataclass: as immutable, and much cheaper to define (the
+# option table imports this module in every pytest run).
+class JudgeSettings(NamedTuple):
     model: str | None = None  # replaces every judge's model when set
     base_url: str | None = None  # replaces OPENAI_BASE_URL when set
     timeout: float = 30.0
@@ -25,7 +26,7 @@ class JudgeSettings:
     concurrency: int = 8
     api: JudgeApi = "auto"
     # model -> (USD per million input tokens, USD per million output tokens)
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    prices: Mapping[str, tuple[float, float]] = MappingProxyType({})
 
 
 def parse_price(text: str) -> tuple[str, tuple[float, float]]:

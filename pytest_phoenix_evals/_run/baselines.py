@@ -1,0 +1,82 @@
+"""Baselines: the experiment a run is compared with (--phoenix-baseline), read before any case
+runs, and made from a complete run (--phoenix-set-baseline). No pytest here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core.baseline import compare, results_of, rules_of
+from .._core.types import CaseResult, Group
+from .._core.verdict import Threshold
+from .._evaluators.protocol import Evaluator
+from .._phoenix.gateway import Gateway, LoadedDataset
+from .._phoenix.http import PhoenixError
+from .sinks.base import UploadReport
+
+
+@dataclass
+class Baselines:
+    """Each dataset group's baseline experiment and its runs, judged by today's rules."""
+
+    gateway: Gateway
+    spec: str
+    max_regression: float | None
+    thresholds: Mapping[str, Threshold]
+    _found: dict[str, tuple[Group, dict[str, Any], list[dict[str, Any]]]] = field(
+        default_factory=dict)
+
+    def load(self, group: Group, exclude: Sequence[str] = ()) -> None:
+        """Find the group's baseline (never one in ``exclude``) and read its runs now: it is in
+        Phoenix already, and the gateway is closed by the time the session ends (PhoenixError
+        saying what exists when there is none)."""
+        found = self.gateway.find_experiment(self.spec, group.dataset_id, group.dataset_name,
+                                             exclude)
+        self._found[group.key] = (group, found, self.gateway.experiment_runs(found["id"]))
+
+    def __bool__(self) -> bool:
+        return bool(self._found)
+
+    def compare(self, results: Sequence[CaseResult],
+                dataset: Callable[[Group], LoadedDataset],
+                evaluators: Callable[[Group], Sequence[Evaluator]],
+                report: UploadReport | None) -> tuple[bool, list[str]]:
+        """Whether no annotation regressed more than --phoenix-max-regression, and the lines
+        of each group's comparison."""
+        from .._report.baseline import comparison_lines
+
+        ok, lines = True, []
+        for group, found, runs in self._found.values():
+            before = results_of(runs, dataset(group).examples, rules_of(evaluators(group)),
+                                self.thresholds, group)
+            current = [r for r in results if r.case.group.within(group)]
+            changes = compare(current, before, self.max_regression)
+            ok = ok and not any(c.failed for c in changes)
+            link = self.gateway.experiment_url(group.dataset_id, found["id"])
+            mine = next((d for d in report.destinations if d.group.key == group.key),
+                        None) if report else None
+            if mine is not None:
+                link += f"&experimentId={mine.id}"
+            lines += ["", *comparison_lines(changes, group.label, found, link,
+                                             self.max_regression)]
+        return ok, lines
+
+
+def set_baselines(gateway: Gateway, report: UploadReport) -> list[str]:
+    """--phoenix-set-baseline: each dataset group's experiment becomes its dataset's baseline,
+    only when every result reached Phoenix; what happened, as notices."""
+    if not report.complete:
+        return ["not made the baseline: some results did not reach Phoenix"]
+    notices = []
+    for experiment in report.destinations:
+        if experiment.group.kind != "dataset":
+            continue
+        try:
+            gateway.set_baseline(experiment.id)
+            notices.append(f"{experiment.group.label}: this run is now the dataset's baseline "
+                           f"experiment")
+        except PhoenixError as exc:
+            notices.append(f"{experiment.group.label}: could not make this run the baseline: "
+                           f"{exc}")
+    return notices
