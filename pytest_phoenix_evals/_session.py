@@ -10,7 +10,6 @@ the pytest-free ``_run`` package; every line of the summary is built in ``_repor
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -48,20 +47,6 @@ def plugin_version() -> str:
         return "0+unknown"
 
 
-_SECRET_ARG = re.compile(r"(?i)^(--?[\w-]*(key|token|secret|password|auth)[\w-]*=).*$")
-
-
-def safe_command_line(args: Sequence[str]) -> str:
-    """The pytest command line with secrets and URL credentials masked."""
-    from ._phoenix.http import mask_url
-
-    cleaned = []
-    for arg in args:
-        arg = _SECRET_ARG.sub(r"\1***", arg)
-        cleaned.append(mask_url(arg) if "://" in arg else arg)
-    return " ".join(["pytest", *cleaned])
-
-
 class PhoenixEvalsSession:
     """State of one pytest run; every public method is what one hook needs."""
 
@@ -78,6 +63,7 @@ class PhoenixEvalsSession:
         # Results regated from Phoenix (--phoenix-regate) or handed back by xdist workers.
         self._other_results: list[CaseResult] = []
         self._worker_reports: list[UploadReport] = []
+        self._worker_observer_errors: list[list[str]] = []
         self._gateway: Gateway | None = None
         self._engine: Engine | None = None
         self._judges: Judges | None = None
@@ -190,6 +176,7 @@ class PhoenixEvalsSession:
         if self.settings.no_upload:
             return None
         if self._sink is None:
+            from ._core.secrets import safe_command_line
             from ._run.sinks.experiment import (
                 ExperimentPlan,
                 ExperimentSink,
@@ -232,7 +219,7 @@ class PhoenixEvalsSession:
                 RunSettings(thresholds=s.thresholds, concurrency=s.concurrency,
                             task_timeout=s.task_timeout, repetitions=s.repetitions),
                 source=self.source, tracing=self.tracing,
-                observers=[self._keep_row, self._tell_hook])
+                observers=[self._keep_row, self._case_hook()])
         return self._runner
 
     def _equip(self, evaluator: Evaluator) -> Evaluator:
@@ -326,10 +313,14 @@ class PhoenixEvalsSession:
         assert self.sink is not None
         for group in sorted(groups, key=lambda g: g.key):
             try:
-                url = self.sink.open(group).url
+                destination = self.sink.open(group)
             except Exception:
                 continue
-            self._say(f"phoenix-evals: experiment for {group.label}: {url}")
+            self._say(f"phoenix-evals: experiment for {group.label}: {destination.url}")
+            if self.tracing is not None and destination.project_name:
+                # Made here, not on the engine's loop by the first case: setting tracing up
+                # takes a while, and the loop carries every case.
+                self.tracing.tracer(destination.project_name)
 
     def run(self, job: Job) -> list[CaseResult]:
         return self.runner.run(job)
@@ -357,8 +348,13 @@ class PhoenixEvalsSession:
 
             self.rows += result_rows(result, self.experiment_url(result.case.group))
 
-    def _tell_hook(self, result: CaseResult) -> None:
-        self.config.hook.pytest_phoenix_evals_case_result(config=self.config, result=result)
+    def _case_hook(self) -> Callable[[CaseResult], None]:
+        hook = self.config.hook.pytest_phoenix_evals_case_result
+
+        def pytest_phoenix_evals_case_result(result: CaseResult) -> None:
+            hook(config=self.config, result=result)
+
+        return pytest_phoenix_evals_case_result
 
     def take_results(self, results: Sequence[CaseResult], report: UploadReport) -> None:
         """Results made elsewhere (regated from Phoenix) and where they are, for the summary."""
@@ -401,7 +397,8 @@ class PhoenixEvalsSession:
 
         return {"results": [dump_result(r) for r in self.results],
                 "report": self.upload_report.to_wire() if self.upload_report else None,
-                "rows": self.rows, "notices": self.notices}
+                "rows": self.rows, "notices": self.notices,
+                "observer_errors": self.observer_errors()}
 
     def absorb(self, part: dict[str, Any]) -> None:
         """On xdist's controller: a worker's results and upload report, for the summary."""
@@ -413,6 +410,7 @@ class PhoenixEvalsSession:
         if part.get("report"):
             self._worker_reports.append(UploadReport.from_wire(part["report"]))
         self.notices += [n for n in part.get("notices") or () if n not in self.notices]
+        self._worker_observer_errors += list(part.get("observer_errors") or ())
 
     # --- end of session -------------------------------------------------------------------
 
@@ -504,6 +502,24 @@ class PhoenixEvalsSession:
         self.gate_results = evaluate_gates(self.settings.gates, expected, self.results)
         return all(r.passed for r in self.gate_results)
 
+    def observer_errors(self) -> list[list[str]]:
+        """(observer, case id, error) of each observer call that raised, here and in workers."""
+        mine = [list(e) for e in self._runner.observer_errors] if self._runner else []
+        return mine + self._worker_observer_errors
+
+    def at_risk(self) -> list[str]:
+        """Why the exit status must not be 0 whatever the tests said: results that are not all
+        in Phoenix, or an observer that raised."""
+        reasons = []
+        report = self.upload_report
+        if report is not None and not report.complete:
+            reasons.append("results are not all in Phoenix")
+        if report is not None and report.unjournaled:
+            reasons.append("the journal could not keep every result")
+        if self.observer_errors():
+            reasons.append("an observer of finished cases raised")
+        return reasons
+
     def summary_input(self) -> Summary:
         from ._report.summary import Summary
 
@@ -511,7 +527,8 @@ class PhoenixEvalsSession:
                        no_upload=self.settings.no_upload, notices=self.notices,
                        gate_results=self.gate_results, baseline_lines=self.baseline_lines,
                        written=self.written, repetitions=self.settings.repetitions,
-                       pass_rule=self.settings.pass_rule)
+                       pass_rule=self.settings.pass_rule,
+                       observer_errors=self.observer_errors(), at_risk=self.at_risk())
 
     def write_outputs(self, exitstatus: int) -> None:
         """The files asked for: --phoenix-results and the markdown summary."""

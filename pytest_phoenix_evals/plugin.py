@@ -68,7 +68,30 @@ def activate(config: pytest.Config) -> PhoenixEvalsSession:
 
         session = config.stash[SESSION_KEY] = PhoenixEvalsSession(config, config.stash[_SETTINGS])
         config.pluginmanager.register(session, _SESSION_PLUGIN)
+        _sigterm_as_interrupt(config)
     return session
+
+
+def _sigterm_as_interrupt(config: pytest.Config) -> None:
+    """SIGTERM (what a CI job's timeout sends) stops the run as Ctrl-C does: what finished is
+    recorded, the uploads are waited for (bounded) and the summary says what is pending.
+    Only where nobody else handles SIGTERM, and only in the main thread; undone at the end."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGTERM) is interrupt:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(restore)
 
 
 def _active(config: pytest.Config) -> PhoenixEvalsSession | None:
@@ -276,6 +299,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if passed is not None and decided:
         session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
     if steady is False and decided:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # Results that did not all reach Phoenix (or a broken observer) never exit 0.
+    if state.at_risk() and decided:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     state.write_outputs(int(session.exitstatus))
 

@@ -302,6 +302,35 @@ class PhoenixAdmin:
                               "example_id": run["exampleId"]["id"]})
         return found
 
+    def spans(self, project: str, **filters: Any) -> list[dict[str, Any]]:
+        """Every stored span of a project, as the server gives them: ``name``, ``context``,
+        ``span_kind``, ``parent_id``, ``status_code``, ``status_message``, ``attributes`` (all
+        of them, flattened: ``llm.input_messages.0.message.content``) and ``events`` (with
+        their attributes). REST ``GET /v1/projects/{project}/spans``, followed page by page.
+
+        filters: the route's query parameters (``trace_id=[...]``, ``span_kind=["LLM"]``,
+        ``parent_id="null"``, ...). A project the server does not have (yet: it is made by its
+        first span) gives ``[]``. Spans are stored a while after they are sent: poll.
+        """
+        from urllib.parse import quote
+
+        path = f"/v1/projects/{quote(project, safe='')}/spans"
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000, **filters}
+            if cursor is not None:
+                params["cursor"] = cursor
+            response = self.http.get(path, params=params)
+            if response.status_code == 404 and not found:
+                return []
+            response.raise_for_status()
+            body = response.json()
+            found += body["data"]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return found
+
     # ----- prompts -------------------------------------------------------------------------
 
     def _prompt_gid(self, prompt_id_or_name: str) -> str:

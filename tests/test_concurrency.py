@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -153,3 +154,32 @@ def test_the_session_waits_for_uploads_with_a_progress_line_and_a_bound(
     else:
         result.stdout.fnmatch_lines(["could not upload 3 item(s):",
                                      "  3 case(s) still uploading when the wait ran out"])
+        result.stdout.fnmatch_lines(["exit status 1: results are not all in Phoenix"])
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_recorded_task_latency_is_the_tasks_own_time(
+        pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    """Instant tasks, while an evaluator keeps the event loop busy for a second after each
+    case: the runs' recorded times are the tasks' own (the loop being busy is not theirs)."""
+    pytester.makeconftest('''
+        import time
+
+        def pytest_phoenix_evals_evaluators(config, dataset):
+            async def hogs_the_loop(output):
+                time.sleep(1.0)  # sync work on the loop, as a slow import would be
+                return True
+            return [hogs_the_loop]
+    ''')
+    result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                                "--phoenix-concurrency=4", "-p", "no:cacheprovider",
+                                "--phoenix-experiment-name=own-latency")
+    result.assert_outcomes(passed=2, failed=2)
+    experiment = next(e for e in admin.experiments(qa_dataset["id"])
+                      if e.get("name") == "own-latency")
+    runs = admin.runs(experiment["id"])
+    assert len(runs) == 4
+    took = [datetime.fromisoformat(r["end_time"]) - datetime.fromisoformat(r["start_time"])
+            for r in runs]
+    assert max(took).total_seconds() < 0.5, took

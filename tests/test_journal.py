@@ -93,10 +93,12 @@ def test_results_survive_a_phoenix_killed_mid_run(pytester: pytest.Pytester, pho
         time.sleep(0.05)
     phoenix.kill()
     out, _ = process.communicate(timeout=300)
-    # Every case still ran and passed; what could not be uploaded is kept, and said so.
-    assert process.returncode == 0, out
+    # Every case still ran and passed; what could not be uploaded is kept, and said so, and
+    # the exit status says the results are not all in Phoenix (a CI job must not pass on it).
+    assert process.returncode == pytest.ExitCode.TESTS_FAILED, out
     assert "8 passed" in out
     assert "are not all in Phoenix yet; they are kept in:" in out
+    assert "exit status 1: results are not all in Phoenix" in out
     assert "run `pytest --phoenix-upload-pending` in this directory" in out
     journal = pytester.path / ".phoenix-evals" / "journal"
     assert len(list(journal.glob("*.jsonl"))) == 1

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from .types import Example
@@ -63,13 +64,37 @@ def task_arguments(example: Example) -> dict[str, Any]:
             "reference": example.reference, "metadata": example.metadata, "example": example}
 
 
-async def call(fn: Callable[..., Any], arguments: inspect.BoundArguments) -> Any:
-    """Call sync callables in a worker thread and await async ones."""
+async def call(fn: Callable[..., Any], arguments: inspect.BoundArguments,
+               clock: list[datetime] | None = None) -> Any:
+    """Call sync callables in a worker thread and await async ones.
+
+    ``clock``, when given, receives when the call began and ended. For a sync callable both
+    are read in its own thread, so that the event loop being busy elsewhere (another case, an
+    upload) never counts as the callable's time."""
     __tracebackhide__ = True
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)):  # noqa: B004  (an object whose __call__ is async)
-        return await fn(*arguments.args, **arguments.kwargs)
-    result = await asyncio.to_thread(fn, *arguments.args, **arguments.kwargs)
+        if clock is not None:
+            clock.append(datetime.now(UTC))
+        try:
+            return await fn(*arguments.args, **arguments.kwargs)
+        finally:
+            if clock is not None:
+                clock.append(datetime.now(UTC))
+
+    def timed() -> Any:
+        __tracebackhide__ = True
+        if clock is not None:
+            clock.append(datetime.now(UTC))
+        try:
+            return fn(*arguments.args, **arguments.kwargs)
+        finally:
+            if clock is not None:
+                clock.append(datetime.now(UTC))
+
+    result = await asyncio.to_thread(timed)
     if inspect.isawaitable(result):
         result = await result
+        if clock is not None:
+            clock[-1] = datetime.now(UTC)
     return result

@@ -3,7 +3,9 @@
 The source comes from the Phoenix server, so running it here means trusting whoever can edit
 evaluators there; that is why it is opt-in. Each call runs in a separate Python process
 (``python -I``: no user site, no environment-driven imports) with a time limit, and sees only
-its inputs. It is not a security sandbox: the code can do anything this user can.
+its inputs. The processes are kept warm (a few per evaluator) and each call starts in a fresh
+namespace, so the limit counts the evaluator's own time; one that overruns is killed. It is not
+a security sandbox: the code can do anything this user can.
 
 The steps follow the server's (``phoenix/server/api/evaluators.py``): the inputs are the
 parameters of the source's ``evaluate(...)`` (only ``output``, ``reference``, ``input`` and
@@ -21,6 +23,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,22 +34,117 @@ from .._core.types import Example, OutputConfig, Score
 from .mapping import MappingError, map_inputs
 
 ALLOWED = ("output", "reference", "input", "metadata")
-_MARK = "\x00phoenix-evals-result\x00"
-_RUNNER = r"""
+# A worker: a ``python -I`` process that evaluates one request (a JSON line on stdin) at a
+# time and answers with a JSON line on its own stdout; what the evaluator prints goes to
+# stderr. Started once and kept warm, so that a call's time limit counts the evaluator's own
+# time, never an interpreter starting up (which on a busy machine alone can take seconds).
+_WORKER = r"""
 import asyncio, inspect, json, sys
-request = json.load(sys.stdin)
-namespace = {"__name__": "phoenix_code_evaluator"}
-try:
-    exec(compile(request["source"], "<code evaluator>", "exec"), namespace)
-    value = namespace["evaluate"](**request["inputs"])
-    if inspect.isawaitable(value):
-        value = asyncio.run(value)
-    answer = {"value": value}
-    json.dumps(answer)
-except BaseException as exc:
-    answer = {"error": f"{type(exc).__name__}: {exc}"}
-sys.stdout.write("\n" + MARK + json.dumps(answer, default=repr) + "\n")
-""".replace("MARK", repr(_MARK))
+answers, sys.stdout = sys.stdout, sys.stderr
+answers.write("ready\n")
+answers.flush()
+for line in sys.stdin:
+    request = json.loads(line)
+    namespace = {"__name__": "phoenix_code_evaluator"}
+    try:
+        exec(compile(request["source"], "<code evaluator>", "exec"), namespace)
+        value = namespace["evaluate"](**request["inputs"])
+        if inspect.isawaitable(value):
+            value = asyncio.run(value)
+        answer = {"value": value}
+        json.dumps(answer)
+    except BaseException as exc:
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    answers.write(json.dumps(answer, default=repr) + "\n")
+    answers.flush()
+"""
+#: Workers kept per code evaluator (cases evaluated at once beyond this wait for one).
+MAX_WORKERS = 4
+
+
+class _Worker:
+    def __init__(self) -> None:
+        import tempfile
+
+        # Read only to say why a worker died; closed with it.
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-c", _WORKER], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, encoding="utf-8",
+            bufsize=1)
+        self.ready = False
+
+    def answer(self, line: str | None, timeout: float | None) -> str | None:
+        """Send ``line`` (None: only wait until ready); the answer line, or None at the
+        timeout (the worker is then stopped)."""
+        import selectors
+
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if line is not None:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.close()
+                return None
+        return self.process.stdout.readline()
+
+    def tail(self) -> str:
+        """The last line the worker wrote to stderr (why it died)."""
+        self.stderr.seek(0)
+        return (self.stderr.read().strip().splitlines() or ["no output"])[-1]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+        self.stderr.close()
+
+
+class _Workers:
+    """Warm workers of one code evaluator, at most :data:`MAX_WORKERS`; thread-safe."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(MAX_WORKERS)
+
+    def run(self, request: str, timeout: float, name: str) -> Any:
+        with self._slots:
+            with self._lock:
+                worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                worker = _Worker()
+            if not worker.ready:  # the start-up is waited for apart from the time limit
+                worker.ready = worker.answer(None, None) == "ready\n"
+                if not worker.ready:
+                    raise ValueError(f"code evaluator {name!r} could not start Python: "
+                                     f"{worker.tail()}")
+            reply = worker.answer(request, timeout)
+            if reply is None:
+                raise ValueError(f"code evaluator {name!r} timed out after {timeout:g} s "
+                                 f"(--phoenix-code-timeout)")
+            if not reply:  # the process ended (os._exit, a crash)
+                code = worker.process.wait()
+                tail = worker.tail()
+                worker.close()
+                raise ValueError(f"code evaluator {name!r} exited with code {code}: {tail}")
+            with self._lock:
+                self._idle.append(worker)
+        answer = json.loads(reply)
+        if "error" in answer:
+            raise ValueError(answer["error"])
+        return answer["value"]
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.close()
 
 
 def input_schema(source: str) -> dict[str, Any]:
@@ -145,6 +243,7 @@ class LocalCode:
     literal_mapping: dict[str, Any] = field(default_factory=dict)
     timeout: float = 10.0
     kind: str = "CODE"
+    _workers: _Workers = field(default_factory=_Workers, repr=False, compare=False)
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
@@ -195,18 +294,8 @@ class LocalCode:
 
     def _run(self, inputs: dict[str, Any]) -> Any:
         request = json.dumps({"source": self.source, "inputs": inputs})
-        try:
-            done = subprocess.run([sys.executable, "-I", "-c", _RUNNER], input=request,
-                                  capture_output=True, text=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            raise ValueError(f"code evaluator {self.name!r} timed out after {self.timeout:g} s "
-                             f"(--phoenix-code-timeout)") from None
-        marked = [line for line in done.stdout.splitlines() if line.startswith(_MARK)]
-        if not marked:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ValueError(f"code evaluator {self.name!r} exited with code "
-                             f"{done.returncode}: {tail}")
-        answer = json.loads(marked[-1][len(_MARK):])
-        if "error" in answer:
-            raise ValueError(answer["error"])
-        return answer["value"]
+        return self._workers.run(request, self.timeout, self.name)
+
+    async def aclose(self) -> None:
+        """Stop the warm workers (the session closes every evaluator it handed out)."""
+        self._workers.close()

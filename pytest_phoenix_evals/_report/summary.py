@@ -28,6 +28,10 @@ class Summary:
     written: Sequence[str] = ()
     repetitions: int = 1
     pass_rule: str = "all"
+    # (observer, case id, error) of each observer call that raised.
+    observer_errors: Sequence[Sequence[str]] = ()
+    # Why the exit status is 1 whatever the tests said.
+    at_risk: Sequence[str] = ()
 
     def experiments(self) -> list[tuple[str, str]]:
         """(group label, link) of each experiment, in the order they were made."""
@@ -37,10 +41,22 @@ class Summary:
     def main_lines(self) -> list[str]:
         """The per-group tables, judge usage, notices, links and upload problems."""
         report = self.report
-        return summary_lines(
+        lines = summary_lines(
             self.results, self.experiments(), report.failures if report else [],
             report.pending if report else 0, self.no_upload, notes=self.notices,
             journaled=report.journaled if report else {})
+        if report is not None and report.unjournaled:
+            lines.append(f"the journal could not keep {len(report.unjournaled)} result(s) "
+                         f"(they were still uploaded; those not in Phoenix are lost):")
+            lines += [f"  {line}" for line in report.unjournaled[:20]]
+        if self.observer_errors:
+            lines.append(f"an observer of finished cases raised on {len(self.observer_errors)} "
+                         f"case(s) (their results were recorded and uploaded all the same):")
+            lines += [f"  {observer} on {case}: {error}"
+                      for observer, case, error in self.observer_errors[:10]]
+        if self.at_risk:
+            lines.append(f"exit status 1: {'; '.join(self.at_risk)}")
+        return lines
 
     def lines(self) -> list[str]:
         """The whole terminal summary (empty when nothing ran and no gate was decided)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from .._core.binding import bind, call, task_arguments
 from .._core.secrets import redact, redact_value
+from .._core.text import encodable
 from .._core.types import Case, CaseResult, Score
 from .._core.verdict import Threshold, decide
 from .._evaluators.protocol import Evaluator, declared_verdict
@@ -131,11 +133,13 @@ async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None,
 async def _run_task(case: Case, task: Callable[..., Any],
                     timeout: float | None = None) -> CaseResult:
     result = CaseResult(case=case, start_time=datetime.now(UTC))
+    # When the task itself began and ended (not its case: binding, queueing, a busy loop).
+    clock: list[datetime] = []
     try:
         arguments = bind(task, task_arguments(case.example), single="input")
         # An async task is cancelled at the timeout; a sync one cannot be stopped (Python has
         # no way to kill a thread): its case fails at the timeout and the thread is left to end.
-        raw = await asyncio.wait_for(call(task, arguments), timeout)
+        raw = await asyncio.wait_for(call(task, arguments, clock), timeout)
         result.output = as_json(raw)
     except OutputNotSerialisable as exc:
         result.error = str(exc)
@@ -147,9 +151,12 @@ async def _run_task(case: Case, task: Callable[..., Any],
             result.error = (f"TaskTimeout: the task did not finish within {timeout:g} s "
                             f"(--phoenix-task-timeout)")
         else:
-            result.error = redact(f"{type(exc).__name__}: {exc}" + _missing_key_hint(exc, case))
+            result.error = encodable(redact(f"{type(exc).__name__}: {exc}"
+                                            + _missing_key_hint(exc, case)))
             result.exception = user_traceback(exc)
     result.end_time = datetime.now(UTC)
+    if len(clock) == 2:  # the task ran to its end: its own time is what is recorded
+        result.start_time, result.end_time = clock
     return result
 
 
@@ -185,12 +192,18 @@ async def evaluate(
 
 
 def _redact(score: Score) -> None:
-    """Keys and tokens never reach a report or an upload, whatever an evaluator wrote."""
+    """Keys and tokens never reach a report or an upload, whatever an evaluator wrote; every
+    text can be written (see ``encodable``); a score Phoenix cannot store is an error."""
+    if isinstance(score.score, float) and not math.isfinite(score.score):
+        score.error = score.error or (
+            f"the score is {score.score!r}, which Phoenix cannot store (JSON has no NaN or "
+            f"infinity): return a finite number, or None with a label")
+        score.score = None
     for name in ("error", "explanation", "label", "hint"):
         value = getattr(score, name)
         if isinstance(value, str):
-            setattr(score, name, redact(value))
-    score.metadata = redact_value(score.metadata)
+            setattr(score, name, encodable(redact(value)))
+    score.metadata = encodable(redact_value(score.metadata))
 
 
 async def _evaluate_one(evaluator: Evaluator, context: dict[str, Any], example: Any

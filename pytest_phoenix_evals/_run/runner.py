@@ -2,16 +2,21 @@
 
 No pytest here. The pytest layer gives the runner jobs (one per item) and asks for their
 results in item order; the runner starts them ahead (at most ``concurrency`` at once, in job
-order), waits for the one asked for, cancels what is left when pytest stops early, and records
-every finished result exactly once. :meth:`Runner.run_all` does the same for a whole source,
-with no pytest at all.
+order), waits for the one asked for, and cancels what is left when pytest stops early.
+
+Every result goes to the sink (which journals it, then uploads it) the moment its case
+finishes, on the engine's loop, whatever the order in which pytest reports the items: a case
+that finished is on disk even if the process is killed while pytest still waits for a slow
+one. The observers (the results file, the case hook) are told afterwards, in pytest's thread,
+each guarded: an observer that raises is reported and never stops a result being recorded.
+:meth:`Runner.run_all` does the same for a whole source, with no pytest at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +68,8 @@ class Runner:
         self.tracing = tracing
         self.observers = list(observers)
         self.results: list[CaseResult] = []
+        # What the observers raised: (observer, case id, error), for the summary.
+        self.observer_errors: list[tuple[str, str, str]] = []
         # Runs started ahead of their job being asked for, by run key.
         self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult]]] = {}
         self._slots: list[asyncio.Semaphore] = []
@@ -85,13 +92,14 @@ class Runner:
                     run, self.engine.submit(self._limited(job, run)))
 
     def run(self, job: Job) -> list[CaseResult]:
-        """Every run of the job's case (waiting for those started ahead), each recorded."""
+        """Every run of the job's case (waiting for those started ahead), each recorded and
+        observed."""
         results = []
         for run in self.runs_of(job.case):
             ahead = self._ahead.pop(_run_key(job.key, run), None)
             result = ahead[1].result() if ahead is not None else \
-                self.engine.run(self._run_one(job, run))
-            self.finish(result)
+                self.engine.run(self._recorded(self._run_one(job, run)))
+            self.observe(result)
             results.append(result)
         return results
 
@@ -103,9 +111,9 @@ class Runner:
             future.cancel()
         for _, future in ahead.values():
             if future.done() and not future.cancelled() and future.exception() is None:
-                result = future.result()
+                result = future.result()  # recorded already, when it finished
                 result.mark(reported=True)  # it never will be: nothing waits for its output
-                self.finish(result)
+                self.observe(result)
 
     def run_all(self) -> list[CaseResult]:
         """Every case of the source, run and recorded; the results."""
@@ -128,7 +136,13 @@ class Runner:
         if not self._slots:  # made on the loop; asyncio wakes waiters first come, first served
             self._slots.append(asyncio.Semaphore(self.settings.concurrency))
         async with self._slots[0]:
-            return await self._run_one(job, run)
+            return await self._recorded(self._run_one(job, run))
+
+    async def _recorded(self, running: Coroutine[Any, Any, CaseResult]) -> CaseResult:
+        """The result of ``running``, recorded the moment it is there."""
+        result = await running
+        self.record(result)
+        return result
 
     async def _run_one(self, job: Job, case: Case) -> CaseResult:
         """One run on the engine's loop: the task (traced when the sink has a project for
@@ -147,9 +161,9 @@ class Runner:
 
     def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
                         start: datetime) -> CaseResult:
-        """Evaluate an output the caller produced; recorded."""
-        result = self.engine.run(self._evaluate(case, output, evaluators, start))
-        self.finish(result)
+        """Evaluate an output the caller produced; recorded and observed."""
+        result = self.engine.run(self._recorded(self._evaluate(case, output, evaluators, start)))
+        self.observe(result)
         return result
 
     async def _evaluate(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
@@ -165,18 +179,27 @@ class Runner:
         """A case that failed before it had an output (the test raised first); recorded."""
         end = datetime.now(UTC)
         result = CaseResult(case=case, error=error, start_time=start or end, end_time=end)
-        self.finish(result)
+        self.record(result)
+        self.observe(result)
         return result
 
-    def finish(self, result: CaseResult) -> None:
-        """Keep the result, hand it to the sink, then tell the observers."""
+    def record(self, result: CaseResult) -> None:
+        """Keep the result and hand it to the sink (which journals it before anything else)."""
         self.results.append(result)
         if self.sink is not None:
             self.sink.record(result)
         else:
             result.mark(uploaded=True)
+
+    def observe(self, result: CaseResult) -> None:
+        """Tell every observer about a recorded result; one that raises is noted, not fatal."""
         for observe in self.observers:
-            observe(result)
+            try:
+                observe(result)
+            except Exception as exc:
+                name = getattr(observe, "__name__", repr(observe))
+                self.observer_errors.append((name, result.case.case_id,
+                                             f"{type(exc).__name__}: {exc}"))
 
 
 def _run_key(key: str, case: Case) -> str:

@@ -7,7 +7,8 @@ global meter provider), so an application under test keeps its own tracing untou
 its settings (exporter headers, samplers, ...) never leak into what is sent to Phoenix.
 Sending is best effort: if Phoenix is unreachable the spans are dropped quietly (counted in
 :attr:`Tracing.dropped_spans`), never raised and never printed. The spans themselves are
-started with the OpenInference helpers of :mod:`.spans`.
+started with the OpenInference helpers of :mod:`.spans`. Every text of every span passes the
+secret filter right before it is sent (:func:`redact_request`), whichever code set it.
 
 Typical shape of the traces::
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExportResult
     from opentelemetry.trace import Tracer
 
-__all__ = ["Tracing"]
+__all__ = ["Tracing", "redact_request"]
 
 #: Instrumentation scope of every span created here, and the resource's service.name.
 _SCOPE = "pytest_phoenix_evals"
@@ -361,7 +362,7 @@ class _PhoenixSpanExporter:
 
         if self._aborted.is_set():
             return False
-        body = encode_spans(spans).SerializeToString()
+        body = redact_request(encode_spans(spans)).SerializeToString()
         deadline = time.monotonic() + _EXPORT_TIMEOUT
 
         def post() -> None:
@@ -390,6 +391,58 @@ class _PhoenixSpanExporter:
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+# --------------------------------------------------------------------------------------------
+# The secret filter, applied to every span at the one place they all pass: the OTLP payload
+# --------------------------------------------------------------------------------------------
+
+
+def redact_request(request: Any) -> Any:
+    """``request`` (an OTLP ``ExportTraceServiceRequest``) with every secret masked, in place.
+
+    Every text of every span passes :func:`~pytest_phoenix_evals._core.secrets.redact`: its
+    name, the values of its attributes (strings, and the strings inside arrays and key-value
+    lists; ``input.value`` and ``output.value`` JSON included), its events' names and
+    attribute values (``exception.message``, ``exception.stacktrace``), its links' attribute
+    values and its status message. Attribute keys, ids and the resource (which names the
+    project the spans are routed to) are ours, and are left alone. Doing it here, on the
+    encoded payload, leaves no way around it: whatever set a text on a span, the span is
+    exported through this.
+    """
+    from .._core.secrets import redactor
+
+    scrub = redactor()
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span.name = scrub(span.name)
+                _redact_attributes(span.attributes, scrub)
+                for event in span.events:
+                    event.name = scrub(event.name)
+                    _redact_attributes(event.attributes, scrub)
+                for link in span.links:
+                    _redact_attributes(link.attributes, scrub)
+                if span.HasField("status") and span.status.message:
+                    span.status.message = scrub(span.status.message)
+    return request
+
+
+def _redact_attributes(attributes: Any, scrub: Callable[[str], str]) -> None:
+    for attribute in attributes:
+        _redact_any_value(attribute.value, scrub)
+
+
+def _redact_any_value(value: Any, scrub: Callable[[str], str]) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        value.string_value = scrub(value.string_value)
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _redact_any_value(item, scrub)
+    elif kind == "kvlist_value":
+        for item in value.kvlist_value.values:
+            _redact_any_value(item.value, scrub)
 
 
 @functools.cache

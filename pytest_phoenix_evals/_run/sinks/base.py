@@ -32,6 +32,8 @@ class UploadReport:
     pending: int = 0
     # Cases kept in journal files (not all of them in Phoenix), by file.
     journaled: dict[str, int] = field(default_factory=dict)
+    # Cases the journal could not take (a read-only or full disk), with why.
+    unjournaled: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -47,6 +49,7 @@ class UploadReport:
         self.failures += other.failures
         self.pending += other.pending
         self.journaled.update(other.journaled)
+        self.unjournaled += other.unjournaled
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data (pytest-xdist carries builtins only)."""
@@ -55,7 +58,7 @@ class UploadReport:
                 "uploaded_runs": self.uploaded_runs,
                 "uploaded_annotations": self.uploaded_annotations,
                 "failures": list(self.failures), "pending": self.pending,
-                "journaled": dict(self.journaled)}
+                "journaled": dict(self.journaled), "unjournaled": list(self.unjournaled)}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> UploadReport:
@@ -66,7 +69,8 @@ class UploadReport:
             uploaded_runs=data.get("uploaded_runs", 0),
             uploaded_annotations=data.get("uploaded_annotations", 0),
             failures=list(data.get("failures", ())), pending=data.get("pending", 0),
-            journaled=dict(data.get("journaled") or {}))
+            journaled=dict(data.get("journaled") or {}),
+            unjournaled=list(data.get("unjournaled") or ()))
 
 
 def group_to_wire(group: Group) -> dict[str, Any]:

@@ -16,13 +16,14 @@ import contextlib
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..._core.secrets import redact, redact_value
+from ..._core.text import encodable
 from ..._core.types import CaseResult, Group
 from ..._phoenix.gateway import Gateway
 from ..._phoenix.http import PhoenixError, refusal
@@ -113,6 +114,7 @@ class ExperimentSink:
         self._journal_dir = journal_dir
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}
+        self._intents: dict[str, dict[str, Any]] = {}
 
     # --- the Sink protocol ----------------------------------------------------------------
 
@@ -146,7 +148,11 @@ class ExperimentSink:
             _, not_done = concurrent.futures.wait(self._uploads, timeout=timeout)
             self._report.pending = len(not_done)
         for journal in self._journals.values():
-            left = journal.close()
+            try:
+                left = journal.close()
+            except OSError as exc:  # a full disk: what it holds may be torn
+                self._report.unjournaled.append(f"closing {journal.path}: {exc}")
+                left = journal.cases - journal.done
             if left:
                 self._report.journaled[str(journal.path)] = left
         return self._report
@@ -204,30 +210,71 @@ class ExperimentSink:
 
     # --- uploads --------------------------------------------------------------------------
 
-    def _journal(self, experiment: Destination) -> Journal | None:
+    def _journal(self, name: str) -> Journal | None:
+        """The journal file ``name`` (an experiment's id, or an intended experiment's)."""
         if self._journal_dir is None:
             return None
-        if experiment.id not in self._journals:
+        if name not in self._journals:
             from ..._local import safe_name
             from .journal import Journal
 
-            self._journals[experiment.id] = Journal(
-                self._journal_dir / f"{safe_name(experiment.id)}{self._journal_suffix}.jsonl")
-        return self._journals[experiment.id]
+            self._journals[name] = Journal(
+                self._journal_dir / f"{safe_name(name)}{self._journal_suffix}.jsonl")
+        return self._journals[name]
+
+    def _where(self, group: Group) -> dict[str, Any]:
+        """What a journal record says of where it belongs: the server and the dataset (so that
+        --phoenix-upload-pending never posts it into another server's experiment)."""
+        from ..._phoenix.http import mask_url
+
+        return {"server": mask_url(self._gateway.url), "dataset": group.dataset_name,
+                "dataset_id": group.dataset_id}
+
+    def _intent(self, group: Group) -> dict[str, Any]:
+        """The experiment this group's results were meant for, when it could not be made:
+        enough for --phoenix-upload-pending to make it later (once: its token)."""
+        if group.key not in self._intents:
+            import uuid
+
+            self._intents[group.key] = {
+                "token": uuid.uuid4().hex, "dataset_id": group.dataset_id,
+                "dataset_name": group.dataset_name, "version_id": group.version_id,
+                "name": redact(self._plan.name_for(group)),
+                "metadata": redact_value(self._plan.metadata_for(group)),
+                "splits": list(group.splits), "repetitions": self._plan.repetitions}
+        return self._intents[group.key]
 
     async def _upload(self, result: CaseResult) -> None:
+        """Journal the case, then post it; whatever goes wrong is a line of the report, never
+        an exception (one bad case must not stop the others)."""
         case = result.case
+        try:
+            await self._upload_case(result)
+        except Exception as exc:  # a bug of ours: the case is said lost, the session goes on
+            self._report.failures.append(f"{case.case_id}: not uploaded: "
+                                         f"{type(exc).__name__}: {exc}")
+
+    async def _upload_case(self, result: CaseResult) -> None:
+        case = result.case
+        run, evaluations = self._payloads(result)
+        key = f"{case.example.id}:{case.repetition}"
         try:
             experiment = await self._experiment(case.group)
         except Exception:
+            # Kept with the experiment it was meant for, which upload-pending makes later.
+            intent = self._intent(case.group)
+            kept = self._journal(f"intended-{intent['token']}")
+            if kept is not None:
+                self._journaled(kept, case.case_id, lambda: kept.case(
+                    key, {"id": None, "url": None, "intent": intent,
+                          **self._where(case.group)}, run, evaluations))
             self._report.failures.append(f"{case.case_id}: not uploaded (no experiment)")
             return
-        run, evaluations = self._payloads(result)
-        key = f"{case.example.id}:{case.repetition}"
-        journal = self._journal(experiment)
-        if journal is not None:  # on disk before anything is posted
-            journal.case(key, {"id": experiment.id, "url": experiment.url,
-                               "dataset": case.group.dataset_name}, run, evaluations)
+        journal = self._journal(experiment.id)
+        journaled = journal is not None and self._journaled(
+            journal, case.case_id, lambda: journal.case(  # on disk before anything is posted
+                key, {"id": experiment.id, "url": experiment.url, **self._where(case.group)},
+                run, evaluations))
         if self._slots is None:  # made on the loop
             self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
         async with self._slots:
@@ -241,8 +288,18 @@ class ExperimentSink:
             outcomes = await asyncio.gather(
                 *(self._post_evaluation(run_id, e, case.case_id) for e in evaluations))
             self._report.uploaded_annotations += sum(outcomes)
-            if journal is not None and all(outcomes):
-                journal.mark_done(key)
+            if journal is not None and journaled and all(outcomes):
+                self._journaled(journal, case.case_id, lambda: journal.mark_done(key))
+
+    def _journaled(self, journal: Journal, case_id: str, write: Callable[[], None]) -> bool:
+        """Write to the journal; a journal that cannot be written (a read-only or full disk)
+        is said loudly, and the upload still goes ahead."""
+        try:
+            write()
+        except OSError as exc:
+            self._report.unjournaled.append(f"{case_id}: {journal.path}: {exc}")
+            return False
+        return True
 
     def _payloads(self, result: CaseResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The run and evaluation bodies exactly as posted (and journaled), redacted; the
@@ -272,7 +329,7 @@ class ExperimentSink:
                 "start_time": begin.isoformat(), "end_time": (score.end_time or begin).isoformat(),
                 "result": outcome or None, "error": score.error,
                 "metadata": dict(score.metadata or {}), "trace_id": score.trace_id})
-        return run, evaluations
+        return encodable(run), encodable(evaluations)
 
     async def _post_evaluation(self, run_id: str, evaluation: dict[str, Any],
                                case_id: str) -> bool:
@@ -280,8 +337,10 @@ class ExperimentSink:
             await self._gateway.apost_evaluation(
                 run_id, evaluation, doing=f"uploading annotation {evaluation['name']!r} of "
                                           f"{case_id}")
-        except PhoenixError as exc:
-            self._report.failures.append(f"{case_id}: {evaluation['name']}: {exc}")
+        except Exception as exc:  # each evaluation on its own: one refused, the others go up
+            reason = str(exc) if isinstance(exc, PhoenixError) else \
+                f"{type(exc).__name__}: {exc}"
+            self._report.failures.append(f"{case_id}: {evaluation['name']}: {reason}")
             return False
         return True
 
@@ -303,14 +362,24 @@ async def replay(gateway: Gateway, files: Sequence[Path],
     """Post the pending cases of these journal files into their experiments (a run Phoenix
     has already is taken over, evaluations upsert), marking each done; a file whose cases are
     all done is deleted."""
-    from .journal import Journal, pending_cases
+    from .journal import Journal, read_journal
 
     done = Replayed()
     slots = asyncio.Semaphore(in_flight)
+    places = _Places()
     for path in files:
-        records = list(pending_cases(path))
+        try:
+            records, unreadable = read_journal(path)
+        except OSError as exc:  # one file that cannot be read never blocks the others
+            done.problems.append(f"{path}: cannot be read ({exc}); skipped")
+            continue
+        if unreadable:
+            done.problems.append(f"{path}: {unreadable} line(s) that are not journal records "
+                                 f"were skipped")
         journal = Journal(path)
         journal.cases = len(records)
+        records = [r for r in [await _placed(gateway, r, places, done) for r in records]
+                   if r is not None]
 
         async def one(record: dict[str, Any], journal: Journal = journal) -> None:
             async with slots:
@@ -318,6 +387,9 @@ async def replay(gateway: Gateway, files: Sequence[Path],
                     trouble = await _post_record(gateway, record)
                 except PhoenixError as exc:
                     done.problems.append(str(exc))
+                    return
+                except Exception as exc:  # one bad record never stops the others
+                    done.problems.append(f"{record.get('key')}: {type(exc).__name__}: {exc}")
                     return
             if trouble:
                 done.problems.extend(f"{record['key']}: {t}" for t in trouble)
@@ -327,8 +399,74 @@ async def replay(gateway: Gateway, files: Sequence[Path],
             done.uploaded += 1
 
         await asyncio.gather(*(one(r) for r in records))
-        journal.close()  # deleted once every case in it is done
+        # Deleted once every case in it is done; one with lines we could not read is kept
+        # apart for a person to look at (never deleted: we may not have written them).
+        if journal.close(delete=not unreadable) == 0 and unreadable:
+            kept = path.with_name(path.name + ".unreadable")
+            path.replace(kept)
+            done.problems.append(f"{path}: kept as {kept}")
     return done
+
+
+@dataclass
+class _Places:
+    """What a replay found out about where records go (asked once per experiment)."""
+
+    refused: dict[str, str] = field(default_factory=dict)  # key -> why not
+    made: dict[str, tuple[str, str]] = field(default_factory=dict)  # token -> (id, url)
+    fine: set[str] = field(default_factory=set)
+
+
+async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
+                  done: Replayed) -> dict[str, Any] | None:
+    """The record with the experiment it goes into, made now if it was only intended; None
+    (and a problem, once per experiment) when it must not be posted to this server."""
+    from ..._phoenix.http import mask_url
+
+    experiment = record["experiment"]
+    here = mask_url(gateway.url)
+    if experiment.get("server") and experiment["server"] != here:
+        key = f"server:{experiment['server']}"
+        places.refused.setdefault(key, (
+            f"journaled for {experiment['server']}, but this upload goes to {here}: run with "
+            f"--phoenix-url={experiment['server']} to upload them there"))
+    elif experiment.get("id") is None:
+        intent = experiment["intent"]
+        key = f"intent:{intent['token']}"
+        if key not in places.refused and intent["token"] not in places.made:
+            try:
+                made = await gateway.acreate_experiment(
+                    intent["dataset_id"], intent["version_id"],
+                    dataset_name=intent["dataset_name"], experiment_name=intent["name"],
+                    metadata=intent["metadata"], splits=intent.get("splits") or (),
+                    repetitions=int(intent.get("repetitions") or 1))
+                places.made[intent["token"]] = (
+                    made["id"], gateway.experiment_url(intent["dataset_id"], made["id"]))
+            except PhoenixError as exc:
+                places.refused[key] = f"the experiment it was meant for could not be made: {exc}"
+        if intent["token"] in places.made:
+            experiment["id"], experiment["url"] = places.made[intent["token"]]
+    else:
+        key = f"experiment:{experiment['id']}"
+        if key not in places.refused and key not in places.fine:
+            found = await asyncio.to_thread(gateway.experiment, experiment["id"])
+            if found is None:
+                places.refused[key] = (
+                    f"experiment {experiment['id']} is not in {here} (deleted?): its results "
+                    f"cannot go anywhere; remove the file if you do not need them")
+            elif experiment.get("dataset_id") and \
+                    found.get("dataset_id") != experiment["dataset_id"]:
+                places.refused[key] = (
+                    f"experiment {experiment['id']} in {here} belongs to another dataset than "
+                    f"the one journaled ({experiment.get('dataset')}): not uploaded")
+            else:
+                places.fine.add(key)
+    why = places.refused.get(key)
+    if why is None:
+        return record
+    if why not in done.problems:  # said once, for all the records it holds back
+        done.problems.append(why)
+    return None
 
 
 async def _post_record(gateway: Gateway, record: Mapping[str, Any]) -> list[str]:

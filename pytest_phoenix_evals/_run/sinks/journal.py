@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,9 @@ class Journal:
         self.done = 0
 
     def _write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        """One line, flushed (OSError when the disk refuses it)."""
+        # ASCII escapes: any text can be written, whatever the locale's encoding.
+        line = json.dumps(record, ensure_ascii=True, default=str) + "\n"
         with self._lock:
             if self._handle is None:
                 ensure_dir(self.path.parent)
@@ -59,30 +60,58 @@ class Journal:
         self._write({"type": "done", "key": key})
         self.done += 1
 
-    def close(self) -> int:
-        """Close the file; delete it when every case is done. The cases still pending."""
+    def close(self, delete: bool = True) -> int:
+        """Close the file; delete it when every case is done (and ``delete``). The cases
+        still pending (OSError when the file could not be flushed: a full disk)."""
         with self._lock:
-            if self._handle is not None:
-                os.fsync(self._handle.fileno())
-                self._handle.close()
-                self._handle = None
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                try:
+                    os.fsync(handle.fileno())
+                finally:
+                    handle.close()
         pending = self.cases - self.done
-        if pending == 0 and self.path.exists():
+        if pending == 0 and delete and self.path.is_file():
             self.path.unlink()
         return pending
 
 
-def pending_cases(path: Path) -> Iterator[dict[str, Any]]:
-    """The ``case`` records of a journal file without a ``done`` record (a torn last line, from
-    a crash while writing, is skipped: its upload never started)."""
+def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The pending ``case`` records of a journal file, and how many of its lines could not be
+    read (not UTF-8, not JSON, not a record of ours): those are skipped, the rest still count.
+    A torn last line (no newline: a crash while writing it) is skipped silently, as its upload
+    never started. OSError when the file itself cannot be read (a folder named like one)."""
     cases: dict[str, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
+    bad = 0
+    lines = path.read_bytes().split(b"\n")
+    for raw in lines[:-1]:  # the last piece is empty, or a torn line
+        if not raw.strip():
             continue
-        if record.get("type") == "case":
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except ValueError:  # also UnicodeDecodeError
+            bad += 1
+            continue
+        if not _is_record(record):
+            bad += 1
+        elif record["type"] == "case":
             cases[record["key"]] = record
-        elif record.get("type") == "done":
+        else:
             cases.pop(record["key"], None)
-    yield from cases.values()
+    return list(cases.values()), bad
+
+
+def _is_record(record: Any) -> bool:
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+        return False
+    if record.get("type") == "done":
+        return True
+    experiment = record.get("experiment")
+    if not isinstance(experiment, dict):
+        return False
+    placed = isinstance(experiment.get("id"), str) or (
+        experiment.get("id") is None and isinstance(experiment.get("intent"), dict)
+        and all(isinstance(experiment["intent"].get(k), str)
+                for k in ("token", "dataset_id", "version_id", "name")))
+    return (record.get("type") == "case" and placed and isinstance(record.get("run"), dict)
+            and isinstance(record.get("evaluations"), list))
