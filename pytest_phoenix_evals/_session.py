@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -205,7 +206,9 @@ class PhoenixEvalsSession:
                 self.gateway, self.engine, plan, given=workerinput.get(EXPERIMENTS),
                 shared_dir=Path(shared) if shared else None,
                 journal_dir=journal_dir(self.config.rootpath),
-                journal_suffix=f"-{worker}" if worker else "")
+                # Per session (and worker): a later session, or another server's experiment
+                # of the same id, never appends to this session's file.
+                journal_suffix=f"-{uuid.uuid4().hex[:8]}" + (f"-{worker}" if worker else ""))
         return self._sink
 
     @property

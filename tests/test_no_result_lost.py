@@ -190,3 +190,84 @@ def test_upload_pending_names_corrupt_journal_files_and_uploads_the_rest(
     names = sorted(a["name"] for a in admin.annotations(experiment["id"])
                    if a["run_id"] == first["id"])
     assert names == ["second-look"]
+
+
+def test_results_whose_experiment_could_not_be_made_are_kept_and_made_later(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        judged_dataset: dict[str, Any]) -> None:
+    from fault_proxy import FaultProxy, Rule
+
+    pytester.makepyfile(app="def answer(input):\n    return 'Paris'\n")
+    # Phoenix refuses every attempt to create the experiment; everything else goes through.
+    rules = [Rule(r"^POST /v1/datasets/[^/]+/experiments", "before", share=1.0)]
+    with FaultProxy(phoenix_env, rules, seed=1) as proxy:
+        result = pytester.runpytest("--phoenix-dataset=judged", "--phoenix-task=app:answer",
+                                    f"--phoenix-url={proxy.url}", "-p", "no:cacheprovider",
+                                    "--phoenix-experiment-name=made-later")
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["3 result(s) are not all in Phoenix yet; they are kept in:",
+                                 "  .phoenix-evals/journal/intended-*.jsonl (3)"])
+    assert experiment_named(admin, judged_dataset["id"], "made-later") is None
+    # The journal was written through the proxy's URL: upload it there (now healthy).
+    with FaultProxy(phoenix_env, [], seed=1) as healthy:
+        journal = pytester.path / ".phoenix-evals" / "journal"
+        [kept] = journal.glob("intended-*.jsonl")
+        kept.write_text(kept.read_text().replace(proxy.url, healthy.url))
+        result = pytester.runpytest("--phoenix-upload-pending", f"--phoenix-url={healthy.url}",
+                                    "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["phoenix-evals: 3 pending case(s) uploaded"])
+    made = experiment_named(admin, judged_dataset["id"], "made-later")
+    assert made is not None and len(admin.runs(made["id"])) == 3
+    assert not list(journal.glob("*.jsonl"))
+
+
+def _record(experiment_id: str, server: str, dataset_id: str, example_id: str) -> str:
+    return json.dumps({
+        "type": "case", "key": f"{example_id}:1",
+        "experiment": {"id": experiment_id, "url": "u", "server": server, "dataset": "judged",
+                       "dataset_id": dataset_id},
+        "run": {"dataset_example_id": example_id, "output": "Paris", "repetition_number": 1,
+                "start_time": "2026-12-01T00:00:00+00:00",
+                "end_time": "2026-12-01T00:00:01+00:00"},
+        "evaluations": []}) + "\n"
+
+
+def test_upload_pending_refuses_another_server_and_a_vanished_experiment(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        judged_dataset: dict[str, Any]) -> None:
+    journal = pytester.path / ".phoenix-evals" / "journal"
+    journal.mkdir(parents=True)
+    example = "RGF0YXNldEV4YW1wbGU6OTk5OQ=="
+    (journal / "elsewhere.jsonl").write_text(
+        _record("RXhwZXJpbWVudDox", "http://127.0.0.1:9", judged_dataset["id"], example))
+    (journal / "gone.jsonl").write_text(
+        _record("RXhwZXJpbWVudDo5OTk5OQ==", phoenix_env, judged_dataset["id"], example))
+    result = pytester.runpytest("--phoenix-upload-pending", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert result.ret == 1 and "Traceback" not in out
+    assert (f"journaled for http://127.0.0.1:9, but this upload goes to {phoenix_env}: run "
+            f"with --phoenix-url=http://127.0.0.1:9 to upload them there") in out
+    assert (f"experiment RXhwZXJpbWVudDo5OTk5OQ== is not in {phoenix_env} (deleted?)") in out
+    # Nothing was posted anywhere, and both files are still there to deal with.
+    assert (journal / "elsewhere.jsonl").is_file() and (journal / "gone.jsonl").is_file()
+
+
+def test_upload_pending_leaves_a_journal_in_use_alone(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        judged_dataset: dict[str, Any]) -> None:
+    import fcntl
+
+    journal = pytester.path / ".phoenix-evals" / "journal"
+    journal.mkdir(parents=True)
+    live = journal / "live.jsonl"
+    live.write_text(_record("RXhwZXJpbWVudDo5OTk5OQ==", phoenix_env, judged_dataset["id"],
+                            "RGF0YXNldEV4YW1wbGU6OTk5OQ=="))
+    with open(live, "a") as held:  # a session still running holds its journal so
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        result = pytester.runpytest("--phoenix-upload-pending", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*live.jsonl: in use by another process (a session still "
+                                 "running?): left alone"])
+    assert live.is_file() and "RGF0YXNldEV4YW1wbGU6OTk5OQ" in live.read_text()

@@ -361,22 +361,28 @@ async def replay(gateway: Gateway, files: Sequence[Path],
                  in_flight: int = MAX_UPLOADS_IN_FLIGHT) -> Replayed:
     """Post the pending cases of these journal files into their experiments (a run Phoenix
     has already is taken over, evaluations upsert), marking each done; a file whose cases are
-    all done is deleted."""
+    all done is deleted. Each file is locked while it is worked on: one a running session (or
+    another upload-pending) holds is left alone."""
     from .journal import Journal, read_journal
 
     done = Replayed()
     slots = asyncio.Semaphore(in_flight)
     places = _Places()
     for path in files:
+        journal = Journal(path)
         try:
+            if not journal.claim():  # a session still writing it, or another upload-pending
+                done.problems.append(f"{path}: in use by another process (a session still "
+                                     f"running?): left alone")
+                continue
             records, unreadable = read_journal(path)
         except OSError as exc:  # one file that cannot be read never blocks the others
+            journal.close(delete=False)
             done.problems.append(f"{path}: cannot be read ({exc}); skipped")
             continue
         if unreadable:
             done.problems.append(f"{path}: {unreadable} line(s) that are not journal records "
                                  f"were skipped")
-        journal = Journal(path)
         journal.cases = len(records)
         records = [r for r in [await _placed(gateway, r, places, done) for r in records]
                    if r is not None]

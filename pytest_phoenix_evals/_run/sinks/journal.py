@@ -38,15 +38,34 @@ class Journal:
         self.cases = 0
         self.done = 0
 
+    def claim(self) -> bool:
+        """Open the file and lock it for this process (a session writing it, or an
+        --phoenix-upload-pending working on it); False when another process holds it."""
+        import fcntl
+
+        with self._lock:
+            if self._handle is not None:
+                return True
+            ensure_dir(self.path.parent)
+            # Kept open while in use (closed in close()): a line per case.
+            handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                return False
+            self._handle = handle
+            return True
+
     def _write(self, record: dict[str, Any]) -> None:
-        """One line, flushed (OSError when the disk refuses it)."""
+        """One line, flushed (OSError when the disk refuses it, or the file is another
+        process's)."""
         # ASCII escapes: any text can be written, whatever the locale's encoding.
         line = json.dumps(record, ensure_ascii=True, default=str) + "\n"
+        if self._handle is None and not self.claim():
+            raise OSError(f"{self.path} is in use by another process")
         with self._lock:
-            if self._handle is None:
-                ensure_dir(self.path.parent)
-                # Kept open for the session (closed in close()): a line per case.
-                self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            assert self._handle is not None
             self._handle.write(line)
             self._handle.flush()  # on disk before the upload starts: a crash loses nothing
 
@@ -65,14 +84,16 @@ class Journal:
         still pending (OSError when the file could not be flushed: a full disk)."""
         with self._lock:
             handle, self._handle = self._handle, None
-            if handle is not None:
-                try:
+            try:
+                if handle is not None:
                     os.fsync(handle.fileno())
-                finally:
+                pending = self.cases - self.done
+                # Deleted while still locked: nobody else can be adding to it meanwhile.
+                if pending == 0 and delete and self.path.is_file():
+                    self.path.unlink()
+            finally:
+                if handle is not None:
                     handle.close()
-        pending = self.cases - self.done
-        if pending == 0 and delete and self.path.is_file():
-            self.path.unlink()
         return pending
 
 
