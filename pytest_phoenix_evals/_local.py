@@ -24,7 +24,17 @@ def ensure_dir(directory: Path) -> Path:
     return directory
 
 
+#: Longer names are cut and end in a hash of the whole (file systems take 255 bytes at most).
+MAX_NAME = 120
+
+
 def safe_name(text: str) -> str:
-    """``text`` as one file name: ids and dataset names may hold ``/``, ``=`` or ``..``."""
+    """``text`` as one file name: ids and dataset names may hold ``/``, ``=`` or ``..``, and
+    be longer than a file name may be."""
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", text)
-    return "_" + name[1:] if name.startswith(".") else name
+    name = "_" + name[1:] if name.startswith(".") else name
+    if len(name) > MAX_NAME:
+        import hashlib
+
+        name = f"{name[:MAX_NAME - 17]}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return name

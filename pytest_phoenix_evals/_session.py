@@ -95,19 +95,30 @@ class PhoenixEvalsSession:
         return self._gateway
 
     def _offline_gateway(self) -> Gateway:
+        from ._local import local_path, safe_name
         from ._phoenix.offline import load, offline_gateway
         from ._run.sources.dataset import parse_spec
 
         tape: dict[str, Any] = {}
         taken = []
         for spec in self.settings.datasets:
-            name, version, _ = parse_spec(spec, self._selection())
+            # A dataset whose whole name holds "@" or ":" is known by its snapshot's folder.
+            known = [spec] if local_path(self.config.rootpath, "snapshots",
+                                         safe_name(spec)).is_dir() else []
+            name, version, _ = parse_spec(spec, self._selection(), known.copy)
             try:
                 snapshot = load(self.config.rootpath, name, version)
+                tape.update(snapshot["tape"])
+                taken.append(f"{name} version {snapshot['version_id']} saved "
+                             f"{snapshot['saved_at']}")
             except ValueError as exc:
                 raise pytest.UsageError(f"--phoenix-offline: {exc}") from None
-            tape.update(snapshot["tape"])
-            taken.append(f"{name} version {snapshot['version_id']} saved {snapshot['saved_at']}")
+            except (KeyError, TypeError, AttributeError):
+                raise pytest.UsageError(
+                    f"--phoenix-offline: the local snapshot of dataset {name!r} is not one this "
+                    f"plugin wrote (its fields are missing): delete "
+                    f"{local_path(self.config.rootpath, 'snapshots', safe_name(name))} and run "
+                    f"once without --phoenix-offline") from None
         return offline_gateway(tape, f"the local snapshot ({'; '.join(taken) or 'none'})")
 
     @property
@@ -449,6 +460,8 @@ class PhoenixEvalsSession:
             self._tracing.shutdown(timeout_seconds=10)
         if self._judges is not None and self._judges.cache is not None:
             self._judges.cache.close()
+            if self._judges.cache.problem:
+                self.notices.append(self._judges.cache.problem)
         if self._engine is not None:
             closers = [self._judges.aclose()] if self._judges is not None else []
             if self._gateway is not None:

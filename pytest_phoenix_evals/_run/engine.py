@@ -92,6 +92,10 @@ def as_json(output: Any) -> Any:
     """The output as the server will store it, or OutputNotSerialisable saying why not."""
     try:
         text = json.dumps(output, allow_nan=False, ensure_ascii=False)
+    except RecursionError:
+        raise OutputNotSerialisable(
+            f"the task returned a {type(output).__name__} nested too deeply to store (JSON "
+            f"this deep cannot be written or read back): flatten it") from None
     except (TypeError, ValueError) as exc:
         raise OutputNotSerialisable(
             f"the task returned a {type(output).__name__}, which is not JSON-serialisable "

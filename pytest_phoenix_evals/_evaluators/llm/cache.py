@@ -32,29 +32,61 @@ def cache_key(*parts: Any) -> str:
 
 
 class JudgeCache:
+    """A cache that cannot be used (not a database, another schema, a disk that refuses it)
+    only ever misses: :attr:`problem` says why, once, and no judge call fails for it."""
+
     def __init__(self, path: Path) -> None:
-        ensure_dir(path.parent)
+        self.path = path
         self._lock = threading.Lock()
-        # One connection, used under the lock from the engine's threads.
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, "
-                         "answer TEXT NOT NULL)")
+        self._db: sqlite3.Connection | None = None
         self.hits = 0
+        self.problem: str | None = None
+        try:
+            ensure_dir(path.parent)
+            # One connection, used under the lock from the engine's threads.
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+            self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, "
+                             "answer TEXT NOT NULL)")
+            self._db.execute("SELECT key, answer FROM answers LIMIT 1").fetchall()
+        except (sqlite3.Error, OSError) as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.problem = (f"the judge cache {self.path} cannot be used ({type(exc).__name__}: "
+                        f"{exc}); every judge was called (delete the file to start a new cache)")
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
-        if row is None:
+            if self._db is None:
+                return None
+            try:
+                row = self._db.execute("SELECT answer FROM answers WHERE key = ?",
+                                       (key,)).fetchone()
+                answer = None if row is None else json.loads(row[0])
+            except (sqlite3.Error, ValueError) as exc:
+                self._give_up(exc)
+                return None
+        if not isinstance(answer, dict):
             return None
         self.hits += 1
-        return dict(json.loads(row[0]))
+        return answer
 
     def put(self, key: str, completion: Any) -> None:
         answer = json.dumps(asdict(completion), ensure_ascii=False)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, answer))
-            self._db.commit()
+            if self._db is None:
+                return
+            try:
+                self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, answer))
+                self._db.commit()
+            except sqlite3.Error as exc:
+                self._give_up(exc)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None

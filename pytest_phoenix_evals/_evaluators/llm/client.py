@@ -148,8 +148,11 @@ class Judges:
 
             key = cache_key(endpoint.shown, api, params, extra_body)
             if (kept := self.cache.get(key)) is not None:
-                kept["tool_calls"] = [ToolCall(**call) for call in kept["tool_calls"]]
-                return Completion(**{**kept, "cached": True, "attempts": 0})
+                try:
+                    kept["tool_calls"] = [ToolCall(**call) for call in kept["tool_calls"]]
+                    return Completion(**{**kept, "cached": True, "attempts": 0})
+                except (KeyError, TypeError):  # an answer of another shape: a miss
+                    pass
         completion = await self._complete(endpoint, params, extra_body, api)
         if key is not None:
             self.cache.put(key, completion)

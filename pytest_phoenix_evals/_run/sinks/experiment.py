@@ -401,7 +401,12 @@ async def replay(gateway: Gateway, files: Sequence[Path],
                 done.problems.extend(f"{record['key']}: {t}" for t in trouble)
                 return
             journal.mark_done(record["key"])
-            done.experiments.add(record["experiment"]["url"])
+            experiment = record["experiment"]
+            # The server it went to, not the link the journal kept (older records lack it).
+            dataset_id = experiment.get("dataset_id") or \
+                (experiment.get("intent") or {}).get("dataset_id")
+            done.experiments.add(gateway.experiment_url(dataset_id, experiment["id"])
+                                 if dataset_id else experiment["url"])
             done.uploaded += 1
 
         await asyncio.gather(*(one(r) for r in records))
