@@ -76,6 +76,7 @@ class PhoenixEvalsSession:
         self._baselines: Baselines | None = None  # --phoenix-baseline
         # Every evaluator handed out, by identity: those holding connections are closed at the end.
         self._handed_out: dict[int, Evaluator] = {}
+        self._checked: set[str] = set()  # groups whose annotation names were checked
         self._shared: dict[str, dict[str, Any]] | None = None
         self._closed = False
 
@@ -279,6 +280,13 @@ class PhoenixEvalsSession:
         from ._tasks import evaluators_from
 
         chosen = self.source.evaluators(group, evaluators_from(marker, "the phoenix_evals marker"))
+        if group.key not in self._checked:
+            from ._run.engine import duplicate_annotations
+
+            self._checked.add(group.key)
+            for line in duplicate_annotations(chosen):
+                self._say(f"phoenix-evals: {group.label}: {line}")
+                self.notices.append(f"{group.label}: {line}")
         return [self._equip(evaluator) for evaluator in chosen]
 
     def preload(self) -> None:

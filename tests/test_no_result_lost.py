@@ -271,3 +271,30 @@ def test_upload_pending_leaves_a_journal_in_use_alone(
     result.stdout.fnmatch_lines(["*live.jsonl: in use by another process (a session still "
                                  "running?): left alone"])
     assert live.is_file() and "RGF0YXNldEV4YW1wbGU6OTk5OQ" in live.read_text()
+
+
+def test_two_evaluators_of_one_annotation_name_are_both_kept(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin) -> None:
+    dataset_id = admin.create_dataset("same-names", [
+        {"input": {"question": "q"}, "output": {"answer": "Paris", "alias": "paris"},
+         "metadata": {}}])
+    admin.attach_builtin(dataset_id, "exact_match", "by_answer",
+                         {"expected": "$.reference.answer", "actual": "$.output"})
+    admin.attach_builtin(dataset_id, "exact_match", "by_alias",
+                         {"expected": "$.reference.alias", "actual": "$.output"})
+    pytester.makepyfile(app="def answer(input):\n    return 'Paris'\n")
+    result = pytester.runpytest("--phoenix-dataset=same-names", "--phoenix-task=app:answer",
+                                "-p", "no:cacheprovider", "--phoenix-experiment-name=same-names")
+    # (In the order the server lists them.)
+    result.stdout.fnmatch_lines([
+        "phoenix-evals: same-names: annotation 'exact_match' is given by evaluators by_*, "
+        "by_*: Phoenix keeps one annotation per name, so the others are recorded as "
+        "'exact_match (by_*)'"])
+    result.assert_outcomes(failed=1)  # by_alias: "Paris" is not "paris"
+    experiment = experiment_named(admin, dataset_id, "same-names")
+    assert experiment is not None
+    labels = {a["name"]: a["label"] for a in admin.annotations(experiment["id"])}
+    second = next(n for n in labels if n != "exact_match")
+    assert sorted(labels) == ["exact_match", second]
+    assert second in ("exact_match (by_alias)", "exact_match (by_answer)")
+    assert sorted(labels.values()) == ["false", "true"]  # both results, apart

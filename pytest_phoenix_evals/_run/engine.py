@@ -186,13 +186,38 @@ async def evaluate(
     context = example.context(result.output)
     batches = await asyncio.gather(
         *(_evaluate_one(e, context, example) for e in evaluators))
+    first: dict[str, str] = {}  # annotation name -> the evaluator that gave it first
     for evaluator, scores in zip(evaluators, batches):
         declared = declared_verdict(evaluator)
         for score in scores:
+            # Phoenix keeps one annotation per name and run: a second evaluator's annotation
+            # of the same name is kept apart under its own (said at collection).
+            if first.setdefault(score.name, score.evaluator) != score.evaluator:
+                score.name = shared_name(score.name, score.evaluator)
             _redact(score)
             result.scores.append(score)
             result.verdicts.append(decide(score, thresholds, declared))
     return result
+
+
+def shared_name(name: str, evaluator: str) -> str:
+    """The name an annotation is kept under when an earlier evaluator gave one of ``name``."""
+    return f"{name} ({evaluator})"
+
+
+def duplicate_annotations(evaluators: Sequence[Evaluator]) -> list[str]:
+    """What a set of evaluators would lose to Phoenix's one annotation per name and run, as
+    lines to show (empty when every annotation name is given by one evaluator only)."""
+    from .._core.naming import annotation_names
+
+    givers: dict[str, list[str]] = {}
+    for evaluator in evaluators:
+        for name in annotation_names(evaluator.output_configs) or [evaluator.name]:
+            givers.setdefault(name, []).append(evaluator.name)
+    return [f"annotation {name!r} is given by evaluators {', '.join(names)}: Phoenix keeps one "
+            f"annotation per name, so the others are recorded as "
+            f"{', '.join(repr(shared_name(name, n)) for n in names[1:])}"
+            for name, names in givers.items() if len(names) > 1]
 
 
 def _redact(score: Score) -> None:
