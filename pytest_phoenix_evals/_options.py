@@ -15,10 +15,11 @@ options run after every option is parsed, in :func:`_check`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, get_args
 
 import pytest
 
@@ -153,12 +154,15 @@ def _number(kind: type[int] | type[float], minimum: float = 0) -> Parse:
     what = "an integer" if kind is int else "a number"
 
     def parse(value: str, source: str) -> float:
+        number: float | None
         try:
             number = kind(str(value).strip())
-            if number < minimum:
-                raise ValueError
         except ValueError:
-            raise pytest.UsageError(f"{source}: {value!r} is not {what} >= {minimum}") from None
+            number = None
+        if number is not None and not math.isfinite(number):  # nan, inf: float only
+            raise pytest.UsageError(f"{source}: {value!r} is not a finite number >= {minimum}")
+        if number is None or number < minimum:
+            raise pytest.UsageError(f"{source}: {value!r} is not {what} >= {minimum}")
         return number
 
     return parse
@@ -376,6 +380,19 @@ def add_options(parser: pytest.Parser) -> None:
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_BOOLEANS = "1/0, true/false, yes/no or on/off"
+
+
+def _ini(config: pytest.Config, option: Option) -> Any:
+    """The ini value as pytest reads it for the option's type (a TOML bool stays a bool).
+    pytest's own error for a bad boolean ("invalid truth value 'maybe'": a ValueError in older
+    pytest, a UsageError in newer) names neither the key nor the values it takes."""
+    if option.kind != "bool":
+        return config.getini(option.dest)
+    try:
+        return config.getini(option.dest)
+    except (ValueError, TypeError, pytest.UsageError) as exc:
+        raise pytest.UsageError(f"ini {option.dest}: {exc}; use {_BOOLEANS}") from None
 
 
 def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str | None]:
@@ -383,7 +400,7 @@ def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str | None]:
     value = config.getoption(option.dest)
     if value is not None:
         return value, option.flag
-    value = config.getini(option.dest)
+    value = _ini(config, option)
     if value not in (None, [], ""):
         return value, f"ini {option.dest}"
     raw = os.environ.get(option.env)
@@ -394,8 +411,7 @@ def _resolve(config: pytest.Config, option: Option) -> tuple[Any, str | None]:
         return [part.strip() for part in raw.split(",") if part.strip()], source
     if option.kind == "bool":
         if raw.strip().lower() not in _TRUE | _FALSE:
-            raise pytest.UsageError(f"{option.env}={raw!r} is not a boolean; use 1/0, "
-                                    f"true/false, yes/no or on/off")
+            raise pytest.UsageError(f"{option.env}={raw!r} is not a boolean; use {_BOOLEANS}")
         return raw.strip().lower() in _TRUE, source
     return raw, source
 
@@ -419,8 +435,31 @@ def resolve_settings(config: pytest.Config) -> Settings:
     return _check(settings, sources)
 
 
+def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
+    """Options that cannot go together: the first named is refused, beside the other."""
+    def refuse(option: str, beside: str, why: str) -> NoReturn:
+        raise pytest.UsageError(f"{sources[option]}: not with {sources[beside]}: {why}")
+
+    if settings.regate and settings.upload_pending:
+        refuse("regate", "upload_pending", "each is a run of its own that runs no tests; "
+               "upload what is pending first (pytest --phoenix-upload-pending), then regate")
+    if settings.regate and settings.repetitions > 1:
+        refuse("repetitions", "regate", "a regated experiment is judged run by run, with the "
+               "repetitions it was recorded with; drop --phoenix-repetitions")
+    if settings.upload_pending and settings.offline:
+        refuse("upload_pending", "offline", "uploading what is pending needs the Phoenix "
+               "server; drop --phoenix-offline")
+    if settings.upload_pending and settings.no_upload:
+        refuse("upload_pending", "no_upload", "it only uploads; drop --phoenix-no-upload")
+    for local in ("offline", "no_upload"):
+        if settings.set_baseline and getattr(settings, local):
+            refuse("set_baseline", local, "a baseline is an experiment in Phoenix, and this "
+                   "run records none; drop one of the two")
+
+
 def _check(settings: Settings, sources: Mapping[str, str | None]) -> Settings:
     """What needs two options: conflicts, the pass rule against the repetitions, offline."""
+    _conflicts(settings, sources)
     if settings.max_regression is not None and settings.baseline is None:
         raise pytest.UsageError(f"{sources['max_regression']}: a regression is measured "
                                 f"against a baseline: add --phoenix-baseline=EXPERIMENT "

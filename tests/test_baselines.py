@@ -5,9 +5,13 @@ experiment with new gates, calling no task and no judge."""
 from __future__ import annotations
 
 import subprocess
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from pytest_phoenix_evals._core.baseline import results_of
+from pytest_phoenix_evals._core.types import Example, Group
+from pytest_phoenix_evals._phoenix.gateway import LoadedDataset
+from pytest_phoenix_evals._run.baselines import Baselines
 
 from phoenix_admin import PhoenixAdmin
 
@@ -129,3 +133,148 @@ def test_a_baseline_that_does_not_exist_is_a_usage_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*a regression is measured against a baseline: add "
                                  "--phoenix-baseline=EXPERIMENT*"])
+
+
+# --- a comparison that compares nothing ----------------------------------------------------
+
+def test_a_baseline_that_shares_no_example_fails_the_regression_check(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin) -> None:
+    """The examples were replaced since the baseline ran (same questions, new example ids): no
+    example is in both runs. The table said "pass" for every annotation and the run exited 0;
+    now it says that nothing was compared and why, and the regression check fails."""
+    dataset_id = admin.create_dataset("bl-moved", EXAMPLES[:2])
+    admin.attach_builtin(dataset_id, "exact_match", "answer_exact",
+                         {"expected": "$.reference.answer", "actual": "$.output"})
+
+    def run(*args: str) -> pytest.RunResult:
+        pytester.makepyfile(app=GOOD + APP)
+        return pytester.runpytest_subprocess("--phoenix-dataset=bl-moved",
+                                             "--phoenix-task=app:answer",
+                                             "-p", "no:cacheprovider", *args)
+
+    run("--phoenix-experiment-name=moved-before").assert_outcomes(passed=2)
+    before = _experiment(admin, dataset_id, "moved-before")
+    listed = admin.http.get(f"/v1/datasets/{dataset_id}/examples").json()["data"]
+    admin.graphql("mutation($input: DeleteDatasetExamplesInput!) { deleteDatasetExamples("
+                  "input: $input) { dataset { id } } }",
+                  input={"exampleIds": [e["id"] for e in listed["examples"]]})
+    admin.http.post("/v1/datasets/upload", params={"sync": "true"}, json={
+        "action": "append", "name": "bl-moved",
+        "inputs": [e["input"] for e in EXAMPLES[:2]],
+        "outputs": [e["output"] for e in EXAMPLES[:2]],
+        "metadata": [e["metadata"] for e in EXAMPLES[:2]]}).raise_for_status()
+
+    now = run("--phoenix-baseline=moved-before", "--phoenix-max-regression=0.05")
+    now.assert_outcomes(passed=2)
+    assert now.ret == pytest.ExitCode.TESTS_FAILED
+    now.stdout.fnmatch_lines([
+        f"bl-moved: nothing was compared with baseline moved-before ({before['id']}): the "
+        f"baseline shares no example with this run (it ran on dataset version "
+        f"{before['dataset_version_id']}, this run on *)",
+        "  regression check: FAIL (--phoenix-max-regression): with nothing compared, no "
+        "regression was measured",
+        "  side by side in Phoenix: */compare?experimentId=*&experimentId=*",
+    ])
+    assert "annotation" not in now.stdout.str().split("nothing was compared")[1]  # no table
+
+
+GROUP = Group(kind="dataset", key="bl-unit", label="bl", dataset_id="D", dataset_name="bl",
+              version_id="V2")
+
+
+def _example(number: int) -> Example:
+    return Example(id=f"E{number}", input={"question": f"q{number}"}, reference={},
+                   metadata={}, dataset_name="bl", dataset_id="D", version_id="V2")
+
+
+def _runs(verdicts: dict[int, dict[str, bool]]) -> list[dict[str, Any]]:
+    """Runs as the gateway reads them: example number -> annotation -> passed."""
+    return [{"example_id": f"E{number}", "repetition": 1, "error": None,
+             "annotations": [{"name": name, "label": str(passed), "score": float(passed),
+                              "explanation": None, "error": None, "annotatorKind": "CODE"}
+                             for name, passed in annotations.items()]}
+            for number, annotations in verdicts.items()]
+
+
+class _Gateway:
+    """What Baselines reads from the gateway: the baseline experiment and its runs."""
+
+    def __init__(self, runs: list[dict[str, Any]], version: str) -> None:
+        self.runs, self.version = runs, version
+
+    def find_experiment(self, spec: str, dataset_id: str, dataset_name: str,
+                        exclude: Any = ()) -> dict[str, Any]:
+        return {"id": "EXP1", "name": "old"}
+
+    def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
+        return self.runs
+
+    def experiment(self, experiment_id: str) -> dict[str, Any]:
+        return {"id": experiment_id, "dataset_version_id": self.version}
+
+    def experiment_url(self, dataset_id: str, experiment_id: str) -> str:
+        return f"http://phoenix/datasets/{dataset_id}/compare?experimentId={experiment_id}"
+
+
+def _compare(baseline: dict[int, dict[str, bool]], now: dict[int, dict[str, bool]],
+             max_regression: float | None, version: str = "V2") -> tuple[bool, list[str]]:
+    examples = [_example(n) for n in (3, 4)]  # this run's dataset version: E3 and E4
+    baselines = Baselines(cast(Any, _Gateway(_runs(baseline), version)), "old", max_regression,
+                          {})
+    baselines.load(GROUP)
+    current = results_of(_runs(now), examples, {}, {}, GROUP)
+    loaded = LoadedDataset(id="D", name="bl", version_id="V2", splits=(), examples=examples)
+    return baselines.compare(current, lambda group: loaded, lambda group: [], None)
+
+
+NOW = {3: {"exact": True}, 4: {"exact": False}}
+
+
+@pytest.mark.parametrize(("baseline", "version", "why"), [
+    ({1: {"exact": True}, 2: {"exact": True}}, "V1",
+     "the baseline shares no example with this run (it ran on dataset version V1, this run "
+     "on V2)"),
+    ({}, "V2", "the baseline experiment has no runs"),
+    ({3: {"other": True}, 4: {"other": False}}, "V2",
+     "no annotation has a pass/fail verdict in both runs on the 2 example(s) they share (this "
+     "run: exact; the baseline: other)"),
+])
+@pytest.mark.parametrize("max_regression", [0.05, None])
+def test_a_comparison_of_nothing_says_why_and_fails_the_check(
+        baseline: dict[int, dict[str, bool]], version: str, why: str,
+        max_regression: float | None) -> None:
+    ok, lines = _compare(baseline, NOW, max_regression, version)
+    assert lines[1] == f"bl: nothing was compared with baseline old (EXP1): {why}"
+    failing = ["  regression check: FAIL (--phoenix-max-regression): with nothing compared, no "
+               "regression was measured"] if max_regression is not None else []
+    assert lines[2:] == [*failing, "  side by side in Phoenix: http://phoenix/datasets/D/"
+                                   "compare?experimentId=EXP1"]
+    assert ok is (max_regression is None)  # without a limit the comparison only informs
+
+
+def test_other_examples_of_the_same_version_are_named_so() -> None:
+    ok, lines = _compare({3: {"exact": True}}, {4: {"exact": True}}, 0.05)
+    assert not ok
+    assert lines[1].endswith("the baseline shares no example with this run (both ran on "
+                             "dataset version V2, on other examples)")
+
+
+def test_an_annotation_the_baseline_lacks_is_not_compared_rather_than_passed() -> None:
+    ok, lines = _compare({3: {"exact": True}, 4: {"exact": False}},
+                         {3: {"exact": True, "new": True}, 4: {"exact": False, "new": False}},
+                         0.05)
+    assert ok  # exact did not move; new has nothing to compare with
+    [new_row] = [line for line in lines if line.startswith("new ")]
+    assert new_row.split()[1:] == ["0", "-", "-", "-", "0", "0", "-"]
+    assert ("  not compared: new (the baseline has no pass/fail verdict of it on an example "
+            "of this run)") in lines
+
+
+def test_a_run_with_no_case_of_the_dataset_says_so_and_does_not_fail() -> None:
+    # For example -k that deselected every case: there is nothing that could have regressed.
+    ok, lines = _compare({3: {"exact": True}}, {}, 0.05)
+    assert ok
+    assert lines[1:] == ["bl: nothing was compared with baseline old (EXP1): no case of this "
+                         "dataset ran in this run",
+                         "  side by side in Phoenix: http://phoenix/datasets/D/compare?"
+                         "experimentId=EXP1"]

@@ -95,6 +95,13 @@ def test_thresholds_and_gates_parse_into_their_types() -> None:
     ("code_timeout", "0", "'0' is not a number >= 0.001"),
     ("upload_timeout", "-5", "'-5' is not a number >= 0"),
     ("max_regression", "lots", "'lots' is not a number >= 0"),
+    # Not a number of seconds (nor a rate): NaN passed every comparison, inf never ended.
+    ("task_timeout", "nan", "'nan' is not a finite number >= 0.001"),
+    ("upload_timeout", "inf", "'inf' is not a finite number >= 0"),
+    ("upload_timeout", "1e999", "'1e999' is not a finite number >= 0"),
+    ("judge_timeout", "-inf", "'-inf' is not a finite number >= 0.001"),
+    ("code_timeout", " NaN ", "' NaN ' is not a finite number >= 0.001"),
+    ("max_regression", "nan", "'nan' is not a finite number >= 0"),
     ("evaluate_on", "cloud", "'cloud' is not 'local' or 'server'"),
     ("evaluate_on", " ", "' ' is not 'local' or 'server'"),
     ("judge_api", "fast", "'fast' is not 'auto', 'chat' or 'responses'"),
@@ -144,6 +151,30 @@ def test_a_bad_value_from_the_environment_is_named_by_resolve(
 SOURCES = {option.name: option.flag for option in OPTIONS}
 
 
+def test_a_conflict_names_where_each_value_came_from(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOENIX_EVALS_UPLOAD_PENDING", "1")
+    with pytest.raises(pytest.UsageError) as raised:
+        resolve_settings(pytester.parseconfig("--phoenix-regate=exp"))
+    assert str(raised.value).startswith(
+        "--phoenix-regate: not with env PHOENIX_EVALS_UPLOAD_PENDING: each is a run of its own")
+    monkeypatch.delenv("PHOENIX_EVALS_UPLOAD_PENDING")
+    pytester.makeini("[pytest]\nphoenix_evals_no_upload = true\n")
+    with pytest.raises(pytest.UsageError) as raised:
+        resolve_settings(pytester.parseconfig("--phoenix-set-baseline"))
+    assert str(raised.value).startswith(
+        "--phoenix-set-baseline: not with ini phoenix_evals_no_upload: a baseline is")
+
+
+def test_regate_with_upload_pending_is_refused_not_skipped(pytester: pytest.Pytester) -> None:
+    """It was the upload that ran (nothing pending: exit 0), and the gate never did."""
+    result = pytester.runpytest("--phoenix-regate=exp", "--phoenix-upload-pending",
+                                "--phoenix-fail-under=correctness=0.9")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --phoenix-regate: not with --phoenix-upload-pending: *"])
+    assert "nothing pending" not in result.stdout.str()
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     (Settings(max_regression=0.05),
      "--phoenix-max-regression: a regression is measured against a baseline: add "
@@ -163,6 +194,24 @@ SOURCES = {option.name: option.flag for option in OPTIONS}
     (Settings(pass_rule=" most", repetitions=3),
      "--phoenix-pass-rule: ' most' is not a pass rule: use all, majority, any or a number of "
      "runs K"),
+    (Settings(regate="exp", upload_pending=True),
+     "--phoenix-regate: not with --phoenix-upload-pending: each is a run of its own that runs "
+     "no tests; upload what is pending first (pytest --phoenix-upload-pending), then regate"),
+    (Settings(regate="exp", repetitions=3),
+     "--phoenix-repetitions: not with --phoenix-regate: a regated experiment is judged run by "
+     "run, with the repetitions it was recorded with; drop --phoenix-repetitions"),
+    (Settings(upload_pending=True, offline=True),
+     "--phoenix-upload-pending: not with --phoenix-offline: uploading what is pending needs "
+     "the Phoenix server; drop --phoenix-offline"),
+    (Settings(upload_pending=True, no_upload=True),
+     "--phoenix-upload-pending: not with --phoenix-no-upload: it only uploads; drop "
+     "--phoenix-no-upload"),
+    (Settings(set_baseline=True, no_upload=True),
+     "--phoenix-set-baseline: not with --phoenix-no-upload: a baseline is an experiment in "
+     "Phoenix, and this run records none; drop one of the two"),
+    (Settings(set_baseline=True, offline=True),
+     "--phoenix-set-baseline: not with --phoenix-offline: a baseline is an experiment in "
+     "Phoenix, and this run records none; drop one of the two"),
 ])
 def test_options_that_conflict_are_a_usage_error(settings: Settings, message: str) -> None:
     with pytest.raises(pytest.UsageError) as raised:

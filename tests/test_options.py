@@ -72,6 +72,28 @@ def test_bad_boolean_in_environment(pytester: pytest.Pytester,
         resolve_settings(pytester.parseconfig())
 
 
+@pytest.mark.parametrize("value", ["maybe", "Maybe", "2"])
+def test_bad_boolean_in_the_ini_file_names_its_key(pytester: pytest.Pytester,
+                                                   value: str) -> None:
+    # pytest reads an ini bool itself; its own error named neither key nor accepted values.
+    pytester.makeini(f"[pytest]\nphoenix_evals_cache = {value}\n")
+    with pytest.raises(pytest.UsageError) as raised:
+        resolve_settings(pytester.parseconfig())
+    message = str(raised.value)
+    assert message.startswith("ini phoenix_evals_cache: ")
+    assert f"{value.lower()!r}" in message
+    assert message.endswith("; use 1/0, true/false, yes/no or on/off")
+
+
+def test_bad_boolean_in_the_ini_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nphoenix_evals_cache = maybe\n")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini phoenix_evals_cache: *'maybe'; use 1/0, "
+                                 "true/false, yes/no or on/off"])
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("edit_distance<=3", ("edit_distance", "<=", 3.0)),
     (" correctness >= 0.9 ", ("correctness", ">=", 0.9)),

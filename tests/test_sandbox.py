@@ -7,7 +7,6 @@ import asyncio
 import json
 
 import pytest
-
 from pytest_phoenix_evals._core.types import OutputConfig
 from pytest_phoenix_evals._evaluators.sandbox import LocalCode
 

@@ -143,3 +143,36 @@ def compare(current: Sequence[CaseResult], baseline: Sequence[CaseResult],
     return changes
 
 
+def compared(changes: Sequence[Change]) -> bool:
+    """Whether any annotation was compared on at least one example."""
+    return any(change.examples for change in changes)
+
+
+def why_nothing_compared(current: Sequence[CaseResult], baseline: Sequence[CaseResult],
+                         baseline_runs: int, version: str | None,
+                         baseline_version: str | None) -> str:
+    """Why a comparison compared nothing, in plain words. ``baseline`` holds the baseline's
+    runs that are on examples of this run's dataset ``version`` (``baseline_runs`` counts them
+    all); ``baseline_version`` is the version the baseline ran on, when known."""
+    if not baseline_runs:
+        return "the baseline experiment has no runs"
+    if not current:
+        return "no case of this dataset ran in this run"
+    shared = ({r.case.example.id for r in current}
+              & {r.case.example.id for r in baseline})
+    if not shared:
+        if baseline_version and version and baseline_version != version:
+            where = f"it ran on dataset version {baseline_version}, this run on {version}"
+        elif baseline_version:
+            where = f"both ran on dataset version {baseline_version}, on other examples"
+        else:
+            where = f"none of its {baseline_runs} runs is on an example this run has"
+        return f"the baseline shares no example with this run ({where})"
+
+    def judged(results: Sequence[CaseResult]) -> str:
+        names = sorted(_pass_rates([r for r in results if r.case.example.id in shared]))
+        return ", ".join(names) or "none"
+
+    return (f"no annotation has a pass/fail verdict in both runs on the {len(shared)} "
+            f"example(s) they share (this run: {judged(current)}; the baseline: "
+            f"{judged(baseline)})")

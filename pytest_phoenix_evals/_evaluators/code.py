@@ -8,6 +8,7 @@ so that a task or evaluator written for ``run_experiment`` works here unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,34 @@ from .._core.binding import (
 from .._core.types import Example, OutputConfig, Score, Verdict
 from .._core.verdict import Threshold, callable_name, declared, parse_threshold
 from .protocol import Evaluator
+
+_KEYS = ("score", "label", "explanation")  # what an evaluation dict must have one of
+_OPTIONAL = ("name", "metadata")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (``np.float32``, ``np.int64``, ``np.bool_``) as the Python value it
+    holds, found without importing numpy; anything else as it is."""
+    if (type(value).__module__ == "numpy" and getattr(value, "shape", None) == ()
+            and callable(getattr(value, "item", None))):
+        return value.item()
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """A score as a float: a bool, an int, a float, a numpy number, any ``numbers.Real`` or a
+    ``Decimal``; None for anything else (a complex number too)."""
+    import numbers
+
+    value = _plain(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex):
+        try:
+            return float(value)  # type: ignore[arg-type]  # a Decimal
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 def _is_score_object(value: Any) -> bool:
@@ -40,16 +69,38 @@ def _from_score_object(value: Any) -> dict[str, Any]:
     return result
 
 
-def _is_evaluation_dict(value: Any) -> bool:
-    if not isinstance(value, dict):
-        return False
-    return (
-        (value.get("label") is None or isinstance(value["label"], str))
-        and (value.get("score") is None or isinstance(value["score"], (int, float)))
-        and (value.get("explanation") is None or isinstance(value["explanation"], str))
-        and (value.get("name") is None or isinstance(value["name"], str))
-        and (value.get("metadata") is None or isinstance(value["metadata"], Mapping))
-    )
+def _from_dict(value: dict[Any, Any]) -> dict[str, Any]:
+    """An evaluation dict, its score a float. A dict with none of score, label and explanation
+    is a mistake (a typo, or the wrong dict), not an empty annotation."""
+    if not any(key in value for key in _KEYS):
+        had = ("keys " + ", ".join(repr(key) for key in value)) if value else "no keys"
+        raise ValueError(f"the result dict has {had}; it needs one of "
+                         f"{', '.join(map(repr, _KEYS))} (and may have "
+                         f"{' and '.join(map(repr, _OPTIONAL))})")
+    result = dict(value)
+    for key in ("label", "explanation", "name"):
+        if (text := result.get(key)) is not None and not isinstance(text, str):
+            raise TypeError(f"the result dict's {key!r} is {type(text).__name__} {text!r}, "
+                            f"not a string")
+    if (metadata := result.get("metadata")) is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"the result dict's 'metadata' is {type(metadata).__name__}, not a "
+                        f"dict")
+    if (score := result.get("score")) is not None:
+        result["score"] = _number(score)
+        if result["score"] is None:
+            raise TypeError(f"the result dict's 'score' is {type(score).__name__} {score!r}, "
+                            f"not a number")
+    return result
+
+
+def _check_finite(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for item in results:
+        score = item.get("score")
+        if score is not None and not math.isfinite(score):
+            name = f" of {item['name']!r}" if item.get("name") else ""
+            raise ValueError(f"the score{name} is {score}, which is not a finite number: "
+                             f"Phoenix cannot store it")
+    return results
 
 
 def normalize_result(result: Any) -> list[dict[str, Any]]:
@@ -57,20 +108,26 @@ def normalize_result(result: Any) -> list[dict[str, Any]]:
 
     Accepts what run_experiment accepts: a bool (score 1.0/0.0, label "True"/"False"), a number
     (score), a string (label), a tuple (score, label[, explanation]), a dict with those keys, a
-    score object with those attributes, or a list of dicts or score objects.
+    score object with those attributes, or a list of dicts or score objects. numpy scalars
+    count as the bool or number they hold. Refused (ValueError or TypeError, saying why): a
+    dict with none of score, label and explanation, and a score that is NaN or infinite.
     """
+    return _check_finite(_normalize(_plain(result)))
+
+
+def _normalize(result: Any) -> list[dict[str, Any]]:
     if _is_score_object(result):
         return [_from_score_object(result)]
     if isinstance(result, list) and result and all(_is_score_object(r) for r in result):
         return [_from_score_object(r) for r in result]
-    if _is_evaluation_dict(result):
-        return [dict(result)]
-    if isinstance(result, list) and all(_is_evaluation_dict(r) for r in result):
-        return [dict(r) for r in result]
+    if isinstance(result, dict):
+        return [_from_dict(result)]
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        return [_from_dict(r) for r in result]
     if isinstance(result, bool):
         return [{"score": float(result), "label": str(result)}]
-    if isinstance(result, (int, float)):
-        return [{"score": float(result)}]
+    if (score := _number(result)) is not None:
+        return [{"score": score}]
     if isinstance(result, str):
         return [{"label": result}]
     if isinstance(result, tuple) and len(result) >= 2:
@@ -83,8 +140,8 @@ def normalize_result(result: Any) -> list[dict[str, Any]]:
             converted["explanation"] = str(result[2])
         return [converted]
     raise TypeError(
-        f"unsupported evaluation result {type(result).__name__}: return a bool, a number, a "
-        f"label string, a (score, label[, explanation]) tuple, a dict with score/label/"
+        f"unsupported evaluation result {type(result).__name__}: return a bool, a real number, "
+        f"a label string, a (score, label[, explanation]) tuple, a dict with score/label/"
         f"explanation, or a list of such dicts")
 
 

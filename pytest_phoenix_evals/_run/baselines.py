@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core.baseline import compare, results_of, rules_of
+from .._core.baseline import compare, compared, results_of, rules_of, why_nothing_compared
 from .._core.types import CaseResult, Group
 from .._core.verdict import Threshold
 from .._evaluators.protocol import Evaluator
@@ -33,7 +33,13 @@ class Baselines:
         saying what exists when there is none)."""
         found = self.gateway.find_experiment(self.spec, group.dataset_id, group.dataset_name,
                                              exclude)
-        self._found[group.key] = (group, found, self.gateway.experiment_runs(found["id"]))
+        runs = self.gateway.experiment_runs(found["id"])
+        try:  # the version it ran on, to say so when it shares no example with this run
+            details = self.gateway.experiment(found["id"]) or {}
+        except PhoenixError:
+            details = {}
+        found = {**found, "dataset_version_id": details.get("dataset_version_id")}
+        self._found[group.key] = (group, found, runs)
 
     def __bool__(self) -> bool:
         return bool(self._found)
@@ -43,21 +49,31 @@ class Baselines:
                 evaluators: Callable[[Group], Sequence[Evaluator]],
                 report: UploadReport | None) -> tuple[bool, list[str]]:
         """Whether no annotation regressed more than --phoenix-max-regression, and the lines
-        of each group's comparison."""
-        from .._report.baseline import comparison_lines
+        of each group's comparison. With --phoenix-max-regression, a comparison that compared
+        nothing (no example and annotation in both runs) fails: no regression was measured;
+        unless this run has no result of the group at all (none of its cases was selected)."""
+        from .._report.baseline import comparison_lines, nothing_compared_lines
 
         ok, lines = True, []
         for group, found, runs in self._found.values():
-            before = results_of(runs, dataset(group).examples, rules_of(evaluators(group)),
+            loaded = dataset(group)
+            before = results_of(runs, loaded.examples, rules_of(evaluators(group)),
                                 self.thresholds, group)
             current = [r for r in results if r.case.group.within(group)]
             changes = compare(current, before, self.max_regression)
-            ok = ok and not any(c.failed for c in changes)
             link = self.gateway.experiment_url(group.dataset_id, found["id"])
             mine = next((d for d in report.destinations if d.group.key == group.key),
                         None) if report else None
             if mine is not None:
                 link += f"&experimentId={mine.id}"
+            if not compared(changes):
+                why = why_nothing_compared(current, before, len(runs), loaded.version_id,
+                                           found.get("dataset_version_id"))
+                fails = self.max_regression is not None and bool(current)
+                ok = ok and not fails
+                lines += ["", *nothing_compared_lines(why, group.label, found, link, fails)]
+                continue
+            ok = ok and not any(c.failed for c in changes)
             lines += ["", *comparison_lines(changes, group.label, found, link,
                                              self.max_regression)]
         return ok, lines
