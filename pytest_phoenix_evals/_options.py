@@ -350,7 +350,7 @@ OPTIONS = (
            "cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
            "MODEL=IN/OUT", parse=_prices, target="judge.prices"),
     Option("allow_code_evaluators", "bool", "Run the Python code evaluators attached in "
-           "Phoenix on this machine, each call in a separate process with a time limit. "
+           "Phoenix on this machine, in worker processes of their own with a time limit. "
            "Without it they run on the server when it can, else they are reported as not run.",
            parse=_flag),
     Option("code_timeout", "str", "Seconds one attached code evaluator may run locally "
