@@ -446,6 +446,12 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
     if settings.regate and settings.repetitions > 1:
         refuse("repetitions", "regate", "a regated experiment is judged run by run, with the "
                "repetitions it was recorded with; drop --phoenix-repetitions")
+    if settings.regate and settings.set_baseline:
+        refuse("set_baseline", "regate", "regating records nothing new; make the experiment "
+               "the baseline in Phoenix, or with --phoenix-set-baseline on the run that made it")
+    if settings.regate and settings.pass_rule.strip().lower() != "all":
+        refuse("pass_rule", "regate", "a regated experiment is judged run by run; the pass "
+               "rule decides repeated cases of a run made now")
     if settings.upload_pending and settings.offline:
         refuse("upload_pending", "offline", "uploading what is pending needs the Phoenix "
                "server; drop --phoenix-offline")

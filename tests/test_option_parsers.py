@@ -212,6 +212,13 @@ def test_regate_with_upload_pending_is_refused_not_skipped(pytester: pytest.Pyte
     (Settings(set_baseline=True, offline=True),
      "--phoenix-set-baseline: not with --phoenix-offline: a baseline is an experiment in "
      "Phoenix, and this run records none; drop one of the two"),
+    (Settings(regate="exp", set_baseline=True),
+     "--phoenix-set-baseline: not with --phoenix-regate: regating records nothing new; make "
+     "the experiment the baseline in Phoenix, or with --phoenix-set-baseline on the run that "
+     "made it"),
+    (Settings(regate="exp", pass_rule="majority"),
+     "--phoenix-pass-rule: not with --phoenix-regate: a regated experiment is judged run by "
+     "run; the pass rule decides repeated cases of a run made now"),
 ])
 def test_options_that_conflict_are_a_usage_error(settings: Settings, message: str) -> None:
     with pytest.raises(pytest.UsageError) as raised:
