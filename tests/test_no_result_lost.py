@@ -241,14 +241,15 @@ def test_upload_pending_refuses_another_server_and_a_vanished_experiment(
     journal.mkdir(parents=True)
     example = "RGF0YXNldEV4YW1wbGU6OTk5OQ=="
     (journal / "elsewhere.jsonl").write_text(
-        _record("RXhwZXJpbWVudDox", "http://127.0.0.1:9", judged_dataset["id"], example))
+        _record("RXhwZXJpbWVudDo4ODg4OA==", "http://127.0.0.1:9", judged_dataset["id"], example))
     (journal / "gone.jsonl").write_text(
         _record("RXhwZXJpbWVudDo5OTk5OQ==", phoenix_env, judged_dataset["id"], example))
     result = pytester.runpytest("--phoenix-upload-pending", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert result.ret == 1 and "Traceback" not in out
-    assert (f"journaled for http://127.0.0.1:9, but this upload goes to {phoenix_env}: run "
-            f"with --phoenix-url=http://127.0.0.1:9 to upload them there") in out
+    assert (f"experiment RXhwZXJpbWVudDo4ODg4OA== is not in {phoenix_env} (it was journaled for "
+            f"http://127.0.0.1:9: run with --phoenix-url=http://127.0.0.1:9 to upload it "
+            f"there)") in out
     assert (f"experiment RXhwZXJpbWVudDo5OTk5OQ== is not in {phoenix_env} (deleted?)") in out
     # Nothing was posted anywhere, and both files are still there to deal with.
     assert (journal / "elsewhere.jsonl").is_file() and (journal / "gone.jsonl").is_file()

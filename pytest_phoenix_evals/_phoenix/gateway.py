@@ -3,9 +3,9 @@
 Every REST path and GraphQL document the plugin uses is here, behind typed methods: datasets
 (with their attached evaluators and splits), prompt versions, experiments and their runs,
 baselines, the server's judge templates, evaluator previews, and the uploads (experiments,
-runs, evaluations). arize-phoenix-client creates experiments; the rest is plain httpx. Every
-request goes through the one retry policy of :mod:`.http`, and every failure becomes a
-:class:`PhoenixError` whose message names the server and what to do.
+runs, evaluations), in plain httpx. Every request goes through the one retry policy of
+:mod:`.http`, and every failure becomes a :class:`PhoenixError` whose message names the server
+and what to do; so does an answer that is not the Phoenix API's (:func:`.http.json_body`).
 
 Every read answer is kept on :attr:`Gateway.tape`, for the local snapshot that
 ``--phoenix-offline`` replays: the offline gateway is this class over
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,7 +31,9 @@ from .http import (
     awith_retries,
     explain,
     headers,
+    json_body,
     mask_url,
+    not_the_api,
     raise_for_retryable,
     with_retries,
 )
@@ -95,6 +98,10 @@ _TEMPLATES_QUERY = """query { classificationEvaluatorConfigs {
 _PREVIEW_RESULTS = ("{ evaluatorName error annotation { name annotatorKind label score "
                     "explanation metadata traceId } }")
 
+#: The metadata key of the token that makes experiment creation idempotent: one per
+#: :meth:`Gateway.acreate_experiment` call, looked for after a failed attempt.
+CREATION_TOKEN = "pytest_phoenix_evals_creation"
+
 #: Phoenix's 409 for a run that already exists without an error (``experiment_runs.py``).
 EXISTING_RUN = re.compile(r"Experiment run (\S+) already exists")
 
@@ -132,7 +139,6 @@ class Gateway:
         self._http = httpx.Client(base_url=url, headers=self._request_headers, timeout=TIMEOUT,
                                   transport=transport)
         self._ahttp: httpx.AsyncClient | None = None
-        self._aclient: Any = None
         # Every read answer, by request, for the local snapshot (--phoenix-offline replays it).
         self.tape: dict[str, Any] = {} if tape is None else tape
 
@@ -144,7 +150,6 @@ class Gateway:
         if self._ahttp is not None:
             await self._ahttp.aclose()
             self._ahttp = None
-            self._aclient = None
 
     # --- error handling and retries -------------------------------------------------------
 
@@ -183,7 +188,7 @@ class Gateway:
             response = self._http.post("graphql", json={"query": query, "variables": variables},
                                        extensions=self._extensions(doing, key))
             response.raise_for_status()
-            return dict(response.json())
+            return self._graphql_answer(response, doing)
 
         payload = self.call(doing, post)
         if payload.get("errors"):
@@ -203,8 +208,22 @@ class Gateway:
 
         response = self.call(doing, get)
         if "json" in response.headers.get("content-type", ""):
-            self.tape[key] = {"status": response.status_code, "json": response.json()}
+            self.tape[key] = {"status": response.status_code,
+                              "json": self._json(response, doing)}
         return response
+
+    def _json(self, response: httpx.Response, doing: str, field: str | None = None) -> Any:
+        """The answer's JSON (with ``field``: an object holding it); PhoenixError saying this
+        is not the Phoenix API when it is anything else (an SSO login page, another service).
+        Every JSON answer the gateway reads goes through here."""
+        return json_body(response, doing, self.where(), field)
+
+    def _graphql_answer(self, response: httpx.Response, doing: str) -> dict[str, Any]:
+        """A GraphQL answer: an object with ``data`` or ``errors`` (else not the API)."""
+        payload = self._json(response, doing)
+        if not isinstance(payload, dict) or not {"data", "errors"} & payload.keys():
+            raise not_the_api(response, doing, self.where())
+        return payload
 
     def _raise_for_status(self, response: httpx.Response, doing: str) -> None:
         try:
@@ -222,7 +241,7 @@ class Gateway:
             params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
             response = self._get("v1/datasets", params, "listing datasets")
             self._raise_for_status(response, "listing datasets")
-            body = response.json()
+            body = self._json(response, "listing datasets", "data")
             names.update({d["name"]: d["id"] for d in body["data"]})
             cursor = body.get("next_cursor")
             if not cursor:
@@ -240,7 +259,7 @@ class Gateway:
         if response.status_code == 404 and tag:
             return None
         self._raise_for_status(response, doing)
-        return dict(response.json()["data"])
+        return dict(self._json(response, doing, "data")["data"])
 
     def load_dataset(
         self, name: str, version_id: str | None = None, splits: Sequence[str] = (),
@@ -274,13 +293,14 @@ class Gateway:
             raise PhoenixError(f"version {version_id!r} not found for dataset {name!r}."
                                + self._versions_hint(dataset_id))
         self._raise_for_status(response, f"loading the examples of dataset {name!r}")
-        body = response.json()["data"]
+        body = self._json(response, f"loading the examples of dataset {name!r}", "data")["data"]
         membership: dict[str, list[str]] = {}
         for split in known_splits if split_membership else ():
             listed = self._get(path, {"version_id": body["version_id"], "split": split},
                                f"listing split {split!r} of dataset {name!r}")
             self._raise_for_status(listed, f"listing split {split!r} of dataset {name!r}")
-            for e in listed.json()["data"]["examples"]:
+            listing = self._json(listed, f"listing split {split!r} of dataset {name!r}", "data")
+            for e in listing["data"]["examples"]:
                 membership.setdefault(e["id"], []).append(split)
         examples = [example(e, dataset_name=name, dataset_id=dataset_id,
                             version_id=body["version_id"], splits=membership.get(e["id"], ()))
@@ -294,7 +314,7 @@ class Gateway:
                              "listing dataset versions")
         if response.status_code != 200:
             return ""
-        versions = response.json()["data"]
+        versions = self._json(response, "listing dataset versions", "data")["data"]
         lines = [f"  {v['version_id']}  {v.get('created_at', '')}  {v.get('description') or ''}"
                  for v in versions]
         return " Newest versions:\n" + "\n".join(lines) if lines else ""
@@ -313,15 +333,15 @@ class Gateway:
         if response.status_code in (404, 422):
             return None
         self._raise_for_status(response, doing)
-        return dict(response.json()["data"])
+        return dict(self._json(response, doing, "data")["data"])
 
     def dataset_experiments(self, dataset_id: str) -> list[dict[str, Any]]:
         """The dataset's experiments (REST JSON), newest first."""
         doing = "listing the dataset's experiments"
         response = self._get(f"v1/datasets/{dataset_id}/experiments", None, doing)
         self._raise_for_status(response, doing)
-        return sorted(response.json()["data"], key=lambda e: e.get("created_at") or "",
-                      reverse=True)
+        experiments = self._json(response, doing, "data")["data"]
+        return sorted(experiments, key=lambda e: e.get("created_at") or "", reverse=True)
 
     def baseline_experiment(self, dataset_id: str, dataset_name: str) -> dict[str, Any] | None:
         """The dataset's baseline experiment as {id, name}; None when it has none."""
@@ -410,37 +430,89 @@ class Gateway:
     async def acreate_experiment(
         self, dataset_id: str, dataset_version_id: str, *, dataset_name: str,
         experiment_name: str, metadata: Mapping[str, Any], splits: Sequence[str] = (),
-        repetitions: int = 1,
+        repetitions: int = 1, token: str | None = None,
     ) -> dict[str, Any]:
-        """Create an experiment (arize-phoenix-client); the server's record of it (``id``,
-        ``project_name``, ...)."""
-        if self._aclient is None:
-            from phoenix.client import AsyncClient
+        """Create an experiment (the request arize-phoenix-client's ``experiments.create``
+        posts); the server's record of it (``id``, ``project_name``, ...).
 
-            self._aclient = AsyncClient(http_client=self._async())
-        client = self._aclient
-        created = await self.acall(
-            f"creating an experiment on dataset {dataset_name!r}",
-            lambda: client.experiments.create(
-                dataset_id=dataset_id, dataset_version_id=dataset_version_id,
-                experiment_name=experiment_name, experiment_metadata=dict(metadata),
-                splits=list(splits) or None, repetitions=repetitions))
-        return dict(created)
+        Idempotent under the retry policy: the experiment's metadata carries a token of this
+        call (:data:`CREATION_TOKEN`), and after a failed attempt (a 5xx or a dropped
+        connection, possibly after the server made it) the dataset's newest experiments are
+        looked up for one carrying the token before trying again, and once more when every
+        attempt failed. So a flaky server never leaves empty experiments of the same name.
+
+        ``token`` (default: a new one) is for a caller that kept it (a journal) and calls again
+        after a crash: the experiment already made with it is then looked up first, and used.
+        """
+        doing = f"creating an experiment on dataset {dataset_name!r}"
+        look_first = token is not None
+        token = token or uuid.uuid4().hex
+        payload: dict[str, Any] = {"repetitions": repetitions,
+                                   "metadata": {**metadata, CREATION_TOKEN: token}}
+        if experiment_name.strip():
+            payload["name"] = experiment_name.strip()
+        if dataset_version_id.strip():
+            payload["version_id"] = dataset_version_id.strip()
+        if splits:
+            payload["splits"] = list(splits)
+        http = self._async()
+        path = f"v1/datasets/{quote(dataset_id)}/experiments"
+        attempts = 0
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            if (attempts > 1 or look_first) and (
+                    made := await self._acreated(dataset_id, token, doing)):
+                return made
+            response = await http.post(path, json=payload, extensions=self._extensions(doing))
+            response.raise_for_status()
+            created = self._json(response, doing, "data")["data"]
+            if not isinstance(created, dict) or "id" not in created:
+                raise not_the_api(response, doing, self.where())
+            return dict(created)
+
+        try:
+            return await self.acall(doing, attempt)
+        except PhoenixError:
+            try:  # the last attempt may have been made by the server all the same
+                made = await self._acreated(dataset_id, token, doing)
+            except (httpx.TransportError, httpx.HTTPStatusError, PhoenixError):
+                made = None
+            if made is None:
+                raise
+            return made
+
+    async def _acreated(self, dataset_id: str, token: str, doing: str) -> dict[str, Any] | None:
+        """The dataset's experiment made with creation ``token``, if the server has it (among
+        its newest: it was made a moment ago); None also when the server cannot list them
+        (a 4xx). Raises httpx errors worth a retry, for the retry policy."""
+        response = raise_for_retryable(await self._async().get(
+            f"v1/datasets/{quote(dataset_id)}/experiments", params={"limit": 50},
+            extensions=self._extensions(f"{doing} (looking for one already made)")))
+        if response.status_code != 200:
+            return None
+        for experiment in self._json(response, doing, "data")["data"] or ():
+            if (experiment.get("metadata") or {}).get(CREATION_TOKEN) == token:
+                return dict(experiment)
+        return None
 
     async def apost_run(self, experiment_id: str, run: Mapping[str, Any], *,
                         doing: str | None = None) -> str:
         """Post a run (the body arize-phoenix-client's log_run posts); its id, also when
         Phoenix already had it."""
         http = self._async()
-        return await self.acall(doing or f"uploading a run of experiment {experiment_id}",
-                                lambda: send_run(http, experiment_id, run))
+        doing = doing or f"uploading a run of experiment {experiment_id}"
+        return await self.acall(doing, lambda: send_run(http, experiment_id, run,
+                                                        where=self.where(), doing=doing))
 
     async def apost_evaluation(self, run_id: str, evaluation: Mapping[str, Any], *,
                                doing: str | None = None) -> None:
         """Post one evaluation of a run (Phoenix upserts by run and name)."""
         http = self._async()
-        await self.acall(doing or f"uploading annotation {evaluation.get('name')!r}",
-                         lambda: send_evaluation(http, run_id, evaluation))
+        doing = doing or f"uploading annotation {evaluation.get('name')!r}"
+        await self.acall(doing, lambda: send_evaluation(http, run_id, evaluation,
+                                                        where=self.where(), doing=doing))
 
     async def aevaluator_previews(self, previews: Sequence[Mapping[str, Any]]
                                   ) -> list[PreviewAnswer]:
@@ -468,7 +540,7 @@ class Gateway:
                                        timeout=PREVIEW_TIMEOUT,
                                        extensions=self._extensions(doing))
             response.raise_for_status()
-            return dict(response.json())
+            return self._graphql_answer(response, doing)
 
         payload = await self.acall(doing, post)
         errors: dict[str, str] = {}
@@ -487,23 +559,32 @@ class Gateway:
         return answers
 
 
-async def send_run(http: httpx.AsyncClient, experiment_id: str, run: Mapping[str, Any]) -> str:
+async def send_run(http: httpx.AsyncClient, experiment_id: str, run: Mapping[str, Any], *,
+                   where: str = "Phoenix", doing: str = "uploading a run") -> str:
     """One post of a run, no retry; its id, also when Phoenix already had it (a retried post
     that had gone through, or a journaled case uploaded before the session died: Phoenix
-    answers 409 naming it). Raises httpx errors."""
+    answers 409 naming it). Raises httpx errors, and PhoenixError (naming ``where``) for an
+    answer that is not the Phoenix API's."""
     response = await http.post(f"v1/experiments/{quote(experiment_id)}/runs", json=dict(run))
     if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
         return found.group(1)
     response.raise_for_status()
-    return str(response.json()["data"]["id"])
+    body = json_body(response, doing, where, "data")
+    if not isinstance(body["data"], dict) or "id" not in body["data"]:
+        raise not_the_api(response, doing, where)
+    return str(body["data"]["id"])
 
 
 async def send_evaluation(http: httpx.AsyncClient, run_id: str,
-                          evaluation: Mapping[str, Any]) -> None:
-    """One post of an evaluation of a run, no retry. Raises httpx errors."""
+                          evaluation: Mapping[str, Any], *, where: str = "Phoenix",
+                          doing: str = "uploading an annotation") -> None:
+    """One post of an evaluation of a run, no retry. Raises httpx errors, and PhoenixError
+    (naming ``where``) for an answer that is not the Phoenix API's (a 200 login page must not
+    pass for an upload)."""
     response = await http.post("v1/experiment_evaluations",
                                json={**evaluation, "experiment_run_id": run_id})
     response.raise_for_status()
+    json_body(response, doing, where, "data")
 
 
 def _env_headers() -> dict[str, str]:

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -100,6 +100,35 @@ def explain(exc: BaseException, doing: str, where: str) -> PhoenixError:
             f"cannot reach {where} while {doing}: {type(exc).__name__}: {exc}. "
             f"Start a server (phoenix serve) or point --phoenix-url at a running one.")
     return PhoenixError(f"{where}: {doing} failed: {type(exc).__name__}: {exc}")
+
+
+def json_body(response: httpx.Response, doing: str, where: str,
+              field: str | None = None) -> Any:
+    """The answer's JSON (with ``field``: an object that has it). Anything else, such as an
+    SSO login page or another service answering at the URL, is a :class:`PhoenixError`
+    saying that this is not the Phoenix API and what came back, never a JSONDecodeError."""
+    try:
+        body = response.json()
+    except ValueError:  # json.JSONDecodeError, UnicodeDecodeError
+        raise not_the_api(response, doing, where) from None
+    if field is not None and not (isinstance(body, dict) and field in body):
+        raise not_the_api(response, doing, where)
+    return body
+
+
+def not_the_api(response: httpx.Response, doing: str, where: str) -> PhoenixError:
+    """The message for an answer that is not one of the Phoenix API's."""
+    kind = response.headers.get("content-type") or "no content type"
+    try:
+        text = response.text
+    except Exception:  # an encoding httpx cannot decode
+        text = repr(response.content[:300])
+    start = " ".join(text.split())[:200] or "(an empty body)"
+    return PhoenixError(
+        f"{where} is not the Phoenix API: while {doing} it answered {response.status_code} "
+        f"({kind}): {start!r}. Check --phoenix-url / PHOENIX_COLLECTOR_ENDPOINT: is it the "
+        f"Phoenix server itself, or an SSO or proxy login page in front of it?",
+        status=response.status_code, body=text[:1000])
 
 
 # --- the retry policy ---------------------------------------------------------------------

@@ -436,12 +436,10 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
 
     experiment = record["experiment"]
     here = mask_url(gateway.url)
-    if experiment.get("server") and experiment["server"] != here:
-        key = f"server:{experiment['server']}"
-        places.refused.setdefault(key, (
-            f"journaled for {experiment['server']}, but this upload goes to {here}: run with "
-            f"--phoenix-url={experiment['server']} to upload them there"))
-    elif experiment.get("id") is None:
+    # The same server may be reached by another URL (a proxy): a journal for another URL is
+    # uploaded only where its experiment exists, of its dataset (checked below).
+    elsewhere = experiment.get("server") if experiment.get("server") != here else None
+    if experiment.get("id") is None:
         intent = experiment["intent"]
         key = f"intent:{intent['token']}"
         if key not in places.refused and intent["token"] not in places.made:
@@ -463,8 +461,11 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
             found = await asyncio.to_thread(gateway.experiment, experiment["id"])
             if found is None:
                 places.refused[key] = (
-                    f"experiment {experiment['id']} is not in {here} (deleted?): its results "
-                    f"cannot go anywhere; remove the file if you do not need them")
+                    f"experiment {experiment['id']} is not in {here}"
+                    + (f" (it was journaled for {elsewhere}: run with --phoenix-url={elsewhere} "
+                       f"to upload it there)" if elsewhere else
+                       " (deleted?): its results cannot go anywhere; remove the file if you "
+                       "do not need them"))
             elif experiment.get("dataset_id") and \
                     found.get("dataset_id") != experiment["dataset_id"]:
                 places.refused[key] = (
