@@ -413,14 +413,6 @@ class Gateway:
                                  timeout=TIMEOUT, transport=transport,
                                  limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
 
-    def async_client(self) -> tuple[Any, httpx.AsyncClient]:
-        """An AsyncClient on the same server and its HTTP client (to close); one loop only.
-        compat: remove when callers move to :meth:`acreate_experiment`."""
-        from phoenix.client import AsyncClient
-
-        http = self.async_http()
-        return AsyncClient(http_client=http), http
-
     def _async(self) -> httpx.AsyncClient:
         """The gateway's own async client (closed by :meth:`aclose`)."""
         if self._ahttp is None:
