@@ -5,7 +5,13 @@
 Creates the virtual environments it needs (``.venv`` for the plugin, a cached one for the
 server), starts a local Phoenix (SQLite in ``.phoenix/``) unless one it started is still up,
 seeds the ``qa-golden`` dataset once, then runs ``pytest --phoenix-dataset=qa-golden`` in this
-folder. The server stays up afterwards so that you can look at the experiment.
+folder (the pytest arguments go to this run).
+
+Then production traces: ``traced_app.py`` (a support bot instrumented with
+openinference-instrumentation-openai) answers two questions into the project ``support-bot``,
+``pytest --phoenix-project=support-bot`` judges its new spans and adds the failing one to the
+dataset ``support-bot-regressions``, and a second run finds nothing left to judge. The server
+stays up afterwards so that you can look at the experiment, the annotated spans and the dataset.
 
 LLM judges call OpenAI when OPENAI_API_KEY is set (or the OpenAI-compatible server at
 OPENAI_BASE_URL). Without either, they answer through the stand-in judge
@@ -53,13 +59,41 @@ def main() -> int:
     command = [str(python), "-m", "pytest", "--phoenix-dataset=qa-golden", *sys.argv[1:]]
     try:
         code = subprocess.run(command, cwd=HERE, env=env).returncode
+        traces = production_traces(python, url, env, stand_in=judge is not None)
     finally:
         if judge is not None:
             judge.terminate()
             judge.wait(timeout=10)
-    print(f"\nPhoenix is still running at {url}; open the experiment link above to see the "
-          f"runs.\nStop it with: python3 scripts/phoenix_server.py stop --workdir .phoenix")
-    return code
+    stop = f"python3 {ROOT / 'scripts' / 'phoenix_server.py'} stop --workdir {WORKDIR}"
+    print(f"\nPhoenix is still running at {url}; open the links above to see the experiment "
+          f"and the annotated spans.\nStop it with: {stop}")
+    return code or traces
+
+
+def production_traces(python: Path, url: str, env: dict[str, str], *, stand_in: bool) -> int:
+    """The app's traffic into project support-bot, judged twice: the second run finds nothing
+    new. The exit status: 0 when both runs did what they should."""
+    if stand_in:  # the stand-in plays the app's model too: one right answer, one wrong
+        import json
+        import urllib.request
+
+        root = env["OPENAI_BASE_URL"].removesuffix("/v1")
+        switches = {"answers": [["France", "Paris"], ["Spain", "Barcelona"]],
+                    "rules": [["Barcelona", "incorrect"], ["<answer>", "correct"]]}
+        request = urllib.request.Request(f"{root}/_control/configure",
+                                         data=json.dumps(switches).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).close()
+    print("\n--- production traces: the support bot answers two questions ---", flush=True)
+    subprocess.run([str(python), str(HERE / "traced_app.py"), "--project", "support-bot",
+                    "--phoenix-url", url], check=True, env=env)
+    judge = [str(python), "-m", "pytest", "--phoenix-project=support-bot",
+             "--phoenix-reference=$.metadata.documents", "--phoenix-settle=0s",
+             "--phoenix-add-failures-to=support-bot-regressions", "-p", "no:cacheprovider"]
+    print(f"\n--- {' '.join(judge[2:])} ---", flush=True)
+    subprocess.run(judge, cwd=HERE, env=env)  # fails: one answer is wrong, as intended
+    print("\n--- the same command again: every span is judged already ---", flush=True)
+    return subprocess.run(judge, cwd=HERE, env=env).returncode
 
 
 if __name__ == "__main__":

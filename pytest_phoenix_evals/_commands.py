@@ -22,8 +22,11 @@ def upload_pending(session: PhoenixEvalsSession) -> int:
     from ._run.sinks.journal import journal_dir
 
     directory = journal_dir(session.rootpath)
-    files = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
-    if not files:
+    found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    # annotations-*: a project's span (trace) annotations; the rest: experiments.
+    files = [f for f in found if not f.name.startswith("annotations-")]
+    annotation_files = [f for f in found if f.name.startswith("annotations-")]
+    if not found:
         _write(f"phoenix-evals: nothing pending in {directory}")
         return 0
     from ._phoenix.http import PhoenixError
@@ -36,13 +39,22 @@ def upload_pending(session: PhoenixEvalsSession) -> int:
 
     done = session.engine.run(replay(session.gateway, files))
     uploaded, problems, experiments = done.uploaded, done.problems, done.experiments
+    if annotation_files:
+        from ._run.sinks.span_annotations import replay as replay_annotations
+
+        written, more = session.engine.run(replay_annotations(session.traces, annotation_files))
+        uploaded += written
+        problems += more
+        if written:
+            _write(f"phoenix-evals: span and trace annotations of {written} case(s) written "
+                   f"to {session.gateway.where()}")
     for url in sorted(experiments):
         _write(f"phoenix-evals: uploaded into {url}")
     _write(f"phoenix-evals: {uploaded} pending case(s) uploaded"
            + (f"; {len(problems)} problem(s):" if problems else ""))
     for problem in problems[:20]:
         _write(f"  {problem}")
-    left = sorted(str(f) for f in files if f.exists())
+    left = sorted(str(f) for f in found if f.exists())
     if left:
         _write(f"phoenix-evals: still pending in {', '.join(left)}")
     return 1 if left else 0
@@ -57,6 +69,10 @@ def regate(session: PhoenixEvalsSession) -> int:
     from ._phoenix.http import PhoenixError
     from ._run.sinks.base import Destination, UploadReport
 
+    if session.settings.project:
+        from ._spans import regate_window
+
+        return regate_window(session)
     spec = session.settings.regate
     assert spec is not None
     source = session.source

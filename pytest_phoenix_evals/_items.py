@@ -58,21 +58,43 @@ class DatasetCollector(pytest.Collector):
                 for case in state.cases(self.group)]
 
 
-class CaseItem(pytest.Item):
-    """One dataset example run through the task and every evaluator."""
+class SpanCollector(pytest.Collector):
+    """--phoenix-project: a case per listed span (or trace), judged by the evaluators whose
+    annotation it lacks."""
 
-    def __init__(self, *, case: Case, task: Callable[..., Any], evaluators: list[Evaluator],
-                 **kwargs: Any) -> None:
+    def __init__(self, *, group: Group, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.group = group
+
+    def collect(self) -> list[pytest.Item]:
+        state = session_of(self.config)
+        source = state.spans
+        try:
+            state.evaluators(self.group)
+        except pytest.UsageError as exc:
+            raise self.CollectError(str(exc)) from None
+        return [CaseItem.from_parent(self, name=case.case_id, case=case, task=None,
+                                     evaluators=source.needed(case), output=source.output(case))
+                for case in source.cases(self.group)]
+
+
+class CaseItem(pytest.Item):
+    """One dataset example run through the task and every evaluator (or one span, whose
+    output is already there, through the evaluators it still needs)."""
+
+    def __init__(self, *, case: Case, task: Callable[..., Any] | None,
+                 evaluators: list[Evaluator], output: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.task = task
         self.evaluators = evaluators
+        self.output = output
 
     @property
     def job(self) -> Job:
         from ._run.runner import Job
 
-        return Job(self.nodeid, self.case, self.task, self.evaluators)
+        return Job(self.nodeid, self.case, self.task, self.evaluators, output=self.output)
 
     def runtest(self) -> None:
         state = session_of(self.config)

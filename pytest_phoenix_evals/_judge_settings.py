@@ -27,6 +27,8 @@ class JudgeSettings(NamedTuple):
     api: JudgeApi = "auto"
     # model -> (USD per million input tokens, USD per million output tokens)
     prices: Mapping[str, tuple[float, float]] = MappingProxyType({})
+    # USD: no judge call starts once the priced spend reaches it (None: no limit)
+    budget_usd: float | None = None
 
 
 def parse_price(text: str) -> tuple[str, tuple[float, float]]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 Kind = Literal["str", "list", "bool"]
 EvaluateOn = Literal["local", "server"]  # where attached evaluators run
+SpanTarget = Literal["span", "trace"]  # what a project's cases judge
 
 
 # NamedTuples rather than frozen dataclasses: as immutable, and defining them costs a fraction
@@ -74,6 +75,19 @@ class Settings(NamedTuple):
     judge: JudgeSettings = JudgeSettings()
     allow_code_evaluators: bool = False
     code_timeout: float = 10.0
+    # Production traces: a project's spans as cases.
+    project: str | None = None
+    spans: str | None = None
+    evaluators: tuple[str, ...] = ()
+    since: Any = None  # a timedelta back from now, or a datetime
+    until: Any = None
+    settle: float = 60.0
+    sample: float | None = None
+    max_spans: int | None = None
+    target: SpanTarget = "span"
+    rejudge: bool = False
+    reference: str | None = None
+    add_failures_to: str | None = None
 
 
 _DEFAULTS = Settings()
@@ -228,6 +242,39 @@ def _results_path(value: str, source: str) -> str | None:
     return value
 
 
+def _moment(value: str, source: str) -> Any:
+    if not value:
+        return None
+    from ._core.window import parse_moment
+
+    try:
+        return parse_moment(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
+
+def _seconds(value: str, source: str) -> float:
+    """A duration (``90s``, ``2m``); a bare number is seconds."""
+    from ._core.window import parse_duration
+
+    try:
+        return float(value) if value.strip().replace(".", "", 1).isdigit() else \
+            parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
+
+def _fraction(value: str, source: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number <= 1:
+        raise pytest.UsageError(f"{source}: {value!r} is not a fraction in (0, 1], for "
+                                f"example 0.8 for 80 %% of the spans".replace("%%", "%"))
+    return number
+
+
 def _prices(values: list[str], source: str) -> dict[str, tuple[float, float]]:
     prices = {}
     for text in values:
@@ -299,7 +346,9 @@ OPTIONS = (
            "Phoenix once everything is uploaded (for runs on the main branch).", parse=_flag),
     Option("regate", "str", "Run no tests: apply this command line's gates, verdict rules and "
            "baseline to an experiment already in Phoenix (its id, or its name with "
-           "--phoenix-dataset); no task and no judge is called.", "EXPERIMENT", parse=_text),
+           "--phoenix-dataset); no task and no judge is called. With --phoenix-project, "
+           "'window' decides the gates over the annotations this plugin wrote on the spans of "
+           "the window (--phoenix-since).", "EXPERIMENT|window", parse=_text),
     Option("results", "str", "Write every case's results (one row per annotation: input, "
            "output, reference, label, score, verdict, ...) as a pandas DataFrame to this file: "
            ".csv, .parquet or .jsonl.", "PATH", parse=_results_path),
@@ -355,7 +404,54 @@ OPTIONS = (
            parse=_flag),
     Option("code_timeout", "str", "Seconds one attached code evaluator may run locally "
            "(default {default}).", "SECONDS", parse=_number(float, minimum=0.001)),
+    Option("project", "str", "Judge the spans of this Phoenix project (name or id) as test "
+           "cases, one per span that lacks the evaluators' annotations; the results are "
+           "written back as span annotations.", "PROJECT", parse=_text),
+    Option("spans", "str", "With --phoenix-project: which spans, in Phoenix's span filter "
+           "language (default: span_kind == 'LLM'), for example \"span_kind == 'LLM' and "
+           "name == 'ChatCompletion'\".", "FILTER", parse=_text),
+    Option("evaluators", "list", "Evaluators for --phoenix-project (comma-separated or "
+           "repeated): qa_correctness and hallucination (this plugin's judges), a judge "
+           "template of the Phoenix server by name (correctness, faithfulness, ...), or "
+           "dataset:NAME for the evaluators attached to dataset NAME.", "NAME,...",
+           parse=_comma_separated),
+    Option("since", "str", "With --phoenix-project: only spans that started after this: a "
+           "duration back from now (90s, 15m, 2h, 7d) or an ISO time.", "WHEN", parse=_moment),
+    Option("until", "str", "With --phoenix-project: only spans that started before this (a "
+           "duration back from now or an ISO time; default now, less --phoenix-settle).",
+           "WHEN", parse=_moment),
+    Option("settle", "str", "With --phoenix-project: leave the spans of the last DURATION "
+           "for a later run, as Phoenix makes spans queryable some time after they arrive "
+           "(default {default} s; 0s takes everything).", "DURATION", parse=_seconds),
+    Option("sample", "str", "With --phoenix-project: judge this fraction of the spans, "
+           "chosen by span id: the same spans on every run and host, and a smaller sample "
+           "inside a larger one.", "FRACTION", parse=_fraction),
+    Option("max_spans", "str", "With --phoenix-project: judge at most N spans this run, the "
+           "oldest first (the rest wait for the next run, which the summary says).", "N",
+           parse=_number(int, minimum=1)),
+    Option("target", "str", "With --phoenix-project: 'span' (default) judges each span; "
+           "'trace' judges whole traces (the root span's input and output) and writes trace "
+           "annotations.", "span|trace", parse=_choice(get_args(SpanTarget))),
+    Option("rejudge", "bool", "With --phoenix-project: judge spans again that already have "
+           "this plugin's annotation (overwriting only ours; a span annotated by anyone else "
+           "is left alone).", parse=_flag),
+    Option("reference", "str", "With --phoenix-project: a JSONPath into the span's context "
+           "for the judges' reference, for example $.metadata.documents (the documents its "
+           "trace retrieved) or $.metadata.expected (default: empty).", "JSONPATH",
+           parse=_text),
+    Option("add_failures_to", "str", "With --phoenix-project: add every failing span to this "
+           "dataset (made if missing) as an example linked to its span, with the failed "
+           "evaluators and their explanations in its metadata; a span added once is never "
+           "added again. DATASET:SPLIT puts them in a split.", "DATASET[:SPLIT]",
+           parse=_text),
+    Option("budget_usd", "str", "Start no judge call once the judges' priced spend (see "
+           "--phoenix-judge-price) reaches this many USD; the spans left are judged by a "
+           "later run.", "USD", parse=_number(float), target="judge.budget_usd"),
 )
+
+#: The options that only mean something with --phoenix-project.
+SPAN_OPTIONS = ("spans", "evaluators", "since", "until", "sample", "max_spans", "target",
+                "rejudge", "reference", "add_failures_to")
 
 
 _INI_TYPES: dict[Kind, Literal["string", "linelist", "bool"]] = {
@@ -457,6 +553,25 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
                "server; drop --phoenix-offline")
     if settings.upload_pending and settings.no_upload:
         refuse("upload_pending", "no_upload", "it only uploads; drop --phoenix-no-upload")
+    if settings.project:
+        for field, other in (("datasets", "dataset"), ("task", "task"),
+                             ("baseline", "baseline"), ("set_baseline", "set_baseline"),
+                             ("offline", "offline")):
+            if getattr(settings, field):
+                refuse(other, "project", "a project's spans are judged as they are, with no "
+                       "task, dataset or experiment: run the two apart")
+        if settings.repetitions > 1:
+            refuse("repetitions", "project", "each span is judged once a run; "
+                   "--phoenix-rejudge judges it again")
+    else:
+        for option in SPAN_OPTIONS:
+            value = getattr(settings, option)
+            if value not in (None, (), False, "span"):
+                raise pytest.UsageError(f"{sources[option]}: only with --phoenix-project=NAME "
+                                        f"(the project whose spans to judge)")
+    if settings.judge.budget_usd is not None and not settings.judge.prices:
+        raise pytest.UsageError(f"{sources['budget_usd']}: a budget needs the judges' prices: "
+                                f"add --phoenix-judge-price=MODEL=INPUT/OUTPUT")
     for local in ("offline", "no_upload"):
         if settings.set_baseline and getattr(settings, local):
             refuse("set_baseline", local, "a baseline is an experiment in Phoenix, and this "

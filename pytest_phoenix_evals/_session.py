@@ -27,13 +27,14 @@ if TYPE_CHECKING:
     from ._evaluators.llm.client import Judges
     from ._evaluators.protocol import Evaluator
     from ._phoenix.gateway import Gateway
+    from ._phoenix.traces import Traces
     from ._report.summary import Summary
     from ._run.baselines import Baselines
     from ._run.engine import Engine
     from ._run.runner import Job, Runner
-    from ._run.sinks.base import UploadReport
-    from ._run.sinks.experiment import ExperimentSink
+    from ._run.sinks.base import Sink, UploadReport
     from ._run.sources.dataset import DatasetSource
+    from ._run.sources.spans import SpanSource
 
 # Where the traces of judges defined in code go (attached ones use their own project).
 JUDGE_PROJECT = "pytest-phoenix-evals judges"
@@ -70,7 +71,9 @@ class PhoenixEvalsSession:
         self._judges: Judges | None = None
         self._tracing: Any = None
         self._source: DatasetSource | None = None
-        self._sink: ExperimentSink | None = None
+        self._spans: SpanSource | None = None
+        self._traces: Traces | None = None
+        self._sink: Sink | None = None
         self._runner: Runner | None = None
         self._tasks: dict[str, Callable[..., Any] | None] = {}
         self._baselines: Baselines | None = None  # --phoenix-baseline
@@ -184,10 +187,32 @@ class PhoenixEvalsSession:
         return self._source
 
     @property
-    def sink(self) -> ExperimentSink | None:
+    def traces(self) -> Traces:
+        """The gateway's span half."""
+        if self._traces is None:
+            from ._phoenix.traces import Traces
+
+            self._traces = Traces(self.gateway)
+        return self._traces
+
+    @property
+    def spans(self) -> SpanSource:
+        """--phoenix-project: the project's spans that lack the evaluators' annotations."""
+        if self._spans is None:
+            from ._spans import span_source
+
+            self._spans = span_source(self)
+        return self._spans
+
+    @property
+    def sink(self) -> Sink | None:
         """Where results go; None with --phoenix-no-upload."""
         if self.settings.no_upload:
             return None
+        if self._sink is None and self.settings.project:
+            from ._spans import annotation_sink
+
+            self._sink = annotation_sink(self)
         if self._sink is None:
             from ._core.secrets import safe_command_line
             from ._run.sinks.experiment import (
@@ -233,7 +258,7 @@ class PhoenixEvalsSession:
                 self.engine, self.sink,
                 RunSettings(thresholds=s.thresholds, concurrency=s.concurrency,
                             task_timeout=s.task_timeout, repetitions=s.repetitions),
-                source=self.source, tracing=self.tracing,
+                source=self.spans if s.project else self.source, tracing=self.tracing,
                 observers=[self._keep_row, self._case_hook()])
         return self._runner
 
@@ -279,18 +304,28 @@ class PhoenixEvalsSession:
         """The group's attached evaluators, the hook's and ``marker``'s, equipped."""
         from ._tasks import evaluators_from
 
-        chosen = self.source.evaluators(group, evaluators_from(marker, "the phoenix_evals marker"))
+        if group.kind in ("spans", "traces"):
+            chosen = self.spans.evaluators(group)
+        else:
+            chosen = self.source.evaluators(group, evaluators_from(marker,
+                                                                   "the phoenix_evals marker"))
         if group.key not in self._checked:
             from ._run.engine import duplicate_annotations
 
             self._checked.add(group.key)
             for line in duplicate_annotations(chosen):
-                self._say(f"phoenix-evals: {group.label}: {line}")
+                self.say(f"phoenix-evals: {group.label}: {line}")
                 self.notices.append(f"{group.label}: {line}")
         return [self._equip(evaluator) for evaluator in chosen]
 
     def preload(self) -> None:
-        """Load the command line's datasets before collection, so errors come first."""
+        """Load the command line's datasets (or list the project's spans) before collection,
+        so errors come first."""
+        if self.settings.project:
+            from ._spans import preload_spans
+
+            preload_spans(self)
+            return
         if not self.settings.datasets:
             return
         from ._phoenix.http import PhoenixError
@@ -304,7 +339,7 @@ class PhoenixEvalsSession:
             dataset = self.source.dataset(group)
             if not dataset.examples:
                 where = f" in split(s) {', '.join(group.splits)}" if group.splits else ""
-                self._say(f"phoenix-evals: dataset {dataset.name!r} has no examples at version "
+                self.say(f"phoenix-evals: dataset {dataset.name!r} has no examples at version "
                           f"{dataset.version_id}{where}: there is nothing to run")
             if self.task(group) is not None:
                 self.evaluators(group)
@@ -338,7 +373,9 @@ class PhoenixEvalsSession:
                 destination = self.sink.open(group)
             except Exception:
                 continue
-            self._say(f"phoenix-evals: experiment for {group.label}: {destination.url}")
+            self.say(f"phoenix-evals: experiment for {group.label}: {destination.url}"
+                     if group.kind in ("dataset", "test") else
+                     f"phoenix-evals: annotations go to project {group.label}: {destination.url}")
             if self.tracing is not None and destination.project_name:
                 # Made here, not on the engine's loop by the first case: setting tracing up
                 # takes a while, and the loop carries every case.
@@ -406,7 +443,7 @@ class PhoenixEvalsSession:
                 try:
                     group = self.group(spec)
                     self._shared[group.key] = self.sink.open(group).to_wire()
-                    self._say(f"phoenix-evals: experiment for {group.label}: "
+                    self.say(f"phoenix-evals: experiment for {group.label}: "
                               f"{self._shared[group.key]['url']}")
                 except Exception as exc:  # the workers then make their own, and say why
                     self.notices.append(f"could not make one experiment for all xdist workers "
@@ -444,7 +481,7 @@ class PhoenixEvalsSession:
         if self._sink is not None:
             waiting = self._sink.waiting()
             if waiting:
-                self._say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
+                self.say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
                           f"{self.settings.upload_timeout:g} s, --phoenix-upload-timeout) ...")
             deadline = time.monotonic() + self.settings.upload_timeout
             self.upload_report = self._sink.drain(max(0.0, deadline - time.monotonic()))
@@ -458,6 +495,10 @@ class PhoenixEvalsSession:
             from ._run.baselines import set_baselines
 
             self.notices += set_baselines(self.gateway, self.upload_report)
+        if self._spans is not None:
+            from ._spans import finish_spans
+
+            finish_spans(self)
         if self._engine is not None or self._gateway is not None:
             self._shut_down()  # else the plugin was not used: import nothing on the way out
 
@@ -564,7 +605,7 @@ class PhoenixEvalsSession:
     def summary(self) -> list[str]:
         return self.summary_input().lines()
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
         """A progress line on the terminal (nothing under -q -q or without a terminal)."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.config.get_verbosity() > -2:

@@ -86,6 +86,10 @@ class XDistPlugin:
         session = self._config.stash.get(SESSION_KEY, None)
         if session is not None:
             node.workerinput[EXPERIMENTS] = session.for_workers()
+            if session.settings.project:
+                from ._spans import for_workers
+
+                node.workerinput.update(for_workers(session, self._shared_dir))
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

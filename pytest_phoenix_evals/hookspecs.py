@@ -42,6 +42,9 @@ def pytest_phoenix_evals_task(config: pytest.Config, dataset: str, group: Group)
 def pytest_phoenix_evals_evaluators(config: pytest.Config, dataset: str, group: Group) -> Any:
     """Add evaluators defined in code for ``dataset`` (``group``: as for the task hook).
 
+    With ``--phoenix-project``, ``dataset`` is the project's name and ``group.kind`` is
+    ``"spans"`` (or ``"traces"``): the evaluators judge the project's spans.
+
     Return a list of callables (sync or async; bound by parameter name: ``input``, ``output``,
     ``expected``/``reference``, ``metadata``, ``example``), evaluators made with
     :func:`pytest_phoenix_evals.evaluator`, or None. Every implementation's answer is used, in

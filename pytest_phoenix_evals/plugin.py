@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Resolved in pytest_cmdline_main already, except in an xdist worker (which has none).
     settings = config.stash.get(_SETTINGS, None) or resolve_settings(config)
     config.stash[_SETTINGS] = settings
-    if settings.datasets:
+    if settings.datasets or settings.project:
         activate(config)
     if _distributes(config):
         from ._xdist import XDistPlugin
@@ -148,13 +148,14 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     state = _active(config)
-    if state is None or not state.settings.datasets:
+    if state is None or not (state.settings.datasets or state.settings.project):
         return None
     settings = state.settings
     upload = ("off (--phoenix-offline)" if settings.offline else
               "off (--phoenix-no-upload)" if settings.no_upload else "on")
-    return (f"phoenix-evals: dataset(s) {', '.join(settings.datasets)}; "
-            f"{state.gateway.where()}; upload {upload}")
+    what = (f"project {settings.project} ({settings.target}s)" if settings.project else
+            f"dataset(s) {', '.join(settings.datasets)}")
+    return f"phoenix-evals: {what}; {state.gateway.where()}; upload {upload}"
 
 
 def pytest_collection(session: pytest.Session) -> None:
@@ -195,14 +196,30 @@ def pytest_make_collect_report(collector: pytest.Collector
     report = yield
     state = _active(collector.config)
     if state is not None and isinstance(collector, pytest.Session) and report.passed:
-        from ._items import DatasetCollector
+        from ._items import DatasetCollector, SpanCollector
 
+        if state.settings.project:
+            group = state.spans.group()
+            report.result.append(SpanCollector.from_parent(
+                collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
+                group=group))
         for spec in dict.fromkeys(state.settings.datasets):
             group = state.group(spec)
             report.result.append(DatasetCollector.from_parent(
                 collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
                 group=group))
     return report
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """--collect-only of a project's spans: how many judge calls a run would make."""
+    state = _active(session.config)
+    if state is not None and state.settings.project and session.config.option.collectonly:
+        from ._spans import collect_only_line
+
+        line = collect_only_line(state)
+        if line:
+            state.say(line)
 
 
 # tryfirst: see every collected item before -k, -m or --lf deselect any of them.
@@ -296,6 +313,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     # beyond --phoenix-max-regression fails the session either way.
     decided = session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
                                      pytest.ExitCode.NO_TESTS_COLLECTED)
+    if state.settings.project and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        from ._spans import nothing_listed
+
+        if nothing_listed(state):  # every span judged already: a scheduled run's success
+            session.exitstatus = pytest.ExitCode.OK
     if passed is not None and decided:
         session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
     if steady is False and decided:

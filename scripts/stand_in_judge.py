@@ -11,7 +11,7 @@ system Python. It answers the endpoints an OpenAI client needs and nothing else:
   first ``<reference>...</reference>`` when the normalised reference occurs in the normalised
   answer: agreeing picks the first positive label of the enum, disagreeing the first negative
   one); else the enum's first label. An ``explanation`` property gets an explanation. Without
-  tools the answer is the text ``"stand-in judge"``.
+  tools the answer is the text ``"stand-in judge"``, unless an ``answers`` pair matches.
 * ``GET /v1/models`` - one model, ``stand-in-judge``.
 * Anything else under ``/v1`` - 404 with an OpenAI-shaped error body.
 
@@ -32,6 +32,8 @@ Faults apply to chat completions, checked in this order:
   ``missing_label`` or ``wrong_tool``.
 * ``rules`` [[]]: ``[substring, label]`` pairs; the first whose substring occurs in the messages'
   text and whose label is in the enum decides the label.
+* ``answers`` [[]]: ``[substring, text]`` pairs; the first whose substring occurs in the
+  messages' text is the answer to a request without tools (the stand-in *model* of an app).
 
 Every ``/v1`` request is recorded as ``{"n", "path", "body", "authorization", "outcome"}``, where
 ``authorization`` only says whether the header was sent (its value is never kept) and
@@ -53,6 +55,7 @@ import string
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -66,7 +69,7 @@ MALFORMED_MODES = ("no_tool_call", "bad_label", "bad_json", "missing_label", "wr
 DEFAULTS: dict[str, Any] = {
     "latency": 0.0, "fail_429": 0, "retry_after": "0", "retry_after_ms": None, "fail_5xx": 0,
     "error_status": 500, "hang": 0, "hang_seconds": 5.0, "malformed": None,
-    "malformed_count": None, "rules": [],
+    "malformed_count": None, "rules": [], "answers": [],
 }
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -288,8 +291,9 @@ class StandInJudge:
             raise ValueError(f"unknown switches: {', '.join(sorted(unknown))}")
         if switches.get("malformed") not in (None, *MALFORMED_MODES):
             raise ValueError(f"malformed must be one of {', '.join(MALFORMED_MODES)} or None")
-        if not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in switches.get("rules", [])):
-            raise ValueError("rules must be a list of [substring, label] pairs")
+        for key in ("rules", "answers"):
+            if not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in switches.get(key, [])):
+                raise ValueError(f"{key} must be a list of [substring, text] pairs")
         with self._lock:
             self._switches.update(copy.deepcopy(switches))
             return copy.deepcopy(self._switches)
@@ -370,8 +374,8 @@ class StandInJudge:
             self._stopping.wait(seconds)
 
     @staticmethod
-    def completion(n: int, body: dict[str, Any], rules: list[Any], malformed: str | None = None
-                   ) -> dict[str, Any]:
+    def completion(n: int, body: dict[str, Any], rules: list[Any], malformed: str | None = None,
+                   answers: Sequence[Any] = ()) -> dict[str, Any]:
         """The chat completion answering request ``n``."""
         text = message_text(body.get("messages"))
         tools = _selected_tools(body)
@@ -386,7 +390,8 @@ class StandInJudge:
             message["tool_calls"] = calls
             finish, produced = "tool_calls", " ".join(c["function"]["arguments"] for c in calls)
         else:
-            message["content"] = "I think it is correct." if malformed else TEXT_ANSWER
+            answer = next((a for s, a in answers if s in text), TEXT_ANSWER)
+            message["content"] = "I think it is correct." if malformed else answer
             finish, produced = "stop", message["content"]
         prompt = words(text) + (words(json.dumps(body["tools"])) if body.get("tools") else 0)
         completion = max(1, words(produced))
@@ -487,9 +492,10 @@ class _Handler(BaseHTTPRequestHandler):
             malformed = outcome.partition("malformed:")[2] or None
             if kind == "responses":
                 self._send(200, as_response(StandInJudge.completion(
-                    n, as_chat(body), s["rules"], malformed)))
+                    n, as_chat(body), s["rules"], malformed, s["answers"])))
                 return
-            completion = StandInJudge.completion(n, body, s["rules"], malformed)
+            completion = StandInJudge.completion(n, body, s["rules"], malformed,
+                                                 s["answers"])
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 self._stream(chunks(completion, usage))

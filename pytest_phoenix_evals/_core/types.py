@@ -44,7 +44,7 @@ class Example:
         }
 
 
-GroupKind = Literal["dataset", "test"]
+GroupKind = Literal["dataset", "test", "spans", "traces"]
 
 
 @dataclass(frozen=True)

@@ -198,16 +198,17 @@ class Gateway:
             self.tape[key] = payload
         return dict(payload.get("data") or {})
 
-    def _get(self, path: str, params: Any, doing: str) -> httpx.Response:
-        """A REST read; 4xx answers are the caller's to read (a JSON one goes on the tape)."""
-        key = tape_key("get", path, params)
+    def _get(self, path: str, params: Any, doing: str, *, read: bool = True) -> httpx.Response:
+        """A REST read; 4xx answers are the caller's to read (a JSON one goes on the tape,
+        unless ``read`` is False: what no offline run replays, such as spans)."""
+        key = tape_key("get", path, params) if read else None
 
         def get() -> httpx.Response:
             return raise_for_retryable(self._http.get(
                 path, params=params, extensions=self._extensions(doing, key)))
 
         response = self.call(doing, get)
-        if "json" in response.headers.get("content-type", ""):
+        if key is not None and "json" in response.headers.get("content-type", ""):
             self.tape[key] = {"status": response.status_code,
                               "json": self._json(response, doing)}
         return response

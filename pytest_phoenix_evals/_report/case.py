@@ -27,8 +27,12 @@ def _number(value: float | None) -> str:
 
 def case_header(result: CaseResult) -> list[str]:
     example = result.case.example
+    kind = result.case.group.kind
+    where = (f"dataset {example.dataset_name!r}, example {example.id}"
+             if kind in ("dataset", "test")
+             else f"project {example.dataset_name!r}, {kind[:-1]} {example.id}")
     return [
-        f"dataset {example.dataset_name!r}, example {example.id}"
+        where
         + (f", repetition {result.case.repetition}" if result.case.repetition > 1 else ""),
         f"input:     {_short(example.input)}",
         f"output:    {_short(result.output) if result.error is None else '(task failed)'}",

@@ -133,7 +133,7 @@ def _cell(text: Any) -> str:
 
 
 def markdown_summary(results: Sequence[CaseResult], terminal: Sequence[str],
-                     experiments: Iterable[tuple[str, str]], gates: Sequence[Any] | None,
+                     experiments: Iterable[tuple[str, str, str]], gates: Sequence[Any] | None,
                      outcome: str) -> str:
     """A GitHub-flavoured markdown report: the verdict, gates, per-annotation table (the
     terminal summary's), experiment links and the failing cases."""
@@ -146,7 +146,7 @@ def markdown_summary(results: Sequence[CaseResult], terminal: Sequence[str],
                   f"{'pass' if g.passed else '**FAIL**'} | {_cell(g.detail)} |" for g in gates]
         lines.append("")
     lines += ["```", *terminal, "```", ""]
-    links = [f"- {dataset}: [experiment in Phoenix]({url})" for dataset, url in experiments]
+    links = [f"- {label}: [{noun} in Phoenix]({url})" for label, url, noun in experiments]
     if links:
         lines += links + [""]
     failed = [r for r in results if not r.passed]

@@ -33,10 +33,12 @@ class Summary:
     # Why the exit status is 1 whatever the tests said.
     at_risk: Sequence[str] = ()
 
-    def experiments(self) -> list[tuple[str, str]]:
-        """(group label, link) of each experiment, in the order they were made."""
-        return [(d.group.label, d.url) for d in self.report.destinations] if self.report \
-            else []
+    def experiments(self) -> list[tuple[str, str, str]]:
+        """(group label, link, what it links to) of each destination, in the order they were
+        made: an experiment, or the project whose spans (traces) were annotated."""
+        return [(d.group.label, d.url,
+                 "experiment" if d.group.kind in ("dataset", "test") else "project")
+                for d in self.report.destinations] if self.report else []
 
     def main_lines(self) -> list[str]:
         """The per-group tables, judge usage, notices, links and upload problems."""
@@ -116,7 +118,7 @@ class _Tally:
 
 def summary_lines(
     results: Iterable[CaseResult],
-    experiments: Sequence[tuple[str, str]],
+    experiments: Sequence[tuple[str, str, str]],
     failures: Sequence[str],
     pending: int = 0,
     no_upload: bool = False,
@@ -166,8 +168,9 @@ def summary_lines(
         lines.append(usage)
     lines += not_run(results)
     lines += notes
-    for dataset, url in experiments:
-        lines.append(f"experiment for {dataset}: {url}")
+    for label, url, noun in experiments:
+        lines.append(f"experiment for {label}: {url}" if noun == "experiment" else
+                     f"annotations written in project {label}: {url}")
     if no_upload:
         lines.append("nothing uploaded (--phoenix-no-upload)")
     if failures or pending:

@@ -15,13 +15,15 @@ timeouts and connection errors are retried with exponential backoff and full jit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..._core.secrets import redact
+from ..._core.types import NOT_RUN
 
 # The settings live in a light module that the option table can import; re-exported here.
 from ..._judge_settings import JudgeApi as JudgeApi
@@ -86,6 +88,7 @@ class Judges:
         self._clients: dict[Endpoint, Any] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self.cache: Any = None  # a JudgeCache with --phoenix-cache
+        self.spent = 0.0  # USD, of the calls whose model has a price (--phoenix-judge-price)
 
     def model(self, model_name: str | None) -> str:
         return self.settings.model or model_name or DEFAULT_MODEL
@@ -153,7 +156,12 @@ class Judges:
                     return Completion(**{**kept, "cached": True, "attempts": 0})
                 except (KeyError, TypeError):  # an answer of another shape: a miss
                     pass
+        budget = self.settings.budget_usd
+        if budget is not None and self.spent >= budget:
+            raise JudgeError(f"{NOT_RUN}--phoenix-budget-usd={budget:g} is spent "
+                             f"({self.spent:.4f} USD): this judge call was not started")
         completion = await self._complete(endpoint, params, extra_body, api)
+        self.spent += self.cost(str(params.get("model")), completion.usage) or 0.0
         if key is not None:
             self.cache.put(key, completion)
         return completion
@@ -167,11 +175,13 @@ class Judges:
         for attempt in range(1, attempts + 1):
             try:
                 async with self._semaphore:
-                    if api == "responses":
-                        answer = await client.responses.create(**params, extra_body=extra_body)
-                        return _from_responses(answer, attempt)
-                    response = await client.chat.completions.create(
-                        **params, extra_body=extra_body, stream=False)
+                    with _uninstrumented():
+                        if api == "responses":
+                            answer = await client.responses.create(**params,
+                                                                   extra_body=extra_body)
+                            return _from_responses(answer, attempt)
+                        response = await client.chat.completions.create(
+                            **params, extra_body=extra_body, stream=False)
                 return _completion(response, attempt)
             except Exception as exc:
                 if not _transport_problem(exc):
@@ -195,6 +205,21 @@ class Judges:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+
+
+@contextlib.contextmanager
+def _uninstrumented() -> Iterator[None]:
+    """No instrumentation of the app records a judge call: an OpenInference (or any
+    OpenTelemetry) instrumentation of the openai client installed in this process would
+    otherwise trace it into the app's project, which a production-traces run may be judging.
+    Our own judge spans are made around the call, outside this."""
+    from opentelemetry import context
+
+    token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def _is_timeout(exc: BaseException) -> bool:

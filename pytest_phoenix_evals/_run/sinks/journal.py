@@ -2,10 +2,12 @@
 
 One JSON-lines file per experiment (and per pytest-xdist worker) under
 ``<rootdir>/.phoenix-evals/journal/``. A ``case`` line holds exactly what will be posted: the
-run and its evaluations, already redacted. A ``done`` line follows once the run and every
-evaluation are in Phoenix. A file whose cases are all done is deleted at the end of the session;
-what is left is uploaded later by ``pytest --phoenix-upload-pending``
-(:meth:`ExperimentSink.replay`), which appends ``done`` lines in turn, so a second call
+run and its evaluations, already redacted; an ``annotations`` line (in ``annotations-*``
+files, of a project's spans) the span or trace annotation rows. A ``done`` line follows once the
+run and every evaluation (or every annotation row) is in Phoenix. A file whose cases are all
+done is deleted at the end of the session; what is left is uploaded later by
+``pytest --phoenix-upload-pending`` (:meth:`ExperimentSink.replay`, ``span_annotations.replay``),
+which appends ``done`` lines in turn, so a second call
 adds nothing.
 
 Posting twice is safe on the server side as well: Phoenix answers 409 (naming the run) for a
@@ -75,6 +77,13 @@ class Journal:
                      "evaluations": evaluations})
         self.cases += 1
 
+    def annotations(self, key: str, target: str, project: dict[str, Any],
+                    rows: list[dict[str, Any]]) -> None:
+        """A case of a span source: the annotation rows to write (span_annotations.py)."""
+        self._write({"type": "annotations", "key": key, "target": target, "project": project,
+                     "rows": rows})
+        self.cases += 1
+
     def mark_done(self, key: str) -> None:
         self._write({"type": "done", "key": key})
         self.done += 1
@@ -115,7 +124,7 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
             continue
         if not _is_record(record):
             bad += 1
-        elif record["type"] == "case":
+        elif record["type"] in ("case", "annotations"):
             cases[record["key"]] = record
         else:
             cases.pop(record["key"], None)
@@ -127,6 +136,10 @@ def _is_record(record: Any) -> bool:
         return False
     if record.get("type") == "done":
         return True
+    if record.get("type") == "annotations":
+        return (record.get("target") in ("span", "trace") and isinstance(record.get("rows"), list)
+                and isinstance(record.get("project"), dict)
+                and isinstance(record["project"].get("id"), str))
     experiment = record.get("experiment")
     if not isinstance(experiment, dict):
         return False

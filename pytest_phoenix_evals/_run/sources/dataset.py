@@ -127,6 +127,10 @@ class DatasetSource:
     def task(self, group: Group) -> Task | None:
         return self.task_for(self._of(group).group)
 
+    def attached_to(self, group: Group) -> list[Evaluator]:
+        """Only the evaluators attached to the group's dataset in Phoenix."""
+        return list(self._of(group).attached)
+
     # --- loading --------------------------------------------------------------------------
 
     def group(self, spec: str) -> Group:

@@ -1,0 +1,296 @@
+"""The gateway's span half: projects, their spans, span and trace annotations, and datasets
+grown from spans.
+
+Every request goes through the :class:`~.gateway.Gateway` it wraps (its client, headers, retry
+policy and messages), so that there is still one place that speaks to Phoenix. The server facts
+behind each method are in ``phoenix-notes.md`` ("Spans and span annotations"):
+
+* spans are listed with GraphQL ``Project.spans`` (cursor paging, at most 1,000 a page, the
+  filter DSL, a time range on the start time, sorted oldest first); the REST span list has no
+  DSL and ``POST /v1/spans`` no cursor;
+* a filter is checked first with ``Project.validateSpanFilterCondition``;
+* annotations are read with ``GET /v1/projects/{p}/span_annotations`` (or
+  ``trace_annotations``), at most 1,000 ids a request, and written with
+  ``POST /v1/span_annotations?sync=true`` (all or nothing: one unknown span answers 404);
+* failing spans are appended to a dataset with ``POST /v1/datasets/upload?sync=true``
+  (``action: append`` creates the dataset when missing; ``example_ids`` make a repeat add
+  nothing, ``span_ids`` link each example to its span).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from .gateway import Gateway
+from .http import PhoenixError, raise_for_retryable
+
+#: Span (or trace) ids the server takes in one annotation read.
+IDS_PER_READ = 1000
+#: Spans in one page of ``Project.spans`` (the server's maximum).
+SPANS_PER_PAGE = 1000
+
+Target = Literal["span", "trace"]
+
+_SPANS_QUERY = """
+query($id: ID!, $first: Int!, $after: String, $timeRange: TimeRange, $filter: String) {
+  node(id: $id) { ... on Project {
+    spans(first: $first, after: $after, timeRange: $timeRange, filterCondition: $filter,
+          sort: {col: startTime, dir: asc}) {
+      pageInfo { hasNextPage endCursor }
+      edges { node { id name spanKind startTime parentId statusCode
+                     context { spanId traceId } attributes metadata } } } } } }
+"""
+_VALIDATE = """
+query($id: ID!, $condition: String!) { node(id: $id) { ... on Project {
+  validateSpanFilterCondition(condition: $condition) { isValid errorMessage } } } }
+"""
+# One aliased ``node`` per span (the schema has no plural ``nodes``).
+_EXAMPLE_REVISION = """s{n}: node(id: $id{n}) {{ ... on Span {{ id
+  asExampleRevision {{ input output metadata }} }} }}"""
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str  # the GraphQL global id
+    name: str
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """One span as listed: what a case is built from."""
+
+    node_id: str  # the GraphQL global id (for asExampleRevision)
+    span_id: str
+    trace_id: str
+    name: str
+    span_kind: str
+    start_time: str
+    parent_id: str | None
+    status_code: str
+    attributes: dict[str, Any]
+    metadata: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
+        return cls(**data)
+
+
+def _loads(text: Any) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return {"value": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def quote_dsl(text: str) -> str:
+    """A string literal of the filter DSL (Python syntax)."""
+    return repr(str(text))
+
+
+class Traces:
+    """Reads at collection time (pytest's thread); ``a*`` methods on the engine's loop."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def where(self) -> str:
+        return self.gateway.where()
+
+    def project_url(self, project: Project) -> str:
+        from .http import mask_url
+
+        return f"{mask_url(self.gateway.url)}/projects/{project.id}"
+
+    # --- projects and spans -----------------------------------------------------------------
+
+    def project(self, identifier: str) -> Project:
+        """A project by name or id; PhoenixError naming the projects there are otherwise."""
+        doing = f"loading project {identifier!r}"
+        gateway = self.gateway
+        response = gateway._get(f"v1/projects/{quote(identifier, safe='')}", None, doing,
+                                read=False)
+        if response.status_code == 404:
+            names = self.project_names()
+            shown = ", ".join(sorted(names)[:20]) or "none"
+            raise PhoenixError(f"{self.where()} has no project {identifier!r}; its projects: "
+                               f"{shown}", status=404)
+        gateway._raise_for_status(response, doing)
+        data = gateway._json(response, doing, "data")["data"]
+        return Project(id=str(data["id"]), name=str(data["name"]))
+
+    def project_names(self) -> list[str]:
+        names: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = self.gateway._get("v1/projects", params, "listing projects", read=False)
+            self.gateway._raise_for_status(response, "listing projects")
+            body = self.gateway._json(response, "listing projects", "data")
+            names += [p["name"] for p in body["data"]]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return names
+
+    def filter_problem(self, project: Project, condition: str) -> str | None:
+        """Why the server refuses a span filter (None when it takes it)."""
+        data = self.gateway._graphql(_VALIDATE, {"id": project.id, "condition": condition},
+                                     f"checking the span filter {condition!r}", read=False)
+        answer = (data.get("node") or {}).get("validateSpanFilterCondition") or {}
+        if answer.get("isValid"):
+            return None
+        return str(answer.get("errorMessage") or "the server gave no reason")
+
+    def spans(self, project: Project, *, condition: str | None, start: datetime | None,
+              end: datetime | None) -> Iterator[SpanRecord]:
+        """The project's spans matching ``condition`` that started in [start, end), oldest
+        first, page by page (the caller stops when it has enough)."""
+        time_range = {k: v.isoformat() for k, v in (("start", start), ("end", end)) if v}
+        after = None
+        doing = f"listing the spans of project {project.name!r}"
+        while True:
+            variables: dict[str, Any] = {"id": project.id, "first": SPANS_PER_PAGE,
+                                         "after": after, "filter": condition or None,
+                                         "timeRange": time_range or None}
+            data = self.gateway._graphql(_SPANS_QUERY, variables, doing, read=False)
+            page = (data.get("node") or {}).get("spans")
+            if page is None:
+                raise PhoenixError(f"{self.where()} gave no spans for project "
+                                   f"{project.name!r} while {doing}")
+            for edge in page["edges"]:
+                node = edge["node"]
+                yield SpanRecord(
+                    node_id=node["id"], span_id=node["context"]["spanId"],
+                    trace_id=node["context"]["traceId"], name=node["name"],
+                    span_kind=str(node["spanKind"]).upper(), start_time=node["startTime"],
+                    parent_id=node.get("parentId"), status_code=str(node.get("statusCode")),
+                    attributes=_loads(node.get("attributes")),
+                    metadata=_loads(node.get("metadata")))
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            after = page["pageInfo"]["endCursor"]
+
+    # --- annotations ------------------------------------------------------------------------
+
+    def annotations(self, project: Project, target: Target, ids: Sequence[str],
+                    names: Sequence[str], *, identifier: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """The annotations of these spans (or traces) with these names (only those with
+        ``identifier`` when given): the server's rows, ``span_id``/``trace_id`` included."""
+        rows: list[dict[str, Any]] = []
+        what = "span" if target == "span" else "trace"
+        path = f"v1/projects/{quote(project.id, safe='')}/{what}_annotations"
+        doing = f"reading the {what} annotations of project {project.name!r}"
+        unique = list(dict.fromkeys(ids))
+        for at in range(0, len(unique), IDS_PER_READ):
+            chunk = unique[at:at + IDS_PER_READ]
+            cursor = None
+            while True:
+                params: list[tuple[str, str | int]] = [(f"{what}_ids", i) for i in chunk]
+                params += [("include_annotation_names", n) for n in names]
+                if identifier:
+                    params.append(("identifier", identifier))
+                params.append(("limit", 1000))
+                if cursor:
+                    params.append(("cursor", cursor))
+                response = self.gateway._get(path, params, doing, read=False)
+                if response.status_code == 404 and "exist" in response.text:
+                    break  # none of these spans exist (any more): none has annotations
+                self.gateway._raise_for_status(response, doing)
+                body = self.gateway._json(response, doing, "data")
+                rows += body["data"]
+                cursor = body.get("next_cursor")
+                if not cursor:
+                    break
+        return rows
+
+    async def apost_annotations(self, target: Target, rows: Sequence[Mapping[str, Any]]
+                                ) -> None:
+        """Write annotations synchronously (upserted on name, span and identifier). A 404
+        (a span or trace the server does not have: all or nothing, so nothing was written)
+        is a PhoenixError with status 404; the caller splits the batch."""
+        what = "span" if target == "span" else "trace"
+        doing = f"writing {len(rows)} {what} annotation(s)"
+        http = self.gateway._async()
+
+        async def post() -> None:
+            response = raise_for_retryable(await http.post(
+                f"v1/{what}_annotations", params={"sync": "true"},
+                json={"data": [dict(r) for r in rows]},
+                extensions=self.gateway._extensions(doing)))
+            response.raise_for_status()
+            self.gateway._json(response, doing, "data")
+
+        await self.gateway.acall(doing, post)
+
+    # --- datasets from spans ----------------------------------------------------------------
+
+    def example_revisions(self, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The example the server itself would make of each span (``Span.asExampleRevision``),
+        by span node id."""
+        found: dict[str, dict[str, Any]] = {}
+        for at in range(0, len(node_ids), 100):
+            chunk = node_ids[at:at + 100]
+            query = ("query(" + ", ".join(f"$id{n}: ID!" for n in range(len(chunk))) + ") { "
+                     + " ".join(_EXAMPLE_REVISION.format(n=n) for n in range(len(chunk))) + " }")
+            data = self.gateway._graphql(query, {f"id{n}": i for n, i in enumerate(chunk)},
+                                         "reading spans as dataset examples", read=False)
+            for node in data.values():
+                if node and node.get("asExampleRevision"):
+                    revision = node["asExampleRevision"]
+                    found[node["id"]] = {key: _loads(revision.get(key))
+                                         for key in ("input", "output", "metadata")}
+        return found
+
+    def example_ids(self, dataset: str) -> set[str] | None:
+        """The example ids of a dataset's latest version (None: no such dataset)."""
+        names = self.gateway.dataset_names()
+        dataset_id = names.get(dataset)
+        if dataset_id is None:
+            return None
+        ids: set[str] = set()
+        doing = f"listing the examples of dataset {dataset!r}"
+        response = self.gateway._get(f"v1/datasets/{quote(dataset_id)}/examples", None, doing,
+                                     read=False)
+        self.gateway._raise_for_status(response, doing)
+        body = self.gateway._json(response, doing, "data")
+        ids.update(str(e["id"]) for e in body["data"].get("examples") or ())
+        return ids
+
+    def append_examples(self, dataset: str, examples: Sequence[Mapping[str, Any]],
+                        split: str | None) -> dict[str, Any]:
+        """Append examples (``input``, ``output``, ``metadata``, ``span_id``, ``example_id``)
+        to a dataset, made when missing; the server's answer (``dataset_id``, ``version_id``)."""
+        doing = f"adding {len(examples)} example(s) to dataset {dataset!r}"
+        payload: dict[str, Any] = {
+            "action": "append", "name": dataset,
+            "description": "Failing production spans, added by pytest-phoenix-evals",
+            "inputs": [dict(e["input"]) for e in examples],
+            "outputs": [dict(e["output"]) for e in examples],
+            "metadata": [dict(e["metadata"]) for e in examples],
+            "span_ids": [e["span_id"] for e in examples],
+            "example_ids": [e["example_id"] for e in examples]}
+        if split:
+            payload["splits"] = [split for _ in examples]
+        gateway = self.gateway
+
+        def post() -> httpx.Response:
+            return raise_for_retryable(gateway._http.post(
+                "v1/datasets/upload", params={"sync": "true"}, json=payload,
+                extensions=gateway._extensions(doing)))
+
+        response = gateway.call(doing, post)
+        gateway._raise_for_status(response, doing)
+        return dict(gateway._json(response, doing, "data")["data"])

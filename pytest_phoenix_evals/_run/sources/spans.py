@@ -1,0 +1,485 @@
+"""The span source: a project's spans (or traces) that lack given evaluations, as cases.
+
+One group per project and target. There is no task: each case carries the span's own output,
+and its context is the server's four keys built from the span (``input``: the last user
+message's text, else ``input.value``; ``output``: the assistant's text, else ``output.value``;
+``reference``: empty unless ``--phoenix-reference`` maps it; ``metadata``: the span's metadata
+with its ids, name, kind, model, start time, attributes and the documents that RETRIEVER spans
+of the same trace retrieved).
+
+Never twice: the server lists only spans missing an annotation of one of the evaluators'
+names (``not annotations['NAME']``, an existence test), and the annotations of each page are
+then read to give every span only the evaluators whose annotation it lacks (with
+``--phoenix-rejudge``: lacks, or has only from us). Spans another run on this host has claimed
+and not finished are left to it (:class:`Claims`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..._core.naming import annotation_names
+from ..._core.types import Case, Example, Group, GroupKind
+from ..._core.window import Window, in_sample, sample_bound
+from ..._evaluators.mapping import MappingError
+from ..._evaluators.protocol import Evaluator
+from ..._phoenix.traces import Project, SpanRecord, Target, Traces, quote_dsl
+
+#: The identifier of every annotation this plugin writes (never empty, never ``online:...``,
+#: which the server reserves for its own online evaluations).
+IDENTIFIER = "pytest-phoenix-evals"
+DEFAULT_FILTER = "span_kind == 'LLM'"
+
+
+@dataclass(frozen=True)
+class SpanSelection:
+    """Which spans become cases (the span options, resolved)."""
+
+    project: str
+    condition: str | None = None
+    window: Window | None = None
+    sample: float | None = None
+    max_spans: int | None = None
+    target: Target = "span"
+    rejudge: bool = False
+    reference: str | None = None  # a JSONPath into the span's context, for ``reference``
+
+
+@dataclass
+class SpanCase:
+    """A listed span (or trace) and what it still needs."""
+
+    record: SpanRecord
+    needs: tuple[str, ...]  # evaluator names
+    context: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"record": self.record.to_wire(), "needs": list(self.needs),
+                "context": self.context}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SpanCase:
+        return cls(SpanRecord.from_wire(data["record"]), tuple(data["needs"]), data["context"])
+
+
+@dataclass
+class Listing:
+    """What the listing found: the cases, and what it says about the rest."""
+
+    project: Project
+    cases: list[SpanCase] = field(default_factory=list)
+    more: bool = False  # spans beyond --phoenix-max-spans wait for a later run
+    claimed: int = 0  # left to another run on this host
+    judged: int = 0  # listed but every evaluation already there
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"project": {"id": self.project.id, "name": self.project.name},
+                "cases": [c.to_wire() for c in self.cases], "more": self.more,
+                "claimed": self.claimed, "judged": self.judged}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Listing:
+        return cls(Project(**data["project"]), [SpanCase.from_wire(c) for c in data["cases"]],
+                   data["more"], data["claimed"], data["judged"])
+
+
+def evaluator_names(evaluator: Evaluator) -> list[str]:
+    """The annotation names an evaluator writes (its own name when it declares none)."""
+    return annotation_names(evaluator.output_configs) or [evaluator.name]
+
+
+def lacks_condition(names: Sequence[str]) -> str:
+    """The server-side test for "misses an annotation of one of these names"."""
+    return " or ".join(f"not annotations[{quote_dsl(n)}]" for n in names)
+
+
+def condition_for(selection: SpanSelection, names: Sequence[str]) -> str:
+    """The whole filter the server applies: the user's, roots for traces, the sample, and
+    (unless rejudging spans) the missing annotations."""
+    parts = [f"({selection.condition or DEFAULT_FILTER})"]
+    if selection.target == "trace":
+        parts.append("parent_id is None")
+    bound = sample_bound(selection.sample) if selection.sample is not None else None
+    if bound is not None:
+        key = "trace_id" if selection.target == "trace" else "span_id"
+        parts.append(f"{key} < {quote_dsl(bound)}")
+    if selection.target == "span" and not selection.rejudge and names:
+        parts.append(f"({lacks_condition(names)})")
+    return " and ".join(parts)
+
+
+# --- the context of a span ------------------------------------------------------------------
+
+
+def _indexed(value: Any) -> list[Any]:
+    """OpenInference lists (``llm.input_messages.0...``) as the server stores them: a list,
+    or a dict keyed by index."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        keys = sorted((k for k in value if str(k).isdigit()), key=int)
+        return [value[k] for k in keys]
+    return []
+
+
+def _dig(attributes: Mapping[str, Any], *path: str) -> Any:
+    value: Any = attributes
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _message_text(message: Any) -> str | None:
+    message = message.get("message", message) if isinstance(message, Mapping) else {}
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return content
+    texts = [c.get("message_content", c).get("text") for c in _indexed(message.get("contents"))
+             if isinstance(c, Mapping)]
+    text = "\n".join(t for t in texts if isinstance(t, str))
+    return text or None
+
+
+def _value(attributes: Mapping[str, Any], key: str) -> Any:
+    value = _dig(attributes, key, "value")
+    mime = _dig(attributes, key, "mime_type")
+    if isinstance(value, str) and mime == "application/json":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def span_input(attributes: Mapping[str, Any]) -> Any:
+    """The last user message's text, else ``input.value``."""
+    for message in reversed(_indexed(_dig(attributes, "llm", "input_messages"))):
+        role = (message.get("message", message) if isinstance(message, Mapping) else {}
+                ).get("role")
+        if role == "user" and (text := _message_text(message)):
+            return text
+    return _value(attributes, "input")
+
+
+def span_output(attributes: Mapping[str, Any]) -> Any:
+    """The assistant's text, else ``output.value``."""
+    texts = [t for m in _indexed(_dig(attributes, "llm", "output_messages"))
+             if (t := _message_text(m))]
+    if texts:
+        return "\n".join(texts)
+    return _value(attributes, "output")
+
+
+def documents_of(attributes: Mapping[str, Any]) -> list[str]:
+    """The contents a RETRIEVER span retrieved."""
+    found = []
+    for document in _indexed(_dig(attributes, "retrieval", "documents")):
+        content = _dig(document, "document", "content") if isinstance(document, Mapping) else None
+        if isinstance(content, str):
+            found.append(content)
+    return found
+
+
+def span_context(record: SpanRecord, documents: Sequence[str],
+                 reference: str | None = None) -> dict[str, Any]:
+    """The evaluation context of a span, the server's four keys."""
+    attributes = record.attributes
+    metadata = {**record.metadata, "span_id": record.span_id, "trace_id": record.trace_id,
+                "name": record.name, "span_kind": record.span_kind,
+                "model": _dig(attributes, "llm", "model_name"),
+                "start_time": record.start_time, "attributes": attributes,
+                "documents": list(documents)}
+    context = {"input": span_input(attributes), "output": span_output(attributes),
+               "reference": "", "metadata": metadata}
+    if reference:
+        from ..._evaluators.mapping import map_inputs
+
+        values = map_inputs(input_schema={"type": "object", "properties": {"reference": {}}},
+                            path_mapping={"reference": reference}, literal_mapping=None,
+                            context=context)
+        if "reference" not in values:
+            raise MappingError(f"--phoenix-reference {reference!r} finds nothing in span "
+                               f"{record.span_id}")
+        value = values["reference"]
+        context["reference"] = "\n\n".join(map(str, value)) if isinstance(value, list) \
+            else value
+    return context
+
+
+# --- claims: two runs on one host never judge the same span ---------------------------------
+
+
+class Claims:
+    """Span ids a live run on this host is judging, in a file locked while it is read and
+    written; a run's claims go when it ends (or when its process is gone)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mine: set[str] = set()
+
+    def _edit(self, change: Callable[[dict[str, int]], None]) -> None:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                try:
+                    held = {k: int(v) for k, v in json.loads(self.path.read_text()).items()}
+                except (OSError, ValueError, AttributeError):
+                    held = {}
+                held = {k: pid for k, pid in held.items() if _alive(pid)}
+                change(held)
+                self.path.write_text(json.dumps(held))
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def take(self, ids: Sequence[str], at_most: int | None = None) -> set[str]:
+        """Claim (in order, at most ``at_most``) those of ``ids`` no other live run holds;
+        the ones claimed."""
+        taken: set[str] = set()
+
+        def change(held: dict[str, int]) -> None:
+            for span_id in ids:
+                if at_most is not None and len(taken) >= at_most:
+                    return
+                if held.get(span_id, os.getpid()) == os.getpid():
+                    held[span_id] = os.getpid()
+                    taken.add(span_id)
+
+        self._edit(change)
+        self.mine |= taken
+        return taken
+
+    def release(self) -> None:
+        if not self.mine:
+            return
+
+        def change(held: dict[str, int]) -> None:
+            for span_id in self.mine:
+                if held.get(span_id) == os.getpid():
+                    del held[span_id]
+
+        self._edit(change)
+        self.mine = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claims_path(server: str, project: str, target: str) -> Path:
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(f"{server}\n{project}\n{target}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "pytest-phoenix-evals" / f"claims-{digest}.json"
+
+
+# --- the source -----------------------------------------------------------------------------
+
+
+class SpanSource:
+    """A project's spans as cases; listed once (on xdist's controller) or given a listing."""
+
+    def __init__(self, traces: Traces, selection: SpanSelection,
+                 evaluators: Callable[[Group], list[Evaluator]], *,
+                 claims: Claims | None = None, listing: Listing | None = None) -> None:
+        self.traces = traces
+        self.selection = selection
+        self._evaluators = evaluators
+        self._claims = claims
+        self._listing = listing
+        self._group: Group | None = None
+        self._chosen: list[Evaluator] | None = None
+        self._cases: list[Case] | None = None
+        self._by_key: dict[tuple[str, str, int], SpanCase] = {}
+
+    @property
+    def project(self) -> Project:
+        if self._listing is not None:
+            return self._listing.project
+        if not hasattr(self, "_project"):
+            self._project = self.traces.project(self.selection.project)
+        return self._project
+
+    def group(self) -> Group:
+        if self._group is None:
+            project = self.project
+            kind: GroupKind = "spans" if self.selection.target == "span" else "traces"
+            self._group = Group(kind=kind, key=f"{kind}:{project.id}", label=project.name,
+                                dataset_id=project.id, dataset_name=project.name,
+                                version_id="")
+        return self._group
+
+    def groups(self) -> list[Group]:
+        return [self.group()]
+
+    def evaluators(self, group: Group | None = None) -> list[Evaluator]:
+        if self._chosen is None:
+            self._chosen = self._evaluators(self.group())
+        return self._chosen
+
+    def task(self, group: Group) -> None:
+        return None
+
+    @property
+    def listed(self) -> Listing | None:
+        """The listing, if it was made."""
+        return self._listing
+
+    def listing(self) -> Listing:
+        """List the spans now (once)."""
+        if self._listing is None:
+            self._listing = self._list()
+        return self._listing
+
+    def cases(self, group: Group | None = None) -> list[Case]:
+        if self._cases is None:
+            listing = self.listing()
+            group = self.group()
+            self._cases = []
+            for found in listing.cases:
+                case = span_case(found.record, found.context, group, self.selection.target)
+                self._cases.append(case)
+                self._by_key[case.key] = found
+        return self._cases
+
+    def output(self, case: Case) -> Any:
+        return self._by_key[case.key].context["output"]
+
+    def needed(self, case: Case) -> list[Evaluator]:
+        """The evaluators whose annotation this case's span lacks."""
+        needs = set(self._by_key[case.key].needs)
+        return [e for e in self.evaluators() if e.name in needs]
+
+    def release(self) -> None:
+        if self._claims is not None:
+            self._claims.release()
+
+    # --- listing ----------------------------------------------------------------------------
+
+    def _list(self) -> Listing:
+        selection = self.selection
+        project = self.project
+        evaluators = self.evaluators()
+        names = {e.name: evaluator_names(e) for e in evaluators}
+        every_name = sorted({n for ns in names.values() for n in ns})
+        condition = condition_for(selection, every_name)
+        window = selection.window
+        listing = Listing(project)
+        limit = selection.max_spans
+        page: list[SpanRecord] = []
+        spans = self.traces.spans(project, condition=condition,
+                                  start=window.start if window else None,
+                                  end=window.end if window else None)
+        for record in spans:
+            page.append(record)
+            if len(page) >= 200:
+                if self._take(page, names, listing, limit):
+                    listing.more = True
+                    break
+                page = []
+        else:
+            if page and self._take(page, names, listing, limit):
+                listing.more = True
+        self._add_context(listing)
+        return listing
+
+    def _take(self, page: list[SpanRecord], names: Mapping[str, list[str]], listing: Listing,
+              limit: int | None) -> bool:
+        """Add the spans of ``page`` that still need an evaluator; True once the listing is
+        full (and some span of the page was left)."""
+        target = self.selection.target
+        page = [r for r in page if in_sample(subject_of(r, target), self.selection.sample)]
+        subjects = [subject_of(r, target) for r in page]
+        every_name = sorted({n for ns in names.values() for n in ns})
+        have: dict[str, dict[str, set[str]]] = {}  # subject -> name -> identifiers
+        for row in self.traces.annotations(self.project, target, subjects, every_name):
+            subject = row.get("trace_id" if target == "trace" else "span_id")
+            have.setdefault(str(subject), {}).setdefault(row["name"], set()).add(
+                row.get("identifier") or "")
+        wanted: list[tuple[SpanRecord, tuple[str, ...]]] = []
+        for record, subject in zip(page, subjects, strict=True):
+            present = have.get(subject, {})
+            needs = tuple(name for name, written in names.items()
+                          if self._needs(written, present))
+            if needs:
+                wanted.append((record, needs))
+            else:
+                listing.judged += 1
+        room = None if limit is None else limit - len(listing.cases)
+        if room == 0:
+            return bool(wanted)
+        if self._claims is not None and wanted:
+            free = self._claims.take([subject_of(r, target) for r, _ in wanted], room)
+            taken = [(r, n) for r, n in wanted if subject_of(r, target) in free]
+            # Claimed by another run: those before the last one taken, or all when none was.
+            last = wanted.index(taken[-1]) + 1 if taken else len(wanted)
+            listing.claimed += last - len(taken)
+            left = len(wanted) - last
+            wanted = taken
+        else:
+            left = max(0, len(wanted) - room) if room is not None else 0
+            wanted = wanted[:room] if room is not None else wanted
+        listing.cases += [SpanCase(record, needs, {}) for record, needs in wanted]
+        return left > 0
+
+    def _needs(self, written: Sequence[str], present: Mapping[str, set[str]]) -> bool:
+        """Whether an evaluator writing these annotation names is due on a span that has
+        ``present`` (name -> identifiers of the annotations it has)."""
+        if self.selection.rejudge:
+            # Judged again unless someone else's annotation of the name is there (a human's
+            # is never overwritten, nor shadowed by ours).
+            return not any(ids - {IDENTIFIER} for name in written
+                           if (ids := present.get(name)))
+        return any(name not in present for name in written)
+
+    def _add_context(self, listing: Listing) -> None:
+        """Each case's context, with the documents retrieved in its trace (and, for a trace,
+        the root span's input and output)."""
+        documents = self._documents([c.record.trace_id for c in listing.cases])
+        for found in listing.cases:
+            found.context = span_context(found.record, documents.get(found.record.trace_id, []),
+                                         self.selection.reference)
+
+    def _documents(self, trace_ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        unique = list(dict.fromkeys(trace_ids))
+        for at in range(0, len(unique), 100):
+            chunk = unique[at:at + 100]
+            condition = (f"span_kind == 'RETRIEVER' and trace_id in "
+                         f"[{', '.join(quote_dsl(t) for t in chunk)}]")
+            for record in self.traces.spans(self.project, condition=condition, start=None,
+                                            end=None):
+                found.setdefault(record.trace_id, []).extend(documents_of(record.attributes))
+        return found
+
+
+def span_case(record: SpanRecord, context: Mapping[str, Any], group: Group, target: Target
+              ) -> Case:
+    """The case of a span (or of its trace): its id is the subject's, its node id
+    ``<span name>-<subject id>``."""
+    subject = subject_of(record, target)
+    example = Example(id=subject, input=context["input"], reference=context["reference"],
+                      metadata=context["metadata"], dataset_name=group.dataset_name,
+                      dataset_id=group.dataset_id, version_id="")
+    return Case(example=example, case_id=f"{record.name}-{subject}", group=group)
+
+
+def subject_of(record: SpanRecord, target: Target) -> str:
+    """What a case judges: the span, or (for a trace target) its trace."""
+    return record.trace_id if target == "trace" else record.span_id
