@@ -176,3 +176,53 @@ def test_every_result_is_in_phoenix_once_or_journaled(
     assert replay.ret == pytest.ExitCode.OK, replay.stdout.str()
     assert pending_records(app.path) == []
     assert in_phoenix(admin, experiment_id) == {example: ANNOTATIONS for example in examples}
+
+
+def test_upload_pending_never_adopts_another_sessions_run(
+        app: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    # Every run post fails before reaching Phoenix: every case is journaled.
+    with FaultProxy(phoenix_env, [Rule(RUNS, "before")]) as proxy:
+        result = run_qa(app, proxy.url, "adopted")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    pending = pending_records(app.path)
+    assert len(pending) == 4
+    # Meanwhile another session records its own run of the first example there.
+    taken = pending[0]
+    experiment_id = taken["experiment"]["id"]
+    other = admin.http.post(f"/v1/experiments/{experiment_id}/runs", json={
+        **taken["run"], "output": "another session's answer",
+        "start_time": "2026-01-01T00:00:00+00:00", "end_time": "2026-01-01T00:00:01+00:00"})
+    other.raise_for_status()
+
+    replay = app.runpytest("--phoenix-upload-pending", "-p", "no:cacheprovider")
+    out = replay.stdout.str()
+    assert replay.ret == 1, out
+    assert "3 pending case(s) uploaded" in out
+    assert f"already has another run in experiment {experiment_id}" in out
+    assert "another session recorded it; this result was not uploaded" in out
+    # The other session's run keeps its own output and gets none of our annotations.
+    runs = {r["dataset_example_id"]: r for r in admin.runs(experiment_id)}
+    assert runs[taken["run"]["dataset_example_id"]]["output"] == "another session's answer"
+    assert in_phoenix(admin, experiment_id)[taken["run"]["dataset_example_id"]] == set()
+    left = pending_records(app.path)
+    assert [r["key"] for r in left] == [taken["key"]]  # kept, for a person to decide
+
+
+def test_an_experiment_made_although_its_answer_was_lost_is_not_made_twice(
+        app: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    # The server makes the experiment but its answer never comes back, and looking for it
+    # fails too: the session journals the experiment it meant, with the token it was made with.
+    rules = [Rule(CREATE, "after"), Rule(r"^GET /v1/datasets/[^/]+/experiments", "before")]
+    with FaultProxy(phoenix_env, rules) as proxy:
+        result = run_qa(app, proxy.url, "answer-lost")
+        assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+        assert len(named(admin, qa_dataset["id"], "answer-lost")) == 1  # made, unheard
+        proxy.rules = []
+        replay = app.runpytest("--phoenix-upload-pending", f"--phoenix-url={proxy.url}",
+                               "-p", "no:cacheprovider")
+    assert replay.ret == pytest.ExitCode.OK, replay.stdout.str()
+    made = named(admin, qa_dataset["id"], "answer-lost")
+    assert len(made) == 1, made  # found by its token, not made again
+    assert len(admin.runs(made[0]["id"])) == 4

@@ -142,6 +142,21 @@ def test_the_command_line(keys: None) -> None:
         "--judge-token=*** -k paris --note=*** --webhook=https://hook/run?sig=***&v=2")
 
 
+def test_a_secret_in_the_servers_url_is_never_printed(pytester: pytest.Pytester) -> None:
+    # Nothing listens there: the message names the server, with the secret masked.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://user:pa55word@127.0.0.1:{port}/?token=tok-0123456789&region=eu"
+    result = pytester.runpytest(f"--phoenix-url={url}", "--phoenix-dataset=qa",
+                                "-p", "no:cacheprovider")
+    out = result.stdout.str() + result.stderr.str()
+    assert f"Phoenix at http://***@127.0.0.1:{port}/?token=***&region=eu" in out, out
+    assert "tok-0123456789" not in out and "pa55word" not in out
+
+
 # --------------------------------------------------------------------------------------------
 # Spans: every text of every span sent to Phoenix
 # --------------------------------------------------------------------------------------------

@@ -15,10 +15,12 @@ Every read answer is kept on :attr:`Gateway.tape`, for the local snapshot that
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -337,11 +339,20 @@ class Gateway:
         return dict(self._json(response, doing, "data")["data"])
 
     def dataset_experiments(self, dataset_id: str) -> list[dict[str, Any]]:
-        """The dataset's experiments (REST JSON), newest first."""
+        """Every experiment of the dataset (REST JSON, page by page: the server gives 50 a
+        page unless asked), newest first."""
         doing = "listing the dataset's experiments"
-        response = self._get(f"v1/datasets/{dataset_id}/experiments", None, doing)
-        self._raise_for_status(response, doing)
-        experiments = self._json(response, doing, "data")["data"]
+        experiments: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            response = self._get(f"v1/datasets/{dataset_id}/experiments", params, doing)
+            self._raise_for_status(response, doing)
+            body = self._json(response, doing, "data")
+            experiments += body["data"]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                break
         return sorted(experiments, key=lambda e: e.get("created_at") or "", reverse=True)
 
     def baseline_experiment(self, dataset_id: str, dataset_name: str) -> dict[str, Any] | None:
@@ -423,7 +434,7 @@ class Gateway:
     async def acreate_experiment(
         self, dataset_id: str, dataset_version_id: str, *, dataset_name: str,
         experiment_name: str, metadata: Mapping[str, Any], splits: Sequence[str] = (),
-        repetitions: int = 1, token: str | None = None,
+        repetitions: int = 1, token: str | None = None, look_first: bool | None = None,
     ) -> dict[str, Any]:
         """Create an experiment (the request arize-phoenix-client's ``experiments.create``
         posts); the server's record of it (``id``, ``project_name``, ...).
@@ -435,10 +446,11 @@ class Gateway:
         attempt failed. So a flaky server never leaves empty experiments of the same name.
 
         ``token`` (default: a new one) is for a caller that kept it (a journal) and calls again
-        after a crash: the experiment already made with it is then looked up first, and used.
+        after a crash: the experiment already made with it is then looked up first, and used
+        (``look_first``: by default, when a token is given).
         """
         doing = f"creating an experiment on dataset {dataset_name!r}"
-        look_first = token is not None
+        look_first = token is not None if look_first is None else look_first
         token = token or uuid.uuid4().hex
         payload: dict[str, Any] = {"repetitions": repetitions,
                                    "metadata": {**metadata, CREATION_TOKEN: token}}
@@ -477,18 +489,24 @@ class Gateway:
             return made
 
     async def _acreated(self, dataset_id: str, token: str, doing: str) -> dict[str, Any] | None:
-        """The dataset's experiment made with creation ``token``, if the server has it (among
-        its newest: it was made a moment ago); None also when the server cannot list them
-        (a 4xx). Raises httpx errors worth a retry, for the retry policy."""
-        response = raise_for_retryable(await self._async().get(
-            f"v1/datasets/{quote(dataset_id)}/experiments", params={"limit": 50},
-            extensions=self._extensions(f"{doing} (looking for one already made)")))
-        if response.status_code != 200:
-            return None
-        for experiment in self._json(response, doing, "data")["data"] or ():
-            if (experiment.get("metadata") or {}).get(CREATION_TOKEN) == token:
-                return dict(experiment)
-        return None
+        """The dataset's experiment made with creation ``token``, if the server has it (newest
+        first, page by page: a journal's may be old); None also when the server cannot list
+        them (a 4xx). Raises httpx errors worth a retry, for the retry policy."""
+        cursor = None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = raise_for_retryable(await self._async().get(
+                f"v1/datasets/{quote(dataset_id)}/experiments", params=params,
+                extensions=self._extensions(f"{doing} (looking for one already made)")))
+            if response.status_code != 200:
+                return None
+            body = self._json(response, doing, "data")
+            for experiment in body["data"] or ():
+                if (experiment.get("metadata") or {}).get(CREATION_TOKEN) == token:
+                    return dict(experiment)
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return None
 
     async def apost_run(self, experiment_id: str, run: Mapping[str, Any], *,
                         doing: str | None = None) -> str:
@@ -556,16 +574,55 @@ async def send_run(http: httpx.AsyncClient, experiment_id: str, run: Mapping[str
                    where: str = "Phoenix", doing: str = "uploading a run") -> str:
     """One post of a run, no retry; its id, also when Phoenix already had it (a retried post
     that had gone through, or a journaled case uploaded before the session died: Phoenix
-    answers 409 naming it). Raises httpx errors, and PhoenixError (naming ``where``) for an
-    answer that is not the Phoenix API's."""
+    answers 409 naming it). A run Phoenix already had is this run only when its times and
+    output are this run's: another session's run of the same example is never adopted
+    (PhoenixError with status 409). Raises httpx errors, and PhoenixError (naming ``where``)
+    for an answer that is not the Phoenix API's."""
     response = await http.post(f"v1/experiments/{quote(experiment_id)}/runs", json=dict(run))
     if response.status_code == 409 and (found := EXISTING_RUN.search(response.text)):
+        existing = await _read_run(http, experiment_id, found.group(1), where, doing)
+        if existing is not None and not _same_run(existing, run):
+            raise PhoenixError(
+                f"example {run.get('dataset_example_id')} (repetition "
+                f"{run.get('repetition_number', 1)}) already has another run in experiment "
+                f"{experiment_id} ({found.group(1)}, started {existing.get('start_time')}, not "
+                f"{run.get('start_time')}): another session recorded it; this result was not "
+                f"uploaded", status=409)
         return found.group(1)
     response.raise_for_status()
     body = json_body(response, doing, where, "data")
     if not isinstance(body["data"], dict) or "id" not in body["data"]:
         raise not_the_api(response, doing, where)
     return str(body["data"]["id"])
+
+
+async def _read_run(http: httpx.AsyncClient, experiment_id: str, run_id: str, where: str,
+                    doing: str) -> dict[str, Any] | None:
+    """One run of an experiment (None if the server does not show it). The run list pages
+    by run id, newest first, from the cursor: a cursor at the run with a limit of one gives
+    exactly that run."""
+    response = await http.get(f"v1/experiments/{quote(experiment_id)}/runs",
+                              params={"cursor": run_id, "limit": 1})
+    if response.status_code != 200:
+        return None
+    runs = json_body(response, f"{doing} (reading the run Phoenix had)", where, "data")["data"]
+    return dict(runs[0]) if runs and runs[0].get("id") == run_id else None
+
+
+def _same_run(existing: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
+    """The run Phoenix has is ``run``: the same start and end times and the same output."""
+    def moment(value: Any) -> Any:
+        try:
+            found = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return found if found.tzinfo else found.replace(tzinfo=UTC)  # stored as UTC
+
+    def canonical(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
+    return all(moment(existing.get(k)) == moment(run.get(k)) for k in ("start_time", "end_time")) \
+        and canonical(existing.get("output")) == canonical(run.get("output"))
 
 
 async def send_evaluation(http: httpx.AsyncClient, run_id: str,

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -50,14 +49,11 @@ class PhoenixError(Exception):
 
 
 def mask_url(url: str) -> str:
-    """The URL without any user:password part, safe to print."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    """The URL safe to print: no user:password part, no value of a query parameter named
+    like a secret (``?api-key=***``), no known secret (the secret filter's rules)."""
+    from .._core.secrets import redact
+
+    return redact(url)
 
 
 def resolve_url(explicit: str | None, explicit_source: str | None) -> tuple[str, str]:

@@ -196,11 +196,14 @@ class ExperimentSink:
                            project_name=data.get("project_name"))
 
     async def _create(self, group: Group) -> Destination:
+        # The intent's token: an experiment the server made although the answer never came
+        # back is found by --phoenix-upload-pending instead of being made twice.
         created = await self._gateway.acreate_experiment(
             group.dataset_id, group.version_id, dataset_name=group.dataset_name,
             experiment_name=redact(self._plan.name_for(group)),
             metadata=redact_value(self._plan.metadata_for(group)), splits=group.splits,
-            repetitions=self._plan.repetitions)
+            repetitions=self._plan.repetitions, token=self._intent(group)["token"],
+            look_first=False)
         experiment = Destination(
             group=group, id=created["id"],
             url=self._gateway.experiment_url(group.dataset_id, created["id"]),
@@ -448,7 +451,7 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
                     intent["dataset_id"], intent["version_id"],
                     dataset_name=intent["dataset_name"], experiment_name=intent["name"],
                     metadata=intent["metadata"], splits=intent.get("splits") or (),
-                    repetitions=int(intent.get("repetitions") or 1))
+                    repetitions=int(intent.get("repetitions") or 1), token=intent["token"])
                 places.made[intent["token"]] = (
                     made["id"], gateway.experiment_url(intent["dataset_id"], made["id"]))
             except PhoenixError as exc:
