@@ -135,6 +135,20 @@ def test_a_baseline_that_does_not_exist_is_a_usage_error(
                                  "--phoenix-baseline=EXPERIMENT*"])
 
 
+def test_an_experiment_older_than_the_newest_fifty_is_found_by_name(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin) -> None:
+    # The server lists 50 experiments a page unless asked: the rest must be paged to.
+    dataset_id = admin.create_dataset("many-experiments", EXAMPLES[:1])
+    for n in range(52):
+        admin.http.post(f"/v1/datasets/{dataset_id}/experiments",
+                        json={"name": "the-old-one" if n == 0 else f"later-{n}"}
+                        ).raise_for_status()
+    result = pytester.runpytest_subprocess("--phoenix-regate=the-old-one",
+                                           "--phoenix-dataset=many-experiments",
+                                           "-p", "no:cacheprovider")
+    assert "regating experiment 'the-old-one'" in result.stdout.str(), result.stderr.str()
+
+
 # --- a comparison that compares nothing ----------------------------------------------------
 
 def test_a_baseline_that_shares_no_example_fails_the_regression_check(
