@@ -5,7 +5,9 @@
 Creates the virtual environments it needs (``.venv`` for the plugin, a cached one for the
 server), starts a local Phoenix (SQLite in ``.phoenix/``) unless one it started is still up,
 seeds the ``qa-golden`` dataset once, then runs ``pytest --phoenix-dataset=qa-golden`` in this
-folder (the pytest arguments go to this run).
+folder (the pytest arguments go to this run). Then it benchmarks that dataset's LLM judge
+against the human labels of 'grounded-golden' and promotes its prompt version when it agrees
+well enough.
 
 Then production traces: ``traced_app.py`` (a support bot instrumented with
 openinference-instrumentation-openai) answers two questions into the project ``support-bot``,
@@ -59,6 +61,12 @@ def main() -> int:
     command = [str(python), "-m", "pytest", "--phoenix-dataset=qa-golden", *sys.argv[1:]]
     try:
         code = subprocess.run(command, cwd=HERE, env=env).returncode
+        benchmark = [str(python), "-m", "pytest", "--phoenix-dataset=grounded-golden",
+                     "--phoenix-benchmark=grounded",
+                     "--phoenix-fail-under=agreement(grounded)>=0.7",
+                     "--phoenix-promote-tag=production", "-p", "no:cacheprovider"]
+        print(f"\n--- the judge against human labels: {' '.join(benchmark[2:])} ---", flush=True)
+        benchmarked = subprocess.run(benchmark, cwd=HERE, env=env).returncode
         traces = production_traces(python, url, env, stand_in=judge is not None)
     finally:
         if judge is not None:
@@ -67,7 +75,7 @@ def main() -> int:
     stop = f"python3 {ROOT / 'scripts' / 'phoenix_server.py'} stop --workdir {WORKDIR}"
     print(f"\nPhoenix is still running at {url}; open the links above to see the experiment "
           f"and the annotated spans.\nStop it with: {stop}")
-    return code or traces
+    return code or benchmarked or traces
 
 
 def production_traces(python: Path, url: str, env: dict[str, str], *, stand_in: bool) -> int:

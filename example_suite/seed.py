@@ -1,10 +1,13 @@
-"""Create the example dataset 'qa-golden' in a Phoenix server, once.
+"""Create the example datasets in a Phoenix server, once.
 
     python example_suite/seed.py --url http://127.0.0.1:6006
 
-It holds 20 questions with reference answers, four attached built-in evaluators and one
-attached LLM judge ("grounded", a prompt of ours kept in Phoenix prompt management). The pytest
-plugin never creates or edits datasets; this script is how the example gets one.
+'qa-golden' holds 20 questions with reference answers, four attached built-in evaluators and
+one attached LLM judge ("grounded", a prompt of ours kept in Phoenix prompt management, its
+first version tagged production). 'grounded-golden' is that judge's golden set: answers a
+person labelled grounded or not, in the shape Phoenix writes for annotated spans, for
+``--phoenix-benchmark=grounded``. The pytest plugin never creates or edits datasets; this
+script is how the example gets them.
 """
 
 from __future__ import annotations
@@ -57,11 +60,50 @@ JUDGE_MESSAGES = [
 ]
 
 
+# The judge's golden set: (question, reference, the answer judged, the person's label).
+JUDGED = [
+    ("What is the capital of France?", "Paris", "Paris", "grounded"),
+    ("What is the capital of Japan?", "Tokyo", "It is Tokyo.", "grounded"),
+    ("What is the largest planet?", "Jupiter", "Saturn", "ungrounded"),
+    ("Who wrote Hamlet?", "William Shakespeare", "Christopher Marlowe", "ungrounded"),
+    ("What is the speed of light?", "About 299,792 km per second",
+     "Roughly 300,000 km per second", "grounded"),
+    ("What is 2 + 2?", "4", "Four", "grounded"),
+    ("What is the longest river?", "The Nile", "The Nile, in Africa", "grounded"),
+    ("How many days are in a leap year?", "366", "365", "ungrounded"),
+]
+JUDGE_GOLDEN = "grounded-golden"
+
+
+def seed_judge_golden(admin: PhoenixAdmin) -> str:
+    """The grounded judge's golden set, with the judge attached to it (following the prompt
+    version tagged production)."""
+    existing = admin.dataset_id(JUDGE_GOLDEN)
+    if existing:
+        return existing
+    examples = [{"input": {"question": q, "reference": r}, "output": {"answer": a},
+                 "metadata": {"annotations": {"grounded": [
+                     {"label": label, "annotator_kind": "HUMAN",
+                      "explanation": "labelled by hand for the example suite"}]}}}
+                for q, r, a, label in JUDGED]
+    dataset_id = admin.create_dataset(JUDGE_GOLDEN, examples)
+    if admin.http.get("/v1/prompts/qa-grounded-judge/tags/production").status_code == 404:
+        # (a server seeded before the judge's golden set: its latest version is production)
+        admin.tag_prompt_version(admin.prompt_version_input("qa-grounded-judge")["id"],
+                                 "production")
+    admin.attach_llm_evaluator(dataset_id, "grounded", "qa-grounded-judge", [GROUNDED],
+                               {"question": "$.input.question", "answer": "$.output.answer",
+                                "reference": "$.input.reference"},
+                               prompt_version_tag="production")
+    return dataset_id
+
+
 def seed(url: str) -> str:
     admin = PhoenixAdmin(url)
     try:
         existing = admin.dataset_id(NAME)
         if existing:
+            seed_judge_golden(admin)
             return existing
         examples = [{"input": {"question": q}, "output": {"answer": a},
                      "metadata": {"topic": t}} for q, a, t in QUESTIONS]
@@ -80,11 +122,12 @@ def seed(url: str) -> str:
                                             {"label": "refused", "score": 0}]}}])
         admin.attach_builtin(dataset_id, "levenshtein_distance", "edit_distance", answer)
         prompt = admin.create_prompt("qa-grounded-judge", JUDGE_MESSAGES,
-                                     output_configs=[GROUNDED],
+                                     output_configs=[GROUNDED], tags=["production"],
                                      invocation_parameters={"temperature": 0.0})
         admin.attach_llm_evaluator(dataset_id, "grounded", prompt["prompt_id"], [GROUNDED],
                                    {"question": "$.input.question", "answer": "$.output",
                                     "reference": "$.reference.answer"})
+        seed_judge_golden(admin)
         return dataset_id
     finally:
         admin.close()

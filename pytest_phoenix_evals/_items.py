@@ -47,6 +47,11 @@ class DatasetCollector(pytest.Collector):
     def collect(self) -> list[pytest.Item]:
         state = session_of(self.config)
         try:
+            if state.benchmark is not None:  # no task: the judge judges the example's output
+                judge = state.evaluators(self.group)
+                return [CaseItem.from_parent(self, name=case.case_id, case=case, task=None,
+                                             evaluators=judge, output=case.example.reference)
+                        for case in state.benchmark.cases(self.group)]
             task = state.task(self.group)
             if task is None:  # tests requesting phoenix_example may run it; checked later
                 return []

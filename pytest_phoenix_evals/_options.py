@@ -88,6 +88,12 @@ class Settings(NamedTuple):
     rejudge: bool = False
     reference: str | None = None
     add_failures_to: str | None = None
+    # Judges benchmarked against human labels.
+    benchmark: str | None = None
+    benchmark_against: str | None = None
+    promote_tag: str | None = None
+    corrections: str | None = None
+    test_share: float = 0.2
 
 
 _DEFAULTS = Settings()
@@ -444,6 +450,28 @@ OPTIONS = (
            "evaluators and their explanations in its metadata; a span added once is never "
            "added again. DATASET:SPLIT puts them in a split.", "DATASET[:SPLIT]",
            parse=_text),
+    Option("benchmark", "str", "Benchmark this LLM judge against the human labels of the "
+           "--phoenix-dataset golden set (metadata annotations[NAME] records by a HUMAN, or "
+           "metadata label): no task, the example's output is judged, a case passes when the "
+           "labels agree; gate with agreement(NAME), kappa(NAME), precision/recall/f1"
+           "(NAME=LABEL). JUDGE: an LLM evaluator attached to the golden set, "
+           "dataset:DATASET/EVALUATOR, qa_correctness or hallucination.", "JUDGE",
+           parse=_text),
+    Option("benchmark_against", "str", "With --phoenix-benchmark: also judge the golden set "
+           "with the judge's prompt version carrying this tag (for example production), in "
+           "an experiment of its own, and compare the two example by example; the gates and "
+           "--phoenix-promote-tag stay the candidate's.", "TAG", parse=_text),
+    Option("corrections", "str", "Run no tests: turn the judge traces in this Phoenix "
+           "project that a human annotated (a HUMAN annotation named as the judge of "
+           "--phoenix-benchmark on its 'Evaluator: NAME' span) into examples of the "
+           "--phoenix-dataset golden set (made if missing), once each, split train/test by "
+           "trace id.", "PROJECT", parse=_text),
+    Option("test_share", "str", "With --phoenix-corrections: the share of corrections put in "
+           "split 'test' (the rest in 'train'), decided by trace id (default {default}).",
+           "FRACTION", parse=_number(float, minimum=0.0)),
+    Option("promote_tag", "str", "With --phoenix-benchmark: when every gate passed and every "
+           "result is in Phoenix, move this prompt version tag (for example production) to "
+           "the judged prompt version.", "TAG", parse=_text),
     Option("budget_usd", "str", "Start no judge call once the judges' priced spend (see "
            "--phoenix-judge-price) reaches this many USD; the spans left are judged by a "
            "later run.", "USD", parse=_number(float), target="judge.budget_usd"),
@@ -569,6 +597,37 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
             if value not in (None, (), False, "span"):
                 raise pytest.UsageError(f"{sources[option]}: only with --phoenix-project=NAME "
                                         f"(the project whose spans to judge)")
+    if settings.benchmark:
+        if len(dict.fromkeys(settings.datasets)) != 1:
+            raise pytest.UsageError(f"{sources['benchmark']}: name the golden set with exactly "
+                                    f"one --phoenix-dataset=NAME")
+        for field, other in (("task", "task"), ("project", "project"), ("regate", "regate")):
+            if getattr(settings, field):
+                refuse(other, "benchmark", "a benchmark judges the golden set's own outputs "
+                       "(no task), once")
+        if settings.repetitions > 1:
+            refuse("repetitions", "benchmark", "each golden example is judged once")
+    if settings.corrections:
+        if not settings.benchmark or len(dict.fromkeys(settings.datasets)) != 1:
+            raise pytest.UsageError(f"{sources['corrections']}: name the judge with "
+                                    f"--phoenix-benchmark=NAME and the golden set to grow with "
+                                    f"one --phoenix-dataset=NAME")
+        for other in ("upload_pending", "regate", "project", "offline", "no_upload"):
+            if getattr(settings, other):
+                refuse(other, "corrections", "each is a run of its own")
+    if not 0 <= settings.test_share <= 1:
+        raise pytest.UsageError(f"{sources['test_share']}: a share between 0 and 1")
+    if settings.benchmark_against and not settings.benchmark:
+        raise pytest.UsageError(f"{sources['benchmark_against']}: only with "
+                                f"--phoenix-benchmark (the judge to compare)")
+    if settings.promote_tag:
+        if not settings.benchmark:
+            raise pytest.UsageError(f"{sources['promote_tag']}: only with --phoenix-benchmark "
+                                    f"(the judge whose prompt version would carry the tag)")
+        for local in ("offline", "no_upload"):
+            if getattr(settings, local):
+                refuse("promote_tag", local, "a version is promoted on the evidence of an "
+                       "experiment in Phoenix")
     if settings.judge.budget_usd is not None and not settings.judge.prices:
         raise pytest.UsageError(f"{sources['budget_usd']}: a budget needs the judges' prices: "
                                 f"add --phoenix-judge-price=MODEL=INPUT/OUTPUT")

@@ -22,6 +22,7 @@ import pytest
 from ._options import Settings
 
 if TYPE_CHECKING:
+    from ._benchmark import Benchmark
     from ._core.gates import GateResult
     from ._core.types import Case, CaseResult, Group
     from ._evaluators.llm.client import Judges
@@ -72,6 +73,8 @@ class PhoenixEvalsSession:
         self._tracing: Any = None
         self._source: DatasetSource | None = None
         self._spans: SpanSource | None = None
+        self._benchmark: Benchmark | None = None
+        self.promotion_failed = False
         self._traces: Traces | None = None
         self._sink: Sink | None = None
         self._runner: Runner | None = None
@@ -205,6 +208,15 @@ class PhoenixEvalsSession:
         return self._spans
 
     @property
+    def benchmark(self) -> Benchmark | None:
+        """--phoenix-benchmark: the judge under test and the golden cases (None otherwise)."""
+        if self._benchmark is None and self.settings.benchmark:
+            from ._benchmark import Benchmark
+
+            self._benchmark = Benchmark(self)
+        return self._benchmark
+
+    @property
     def sink(self) -> Sink | None:
         """Where results go; None with --phoenix-no-upload."""
         if self.settings.no_upload:
@@ -225,7 +237,7 @@ class PhoenixEvalsSession:
             from ._xdist import EXPERIMENTS, SHARED_DIR
 
             git = git_info(self.config.rootpath)
-            metadata = {
+            metadata: dict[str, Any] = {
                 **git,
                 "command_line": safe_command_line(self.config.invocation_params.args),
                 "plugin": "pytest-phoenix-evals",
@@ -233,9 +245,12 @@ class PhoenixEvalsSession:
                 "pytest_version": pytest.__version__,
                 "runner": self.settings.task or "pytest_phoenix_evals_task hook",
             }
+            if self.benchmark is not None:
+                metadata["runner"] = f"benchmark of judge {self.settings.benchmark}"
             plan = ExperimentPlan(self.settings.experiment_name or default_experiment_name(git),
                                   metadata,
-                                  self.settings.repetitions)
+                                  self.settings.repetitions,
+                                  per_group=self.benchmark.metadata if self.benchmark else None)
             workerinput = getattr(self.config, "workerinput", None) or {}
             worker = workerinput.get("workerid")
             shared = workerinput.get(SHARED_DIR)
@@ -306,6 +321,8 @@ class PhoenixEvalsSession:
 
         if group.kind in ("spans", "traces"):
             chosen = self.spans.evaluators(group)
+        elif self.benchmark is not None:
+            chosen = [self.benchmark.judge(group)]
         else:
             chosen = self.source.evaluators(group, evaluators_from(marker,
                                                                    "the phoenix_evals marker"))
@@ -343,6 +360,8 @@ class PhoenixEvalsSession:
                           f"{dataset.version_id}{where}: there is nothing to run")
             if self.task(group) is not None:
                 self.evaluators(group)
+            for judged in self.benchmark_groups(group):  # the judge(s) under test, now
+                self.evaluators(judged)
         try:
             self.source.check_examples()
         except SelectionError as exc:
@@ -523,6 +542,13 @@ class PhoenixEvalsSession:
         if self._gateway is not None:
             self._gateway.close()
 
+    def finish_benchmark(self, passed: bool | None) -> None:
+        """--phoenix-benchmark: the agreement report, then --phoenix-promote-tag."""
+        if self.benchmark is None:
+            return
+        self.baseline_lines += self.benchmark.report_lines(self.results)
+        self.baseline_lines += self.benchmark.promote(passed)
+
     def finish_session(self) -> None:
         """Tell the observers that the session's results are all in."""
         if self.results:
@@ -557,6 +583,14 @@ class PhoenixEvalsSession:
 
     # --- gates, files, summary ------------------------------------------------------------
 
+    def benchmark_groups(self, group: Group) -> list[Group]:
+        """--phoenix-benchmark: the golden set's group, and the one judged by the version
+        --phoenix-benchmark-against names; none otherwise."""
+        if self.benchmark is None:
+            return []
+        other = self.benchmark.against(group)
+        return [group] + ([other] if other is not None else [])
+
     def apply_gates(self, expected: Sequence[Case]) -> bool | None:
         """Decide the --phoenix-fail-under gates on every selected case (``expected``) and
         what they did; None without gates."""
@@ -564,6 +598,8 @@ class PhoenixEvalsSession:
             return None
         from ._core.gates import evaluate_gates
 
+        if self.benchmark is not None:  # the version compared against is not gated
+            expected = [case for case in expected if self.benchmark.gated(case.group)]
         self.gate_results = evaluate_gates(self.settings.gates, expected, self.results)
         return all(r.passed for r in self.gate_results)
 

@@ -131,16 +131,20 @@ def phoenix_evaluate(request: pytest.FixtureRequest,
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """--phoenix-upload-pending and --phoenix-regate: runs that run no tests (this hook comes
-    before pytest_configure: the session here is a short-lived one)."""
+    """--phoenix-upload-pending, --phoenix-regate and --phoenix-corrections: runs that run no
+    tests (this hook comes before pytest_configure: the session here is a short-lived one)."""
     settings = config.stash[_SETTINGS] = resolve_settings(config)
-    if not settings.upload_pending and not settings.regate:
+    if not settings.upload_pending and not settings.regate and not settings.corrections:
         return None
     from ._commands import regate, upload_pending
     from ._session import PhoenixEvalsSession
 
     state = PhoenixEvalsSession(config, settings)
     try:
+        if settings.corrections:
+            from ._benchmark import add_corrections
+
+            return add_corrections(state)
         return upload_pending(state) if settings.upload_pending else regate(state)
     finally:
         state.close()
@@ -204,10 +208,11 @@ def pytest_make_collect_report(collector: pytest.Collector
                 collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
                 group=group))
         for spec in dict.fromkeys(state.settings.datasets):
-            group = state.group(spec)
-            report.result.append(DatasetCollector.from_parent(
-                collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
-                group=group))
+            base = state.group(spec)
+            for group in state.benchmark_groups(base) or [base]:
+                report.result.append(DatasetCollector.from_parent(
+                    collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
+                    group=group))
     return report
 
 
@@ -235,7 +240,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
               if (case := case_of(item)) is not None}
     for spec in dict.fromkeys(state.settings.datasets):
         group = state.group(spec)
-        if group.key not in tested and state.task(group) is None:
+        if group.key not in tested and state.task(group) is None and state.benchmark is None:
             raise pytest.UsageError(
                 f"--phoenix-dataset {spec!r} needs a task to run: pass "
                 f"--phoenix-task=module:function, implement pytest_phoenix_evals_task in "
@@ -308,6 +313,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     expected += [case for item in session.items if (case := case_of(item)) is not None]
     passed = state.apply_gates(expected or [r.case for r in state.results])
     steady = state.compare_with_baselines()
+    state.finish_benchmark(passed)
     # With gates the exit status follows them (pytest returns session.exitstatus as it is
     # after this hook); an interrupt, an internal or usage error keeps its own. A regression
     # beyond --phoenix-max-regression fails the session either way.
@@ -323,7 +329,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if steady is False and decided:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     # Results that did not all reach Phoenix (or a broken observer) never exit 0.
-    if state.at_risk() and decided:
+    if (state.at_risk() or state.promotion_failed) and decided:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     state.write_outputs(int(session.exitstatus))
 

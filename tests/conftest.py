@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import httpcore  # noqa: F401  (see below)
+import jsonpath_ng.parser  # noqa: F401
 import pandas  # noqa: F401
 import pytest
 
 # Imported here, before any in-process pytester run: such a run forgets the modules it imported
 # when it ends. numpy (under pandas) cannot be imported twice in one process, and httpx maps
 # the httpcore exception classes it saw first: a second httpcore would raise unmapped ones.
+# jsonpath-ng's parser (ply) finds its grammar through sys.modules["jsonpath_ng.parser"]: a
+# parser object kept from an earlier run (a test module importing the plugin) fails with a
+# KeyError once that run has forgotten the module.
 # (Writing parquet registers pyarrow types once per process: those tests run in a subprocess.)
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"

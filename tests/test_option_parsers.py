@@ -121,9 +121,11 @@ def test_thresholds_and_gates_parse_into_their_types() -> None:
     ("fail_under", ["exact_match=2"], "'exact_match=2': a pass rate is between 0 and 1 (or 0% "
                                       "and 100%)"),
     ("fail_under", ["exact_match"], "'exact_match' is not a gate: use NAME=0.9 (pass rate), "
-                                    "mean(NAME)>=0.8 (mean score; also >, <=, <), optionally "
-                                    "followed by @split, @split=NAME, @metadata.KEY or "
-                                    "@metadata.KEY=VALUE"),
+                                    "mean(NAME)>=0.8 (mean score; also >, <=, <), or with "
+                                    "--phoenix-benchmark agreement(NAME), kappa(NAME), "
+                                    "precision(NAME=LABEL), recall(NAME=LABEL), "
+                                    "f1(NAME=LABEL), spearman(NAME), optionally followed by "
+                                    "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE"),
     ("results", "out.txt", "'out.txt': the results file must end in .csv, .parquet, .jsonl "
                            "(the format follows the suffix)"),
 ])

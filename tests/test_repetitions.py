@@ -41,7 +41,7 @@ def test_every_run_must_pass_by_default_and_flaky_cases_are_named(
     result = flaky_app.runpytest(*RUN, "--phoenix-experiment-name=reps-all")
     result.assert_outcomes(passed=2, failed=2)  # one test per example, not per run
     result.stdout.fnmatch_lines([
-        "ex3-who-wrote-hamlet failed: 2 of 3 runs passed; pass rule all needs 3: flaky",
+        "ex*-who-wrote-hamlet failed: 2 of 3 runs passed; pass rule all needs 3: flaky",
         "annotation*passed*score range*mean*labels",
         "exact_match*2/3*0..1*0.667*true×2, false×1",
         "edit_distance*recorded*0..9*3",
@@ -53,7 +53,7 @@ def test_every_run_must_pass_by_default_and_flaky_cases_are_named(
     result.stdout.fnmatch_lines([
         "repetitions: 3 runs per case, pass rule all: 4 cases, 2 stable-pass, 1 flaky, "
         "1 stable-fail",
-        "  flaky: ex3-who-wrote-hamlet (2/3 runs passed; fails the rule)",
+        "  flaky: ex*-who-wrote-hamlet (2/3 runs passed; fails the rule)",
     ])
     experiment = next(e for e in admin.experiments(qa_dataset["id"])
                       if e.get("name") == "reps-all")
@@ -66,7 +66,7 @@ def test_every_run_must_pass_by_default_and_flaky_cases_are_named(
 def test_majority_any_and_k_rules(flaky_app: pytest.Pytester) -> None:
     result = flaky_app.runpytest(*RUN, "--phoenix-no-upload", "--phoenix-pass-rule=majority")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["  flaky: ex3-who-wrote-hamlet (2/3 runs passed; passes the "
+    result.stdout.fnmatch_lines(["  flaky: ex*-who-wrote-hamlet (2/3 runs passed; passes the "
                                  "rule)"])
     result = flaky_app.runpytest(*RUN, "--phoenix-no-upload", "--phoenix-pass-rule=3")
     result.assert_outcomes(passed=2, failed=2)

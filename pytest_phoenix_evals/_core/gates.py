@@ -2,9 +2,13 @@
 
 A gate is ``NAME=0.9`` (at least 90 % of the cases pass annotation NAME; ``NAME>=0.9`` and
 ``NAME=90%`` say the same) or ``mean(NAME)>=0.8`` (the mean score; ``>``, ``<=`` and ``<``
-too, for scores where lower is better). A suffix scopes it: ``@split`` checks each split of
-the dataset on its own, ``@split=hard`` only the examples in split ``hard``, ``@metadata.KEY``
-each value of the example metadata KEY, ``@metadata.KEY=VALUE`` only those examples.
+too, for scores where lower is better). A judge benchmarked against human labels
+(``--phoenix-benchmark``) is gated on its agreement with them: ``agreement(NAME)>=0.9``,
+``kappa(NAME)>=0.7`` (Cohen's), ``precision(NAME=LABEL)``, ``recall(NAME=LABEL)``,
+``f1(NAME=LABEL)``, and ``spearman(NAME)`` for a judge that gives scores. A suffix scopes it:
+``@split`` checks each split of the dataset on its own, ``@split=hard`` only the examples in
+split ``hard``, ``@metadata.KEY`` each value of the example metadata KEY,
+``@metadata.KEY=VALUE`` only those examples.
 
 Every selected case is in every denominator. A case whose task failed, whose evaluator
 errored, or that never ran (``-x``, an interrupt, a crash) counts as failing a pass-rate gate;
@@ -22,12 +26,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .agreement import METRICS
 from .types import Case, CaseResult, Example
+
+_FUNCTIONS = ("mean", *METRICS)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _GATE = re.compile(
-    r"""^\s*(?:(?P<mean>mean)\(\s*(?P<mean_name>[^()]+?)\s*\)|(?P<name>[^=<>@]+?))\s*
+    r"""^\s*(?:(?P<fn>mean|agreement|kappa|precision|recall|f1|spearman)\(\s*
+    (?P<fn_name>[^()=]+?)\s*(?:=\s*(?P<fn_label>[^()]+?)\s*)?\)|(?P<name>[^=<>@]+?))\s*
     (?P<op>>=|<=|=|>|<)\s*(?P<value>[-+0-9.eE]+)\s*(?P<percent>%)?\s*
     (?:@\s*(?P<scope>split|metadata\.[^=\s]+)\s*(?:=\s*(?P<only>.+?))?)?\s*$""",
     re.VERBOSE,
@@ -43,8 +51,19 @@ class Gate:
     value: float
     scope: str | None = None  # "split" or "metadata.KEY"
     only: str | None = None  # the one split / metadata value checked, else each one
+    # An agreement metric with human labels (agreement, kappa, ...), else None.
+    metric: str | None = None
+    label: str | None = None  # the label of precision, recall and F1
+
+    @property
+    def rate(self) -> bool:
+        """A pass rate, shown as a percentage."""
+        return not self.mean and self.metric is None
 
     def describe(self) -> str:
+        if self.metric is not None:
+            what = f"{self.metric}({self.name}{'=' + self.label if self.label else ''})"
+            return f"{what} {self.op} {self.value:g}"
         what = f"mean({self.name})" if self.mean else f"pass rate of {self.name}"
         bound = f"{self.value:g}" if self.mean else f"{100 * self.value:g}%"
         return f"{what} {self.op} {bound}"
@@ -55,10 +74,19 @@ def parse_gate(text: str) -> Gate:
     if match is None:
         raise ValueError(
             f"{text!r} is not a gate: use NAME=0.9 (pass rate), mean(NAME)>=0.8 (mean score; "
-            f"also >, <=, <), optionally followed by @split, @split=NAME, @metadata.KEY or "
-            f"@metadata.KEY=VALUE")
-    mean = match["mean"] is not None
-    name = (match["mean_name"] if mean else match["name"]).strip()
+            f"also >, <=, <), or with --phoenix-benchmark agreement(NAME), kappa(NAME), "
+            f"precision(NAME=LABEL), recall(NAME=LABEL), f1(NAME=LABEL), spearman(NAME), "
+            f"optionally followed by @split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE")
+    function = match["fn"]
+    mean = function == "mean"
+    metric = function if function not in (None, "mean") else None
+    name = (match["fn_name"] if function else match["name"]).strip()
+    label = (match["fn_label"] or "").strip() or None
+    if label is not None and metric not in ("precision", "recall", "f1"):
+        raise ValueError(f"{text!r}: only precision, recall and f1 take a label "
+                         f"({function}(NAME))")
+    if label is None and metric in ("precision", "recall", "f1"):
+        raise ValueError(f"{text!r}: {metric} is of one label: {metric}({name}=LABEL)")
     op = ">=" if match["op"] == "=" else match["op"]
     try:
         value = float(match["value"])
@@ -68,14 +96,18 @@ def parse_gate(text: str) -> Gate:
         raise ValueError(f"{text!r}: the bound must be a finite number")
     if match["percent"]:
         value /= 100
-    if not mean:
+    if metric is not None:
+        low = -1 if metric in ("kappa", "spearman") else 0
+        if not low <= value <= 1:
+            raise ValueError(f"{text!r}: {metric} is between {low} and 1")
+    elif not mean:
         if op != ">=":
             raise ValueError(f"{text!r}: a pass-rate gate is NAME=RATE (at least RATE); "
                              f"use mean(NAME){op}X for other comparisons")
         if not 0 <= value <= 1:
             raise ValueError(f"{text!r}: a pass rate is between 0 and 1 (or 0% and 100%)")
     return Gate(text=text.strip(), name=name, mean=mean, op=op, value=value,
-                scope=match["scope"], only=match["only"])
+                scope=match["scope"], only=match["only"], metric=metric, label=label)
 
 
 @dataclass
@@ -97,7 +129,7 @@ class GateResult:
     def shown_value(self) -> str:
         if self.value is None:
             return "-"
-        return f"{self.value:.4g}" if self.gate.mean else f"{100 * self.value:.1f}%"
+        return f"{100 * self.value:.1f}%" if self.gate.rate else f"{self.value:.4g}"
 
 
 def _groups(gate: Gate, example: Example) -> list[str]:
@@ -175,6 +207,8 @@ def _evaluate(gate: Gate, dataset: str, group: str | None,
     notes = []
     if missing:
         notes.append(f"{missing} of {total} cases did not run")
+    if gate.metric is not None:
+        return _agreement(gate, dataset, group, members, notes)
     if gate.mean:
         value = sum(values) / len(values) if values else None
         unscored = total - missing - scored
@@ -193,3 +227,58 @@ def _evaluate(gate: Gate, dataset: str, group: str | None,
     return GateResult(gate, dataset, group, total, value, ok, "; ".join(notes))
 
 
+
+
+#: The judge's "label" where it gave none (an error): a disagreement with any human label.
+NO_LABEL = "(no label)"
+
+
+def human_pairs(name: str, results: Iterable[CaseResult | None], *, scores: bool = False
+                ) -> tuple[list[tuple[Any, Any]], int]:
+    """(judge, human) pairs of annotation ``name`` from benchmarked results: labels (a judge
+    that gave none is paired as :data:`NO_LABEL`, a disagreement), or with ``scores`` the
+    scores (a judge that gave none is left out); and how many cases the judge did not
+    answer."""
+    pairs: list[tuple[Any, Any]] = []
+    unanswered = 0
+    key = "human_score" if scores else "human_label"
+    for result in results:
+        for score in result.scores if result is not None else ():
+            if score.name != name or key not in (score.metadata or {}):
+                continue
+            human = (score.metadata or {})[key]
+            judged = score.score if scores else score.label
+            if score.error is not None or judged is None:
+                unanswered += 1
+                if not scores:
+                    pairs.append((NO_LABEL, human))
+            else:
+                pairs.append((judged, human))
+            break
+    return pairs, unanswered
+
+
+def _agreement(gate: Gate, dataset: str, group: str | None,
+               members: list[tuple[Example, CaseResult | None]], notes: list[str]
+               ) -> GateResult:
+    from .agreement import metric, spearman
+
+    total = len(members)
+    missing = sum(result is None for _, result in members)
+    continuous = gate.metric == "spearman"
+    pairs, unanswered = human_pairs(gate.name, (r for _, r in members), scores=continuous)
+    if not pairs and not unanswered:
+        return GateResult(gate, dataset, group, total, None, False,
+                          f"no case of {gate.name} has a human label to compare with (run it "
+                          f"with --phoenix-benchmark={gate.name})")
+    if unanswered:
+        notes.append(f"{unanswered} case(s) the judge did not answer"
+                     + (" (left out)" if continuous else ", counted as disagreeing"))
+    estimate = spearman(pairs) if continuous else metric(gate.metric or "", pairs, gate.label)
+    if estimate.value is None:
+        notes.append("undefined on these cases")
+    elif estimate.low is not None and estimate.high is not None:
+        notes.append(f"n={estimate.n}, 95% CI [{estimate.low:.3f}, {estimate.high:.3f}]")
+    ok = (estimate.value is not None and not missing
+          and _OPS[gate.op](estimate.value, gate.value))
+    return GateResult(gate, dataset, group, total, estimate.value, ok, "; ".join(notes))

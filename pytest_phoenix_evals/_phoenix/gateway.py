@@ -147,6 +147,12 @@ class Gateway:
     def close(self) -> None:
         self._http.close()
 
+    def reopened(self) -> Gateway:
+        """A gateway to the same server with the same headers, for work after this one was
+        closed (the session closes its clients before it decides its gates)."""
+        return Gateway(self.url, self.source, where=self._where,
+                       headers=self._request_headers, transport=self._transport)
+
     async def aclose(self) -> None:
         """Close the async client (on the loop that used it)."""
         if self._ahttp is not None:
@@ -263,6 +269,20 @@ class Gateway:
             return None
         self._raise_for_status(response, doing)
         return dict(self._json(response, doing, "data")["data"])
+
+    def tag_prompt_version(self, version_id: str, tag: str, description: str) -> None:
+        """Put ``tag`` on a prompt version (``POST /v1/prompt_versions/{id}/tags``: the server
+        moves the tag when another version of the prompt carries it)."""
+        doing = f"tagging prompt version {version_id} {tag!r}"
+
+        def post() -> httpx.Response:
+            return raise_for_retryable(self._http.post(
+                f"v1/prompt_versions/{quote(version_id)}/tags",
+                json={"name": tag, "description": description},
+                extensions=self._extensions(doing)))
+
+        response = self.call(doing, post)
+        self._raise_for_status(response, doing)
 
     def load_dataset(
         self, name: str, version_id: str | None = None, splits: Sequence[str] = (),

@@ -270,20 +270,24 @@ class Traces:
         return ids
 
     def append_examples(self, dataset: str, examples: Sequence[Mapping[str, Any]],
-                        split: str | None) -> dict[str, Any]:
-        """Append examples (``input``, ``output``, ``metadata``, ``span_id``, ``example_id``)
-        to a dataset, made when missing; the server's answer (``dataset_id``, ``version_id``)."""
+                        split: str | None, *, description: str | None = None
+                        ) -> dict[str, Any]:
+        """Append examples (``input``, ``output``, ``metadata``, ``span_id``, ``example_id``,
+        optionally ``split``) to a dataset, made when missing; the server's answer
+        (``dataset_id``, ``version_id``). ``split`` puts them all in one split; an example's
+        own ``split`` wins."""
         doing = f"adding {len(examples)} example(s) to dataset {dataset!r}"
         payload: dict[str, Any] = {
             "action": "append", "name": dataset,
-            "description": "Failing production spans, added by pytest-phoenix-evals",
+            "description": description or "Failing production spans, added by "
+                                          "pytest-phoenix-evals",
             "inputs": [dict(e["input"]) for e in examples],
             "outputs": [dict(e["output"]) for e in examples],
             "metadata": [dict(e["metadata"]) for e in examples],
             "span_ids": [e["span_id"] for e in examples],
             "example_ids": [e["example_id"] for e in examples]}
-        if split:
-            payload["splits"] = [split for _ in examples]
+        if split or any(e.get("split") for e in examples):
+            payload["splits"] = [e.get("split") or split for e in examples]
         gateway = self.gateway
 
         def post() -> httpx.Response:

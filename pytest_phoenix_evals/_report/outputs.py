@@ -76,11 +76,13 @@ def result_rows(result: CaseResult, experiment_url: str | None) -> list[dict[str
             "verdict": verdict.status,
             "rule": verdict.rule,
             "judge_trace_id": score.trace_id,
+            # --phoenix-benchmark: what the human said, beside the judge's label
+            "human_label": (score.metadata or {}).get("human_label"),
         })
     if not rows:
         rows.append({**base, **dict.fromkeys(
             ("annotation", "evaluator", "annotator_kind", "label", "score", "explanation",
-             "evaluator_error", "verdict", "rule", "judge_trace_id"))})
+             "evaluator_error", "verdict", "rule", "judge_trace_id", "human_label"))})
     return rows
 
 
@@ -196,7 +198,9 @@ def write_files(results_path: str | None, markdown_path: str | None,
                            f"{type(exc).__name__}: {exc}")
     if (markdown_path or os.environ.get("GITHUB_STEP_SUMMARY")) and (
             summary.results or summary.gate_results):
-        text = markdown_summary(summary.results, summary.main_lines(), summary.experiments(),
+        # The terminal's tables, with the baseline comparison and the judge benchmark report.
+        terminal = [*summary.main_lines(), *summary.baseline_lines]
+        text = markdown_summary(summary.results, terminal, summary.experiments(),
                                 summary.gate_results, summary.outcome(exitstatus))
         try:
             written += [f"markdown summary: {w}" for w in write_markdown(text, markdown_path)]

@@ -43,6 +43,8 @@ class ExperimentPlan:
     name: str
     metadata: Mapping[str, Any]
     repetitions: int = 1
+    # What a group adds to the metadata (a benchmarked judge's prompt version).
+    per_group: Callable[[Group], Mapping[str, Any]] | None = None
 
     def name_for(self, group: Group) -> str:
         return f"{self.name} {group.test.rsplit('::', 1)[-1]}" if group.test else self.name
@@ -53,6 +55,8 @@ class ExperimentPlan:
             metadata["runner"] = group.test
         if group.splits:
             metadata["splits"] = list(group.splits)
+        if self.per_group is not None:
+            metadata.update(self.per_group(group))
         return metadata
 
 

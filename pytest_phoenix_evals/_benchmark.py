@@ -1,0 +1,387 @@
+"""--phoenix-benchmark in the pytest layer: which judge is under test, which golden examples
+have a human label, the agreement report, and --phoenix-promote-tag. The session calls in here
+only when a judge is benchmarked.
+
+The run is an ordinary dataset run of the golden set with no task: each case's output is the
+example's own output (the response the human judged), and the only evaluator is the judge
+under test (:class:`~._evaluators.benchmark.JudgeUnderTest`), so the experiment, the journal,
+the gates and the reports are the same code as for any dataset.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ._core.types import Case, CaseResult, Group
+    from ._evaluators.benchmark import JudgeUnderTest
+    from ._session import PhoenixEvalsSession
+
+CATALOG = ("qa_correctness", "hallucination")
+
+
+class Benchmark:
+    """The judge under test and the golden cases, per group (one golden dataset)."""
+
+    def __init__(self, session: PhoenixEvalsSession) -> None:
+        self.session = session
+        self.spec = session.settings.benchmark or ""
+        self._judges: dict[str, JudgeUnderTest] = {}
+        self._cases: dict[str, list[Case]] = {}
+        self.unlabelled: dict[str, int] = {}
+        self._against: dict[str, str] = {}  # group key -> the tag it is judged at
+        self._bases: dict[str, Group] = {}  # such a group's key -> the candidate's group
+
+    # --- the judge ---------------------------------------------------------------------------
+
+    def judge(self, group: Group) -> JudgeUnderTest:
+        """The judge under test on ``group``'s golden set; UsageError naming the choices."""
+        if group.key not in self._judges:
+            from ._core.naming import annotation_names
+            from ._evaluators.benchmark import JudgeUnderTest
+
+            found = self._against_judge(group) if group.key in self._against else \
+                self._find(group)
+            names = [*annotation_names(found.output_configs), found.name,
+                     self.spec.rsplit("/", 1)[-1]]
+            self._judges[group.key] = JudgeUnderTest(found, list(dict.fromkeys(names)))
+        return self._judges[group.key]
+
+    def _find(self, group: Group) -> Any:
+        from ._core.naming import annotation_names
+        from ._phoenix.http import PhoenixError
+
+        source = self.session.source
+        spec = self.spec
+        try:
+            if spec.startswith("dataset:"):
+                other, _, name = spec.removeprefix("dataset:").rpartition("/")
+                if not other or not name:
+                    raise pytest.UsageError(f"--phoenix-benchmark {spec!r}: write "
+                                            f"dataset:DATASET/EVALUATOR")
+                attached, where = source.attached_to(source.group(other)), f"dataset {other!r}"
+            else:
+                name, attached = spec, source.attached_to(group)
+                where = f"the golden dataset {group.dataset_name!r}"
+        except PhoenixError as exc:
+            raise pytest.UsageError(f"--phoenix-benchmark {spec!r}: {exc}") from None
+        for evaluator in attached:
+            if name == evaluator.name or name in annotation_names(evaluator.output_configs):
+                if evaluator.kind != "LLM":
+                    raise pytest.UsageError(
+                        f"--phoenix-benchmark {spec!r}: {evaluator.name!r} is a "
+                        f"{evaluator.kind.lower()} evaluator, not a judge: only LLM judges "
+                        f"are benchmarked against human labels")
+                return evaluator
+        if not spec.startswith("dataset:") and name in CATALOG:
+            from ._evaluators.llm import catalog
+
+            return getattr(catalog, name)()
+        judges = sorted(e.name for e in attached if e.kind == "LLM")
+        raise pytest.UsageError(
+            f"--phoenix-benchmark {spec!r}: no LLM judge {name!r} is attached to {where} "
+            f"(its judges: {', '.join(judges) or 'none'}), and it is none of this plugin's "
+            f"judges ({', '.join(CATALOG)}); a judge attached to another dataset is "
+            f"dataset:DATASET/EVALUATOR")
+
+    # --- the golden cases --------------------------------------------------------------------
+
+    def cases(self, group: Group) -> list[Case]:
+        """The group's cases whose example has a human label for the judge."""
+        if group.key not in self._cases:
+            from dataclasses import replace
+
+            from ._evaluators.benchmark import human_answer
+
+            judge = self.judge(group)
+            base = self._bases.get(group.key)
+            every = self.session.source.cases(group) if base is None else [
+                replace(case, group=group) for case in self.session.source.cases(base)]
+            kept = [c for c in every if human_answer(c.example.metadata, judge.names) != (None,
+                                                                                         None)]
+            self.unlabelled[group.key] = len(every) - len(kept)
+            self._cases[group.key] = kept
+        return self._cases[group.key]
+
+    def prompt(self, group: Group) -> tuple[str, str] | None:
+        """(prompt name, version id) of the judge under test, when it is a prompt version of
+        Phoenix prompt management."""
+        self.judge(group)
+        return self._prompt_of(group.key)
+
+    def metadata(self, group: Group) -> dict[str, Any]:
+        """What the experiment's metadata says of the benchmark: the judge and its prompt."""
+        found: dict[str, Any] = {"judge": self.spec, "human_labels": len(self.cases(group)),
+                                 "without_human_label": self.unlabelled.get(group.key, 0)}
+        if prompt := self.prompt(group):
+            found["prompt"], found["prompt_version_id"] = prompt
+        tag = self._against.get(group.key) or self.session.settings.prompt_tag
+        if tag:
+            found["prompt_tag"] = tag
+        return {"benchmark": found}
+
+    # --- side by side: --phoenix-benchmark-against=TAG ----------------------------------------
+
+    def against(self, group: Group) -> Group | None:
+        """The group of the same golden set judged by the version tagged
+        --phoenix-benchmark-against (None without it)."""
+        tag = self.session.settings.benchmark_against
+        if not tag or group.key in self._against:
+            return None
+        from dataclasses import replace
+
+        other = replace(group, key=f"{group.key}@{tag}", label=f"{group.label}[{tag}]")
+        self._against[other.key] = tag
+        self._bases[other.key] = group
+        return other
+
+    def gated(self, group: Group) -> bool:
+        """The gates (and the promotion) are the candidate's, not the version compared."""
+        return group.key not in self._against
+
+    def _against_judge(self, group: Group) -> Any:
+        """The judge under test with its prompt version tagged ``tag`` (the candidate's
+        evaluator, built again)."""
+        from ._evaluators.attached import AttachedEvaluators
+
+        base, tag = self._bases[group.key], self._against[group.key]
+        found = self._find(base)
+        prompt = getattr(getattr(found, "prompt", None), "prompt_name", None)
+        node = next((n for n in self.session.source.dataset(base).evaluator_nodes
+                     if n.get("name") == found.name), None)
+        if node is None or not prompt:
+            raise pytest.UsageError(f"--phoenix-benchmark-against={tag}: judge {self.spec!r} is "
+                                    f"not a prompt of Phoenix prompt management, so it has no "
+                                    f"tagged versions to compare with")
+        if self.session.gateway.prompt_version(prompt, tag=tag) is None:
+            raise pytest.UsageError(f"--phoenix-benchmark-against={tag}: prompt {prompt!r} has "
+                                    f"no version tagged {tag!r}")
+        builder = AttachedEvaluators(self.session.gateway, prompt_tag=tag,
+                                     notices=self.session.notices,
+                                     evaluate_on=self.session.settings.evaluate_on)
+        return builder.build(node, base.dataset_name)
+
+    def comparison_lines(self, results: list[CaseResult]) -> list[str]:
+        """Example by example: what each version got right that the other did not."""
+        lines = []
+        right: dict[str, dict[str, bool]] = {}
+        for result in results:
+            right.setdefault(result.case.group.key, {})[result.case.example.id] = result.passed
+        for key, base in self._bases.items():
+            mine, theirs = right.get(base.key), right.get(key)
+            if mine is None or theirs is None:
+                continue
+            tag = self._against[key]
+            shared = sorted(set(mine) & set(theirs))
+            only_mine = [e for e in shared if mine[e] and not theirs[e]]
+            only_theirs = [e for e in shared if theirs[e] and not mine[e]]
+            names = {r.case.example.id: r.case.case_id for r in results}
+            candidate = self.session.settings.prompt_tag or "the candidate"
+            lines.append(f"{candidate} against {tag} on {base.label}, example by example: "
+                         f"both right {sum(mine[e] and theirs[e] for e in shared)}, both wrong "
+                         f"{sum(not mine[e] and not theirs[e] for e in shared)}")
+            for who, found in ((candidate, only_mine), (tag, only_theirs)):
+                shown = ", ".join(names[e] for e in found[:10])
+                more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+                lines.append(f"  only {who} right: {len(found)}"
+                             + (f" ({shown}{more})" if found else ""))
+        return lines
+
+    # --- the end of the session --------------------------------------------------------------
+
+    def report_lines(self, results: list[CaseResult]) -> list[str]:
+        """n, each metric with its 95 % interval, and the confusion matrix, per group."""
+        from tabulate import tabulate
+
+        from ._core import agreement
+        from ._core.gates import human_pairs
+
+        for spec in dict.fromkeys(self.session.settings.datasets):
+            self.against(self.session.group(spec))  # (on xdist's controller: known now)
+        lines: list[str] = []
+        by_group: dict[str, list[CaseResult]] = {}
+        for result in results:
+            by_group.setdefault(result.case.group.key, []).append(result)
+        for key, members in by_group.items():
+            group = members[0].case.group
+            judge = self.judge(group)
+            self.cases(group)  # (on xdist's controller: counts the examples left out)
+            label = group.label
+            annotation = judge.names[0]
+            head = f"judge {self.spec!r} against human labels on {label}"
+            if judge.continuous:
+                pairs, unanswered = human_pairs(annotation, members, scores=True)
+                lines += [f"{head}: n={len(pairs)}",
+                          f"  spearman: {agreement.spearman(pairs).shown()}"]
+            else:
+                pairs, unanswered = human_pairs(annotation, members)
+                labels = sorted({h for _, h in pairs})
+                lines += [f"{head}: n={len(pairs)} (95% confidence intervals)",
+                          f"  agreement: {agreement.agreement(pairs).shown()}",
+                          f"  kappa:     {agreement.kappa(pairs).shown()}"]
+                for name in labels:
+                    lines.append(f"  {name}: precision {agreement.precision(pairs, name).shown()}"
+                                 f", recall {agreement.recall(pairs, name).shown()}"
+                                 f", f1 {agreement.f1(pairs, name).shown()}")
+                order, matrix = agreement.confusion(pairs)
+                lines.append("  confusion (rows: human label, columns: judge label):")
+                lines += ["    " + row for row in tabulate(
+                    [[human, *counts] for human, counts in zip(order, matrix, strict=True)],
+                    headers=["human \\ judge", *order], tablefmt="simple").splitlines()]
+            if unanswered:
+                lines.append(f"  {unanswered} case(s) the judge did not answer")
+            left_out = self.unlabelled.get(key, 0)
+            if left_out:
+                lines.append(f"  {left_out} example(s) without a human label were left out")
+        return lines + self.comparison_lines(results)
+
+    def promote(self, passed: bool | None) -> list[str]:
+        """--phoenix-promote-tag: move the tag to the judged prompt version when every gate
+        passed and every result is in Phoenix; the lines that say what happened, or why not."""
+
+        session = self.session
+        tag = session.settings.promote_tag
+        if not tag:
+            return []
+        prompts = {prompt for group_key in self._judges if group_key not in self._against
+                   and (prompt := self._prompt_of(group_key)) is not None}
+        why = []
+        if not session.settings.gates:
+            why.append("no --phoenix-fail-under gate was set, so nothing vouches for it")
+        elif not passed:
+            why.append("a gate failed")
+        if session.at_risk():
+            why.append("not every result is in Phoenix")
+        if not prompts:
+            why.append(f"judge {self.spec!r} is not a prompt version in Phoenix prompt "
+                       f"management (only an attached LLM judge's prompt can carry a tag)")
+        if why:
+            return [f"--phoenix-promote-tag={tag}: nothing promoted: {'; '.join(why)}"]
+        lines = []
+        gateway = session.gateway.reopened()  # the session's clients are closed by now
+        try:
+            lines += self._move(gateway, tag, sorted(prompts))
+        finally:
+            gateway.close()
+        return lines
+
+    def _move(self, gateway: Any, tag: str, prompts: list[tuple[str, str]]) -> list[str]:
+        from ._phoenix.http import PhoenixError
+
+        lines = []
+        for name, version in prompts:
+            try:
+                before = gateway.prompt_version(name, tag=tag)
+                if before is not None and before.get("id") == version:
+                    lines.append(f"prompt {name!r} version {version} already carries tag "
+                                 f"{tag!r}")
+                    continue
+                gateway.tag_prompt_version(
+                    version, tag, f"promoted by pytest-phoenix-evals: judge {self.spec!r} "
+                                  f"passed its gates against human labels")
+            except PhoenixError as exc:
+                lines.append(f"--phoenix-promote-tag={tag}: could not move the tag of prompt "
+                             f"{name!r}: {exc}")
+                self.session.promotion_failed = True
+                continue
+            lines.append(f"promoted: prompt {name!r} version {version} now carries tag {tag!r}"
+                         + (f" (before: version {before['id']})" if before else
+                            " (no version carried it before)"))
+        return lines
+
+    def _prompt_of(self, group_key: str) -> tuple[str, str] | None:
+        inner = self._judges[group_key].judge
+        prompt = getattr(inner, "prompt", None)
+        name, version = getattr(prompt, "prompt_name", None), getattr(prompt, "version_id", None)
+        return (name, version) if name and version else None
+
+
+# --- corrections become data: --phoenix-corrections=PROJECT --------------------------------
+
+
+def add_corrections(session: PhoenixEvalsSession) -> int:
+    """Judge traces a human corrected, as golden examples: each ``Evaluator: NAME`` span of
+    the judges' project that carries a HUMAN annotation named NAME becomes an example of the
+    golden set (input and output as the judge saw them, the human's record under
+    ``metadata["annotations"][NAME]``, the judge's own label beside it), once, in split
+    ``test`` or ``train`` by its trace id. The exit status."""
+    import hashlib
+
+    from ._phoenix.http import PhoenixError
+    from ._phoenix.traces import quote_dsl
+
+    s = session.settings
+    assert s.corrections is not None and s.benchmark is not None
+    golden = s.datasets[0]
+    name = s.benchmark.rsplit("/", 1)[-1]
+    traces = session.traces
+    try:
+        project = traces.project(s.corrections)
+        spans = list(traces.spans(
+            project, condition=f"name == {quote_dsl('Evaluator: ' + name)} and "
+                               f"annotations[{quote_dsl(name)}]", start=None, end=None))
+        humans: dict[str, dict[str, Any]] = {}
+        for found in traces.annotations(project, "span", [r.span_id for r in spans], [name]):
+            if str(found.get("annotator_kind")).upper() == "HUMAN":
+                humans[str(found["span_id"])] = found
+        present = traces.example_ids(golden) or set()
+        examples, already = [], 0
+        for record in spans:
+            row = humans.get(record.span_id)
+            if row is None:
+                continue  # annotated, but by no human: not a correction
+            example_id = f"correction-{record.span_id}"
+            if example_id in present:
+                already += 1
+                continue
+            context = _loaded((record.attributes.get("input") or {}).get("value"))
+            said = _loaded((record.attributes.get("output") or {}).get("value"))
+            judged: dict[str, Any] = next(iter(said.get("results") or []), {}) \
+                if isinstance(said, dict) else {}
+            result = row.get("result") or {}
+            share = int(hashlib.sha256(record.trace_id.encode()).hexdigest()[:8], 16) / 16 ** 8
+            examples.append({
+                "input": _as_object(context.get("input"), "input"),
+                "output": _as_object(context.get("output"), "output"),
+                "metadata": {"annotations": {name: [{
+                    "label": result.get("label"), "score": result.get("score"),
+                    "explanation": result.get("explanation"), "metadata": row.get("metadata"),
+                    "annotator_kind": "HUMAN"}]},
+                    "judge_label": judged.get("label"), "judge_trace_id": record.trace_id},
+                "span_id": None, "example_id": example_id,
+                "split": "test" if share < s.test_share else "train"})
+        answer = traces.append_examples(
+            golden, examples, None,
+            description=f"Golden examples for judge {name!r}, from human corrections "
+                        f"(pytest-phoenix-evals)") if examples else {}
+    except PhoenixError as exc:
+        raise pytest.UsageError(f"--phoenix-corrections {s.corrections!r}: {exc}") from None
+    corrections = len(examples) + already
+    test = sum(e["split"] == "test" for e in examples)
+    print(f"phoenix-evals: {corrections} human correction(s) of judge {name!r} in project "
+          f"{project.name!r}; {len(examples)} added to dataset {golden!r} (train "
+          f"{len(examples) - test}, test {test})"
+          + (f", version {answer.get('version_id')}" if examples else "")
+          + (f"; {already} were in it already" if already else ""), flush=True)
+    if examples:
+        print(f"phoenix-evals: benchmark the judge on them with pytest "
+              f"--phoenix-dataset={golden} --phoenix-benchmark={s.benchmark}", flush=True)
+    return 0
+
+
+def _loaded(value: Any) -> Any:
+    import json
+
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value if value is not None else {}
+
+
+def _as_object(value: Any, key: str) -> dict[str, Any]:
+    """A dataset example's input and output are objects."""
+    return dict(value) if isinstance(value, dict) else {key: value}
