@@ -74,6 +74,7 @@ class Settings(NamedTuple):
     prompt_tag: str | None = None
     judge: JudgeSettings = JudgeSettings()
     allow_code_evaluators: bool = False
+    skip_evaluators: tuple[str, ...] = ()
     code_timeout: float = 10.0
     # Production traces: a project's spans as cases.
     project: str | None = None
@@ -270,6 +271,17 @@ def _seconds(value: str, source: str) -> float:
         raise pytest.UsageError(f"{source}: {exc}") from None
 
 
+def _jsonpath(value: str, source: str) -> str | None:
+    """A JSONPath the server would store (its syntax check)."""
+    if not value:
+        return None
+    from ._evaluators.mapping import path_problem
+
+    if problem := path_problem(value):
+        raise pytest.UsageError(f"{source}: {value!r}: {problem}")
+    return value
+
+
 def _fraction(value: str, source: str) -> float:
     try:
         number = float(value)
@@ -321,7 +333,8 @@ OPTIONS = (
            "variables: PHOENIX_ENDPOINT, PHOENIX_COLLECTOR_ENDPOINT, ...; then "
            "http://localhost:6006).", "URL", parse=_verbatim),
     Option("experiment_name", "str", "Name of the Phoenix experiment this run records "
-           "(default: 'pytest <branch>@<commit>').", "NAME", parse=_verbatim),
+           "(default: 'pytest <branch>@<commit>[+dirty] <UTC time>').", "NAME",
+           parse=_verbatim),
     Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
            "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X",
            parse=_thresholds, target="thresholds"),
@@ -408,6 +421,9 @@ OPTIONS = (
            "Phoenix on this machine, in worker processes of their own with a time limit. "
            "Without it they run on the server when it can, else they are reported as not run.",
            parse=_flag),
+    Option("skip_evaluators", "list", "Leave these evaluators (attached in Phoenix or from "
+           "code; by evaluator or annotation name, comma-separated or repeated) out of this "
+           "run; the experiment's metadata lists them.", "NAME,...", parse=_comma_separated),
     Option("code_timeout", "str", "Seconds one attached code evaluator may run locally "
            "(default {default}).", "SECONDS", parse=_number(float, minimum=0.001)),
     Option("project", "str", "Judge the spans of this Phoenix project (name or id) as test "
@@ -444,7 +460,7 @@ OPTIONS = (
     Option("reference", "str", "With --phoenix-project: a JSONPath into the span's context "
            "for the judges' reference, for example $.metadata.documents (the documents its "
            "trace retrieved) or $.metadata.expected (default: empty).", "JSONPATH",
-           parse=_text),
+           parse=_jsonpath),
     Option("add_failures_to", "str", "With --phoenix-project: add every failing span to this "
            "dataset (made if missing) as an example linked to its span, with the failed "
            "evaluators and their explanations in its metadata; a span added once is never "
@@ -487,17 +503,19 @@ _INI_TYPES: dict[Kind, Literal["string", "linelist", "bool"]] = {
 
 
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("phoenix-evals", "Phoenix dataset evaluation (pytest-phoenix-evals)")
+    # Said once for the group, not after each of the options (pytest --help stays readable).
+    group = parser.getgroup(
+        "phoenix-evals", "pytest-phoenix-evals (each --phoenix-NAME is also the ini key "
+        "phoenix_evals_NAME and the variable PHOENIX_EVALS_NAME; the command line wins, then "
+        "the ini file, then the environment)")
     for option in OPTIONS:
-        suffix = (f" Also ini '{option.dest}' and env {option.env}; the command line wins, "
-                  f"then ini, then env.")
         if option.kind == "bool":
             group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
-                            help=option.help + suffix)
+                            help=option.help)
         else:
             group.addoption(option.flag, action="append" if option.kind == "list" else "store",
                             default=None, dest=option.dest, metavar=option.metavar,
-                            help=option.help + suffix)
+                            help=option.help)
         parser.addini(option.dest, option.help.replace("%%", "%"), default=None,
                       type=_INI_TYPES[option.kind])
 

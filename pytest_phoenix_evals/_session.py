@@ -74,6 +74,8 @@ class PhoenixEvalsSession:
         self._source: DatasetSource | None = None
         self._spans: SpanSource | None = None
         self._benchmark: Benchmark | None = None
+        # Groups run in part (-k, --lf, --phoenix-examples, ...): what the experiment says.
+        self._partial: dict[str, dict[str, Any]] = {}
         self.promotion_failed = False
         self._traces: Traces | None = None
         self._sink: Sink | None = None
@@ -250,7 +252,7 @@ class PhoenixEvalsSession:
             plan = ExperimentPlan(self.settings.experiment_name or default_experiment_name(git),
                                   metadata,
                                   self.settings.repetitions,
-                                  per_group=self.benchmark.metadata if self.benchmark else None)
+                                  per_group=self._group_metadata)
             workerinput = getattr(self.config, "workerinput", None) or {}
             worker = workerinput.get("workerid")
             shared = workerinput.get(SHARED_DIR)
@@ -262,6 +264,45 @@ class PhoenixEvalsSession:
                 # of the same id, never appends to this session's file.
                 journal_suffix=f"-{uuid.uuid4().hex[:8]}" + (f"-{worker}" if worker else ""))
         return self._sink
+
+    def _group_metadata(self, group: Group) -> dict[str, Any]:
+        """What a group adds to its experiment's metadata: a benchmark's judge, a partial
+        run's selection."""
+        found = self.benchmark.metadata(group) if self.benchmark is not None else {}
+        if self.settings.skip_evaluators:
+            found["skipped_evaluators"] = list(self.settings.skip_evaluators)
+        if group.key in self._partial:
+            found["partial_run"] = self._partial[group.key]
+        return found
+
+    def _note_partial(self, jobs: Sequence[Job]) -> None:
+        """A dataset run on some of its examples says so, in the summary and in the
+        experiment's metadata (Phoenix shows the others as not run)."""
+        counts: dict[str, int] = {}
+        groups: dict[str, Group] = {}
+        for job in jobs:
+            counts[job.case.group.key] = counts.get(job.case.group.key, 0) + 1
+            groups[job.case.group.key] = job.case.group
+        for key, group in groups.items():
+            if group.kind != "dataset" or group.key not in {g.key for g in self.source.groups()}:
+                continue
+            total = len(self.source.dataset(group).examples)
+            if counts[key] >= total:
+                continue
+            why = self._selected_by()
+            self._partial[key] = {"cases": counts[key], "examples": total, "selected_by": why}
+            self.notices.append(f"{group.label}: a partial run: {counts[key]} of {total} "
+                                f"examples selected ({why}); Phoenix shows the others as not "
+                                f"run in this experiment")
+
+    def _selected_by(self) -> str:
+        option, s = self.config.option, self.settings
+        found = [f"-k {option.keyword!r}" if getattr(option, "keyword", "") else "",
+                 f"-m {option.markexpr!r}" if getattr(option, "markexpr", "") else "",
+                 "--lf" if getattr(option, "lf", False) else "",
+                 "--phoenix-examples" if s.examples else "",
+                 f"--phoenix-limit={s.limit}" if s.limit else ""]
+        return ", ".join(f for f in found if f) or "node ids or another plugin's selection"
 
     @property
     def runner(self) -> Runner:
@@ -326,14 +367,74 @@ class PhoenixEvalsSession:
         else:
             chosen = self.source.evaluators(group, evaluators_from(marker,
                                                                    "the phoenix_evals marker"))
-        if group.key not in self._checked:
+        chosen = self._without_skipped(group, chosen)
+        first = group.key not in self._checked
+        if first:
             from ._run.engine import duplicate_annotations
 
             self._checked.add(group.key)
             for line in duplicate_annotations(chosen):
                 self.say(f"phoenix-evals: {group.label}: {line}")
                 self.notices.append(f"{group.label}: {line}")
-        return [self._equip(evaluator) for evaluator in chosen]
+        equipped = [self._equip(evaluator) for evaluator in chosen]
+        if first:
+            self._check_mappings(group, equipped)
+            self._check_judges(group, equipped)
+        return equipped
+
+    @staticmethod
+    def _check_mappings(group: Group, evaluators: Sequence[Evaluator]) -> None:
+        """A mapping written in code with a path Phoenix would refuse to store is a usage
+        error before anything runs (attached ones passed the server's check already)."""
+        for evaluator in evaluators:
+            judge = getattr(evaluator, "judge", evaluator)  # a judge under benchmark: its own
+            problems = getattr(judge, "mapping_problems", None)
+            if problems:
+                raise pytest.UsageError(
+                    f"{group.label}: evaluator {evaluator.name!r}: Phoenix would refuse this "
+                    f"mapping's path {'; '.join(problems)}")
+
+    def _without_skipped(self, group: Group, chosen: list[Evaluator]) -> list[Evaluator]:
+        """--phoenix-skip-evaluators: the evaluators left out of this run, by evaluator or
+        annotation name; a name that matches nothing is a usage error naming those there are."""
+        skip = set(self.settings.skip_evaluators)
+        if not skip:
+            return chosen
+        from ._core.naming import annotation_names
+
+        def names(evaluator: Evaluator) -> set[str]:
+            return {evaluator.name, *annotation_names(evaluator.output_configs)}
+
+        unknown = skip - {n for e in chosen for n in names(e)}
+        if unknown and group.kind == "dataset":
+            raise pytest.UsageError(
+                f"--phoenix-skip-evaluators: {', '.join(sorted(unknown))} is not an evaluator "
+                f"of {group.label} (its evaluators: {', '.join(e.name for e in chosen)})")
+        return [e for e in chosen if not names(e) & skip]
+
+    def _check_judges(self, group: Group, evaluators: Sequence[Evaluator]) -> None:
+        """Judges that cannot call their model (no API key, no endpoint) are said once, before
+        anything runs, with the ways out; not once per case."""
+        from ._evaluators.llm.client import JudgeError
+        from ._evaluators.protocol import NeedsJudges
+
+        stuck: dict[str, list[str]] = {}
+        for evaluator in evaluators:
+            judge = getattr(evaluator, "judge", evaluator)  # a judge under benchmark: its own
+            prompt = getattr(judge, "prompt", None)
+            if not isinstance(evaluator, NeedsJudges) or prompt is None or \
+                    getattr(judge, "problem", None):
+                continue
+            try:
+                self.judges.endpoint(getattr(prompt, "model_provider", None) or "OPENAI")
+            except JudgeError as exc:
+                stuck.setdefault(str(exc), []).append(evaluator.name)
+        for problem, names in stuck.items():
+            shown = ", ".join(repr(n) for n in names)
+            raise pytest.UsageError(
+                f"{group.label}: LLM judge(s) {shown} cannot call a model: {problem}. Or run "
+                f"the attached ones on Phoenix with --phoenix-evaluate-on=server, or leave them "
+                f"out with --phoenix-skip-evaluators={','.join(names)}")
 
     def preload(self) -> None:
         """Load the command line's datasets (or list the project's spans) before collection,
@@ -379,6 +480,8 @@ class PhoenixEvalsSession:
         jobs ahead of pytest (--phoenix-concurrency at once)."""
         if not jobs:
             return
+        if self.settings.datasets and self.benchmark is None:
+            self._note_partial(jobs)
         if self.sink is not None:
             self._announce({job.case.group.key: job.case.group for job in jobs}.values())
         self.runner.start(jobs)

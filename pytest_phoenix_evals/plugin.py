@@ -152,6 +152,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     state = _active(config)
+    if state is None and _client_dataset_key(config):
+        # The ini key of arize-phoenix-client's own plugin, listed beside ours in --help:
+        # set alone it runs nothing of this plugin, and pytest says only "collected 0 items".
+        return ("phoenix-evals: the ini file sets phoenix_dataset, which is arize-phoenix-"
+                "client's plugin's key (it uploads tests as a dataset); to run a dataset's "
+                "examples as tests with pytest-phoenix-evals, set phoenix_evals_dataset")
     if state is None or not (state.settings.datasets or state.settings.project):
         return None
     settings = state.settings
@@ -160,6 +166,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     what = (f"project {settings.project} ({settings.target}s)" if settings.project else
             f"dataset(s) {', '.join(settings.datasets)}")
     return f"phoenix-evals: {what}; {state.gateway.where()}; upload {upload}"
+
+
+def _client_dataset_key(config: pytest.Config) -> bool:
+    """The ini file sets ``phoenix_dataset`` (registered by arize-phoenix-client's plugin)."""
+    try:
+        return bool(config.getini("phoenix_dataset"))
+    except (ValueError, KeyError):  # the client's plugin is not loaded: the key is unknown
+        return False
 
 
 def pytest_collection(session: pytest.Session) -> None:

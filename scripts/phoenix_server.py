@@ -79,19 +79,38 @@ def ensure_venv(
             return python
         if target.exists():
             shutil.rmtree(target)
-        _log(f"creating the {label} virtual environment in {target} (once; about a minute)")
+        _log(f"creating the {label} virtual environment in {target} (once; one to three "
+             f"minutes)")
+        started = time.monotonic()
         venv.EnvBuilder(with_pip=True).create(target)
-        command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        command += requirements
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
+        command = [str(python), "-m", "pip", "install", "--disable-pip-version-check",
+                   "--progress-bar", "off", *requirements]
+        code, output = _install(command, label, started)
+        if code != 0:
             shutil.rmtree(target, ignore_errors=True)
-            raise SystemExit(
-                f"installing {label} failed (pip exit {result.returncode}):\n"
-                + (result.stderr or result.stdout)[-4000:]
-            )
+            raise SystemExit(f"installing {label} failed (pip exit {code}):\n" + output[-4000:])
         marker.write_text(wanted)
+        _log(f"{label}: installed in {time.monotonic() - started:.0f} s")
     return python
+
+
+def _install(command: list[str], label: str, started: float) -> tuple[int, str]:
+    """Run pip, saying how far it got every ten packages (pip's own output is kept for an
+    error message, not shown: it is hundreds of lines)."""
+    lines, collected = [], 0
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            seconds = time.monotonic() - started
+            if line.startswith(("Collecting ", "Processing ")):
+                collected += 1
+                if collected % 10 == 0:
+                    _log(f"{label}: {collected} packages found ({seconds:.0f} s)")
+            elif line.startswith("Installing collected packages"):
+                _log(f"{label}: installing {collected} packages ({seconds:.0f} s)")
+    return process.returncode, "".join(lines)
 
 
 def ensure_server_venv() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +24,14 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
+
 from phoenix_admin import PhoenixAdmin
-from phoenix_server import start_server
+from phoenix_server import cache_dir, start_server
 from stand_in_judge import StandInJudge
+
+# The cached server environment is found through HOME, which pytester points at each test's
+# own directory: fixed here, before any test runs, so no test installs Phoenix again.
+os.environ.setdefault("PHOENIX_EVALS_CACHE_DIR", str(cache_dir()))
 
 # Variables through which a developer's own Phoenix settings could leak into a test.
 CLIENT_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT", "PHOENIX_BASE_URL",

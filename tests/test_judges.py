@@ -146,10 +146,20 @@ def test_without_key_or_base_url_the_error_says_what_to_set(
         pytester: pytest.Pytester, judge: StandInJudge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL")
-    result = run_judged(pytester, "-k", "france", "--phoenix-no-upload")
-    result.assert_outcomes(failed=1, deselected=2)
-    result.stdout.fnmatch_lines(["*qa_correctness error: OPENAI_API_KEY is not set: set it, "
-                                 "or point --phoenix-judge-base-url*"])
+    result = run_judged(pytester, "--phoenix-no-upload")
+    # Said once, before anything runs, with every way out; not once per case.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: judged: LLM judge(s) 'qa_correctness' cannot call a model: OPENAI_API_KEY is "
+        "not set: set it, or point --phoenix-judge-base-url (or OPENAI_BASE_URL) at an "
+        "OpenAI-compatible server. Or run the attached ones on Phoenix with "
+        "--phoenix-evaluate-on=server, or leave them out with "
+        "--phoenix-skip-evaluators=qa_correctness"])
+    assert result.stderr.str().count("OPENAI_API_KEY") == 1
+    assert judge.requests == []
+    skipped = run_judged(pytester, "--phoenix-no-upload",
+                         "--phoenix-skip-evaluators=qa_correctness")
+    skipped.assert_outcomes(passed=3)
 
 
 def test_azure_openai_judges_call_the_azure_v1_endpoint(
@@ -165,23 +175,45 @@ def test_azure_openai_judges_call_the_azure_v1_endpoint(
     assert judge.requests[0]["authorization"]
 
 
+@pytest.mark.parametrize(("model", "route"), [
+    ("my-deployment", "/openai/v1/chat/completions"),
+    ("gpt-4o", "/openai/v1/chat/completions"),
+    ("o3-mini", "/openai/v1/responses"),
+    ("o4-mini", "/openai/v1/responses"),
+    ("gpt-5", "/openai/v1/responses"),
+])
+def test_azure_reasoning_models_go_to_the_responses_api_as_on_the_server(
+        pytester: pytest.Pytester, judge: StandInJudge, monkeypatch: pytest.MonkeyPatch,
+        model: str, route: str) -> None:
+    # The server's routing (get_openai_client_class): on Azure, Chat Completions by default,
+    # the reasoning models to Responses (they refuse function tools on Chat Completions).
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", judge.url.removesuffix("/v1"))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-for-tests")
+    result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
+                        judges=f"qa_correctness(provider='AZURE_OPENAI', model={model!r})")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert [r["path"] for r in judge.requests] == [route]
+
+
 def test_azure_without_its_settings_names_them(
         pytester: pytest.Pytester, judge: StandInJudge, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
     monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
     result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
                         judges="qa_correctness(provider='AZURE_OPENAI')")
-    result.assert_outcomes(failed=1, deselected=2)
-    result.stdout.fnmatch_lines(["qa_correctness error: Azure OpenAI judge: set "
-                                 "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*LLM judge(s) 'qa_correctness' cannot call a model: Azure "
+                                 "OpenAI judge: set AZURE_OPENAI_ENDPOINT and "
+                                 "AZURE_OPENAI_API_KEY. Or run*"])
 
 
 def test_other_providers_are_named_in_a_clear_error(
         pytester: pytest.Pytester, judge: StandInJudge) -> None:
     result = run_judged(pytester, "-k", "france", "--phoenix-no-upload",
                         judges="qa_correctness(provider='ANTHROPIC')")
-    result.assert_outcomes(failed=1, deselected=2)
-    result.stdout.fnmatch_lines(["*model provider ANTHROPIC is not supported for local judging*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*model provider ANTHROPIC is not supported for local judging*"])
 
 
 def test_judge_settings_reach_the_request_and_the_cost_is_summed(

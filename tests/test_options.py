@@ -113,8 +113,11 @@ def test_parse_threshold_rejects(text: str) -> None:
 
 def test_help_documents_every_option_in_one_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
+    # How ini keys and variables are named is said once, for the whole group.
     result.stdout.fnmatch_lines([
-        "Phoenix dataset evaluation (pytest-phoenix-evals):",
+        "pytest-phoenix-evals (each --phoenix-NAME is also the ini key phoenix_evals_NAME and "
+        "the variable PHOENIX_EVALS_NAME; the command line wins, then the ini file, then the "
+        "environment):",
         "  --phoenix-dataset=NAME*",
         "  --phoenix-task=MODULE:FUNCTION*",
         "  --phoenix-split=SPLIT*",
@@ -125,6 +128,15 @@ def test_help_documents_every_option_in_one_group(pytester: pytest.Pytester) -> 
         "  --phoenix-no-upload*",
     ])
     result.stdout.fnmatch_lines(["*phoenix_evals_dataset (linelist):*"])
+    assert "Also ini" not in result.stdout.str()
+
+
+def test_the_client_plugins_ini_key_gets_a_hint(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nphoenix_dataset = qa\n")
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["phoenix-evals: the ini file sets phoenix_dataset, which is "
+                                 "arize-phoenix-client's plugin's key*set phoenix_evals_dataset"])
 
 
 def test_loads_beside_the_clients_own_plugin(pytester: pytest.Pytester) -> None:

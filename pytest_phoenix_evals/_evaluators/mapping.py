@@ -117,3 +117,68 @@ def _describe(value: Any) -> str:
     if value is None:
         return "null"
     return f"a {type(value).__name__}, not an object"
+
+
+# --- the server's syntax check for stored paths ---------------------------------------------
+# Phoenix stores an evaluator's path mapping only when each path passes ``validate_jsonpath``
+# (phoenix/db/types/evaluators.py). Mappings written in code never reach that check, so it is
+# done here, when the evaluator is built, with the server's messages. Our own code: the rules
+# are the server's (not empty, at most 1,000 characters, no bare '@', dot-notation names that
+# start with a letter or '_', and only the root, child, field, index and slice nodes of
+# jsonpath-ng's base grammar: no '..', '|', '&', 'where', '`this`' or filters).
+
+_MAX_PATH = 1000
+
+
+def _bare_at(path: str) -> bool:
+    """'@' used as a name: at the start, or after '.' or '[', and followed by '.', '[' or the
+    end ('$['@']' names a field called '@' and is fine)."""
+    for at, char in enumerate(path):
+        if char == "@" and (at == 0 or path[at - 1] in ".[") and \
+                (at + 1 == len(path) or path[at + 1] in ".["):
+            return True
+    return False
+
+
+def _bad_name_start(path: str) -> bool:
+    """A dot-notation name (at the start or after a single '.') starting with anything but a
+    letter or '_' (the root '$', a bracket, a backtick and '..' are left to the parser)."""
+    for at, char in enumerate(path):
+        if (at == 0 or (path[at - 1] == "." and char != ".")) and char not in "$[`." and \
+                not (char.isascii() and (char.isalpha() or char == "_")):
+            return True
+    return False
+
+
+def mapping_problems(path_mapping: dict[str, str | None] | Any) -> list[str]:
+    """Each path of a mapping written in code that the server would refuse, and why."""
+    return [f"{key!r}: {path!r}: {problem}" for key, path in dict(path_mapping or {}).items()
+            if path is not None and (problem := path_problem(str(path)))]
+
+
+def path_problem(path: str) -> str | None:
+    """Why the server would refuse to store ``path`` as a path mapping (None: it would not)."""
+    from jsonpath_ng.jsonpath import Fields, Index, Root, Slice
+
+    if not path:
+        return "JSONPath cannot be empty"
+    if len(path) > _MAX_PATH:
+        return "JSONPath exceeds maximum length of 1000 characters"
+    if _bare_at(path):
+        return "Bare '@' is not supported. Use bracket notation ['@'] for fields named '@'"
+    if _bad_name_start(path):
+        return ("Field names in dot notation must start with a letter or underscore. Use "
+                "bracket notation like ['123'] for other field names")
+    try:
+        tree = JsonPathParser().parse(path)
+    except Exception as exc:  # the lexer's and the parser's errors (and ply's own)
+        return f"Invalid JSONPath syntax: {exc}"
+    allowed = (Root, Child, Fields, Index, Slice)
+    nodes = [tree]
+    while nodes:
+        node = nodes.pop()
+        if not isinstance(node, allowed):
+            return f"JSONPath feature '{type(node).__name__}' is not supported"
+        if isinstance(node, Child):
+            nodes += [node.left, node.right]
+    return None

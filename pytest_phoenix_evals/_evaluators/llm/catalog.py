@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..._core.types import OutputConfig
-from ..mapping import MappingError, map_inputs
+from ..mapping import MappingError, map_inputs, mapping_problems
 from .judge import LLMJudge, PromptSpec, label_tool
 
 TOOL = "record_response"
@@ -87,7 +87,8 @@ def _judge(name: str, system: str, labels: tuple[tuple[str, float], ...],
                                "openai": dict(invocation_parameters or {"temperature": 0.0})},
         model_provider=provider, model_name=model)
     return LLMJudge(name=name, prompt=prompt, output_configs=[config],
-                    tool_configs={TOOL: name}, prepare=judge_inputs(chosen))
+                    tool_configs={TOOL: name}, prepare=judge_inputs(chosen),
+                    mapping_problems=mapping_problems(chosen))
 
 
 def qa_correctness(*, name: str = "qa_correctness", question: str | None = None,
@@ -156,6 +157,7 @@ def phoenix_judge(template: str, *, name: str | None = None,
     an evaluator attached in Phoenix."""
     judge = ServerTemplateJudge(
         name=name or template, output_configs=[], path_mapping=dict(mapping or {}),
+        mapping_problems=mapping_problems(mapping),
         prompt=PromptSpec(prompt_name=template, messages=[], template_format="MUSTACHE",
                           invocation_parameters={"type": "openai", "openai": dict(
                               invocation_parameters or {"temperature": 0.0})},

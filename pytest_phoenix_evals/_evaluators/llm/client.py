@@ -36,6 +36,14 @@ DEFAULT_MODEL = "gpt-4o-mini"
 CHAT_COMPLETIONS_MODELS = frozenset({
     "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gpt-4-turbo", "gpt-4",
     "gpt-3.5-turbo"})
+# The reasoning models: on Azure OpenAI the server sends them to the Responses API (they refuse
+# function tools on Chat Completions), every other Azure model to Chat Completions
+# (``OPENAI_REASONING_MODELS`` and ``get_openai_client_class`` in the same file).
+REASONING_MODELS = frozenset({
+    "gpt-6.1-sol", "gpt-6-astra", "gpt-6-sol", "gpt-6-luna", "gpt-5.6-sol", "gpt-5.6-terra",
+    "gpt-5.6-luna", "gpt-5.5", "gpt-5.5-pro", "gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano",
+    "gpt-5.4-pro", "gpt-5.2", "gpt-5.2-pro", "gpt-5.1", "gpt-5", "gpt-5-mini", "gpt-5-nano",
+    "gpt-5-pro", "o1", "o1-pro", "o3", "o3-pro", "o3-mini", "o4-mini"})
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
@@ -136,8 +144,12 @@ class Judges:
         """``chat`` or ``responses``: the setting, else the endpoint the server would use."""
         if self.settings.api != "auto":
             return self.settings.api
-        openai = (provider or "OPENAI").upper() == "OPENAI"
-        return "responses" if openai and model not in CHAT_COMPLETIONS_MODELS else "chat"
+        provider = (provider or "OPENAI").upper()
+        if provider == "OPENAI":  # Responses, except the models that predate it
+            return "chat" if model in CHAT_COMPLETIONS_MODELS else "responses"
+        if provider == "AZURE_OPENAI":  # Chat Completions, except the reasoning models
+            return "responses" if model in REASONING_MODELS else "chat"
+        return "chat"
 
     async def complete(self, provider: str, params: dict[str, Any],
                        extra_body: dict[str, Any] | None = None, api: str = "chat"

@@ -119,6 +119,8 @@ class LLMJudge:
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     # Why this judge cannot run (its prompt could not be loaded, ...): every case errors so.
     problem: str | None = None
+    # Paths of a mapping written in code that Phoenix would refuse (a usage error at start).
+    mapping_problems: list[str] = field(default_factory=list)
     judges: Judges | None = None
     tracing: Any = None
     kind: str = "LLM"

@@ -77,10 +77,15 @@ def git_info(cwd: Path) -> dict[str, str]:
     return {key: value for key, value in info.items() if value}
 
 
-def default_experiment_name(git: Mapping[str, str]) -> str:
+def default_experiment_name(git: Mapping[str, str], now: datetime | None = None) -> str:
+    """``pytest <branch>@<commit>[+dirty] <UTC time>``: two runs of one commit (or outside a
+    repository) are told apart by the time; ``+dirty`` says the work tree had changes."""
+    now = now or datetime.now(UTC)
+    stamp = f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d}Z"
     if "git_commit" in git:
-        return f"pytest {git.get('git_branch', 'HEAD')}@{git['git_commit'][:8]}"
-    return "pytest"
+        dirty = "+dirty" if git.get("git_dirty") == "true" else ""
+        return f"pytest {git.get('git_branch', 'HEAD')}@{git['git_commit'][:8]}{dirty} {stamp}"
+    return f"pytest {stamp}"
 
 
 @contextlib.contextmanager

@@ -1,0 +1,72 @@
+"""What a new user meets on the first day: experiment names that tell runs apart, a partial run
+that says so, a missing judge key said once before anything runs, and attached evaluators left
+out on request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pytest_phoenix_evals._run.sinks.experiment import default_experiment_name
+
+from phoenix_admin import PhoenixAdmin
+
+
+def test_default_names_tell_runs_apart() -> None:
+    at = datetime(2026, 12, 2, 13, 58, 15, 250_999, tzinfo=UTC)
+    clean = {"git_commit": "0123456789abcdef", "git_branch": "main", "git_dirty": "false"}
+    assert default_experiment_name(clean, at) == "pytest main@01234567 2026-12-02 13:58:15.250Z"
+    dirty = {**clean, "git_dirty": "true"}
+    assert default_experiment_name(dirty, at) == \
+        "pytest main@01234567+dirty 2026-12-02 13:58:15.250Z"
+    assert default_experiment_name({}, at) == "pytest 2026-12-02 13:58:15.250Z"  # no git
+
+
+def test_two_runs_get_two_names(pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
+                                qa_dataset: dict[str, Any]) -> None:
+    before = {e["id"] for e in admin.experiments(qa_dataset["id"])}
+    for _ in range(2):
+        pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                           "-p", "no:cacheprovider")
+    made = [e for e in admin.experiments(qa_dataset["id"]) if e["id"] not in before]
+    assert len(made) == 2
+    assert made[0]["name"] != made[1]["name"]
+    assert all(e["name"].startswith("pytest ") for e in made)
+
+
+def test_a_partial_run_says_so_in_the_summary_and_the_experiment(
+        pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                                "-k", "spain", "--phoenix-experiment-name=partial-k",
+                                "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["qa: a partial run: 1 of 4 examples selected (-k 'spain'); "
+                                 "Phoenix shows the others as not run in this experiment"])
+    made = next(e for e in admin.experiments(qa_dataset["id"]) if e["name"] == "partial-k")
+    assert made["metadata"]["partial_run"] == {"cases": 1, "examples": 4,
+                                               "selected_by": "-k 'spain'"}
+    whole = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                               "--phoenix-experiment-name=whole", "-p", "no:cacheprovider")
+    assert "partial run" not in whole.stdout.str()
+    made = next(e for e in admin.experiments(qa_dataset["id"]) if e["name"] == "whole")
+    assert "partial_run" not in made["metadata"]
+
+
+def test_attached_evaluators_can_be_left_out_and_the_experiment_says_which(
+        pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                                "--phoenix-skip-evaluators=edit_distance,mentions_answer",
+                                "--phoenix-experiment-name=skipping", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert "exact_match" in out and "edit_distance" not in out and "contains" not in out
+    made = next(e for e in admin.experiments(qa_dataset["id"]) if e["name"] == "skipping")
+    assert made["metadata"]["skipped_evaluators"] == ["edit_distance", "mentions_answer"]
+    assert {a["name"] for a in admin.annotations(made["id"])} == {"exact_match"}
+    unknown = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                                 "--phoenix-skip-evaluators=grounded", "-p", "no:cacheprovider")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    unknown.stderr.fnmatch_lines(["ERROR: --phoenix-skip-evaluators: grounded is not an "
+                                  "evaluator of qa (its evaluators: answer_exact, "
+                                  "edit_distance, mentions_answer)"])
