@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,16 @@ from run import Bench as DatasetBench
 from run import _short, _versions
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
 DEV_VENV = ROOT / ".venv"
-RUNNERS = ("plugin", "peer", "peer_default", "floor")
-LABELS = {"plugin": "pytest-phoenix-evals", "peer": "phoenix docs, limiter raised",
-          "peer_default": "phoenix docs, default limiter", "floor": "floor"}
+RUNNERS = ("plugin", "plugin_untraced", "peer", "peer_default", "floor")
+DEFAULT_RUNNERS = ("plugin", "peer", "peer_default", "floor")
+LABELS = {"plugin": "pytest-phoenix-evals", "plugin_untraced": "pytest-phoenix-evals untraced",
+          "peer": "phoenix docs, limiter raised", "peer_default": "phoenix docs, default limiter",
+          "floor": "floor"}
 PEER_PACKAGES = ["arize-phoenix-client==3.5.0", "arize-phoenix-evals==3.9.4", "openai", "pandas"]
-JUDGES = {"plugin": ("qa_correctness", "hallucination"), "peer": ("correctness", "faithfulness"),
+JUDGES = {"plugin": ("qa_correctness", "hallucination"),
+          "plugin_untraced": ("qa_correctness", "hallucination"),
+          "peer": ("correctness", "faithfulness"),
           "peer_default": ("correctness", "faithfulness"),
           "floor": ("qa_correctness", "hallucination")}
 JUDGE_PROJECT = "pytest-phoenix-evals judges"  # where this plugin traces its judge calls
@@ -175,8 +179,12 @@ def peer_main(argv: list[str]) -> int:
     results = asyncio.run(async_evaluate_dataframe(
         dataframe=frame, evaluators=evaluators, concurrency=concurrency, hide_tqdm_bar=True))
     marks["judged"] = time.perf_counter() - started
-    failed = sum(1 for e in evaluators for d in results[f"{e.name}_execution_details"]
-                 if not d or d.get("status") != "COMPLETED")
+    statuses: Counter[str] = Counter()
+    exceptions: Counter[str] = Counter()
+    for evaluator in evaluators:
+        for details in results[f"{evaluator.name}_execution_details"]:
+            statuses[(details or {}).get("status", "none")] += 1
+            exceptions.update(e.split("(")[0] for e in (details or {}).get("exceptions", ()))
 
     annotations = to_annotation_dataframe(dataframe=results)
     annotations = annotations[annotations["label"].notna() | annotations["score"].notna()]
@@ -187,8 +195,9 @@ def peer_main(argv: list[str]) -> int:
 
     versions = {p: version(p) for p in ("arize-phoenix-client", "arize-phoenix-evals", "openai",
                                         "pandas")}
-    print(json.dumps({"rows": len(frame), "annotations": len(annotations), "failed": failed,
-                      "marks": marks, "versions": versions}), flush=True)
+    print(json.dumps({"rows": len(frame), "annotations": len(annotations),
+                      "statuses": statuses, "exceptions": exceptions, "marks": marks,
+                      "versions": versions}), flush=True)
     return 0
 
 
@@ -250,17 +259,19 @@ class SpanBench:
         (self.workdir / "run").mkdir()
         (self.workdir / "run" / "pytest.ini").write_text("[pytest]\n")
 
-    def env(self) -> dict[str, str]:
+    def env(self, runner: str = "") -> dict[str, str]:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PHOENIX_", "OTEL_", "OPENAI_", "AZURE_OPENAI_",
                                       "PYTEST_", "BENCH_"))}
         env.update(PHOENIX_COLLECTOR_ENDPOINT=self.server.url, OPENAI_BASE_URL=self.judge.url,
                    OPENAI_API_KEY="bench-not-a-key")
+        if runner == "plugin_untraced":
+            env["OTEL_SDK_DISABLED"] = "true"  # the plugin's tracers become no-ops
         return env
 
     def command(self, key: str, project: str, n: int, traces: bool) -> list[str]:
         c = str(self.args.concurrency)
-        if key == "plugin":
+        if key.startswith("plugin"):
             reference = "$.metadata.documents" if traces else "$.metadata.reference"
             return [self.python, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                     f"--phoenix-project={project}",
@@ -293,10 +304,10 @@ class SpanBench:
         log(f"stored after {time.perf_counter() - started:.1f}s")
         self.wait_until_server_idle(timeout=300)
 
-    def span_count(self, project: str, condition: str | None = None) -> int:
+    def span_count(self, project: str) -> int:
         data = self.admin.graphql(
-            "query($name: String!, $condition: String) { getProjectByName(name: $name) {"
-            " recordCount(filterCondition: $condition) } }", name=project, condition=condition)
+            "query($name: String!) { getProjectByName(name: $name) { recordCount } }",
+            name=project)
         found = data["getProjectByName"]
         return int(found["recordCount"]) if found else 0
 
@@ -329,7 +340,7 @@ class SpanBench:
         server_cpu = self.server_cpu()
         with open(log_path, "w") as out:
             started = time.perf_counter()
-            process = subprocess.Popen(command, cwd=self.workdir / "run", env=self.env(),
+            process = subprocess.Popen(command, cwd=self.workdir / "run", env=self.env(key),
                                        stdout=out, stderr=subprocess.STDOUT)
             # wait4 gives this child's own resource use: its CPU time and its peak memory.
             _, status, usage = os.wait4(process.pid, 0)
@@ -360,7 +371,10 @@ class SpanBench:
                 return ""
             self.peer_versions = out["versions"]
             marks = out["marks"]
-            failed = f"; {out['failed']} judge calls failed" if out["failed"] else ""
+            statuses = {k: v for k, v in out["statuses"].items() if k != "COMPLETED"}
+            failed = ("; judge calls " + ", ".join(f"{v} {k.lower()}" for k, v in statuses.items())
+                      + " (" + ", ".join(f"{v} {k}" for k, v in out["exceptions"].items()) + ")"
+                      if statuses else "")
             phases = zip(("imports", "query", "judges", "write"),
                          ("imported", "listed", "judged", "written"))
             last, parts = 0.0, []
@@ -461,7 +475,7 @@ async def write_annotations(url: str, span_ids: list[str], concurrency: int) -> 
 
 # --- the report -------------------------------------------------------------------------------
 
-def _annotations_cell(key: str, m: Measurement, n: int) -> str:
+def _annotations_cell(key: str, m: Measurement) -> str:
     names = JUDGES[key]
     cell = " + ".join(str(m.annotations.get(name, 0)) for name in names)
     extra = {k: v for k, v in m.annotations.items() if k not in names}
@@ -500,7 +514,7 @@ def report(bench: SpanBench, argv: list[str]) -> str:
             f"{max(peak):.0f}" if peak else "-",
             f"{statistics.median(m.cpu for m in ms):.1f}",
             f"{statistics.median(m.server_cpu for m in ms):.1f}",
-            " / ".join(sorted({_annotations_cell(key, m, n) for m in ms})),
+            " / ".join(sorted({_annotations_cell(key, m) for m in ms})),
             " / ".join(sorted({f"{m.judge_calls} (peak {m.judge_peak})" for m in ms}))
             if key != "floor" else "-",
             "; ".join(notes)])
@@ -523,7 +537,7 @@ def report(bench: SpanBench, argv: list[str]) -> str:
     if bench.memory:
         m_rows = [[LABELS[key], f"{m.wall:.2f}", f"{m.peak_mb:.0f}" if m.peak_mb else "-",
                    f"{m.cpu:.1f}", f"{m.server_cpu:.1f}",
-                   _annotations_cell(key, m, args.memory_spans),
+                   _annotations_cell(key, m),
                    f"{m.judge_calls} (peak {m.judge_peak})", m.detail + (
                        f"; exit {m.exit_code}" if m.exit_code else "")]
                   for key, m in bench.memory.items()]
@@ -562,8 +576,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="C for every runner (16)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds; the table shows each runner's median (1)")
-    parser.add_argument("--runners", default=",".join(RUNNERS),
-                        help=f"comma-separated subset of {','.join(RUNNERS)} (all)")
+    parser.add_argument("--runners", default=",".join(DEFAULT_RUNNERS),
+                        help=f"comma-separated subset of {','.join(RUNNERS)}\n"
+                             f"({','.join(DEFAULT_RUNNERS)})")
     parser.add_argument("--peer-rate", type=float, default=1000.0,
                         help="the peer's initial_per_second_request_rate (1000)")
     parser.add_argument("--plugin-args", default="", help="extra arguments for the plugin")

@@ -629,6 +629,13 @@ class PhoenixEvalsSession:
 
         if self._tracing is not None:
             self._tracing.shutdown(timeout_seconds=10)
+            lost, ended = self._tracing.lost_spans
+            if lost:
+                self.notices.append(
+                    f"{lost} of {ended} trace span(s) of tasks and judges did not reach Phoenix "
+                    f"(its trace endpoint refused them, was unreachable, or took them more "
+                    f"slowly than the run made them); the results and annotations are not "
+                    f"affected")
         if self._judges is not None and self._judges.cache is not None:
             self._judges.cache.close()
             if self._judges.cache.problem:

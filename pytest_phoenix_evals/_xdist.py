@@ -24,6 +24,50 @@ if TYPE_CHECKING:
 EXPERIMENTS = "phoenix_evals_experiments"
 SHARED_DIR = "phoenix_evals_shared_dir"
 RESULTS = "phoenix_evals_results"
+# workerinput: the items are dealt out by position (item i to worker i % N), all at once, so
+# each worker knows its share and starts its cases ahead (--phoenix-concurrency) as one
+# process does.
+SHARES = "phoenix_evals_shares"
+
+
+def my_share(workerinput: dict[str, Any], items: list[pytest.Item]) -> list[pytest.Item]:
+    """The items this worker is dealt (the same rule as :class:`ShareScheduling`)."""
+    count = int(workerinput.get("workercount") or 1)
+    mine = int(str(workerinput.get("workerid", "gw0")).removeprefix("gw") or 0)
+    return [item for at, item in enumerate(items) if at % count == mine]
+
+
+def share_scheduling(config: pytest.Config, log: Any) -> Any:
+    """xdist's load scheduling, except that every item is dealt out at once, item i to worker
+    gw(i % N): each worker then holds its whole share from the start and starts its cases
+    ahead, instead of being handed them a few at a time (which ran them one by one). There is
+    no stealing: a worker that finishes early waits, as a single process would not have to;
+    with cases dominated by model latency the shares take about the same time."""
+    from xdist.scheduler import LoadScheduling
+
+    class ShareScheduling(LoadScheduling):  # type: ignore[misc]  # (xdist has no types)
+        def schedule(self) -> None:
+            by_id = {node.gateway.id: node for node in self.nodes}
+            count = len(by_id)
+            dealt = getattr(self, "collection", None) is None and \
+                set(by_id) == {f"gw{at}" for at in range(count)} and \
+                self._check_nodes_have_same_collection()
+            if not dealt:  # a restarted node, other ids, collections that differ: xdist's
+                super().schedule()
+                return
+            collection = list(next(iter(self.node2collection.values())))
+            self.collection = collection
+            for at in range(count):
+                indices = [i for i in range(len(collection)) if i % count == at]
+                node = by_id[f"gw{at}"]
+                if indices:
+                    self.node2pending[node].extend(indices)
+                    node.send_runtest_some(indices)
+            self.pending[:] = []
+            for node in self.nodes:
+                node.shutdown()
+
+    return ShareScheduling(config, log)
 
 _SCORE_FIELDS = ("name", "evaluator", "annotator_kind", "label", "score", "explanation",
                  "error", "metadata", "trace_id")
@@ -83,6 +127,7 @@ class XDistPlugin:
 
             self._shared_dir = tempfile.mkdtemp(prefix="pytest-phoenix-evals-xdist-")
         node.workerinput[SHARED_DIR] = self._shared_dir
+        node.workerinput[SHARES] = self._deals_shares()
         session = self._config.stash.get(SESSION_KEY, None)
         if session is not None:
             node.workerinput[EXPERIMENTS] = session.for_workers()
@@ -90,6 +135,18 @@ class XDistPlugin:
                 from ._spans import for_workers
 
                 node.workerinput.update(for_workers(session, self._shared_dir))
+
+    def _deals_shares(self) -> bool:
+        """Our scheduler: xdist's default load distribution of a run with our cases."""
+        from .plugin import settings_of
+
+        settings = settings_of(self._config)
+        return getattr(self._config.option, "dist", "no") == "load" and \
+            bool(settings.datasets or settings.project)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        return share_scheduling(config, log) if self._deals_shares() else None
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

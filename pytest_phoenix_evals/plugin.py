@@ -94,6 +94,10 @@ def _sigterm_as_interrupt(config: pytest.Config) -> None:
     config.add_cleanup(restore)
 
 
+def settings_of(config: pytest.Config) -> Settings:
+    return config.stash[_SETTINGS]
+
+
 def _active(config: pytest.Config) -> PhoenixEvalsSession | None:
     return config.stash.get(SESSION_KEY, None)
 
@@ -268,10 +272,20 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     state = _active(session.config)
     if state is None:
         return (yield)
-    if _runs_items_itself(session.config) and not session.config.option.collectonly:
+    workerinput = getattr(session.config, "workerinput", None)
+    if session.config.option.collectonly:
+        pass
+    elif _runs_items_itself(session.config):
         from ._items import CaseItem
 
         state.start([item.job for item in session.items if isinstance(item, CaseItem)])
+    elif workerinput is not None and workerinput.get("phoenix_evals_shares"):
+        from ._items import CaseItem
+        from ._xdist import my_share
+
+        # This worker is dealt its whole share at once (ShareScheduling): run it ahead.
+        state.start([item.job for item in my_share(workerinput, session.items)
+                     if isinstance(item, CaseItem)])
     try:
         return (yield)
     finally:

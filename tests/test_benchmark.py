@@ -27,6 +27,7 @@ from pytest_phoenix_evals._core import agreement
 
 from phoenix_admin import PhoenixAdmin
 from stand_in_judge import StandInJudge
+from usage import assert_usage_errors
 
 NAME = "hallucination"
 CONFIG = {"name": NAME, "optimizationDirection": "MAXIMIZE",
@@ -222,13 +223,7 @@ def test_bad_benchmark_input_says_what_to_fix(
           "--phoenix-fail-under=recall(hallucination)>=0.9"],
          "recall is of one label: recall(hallucination=LABEL)"),
     ]
-    for args, message in cases:
-        result = pytester.runpytest(*args, "-p", "no:cacheprovider")
-        out = result.stdout.str() + result.stderr.str()
-        assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED), \
-            (args, out)
-        assert message in out, (args, out)
-        assert "Traceback" not in out, args
+    assert_usage_errors(pytester, cases)
 
 
 def test_our_own_judge_on_a_hand_made_golden_set_has_no_prompt_to_promote(

@@ -183,3 +183,34 @@ def test_recorded_task_latency_is_the_tasks_own_time(
     took = [datetime.fromisoformat(r["end_time"]) - datetime.fromisoformat(r["start_time"])
             for r in runs]
     assert max(took).total_seconds() < 0.5, took
+
+
+SHARE_APP = """
+import os, pathlib, threading, time
+
+lock = threading.Lock()
+state = {"running": 0, "most": 0}
+
+def answer(input):
+    with lock:
+        state["running"] += 1
+        state["most"] = max(state["most"], state["running"])
+        pathlib.Path(f"most-{os.getpid()}.txt").write_text(str(state["most"]))
+    time.sleep(0.5)
+    with lock:
+        state["running"] -= 1
+    return "Paris"
+"""
+
+
+def test_under_xdist_each_worker_runs_its_share_ahead(
+        pytester: pytest.Pytester, qa_dataset: dict[str, Any]) -> None:
+    # Each worker is dealt its whole share at once and starts it ahead, as one process does
+    # (xdist handing items one at a time ran every worker's cases one by one).
+    pytester.makepyfile(share_app=SHARE_APP)
+    result = pytester.runpytest_subprocess("--phoenix-dataset=qa", "--phoenix-no-upload",
+                                           "--phoenix-task=share_app:answer", "-n", "2",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=3)  # "Paris" is right once
+    most = {path.name: int(path.read_text()) for path in pytester.path.glob("most-*.txt")}
+    assert len(most) == 2 and set(most.values()) == {2}, most  # two workers, two at once each

@@ -21,6 +21,7 @@ from fault_proxy import FaultProxy, Rule
 from phoenix_admin import PhoenixAdmin
 from span_app import annotate, emit, span_annotations, unique
 from stand_in_judge import StandInJudge
+from usage import assert_usage_errors
 
 CONVERSATIONS = [
     {"question": "What is the capital of France?", "answer": "Paris",
@@ -427,13 +428,7 @@ def test_usage_errors_name_what_to_fix(pytester: pytest.Pytester, spans_env: str
          "judging it would judge the judges"),
     ]
     emit(spans_env, "pytest-phoenix-evals judges", CONVERSATIONS[:1])
-    for args, message in cases:
-        result = pytester.runpytest(*args, "-p", "no:cacheprovider")
-        out = result.stdout.str() + result.stderr.str()
-        assert result.ret in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERRUPTED), \
-            (args, out)
-        assert message in out, (args, out)
-        assert "Traceback" not in out, args
+    assert_usage_errors(pytester, cases)
 
 
 def test_the_budget_stops_judge_calls_and_leaves_the_rest_for_later(

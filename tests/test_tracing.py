@@ -225,6 +225,7 @@ def test_concurrent_asyncio_tasks_get_separate_traces(tracing: Tracing, phoenix_
     assert llm_a.trace_id_hex == root_a.trace_id_hex
     assert llm_b.trace_id_hex == root_b.trace_id_hex
     assert tracing.flush()
+    assert tracing.lost_spans == (0, 7)  # every span ended reached Phoenix
     for root in (root_a, root_b):
         spans = fetch_spans(phoenix_url, project, [str(root.trace_id_hex)], 3)
         spans_by_name = {span["name"].split()[0].rstrip(":"): span for span in spans}
@@ -261,6 +262,7 @@ def test_dead_server_is_quiet(
     tracing.shutdown()
     assert time.monotonic() - started < 3
     assert tracing.dropped_spans == 4
+    assert tracing.lost_spans == (4, 4)  # what the session's summary then says
     make_spans(tracing)  # after shutdown: no-op tracers
     tracing.shutdown()
     captured = capfd.readouterr()

@@ -136,9 +136,27 @@ class Tracing:
         self._closed = False
         self._dropped = 0
         self._dropped_at_last_flush = 0
+        self._ended = 0  # spans ended on our providers
+        self._delivered = 0  # spans Phoenix accepted
 
     def __repr__(self) -> str:
         return f"Tracing(endpoint={self._endpoint!r}, projects={sorted(self._providers)!r})"
+
+    @property
+    def lost_spans(self) -> tuple[int, int]:
+        """(spans that did not reach Phoenix, spans ended): failed exports, spans the export
+        queue had no room for (Phoenix slower to take them than the run to make them), and
+        spans still unsent at shutdown. Exact once :meth:`shutdown` has returned."""
+        with self._lock:
+            return max(0, self._ended - self._delivered), self._ended
+
+    def _count_ended(self) -> None:
+        with self._lock:
+            self._ended += 1
+
+    def _count_delivered(self, count: int) -> None:
+        with self._lock:
+            self._delivered += count
 
     @property
     def dropped_spans(self) -> int:
@@ -208,7 +226,8 @@ class Tracing:
         exporter_class = _sdk_class(
             _PhoenixSpanExporter, "opentelemetry.sdk.trace.export", "SpanExporter"
         )
-        exporter = exporter_class(self._endpoint, self._headers, self._count_dropped)
+        exporter = exporter_class(self._endpoint, self._headers, self._count_dropped,
+                                  self._count_delivered)
         self._exporters.append(exporter)
         # Every setting is explicit so that the application's OTEL_* variables (sampler, span
         # limits, batch sizes, resource) do not apply; only OTEL_SDK_DISABLED, which the SDK
@@ -251,7 +270,7 @@ class Tracing:
         processor_class = _sdk_class(
             _QuietSpanProcessor, "opentelemetry.sdk.trace", "SpanProcessor"
         )
-        provider.add_span_processor(processor_class(processor))
+        provider.add_span_processor(processor_class(processor, self._count_ended))
         return provider
 
 
@@ -292,8 +311,9 @@ def _swallow(call: Callable[[], object]) -> None:
 class _QuietSpanProcessor:
     """Delegates to a span processor with the SDK's log records on those paths dropped."""
 
-    def __init__(self, processor: Any) -> None:
+    def __init__(self, processor: Any, on_end: Callable[[], None]) -> None:
         self._processor = processor
+        self._ended = on_end  # counts every span, sent or not (see Tracing.lost_spans)
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         with _quiet():
@@ -306,6 +326,7 @@ class _QuietSpanProcessor:
                 on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
+        self._ended()
         with _quiet():
             self._processor.on_end(span)
 
@@ -329,12 +350,14 @@ class _PhoenixSpanExporter:
     """
 
     def __init__(
-        self, endpoint: str, headers: Mapping[str, str], on_drop: Callable[[int], None]
+        self, endpoint: str, headers: Mapping[str, str], on_drop: Callable[[int], None],
+        on_deliver: Callable[[int], None] = lambda count: None,
     ) -> None:
         import httpx
 
         self._endpoint = endpoint
         self._on_drop = on_drop
+        self._on_deliver = on_deliver
         self._aborted = threading.Event()
         self._client = httpx.Client(
             headers={**headers, "Content-Type": "application/x-protobuf"},
@@ -350,6 +373,7 @@ class _PhoenixSpanExporter:
             except Exception:
                 delivered = False
         if delivered:
+            self._on_deliver(len(spans))
             return SpanExportResult.SUCCESS
         self._on_drop(len(spans))
         return SpanExportResult.FAILURE
