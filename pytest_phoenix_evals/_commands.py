@@ -4,7 +4,7 @@ Both start from pytest_cmdline_main, before pytest_configure, with a session of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -60,6 +60,30 @@ def upload_pending(session: PhoenixEvalsSession) -> int:
     return 1 if left else 0
 
 
+def _run_experiment(session: PhoenixEvalsSession) -> str:
+    """--phoenix-regate=run: the experiment every shard of --phoenix-run-id recorded into."""
+    from ._phoenix.http import PhoenixError
+
+    if len(session.settings.datasets) != 1:
+        raise PhoenixError("--phoenix-regate=run needs the run's dataset: one "
+                           "--phoenix-dataset=NAME")
+    group = session.source.group(session.settings.datasets[0])
+    plan_token = _run_token(session, group)
+    found = session.engine.run(session.gateway.aoldest_with_token(group.dataset_id, plan_token))
+    if found is None:
+        raise PhoenixError(f"no experiment of run {session.settings.run_id!r} on dataset "
+                           f"{group.dataset_name!r} in {session.gateway.where()}")
+    return str(found["id"])
+
+
+def _run_token(session: PhoenixEvalsSession, group: Any) -> str:
+    from ._run.sinks.experiment import ExperimentPlan
+
+    token = ExperimentPlan("", {}, run_id=session.settings.run_id).token_for(group)
+    assert token is not None
+    return token
+
+
 def regate(session: PhoenixEvalsSession) -> int:
     """--phoenix-regate: judge an experiment already in Phoenix by this command line's
     gates, verdict rules and baseline; print the summary; the exit status."""
@@ -77,6 +101,8 @@ def regate(session: PhoenixEvalsSession) -> int:
     assert spec is not None
     source = session.source
     try:
+        if spec == "run" and session.settings.run_id:
+            spec = _run_experiment(session)
         experiment = session.gateway.experiment(spec)
         if experiment is None:
             if not session.settings.datasets:

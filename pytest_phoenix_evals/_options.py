@@ -75,6 +75,7 @@ class Settings(NamedTuple):
     judge: JudgeSettings = JudgeSettings()
     allow_code_evaluators: bool = False
     skip_evaluators: tuple[str, ...] = ()
+    run_id: str | None = None
     code_timeout: float = 10.0
     # Production traces: a project's spans as cases.
     project: str | None = None
@@ -363,6 +364,11 @@ OPTIONS = (
            parse=_number(float)),
     Option("set_baseline", "bool", "Make this run the dataset's baseline experiment in "
            "Phoenix once everything is uploaded (for runs on the main branch).", parse=_flag),
+    Option("run_id", "str", "Record into the experiment of this CI run: every pytest of the "
+           "run given the same id (the shards of a job matrix, such as pytest-split groups) "
+           "records into one experiment per dataset, made by the first; then "
+           "--phoenix-regate=run decides the gates over all of it (for example "
+           "${{ github.run_id }}).", "ID", parse=_text),
     Option("regate", "str", "Run no tests: apply this command line's gates, verdict rules and "
            "baseline to an experiment already in Phoenix (its id, or its name with "
            "--phoenix-dataset); no task and no judge is called. With --phoenix-project, "

@@ -249,10 +249,13 @@ class PhoenixEvalsSession:
             }
             if self.benchmark is not None:
                 metadata["runner"] = f"benchmark of judge {self.settings.benchmark}"
-            plan = ExperimentPlan(self.settings.experiment_name or default_experiment_name(git),
+            if self.settings.run_id:
+                metadata["run_id"] = self.settings.run_id
+            plan = ExperimentPlan(self.settings.experiment_name
+                                  or default_experiment_name(git, run_id=self.settings.run_id),
                                   metadata,
                                   self.settings.repetitions,
-                                  per_group=self._group_metadata)
+                                  per_group=self._group_metadata, run_id=self.settings.run_id)
             workerinput = getattr(self.config, "workerinput", None) or {}
             worker = workerinput.get("workerid")
             shared = workerinput.get(SHARED_DIR)
@@ -480,8 +483,8 @@ class PhoenixEvalsSession:
         jobs ahead of pytest (--phoenix-concurrency at once)."""
         if not jobs:
             return
-        if self.settings.datasets and self.benchmark is None:
-            self._note_partial(jobs)
+        if self.settings.datasets and self.benchmark is None and not self.settings.run_id:
+            self._note_partial(jobs)  # (a shard of a run records part of it by design)
         if self.sink is not None:
             self._announce({job.case.group.key: job.case.group for job in jobs}.values())
         self.runner.start(jobs)

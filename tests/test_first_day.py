@@ -70,3 +70,39 @@ def test_attached_evaluators_can_be_left_out_and_the_experiment_says_which(
     unknown.stderr.fnmatch_lines(["ERROR: --phoenix-skip-evaluators: grounded is not an "
                                   "evaluator of qa (its evaluators: answer_exact, "
                                   "edit_distance, mentions_answer)"])
+
+
+def test_shards_of_a_run_record_into_one_experiment_and_are_gated_together(
+        pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    args = [sys.executable, "-m", "pytest", "--phoenix-dataset=qa",
+            "--phoenix-task=qa_app:answer", f"--phoenix-run-id={run}", "--splits", "2",
+            "-p", "no:cacheprovider", "-q"]
+    # The two shards of a job matrix (pytest-split), started at once: both may look for the
+    # run's experiment before either made it; one experiment remains all the same.
+    shards = [subprocess.Popen([*args, "--group", str(group)], cwd=pytester.path,
+                               stdout=subprocess.PIPE, text=True) for group in (1, 2)]
+    outputs = [shard.communicate(timeout=300)[0] for shard in shards]
+    assert all("2 deselected" in out for out in outputs), outputs  # two cases each
+    made = [e for e in admin.experiments(qa_dataset["id"])
+            if (e.get("metadata") or {}).get("run_id") == run]
+    assert len(made) == 1, made
+    assert made[0]["name"].endswith(f"run {run}")
+    assert len(admin.runs(made[0]["id"])) == 4  # both shards' cases, once each
+    assert not any("partial run" in out for out in outputs)
+
+    # The last step of the job decides the gates over the whole run, calling nothing.
+    lenient = pytester.runpytest("--phoenix-dataset=qa", f"--phoenix-run-id={run}",
+                                 "--phoenix-regate=run", "--phoenix-fail-under=exact_match=0.5",
+                                 "-p", "no:cacheprovider")
+    assert lenient.ret == 0, lenient.stdout.str()
+    assert "with 4 runs" in lenient.stdout.str()
+    strict = pytester.runpytest("--phoenix-dataset=qa", f"--phoenix-run-id={run}",
+                                "--phoenix-regate=run", "--phoenix-fail-under=exact_match=0.75",
+                                "-p", "no:cacheprovider")
+    assert strict.ret == 1

@@ -508,6 +508,43 @@ class Gateway:
                 raise
             return made
 
+    async def aoldest_with_token(self, dataset_id: str, token: str) -> dict[str, Any] | None:
+        """The first experiment the dataset got with creation ``token`` (several shards of a
+        run may each have made one at once), or None."""
+        doing = "looking for the run's experiment"
+
+        async def look() -> dict[str, Any] | None:
+            found: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+                response = raise_for_retryable(await self._async().get(
+                    f"v1/datasets/{quote(dataset_id)}/experiments", params=params,
+                    extensions=self._extensions(doing)))
+                response.raise_for_status()
+                body = self._json(response, doing, "data")
+                found += [dict(e) for e in body["data"] or ()
+                          if (e.get("metadata") or {}).get(CREATION_TOKEN) == token]
+                cursor = body.get("next_cursor")
+                if not cursor:
+                    break
+            return min(found, key=lambda e: (e.get("created_at") or "", _row_id(e["id"])),
+                       default=None)
+
+        return await self.acall(doing, look)
+
+    async def adelete_experiment(self, experiment_id: str) -> None:
+        doing = f"deleting experiment {experiment_id}"
+        http = self._async()
+
+        async def delete() -> None:
+            response = raise_for_retryable(await http.delete(
+                f"v1/experiments/{quote(experiment_id)}", extensions=self._extensions(doing)))
+            if response.status_code != 404:  # gone already: as good
+                response.raise_for_status()
+
+        await self.acall(doing, delete)
+
     async def _acreated(self, dataset_id: str, token: str, doing: str) -> dict[str, Any] | None:
         """The dataset's experiment made with creation ``token``, if the server has it (newest
         first, page by page: a journal's may be old); None also when the server cannot list
@@ -655,6 +692,16 @@ async def send_evaluation(http: httpx.AsyncClient, run_id: str,
                                json={**evaluation, "experiment_run_id": run_id})
     response.raise_for_status()
     json_body(response, doing, where, "data")
+
+
+def _row_id(global_id: str) -> int:
+    """The row id in a GraphQL global id ("Experiment:12", base64): creation order."""
+    import base64
+
+    try:
+        return int(base64.b64decode(global_id).decode().rsplit(":", 1)[-1])
+    except (ValueError, UnicodeDecodeError):
+        return 0
 
 
 def _env_headers() -> dict[str, str]:

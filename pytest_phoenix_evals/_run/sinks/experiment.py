@@ -45,6 +45,16 @@ class ExperimentPlan:
     repetitions: int = 1
     # What a group adds to the metadata (a benchmarked judge's prompt version).
     per_group: Callable[[Group], Mapping[str, Any]] | None = None
+    # --phoenix-run-id: every process of one CI run (shards of a job matrix) records into one
+    # experiment per group, found by a creation token derived from the run id.
+    run_id: str | None = None
+
+    def token_for(self, group: Group) -> str | None:
+        """The creation token every process of the run derives alike (None without a run
+        id: each session makes its own)."""
+        if self.run_id is None:
+            return None
+        return hashlib.sha256(f"run\n{self.run_id}\n{group.key}".encode()).hexdigest()[:32]
 
     def name_for(self, group: Group) -> str:
         return f"{self.name} {group.test.rsplit('::', 1)[-1]}" if group.test else self.name
@@ -77,11 +87,14 @@ def git_info(cwd: Path) -> dict[str, str]:
     return {key: value for key, value in info.items() if value}
 
 
-def default_experiment_name(git: Mapping[str, str], now: datetime | None = None) -> str:
+def default_experiment_name(git: Mapping[str, str], now: datetime | None = None, *,
+                            run_id: str | None = None) -> str:
     """``pytest <branch>@<commit>[+dirty] <UTC time>``: two runs of one commit (or outside a
-    repository) are told apart by the time; ``+dirty`` says the work tree had changes."""
+    repository) are told apart by the time; ``+dirty`` says the work tree had changes. With a
+    run id, ``run <id>`` instead of the time: every shard of the run names it alike."""
     now = now or datetime.now(UTC)
-    stamp = f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d}Z"
+    stamp = f"run {run_id}" if run_id else \
+        f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d}Z"
     if "git_commit" in git:
         dirty = "+dirty" if git.get("git_dirty") == "true" else ""
         return f"pytest {git.get('git_branch', 'HEAD')}@{git['git_commit'][:8]}{dirty} {stamp}"
@@ -206,13 +219,24 @@ class ExperimentSink:
 
     async def _create(self, group: Group) -> Destination:
         # The intent's token: an experiment the server made although the answer never came
-        # back is found by --phoenix-upload-pending instead of being made twice.
-        created = await self._gateway.acreate_experiment(
+        # back is found by --phoenix-upload-pending instead of being made twice. With a run
+        # id, the token is the run's: another shard's experiment is looked for first.
+        token = self._intent(group)["token"]
+        shared = self._plan.run_id is not None
+        found = await self._gateway.aoldest_with_token(group.dataset_id, token) if shared \
+            else None
+        created = found or await self._gateway.acreate_experiment(
             group.dataset_id, group.version_id, dataset_name=group.dataset_name,
             experiment_name=redact(self._plan.name_for(group)),
             metadata=redact_value(self._plan.metadata_for(group)), splits=group.splits,
-            repetitions=self._plan.repetitions, token=self._intent(group)["token"],
-            look_first=False)
+            repetitions=self._plan.repetitions, token=token, look_first=False)
+        if shared and found is None:
+            # Two shards that looked at once both made one: the oldest is the run's, and the
+            # one made here gives way (deleted, empty: nothing was posted into it yet).
+            oldest = await self._gateway.aoldest_with_token(group.dataset_id, token)
+            if oldest is not None and oldest["id"] != created["id"]:
+                await self._gateway.adelete_experiment(created["id"])
+                created = oldest
         experiment = Destination(
             group=group, id=created["id"],
             url=self._gateway.experiment_url(group.dataset_id, created["id"]),
@@ -249,7 +273,8 @@ class ExperimentSink:
             import uuid
 
             self._intents[group.key] = {
-                "token": uuid.uuid4().hex, "dataset_id": group.dataset_id,
+                "token": self._plan.token_for(group) or uuid.uuid4().hex,
+                "dataset_id": group.dataset_id,
                 "dataset_name": group.dataset_name, "version_id": group.version_id,
                 "name": redact(self._plan.name_for(group)),
                 "metadata": redact_value(self._plan.metadata_for(group)),
