@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,17 +44,21 @@ def pytest_phoenix_evals_evaluators(config, dataset):
 def run(python: Path, workdir: Path, url: str, *args: str) -> tuple[float, float, str]:
     """(seconds, peak RSS in MB, last line) of one pytest process."""
     env = {**os.environ, "PHOENIX_COLLECTOR_ENDPOINT": url}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                           "--phoenix-dataset=big", "--phoenix-task=big_app:answer", *args],
-                          cwd=workdir, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss of children is a running maximum
-        peak = before
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return seconds, peak / 1024, lines[-1] if lines else done.stderr[-300:]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q",
+             "--phoenix-dataset=big", "--phoenix-task=big_app:answer", *args],
+            cwd=workdir, env=env, stdout=out, stderr=err)
+        # This process's own peak (RUSAGE_CHILDREN would be the largest of every child so far).
+        _, _, usage = os.wait4(process.pid, 0)
+        process.returncode = 0
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    return seconds, usage.ru_maxrss / 1024, lines[-1] if lines else stderr[-300:]
 
 
 def main() -> int:
@@ -76,8 +79,7 @@ def main() -> int:
                 {"input": {"question": f"question number {i}"}, "output": {"answer": str(i)},
                  "metadata": {"i": i}} for i in range(args.examples)])
             print(f"uploaded {args.examples} examples in {time.perf_counter() - started:.1f} s")
-            # Each run in a fresh process; the RSS figure is the largest child so far, so the
-            # runs go from the lightest to the heaviest.
+            # Each run in a fresh process, with its own peak RSS.
             for label, extra in (("collect only", ["--collect-only"]),
                                  ("run, no upload", ["--phoenix-no-upload"]),
                                  ("run and upload", [])):
