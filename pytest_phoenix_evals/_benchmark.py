@@ -44,8 +44,10 @@ class Benchmark:
 
             found = self._against_judge(group) if group.key in self._against else \
                 self._find(group)
+            # Where the human label may be: the annotation's name, the judge's, the name the
+            # command line gave, and a judge prompt's tool name.
             names = [*annotation_names(found.output_configs), found.name,
-                     self.spec.rsplit("/", 1)[-1]]
+                     self.spec.rsplit("/", 1)[-1], *(getattr(found, "tool_configs", None) or {})]
             self._judges[group.key] = JudgeUnderTest(found, list(dict.fromkeys(names)))
         return self._judges[group.key]
 
@@ -55,6 +57,8 @@ class Benchmark:
 
         source = self.session.source
         spec = self.spec
+        if spec.startswith("prompt:"):
+            return self._from_prompt(spec.removeprefix("prompt:"))
         try:
             if spec.startswith("dataset:"):
                 other, _, name = spec.removeprefix("dataset:").rpartition("/")
@@ -85,6 +89,48 @@ class Benchmark:
             f"(its judges: {', '.join(judges) or 'none'}), and it is none of this plugin's "
             f"judges ({', '.join(CATALOG)}); a judge attached to another dataset is "
             f"dataset:DATASET/EVALUATOR")
+
+    def _from_prompt(self, reference: str) -> Any:
+        """``prompt:NAME[@TAG|@VERSION_ID]``: a judge prompt of Phoenix prompt management (the
+        version tagged --phoenix-prompt-tag, else the latest, when none is named). Its function
+        tools' ``label`` enums are the labels; the annotation is named after the prompt; the
+        template's variables are filled from the context by name (input, output, reference,
+        metadata)."""
+        from ._core.types import OutputConfig
+        from ._evaluators.llm.judge import LLMJudge, PromptSpec
+        from ._phoenix.http import PhoenixError
+
+        name, _, ref = reference.partition("@")
+        ref = ref or self.session.settings.prompt_tag or ""
+        gateway = self.session.gateway
+        try:
+            data = gateway.prompt_version(name, tag=ref) if ref else gateway.latest_prompt(name)
+            if data is None:  # not a tag: a version id
+                try:
+                    data = gateway.prompt_version(name, version_id=ref)
+                except PhoenixError as exc:
+                    if exc.status is None or exc.status >= 500:
+                        raise
+                    data = None  # the server says it is no version id (422) or none it has
+            if data is None:
+                raise PhoenixError(f"prompt {name!r} has no version or tag {ref!r}")
+            prompt = PromptSpec.from_phoenix(name, data)
+        except (PhoenixError, ValueError) as exc:
+            raise pytest.UsageError(f"--phoenix-benchmark prompt:{reference}: {exc}") from None
+        tools = [t.get("function") or {} for t in (prompt.tools or {}).get("tools") or ()
+                 if t.get("type") == "function"]
+        labelled = [(t.get("name"), ((t.get("parameters") or {}).get("properties") or {})
+                     .get("label", {}).get("enum")) for t in tools]
+        labelled = [(tool, labels) for tool, labels in labelled if tool and labels]
+        if len(labelled) != 1:
+            raise pytest.UsageError(
+                f"--phoenix-benchmark prompt:{reference}: a judge prompt needs exactly one "
+                f"function tool with a 'label' enum (this version has {len(labelled)})")
+        tool, labels = labelled[0]
+        config = OutputConfig(kind="CATEGORICAL", name=name,
+                              values=tuple((str(label), None) for label in labels))
+        return LLMJudge(name=name, prompt=prompt, output_configs=[config],
+                        tool_configs={str(tool): name})
 
     # --- the golden cases --------------------------------------------------------------------
 

@@ -477,7 +477,8 @@ OPTIONS = (
            "metadata label): no task, the example's output is judged, a case passes when the "
            "labels agree; gate with agreement(NAME), kappa(NAME), precision/recall/f1"
            "(NAME=LABEL). JUDGE: an LLM evaluator attached to the golden set, "
-           "dataset:DATASET/EVALUATOR, qa_correctness or hallucination.", "JUDGE",
+           "dataset:DATASET/EVALUATOR, prompt:NAME[@TAG|@VERSION_ID] (a judge prompt of "
+           "prompt management), qa_correctness or hallucination.", "JUDGE",
            parse=_text),
     Option("benchmark_against", "str", "With --phoenix-benchmark: also judge the golden set "
            "with the judge's prompt version carrying this tag (for example production), in "

@@ -319,3 +319,27 @@ def test_corrections_of_judge_traces_become_golden_examples_once(
     bench = pytester.runpytest("--phoenix-dataset=corrected-golden",
                                "--phoenix-benchmark=hallucination", "-p", "no:cacheprovider")
     bench.assert_outcomes(passed=1, failed=1)
+
+
+def test_a_judge_prompt_of_prompt_management_is_benchmarked_by_name_and_tag(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
+        golden: dict[str, Any]) -> None:
+    # Not attached to any dataset: a prompt whose tool answers the "hallucination" labels,
+    # its variables filled from the context by name.
+    admin.create_prompt("standalone-judge", [
+        {"role": "system", "content": "Is this answer supported?"},
+        {"role": "user", "content": "{{output}}"}], output_configs=[CONFIG], tags=["candidate"])
+    judge.configure(rules=RULES)
+    result = pytester.runpytest("--phoenix-dataset=hallucination-golden",
+                                "--phoenix-benchmark=prompt:standalone-judge@candidate",
+                                "--phoenix-fail-under=agreement(standalone-judge)>=0.7",
+                                "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=6, failed=2)
+    assert result.ret == 0, out
+    assert "agreement: 0.750 [0.409, 0.929]" in out
+    unknown = pytester.runpytest("--phoenix-dataset=hallucination-golden",
+                                 "--phoenix-benchmark=prompt:standalone-judge@nonesuch",
+                                 "-p", "no:cacheprovider")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    assert "prompt 'standalone-judge' has no version or tag 'nonesuch'" in unknown.stderr.str()

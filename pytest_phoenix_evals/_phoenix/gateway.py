@@ -270,6 +270,13 @@ class Gateway:
         self._raise_for_status(response, doing)
         return dict(self._json(response, doing, "data")["data"])
 
+    def latest_prompt(self, prompt: str) -> dict[str, Any]:
+        """A prompt's latest version (the server's v1 PromptVersion JSON)."""
+        doing = f"loading the latest version of prompt {prompt!r}"
+        response = self._get(f"v1/prompts/{quote(prompt)}/latest", None, doing)
+        self._raise_for_status(response, doing)
+        return dict(self._json(response, doing, "data")["data"])
+
     def tag_prompt_version(self, version_id: str, tag: str, description: str) -> None:
         """Put ``tag`` on a prompt version (``POST /v1/prompt_versions/{id}/tags``: the server
         moves the tag when another version of the prompt carries it)."""
