@@ -268,28 +268,35 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     """Start the dataset cases ahead of pytest (--phoenix-concurrency), then stop what is left
-    when pytest stops early. Under pytest-xdist each worker runs the cases it is given."""
+    when pytest stops early. Under pytest-xdist each worker runs its share ahead when it was
+    dealt it whole (ShareScheduling), else the cases it is given, one by one."""
     state = _active(session.config)
     if state is None:
         return (yield)
-    workerinput = getattr(session.config, "workerinput", None)
-    if session.config.option.collectonly:
-        pass
-    elif _runs_items_itself(session.config):
+    items = _items_run_ahead(session)
+    if items:
         from ._items import CaseItem
 
-        state.start([item.job for item in session.items if isinstance(item, CaseItem)])
-    elif workerinput is not None and workerinput.get("phoenix_evals_shares"):
-        from ._items import CaseItem
-        from ._xdist import my_share
-
-        # This worker is dealt its whole share at once (ShareScheduling): run it ahead.
-        state.start([item.job for item in my_share(workerinput, session.items)
-                     if isinstance(item, CaseItem)])
+        state.start([item.job for item in items if isinstance(item, CaseItem)])
     try:
         return (yield)
     finally:
         state.stop()
+
+
+def _items_run_ahead(session: pytest.Session) -> list[pytest.Item]:
+    """The items this process runs, when it knows them all before running any."""
+    config = session.config
+    if config.option.collectonly:
+        return []
+    if _runs_items_itself(config):
+        return list(session.items)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("phoenix_evals_shares"):
+        from ._xdist import my_share
+
+        return my_share(workerinput, session.items)
+    return []
 
 
 def _runs_items_itself(config: pytest.Config) -> bool:
