@@ -4,7 +4,7 @@ Both start from pytest_cmdline_main, before pytest_configure, with a session of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -67,21 +67,16 @@ def _run_experiment(session: PhoenixEvalsSession) -> str:
     if len(session.settings.datasets) != 1:
         raise PhoenixError("--phoenix-regate=run needs the run's dataset: one "
                            "--phoenix-dataset=NAME")
+    from ._run.sinks.experiment import run_token
+
+    assert session.settings.run_id is not None
     group = session.source.group(session.settings.datasets[0])
-    plan_token = _run_token(session, group)
-    found = session.engine.run(session.gateway.aoldest_with_token(group.dataset_id, plan_token))
+    token = run_token(session.settings.run_id, group)
+    found = session.engine.run(session.gateway.aoldest_with_token(group.dataset_id, token))
     if found is None:
         raise PhoenixError(f"no experiment of run {session.settings.run_id!r} on dataset "
                            f"{group.dataset_name!r} in {session.gateway.where()}")
     return str(found["id"])
-
-
-def _run_token(session: PhoenixEvalsSession, group: Any) -> str:
-    from ._run.sinks.experiment import ExperimentPlan
-
-    token = ExperimentPlan("", {}, run_id=session.settings.run_id).token_for(group)
-    assert token is not None
-    return token
 
 
 def regate(session: PhoenixEvalsSession) -> int:

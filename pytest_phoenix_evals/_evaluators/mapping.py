@@ -178,7 +178,7 @@ def path_problem(path: str) -> str | None:
         return ("Field names in dot notation must start with a letter or underscore. Use "
                 "bracket notation like ['123'] for other field names")
     try:
-        tree = JsonPathParser().parse(path)
+        tree = _parsed(path)
     except Exception as exc:  # the lexer's and the parser's errors (and ply's own)
         return f"Invalid JSONPath syntax: {exc}"
     allowed = (Root, Child, Fields, Index, Slice)

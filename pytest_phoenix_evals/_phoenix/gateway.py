@@ -18,7 +18,7 @@ import difflib
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -521,24 +521,34 @@ class Gateway:
         doing = "looking for the run's experiment"
 
         async def look() -> dict[str, Any] | None:
-            found: list[dict[str, Any]] = []
-            cursor = None
-            while True:
-                params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-                response = raise_for_retryable(await self._async().get(
-                    f"v1/datasets/{quote(dataset_id)}/experiments", params=params,
-                    extensions=self._extensions(doing)))
-                response.raise_for_status()
-                body = self._json(response, doing, "data")
-                found += [dict(e) for e in body["data"] or ()
-                          if (e.get("metadata") or {}).get(CREATION_TOKEN) == token]
-                cursor = body.get("next_cursor")
-                if not cursor:
-                    break
+            found = [e async for e in self._awith_token(dataset_id, token, doing, strict=True)]
             return min(found, key=lambda e: (e.get("created_at") or "", _row_id(e["id"])),
                        default=None)
 
         return await self.acall(doing, look)
+
+    async def _awith_token(self, dataset_id: str, token: str, doing: str, *, strict: bool
+                           ) -> AsyncIterator[dict[str, Any]]:
+        """The dataset's experiments made with creation ``token``, newest first, page by page.
+        A listing the server refuses (a 4xx) raises with ``strict``, else ends the iteration;
+        httpx errors worth a retry are raised for the retry policy."""
+        cursor = None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = raise_for_retryable(await self._async().get(
+                f"v1/datasets/{quote(dataset_id)}/experiments", params=params,
+                extensions=self._extensions(doing)))
+            if response.status_code != 200:
+                if strict:
+                    response.raise_for_status()
+                return
+            body = self._json(response, doing, "data")
+            for experiment in body["data"] or ():
+                if (experiment.get("metadata") or {}).get(CREATION_TOKEN) == token:
+                    yield dict(experiment)
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
 
     async def adelete_experiment(self, experiment_id: str) -> None:
         doing = f"deleting experiment {experiment_id}"
@@ -556,21 +566,10 @@ class Gateway:
         """The dataset's experiment made with creation ``token``, if the server has it (newest
         first, page by page: a journal's may be old); None also when the server cannot list
         them (a 4xx). Raises httpx errors worth a retry, for the retry policy."""
-        cursor = None
-        while True:
-            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            response = raise_for_retryable(await self._async().get(
-                f"v1/datasets/{quote(dataset_id)}/experiments", params=params,
-                extensions=self._extensions(f"{doing} (looking for one already made)")))
-            if response.status_code != 200:
-                return None
-            body = self._json(response, doing, "data")
-            for experiment in body["data"] or ():
-                if (experiment.get("metadata") or {}).get(CREATION_TOKEN) == token:
-                    return dict(experiment)
-            cursor = body.get("next_cursor")
-            if not cursor:
-                return None
+        async for experiment in self._awith_token(
+                dataset_id, token, f"{doing} (looking for one already made)", strict=False):
+            return experiment
+        return None
 
     async def apost_run(self, experiment_id: str, run: Mapping[str, Any], *,
                         doing: str | None = None) -> str:

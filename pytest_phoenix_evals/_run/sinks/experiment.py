@@ -50,11 +50,9 @@ class ExperimentPlan:
     run_id: str | None = None
 
     def token_for(self, group: Group) -> str | None:
-        """The creation token every process of the run derives alike (None without a run
-        id: each session makes its own)."""
-        if self.run_id is None:
-            return None
-        return hashlib.sha256(f"run\n{self.run_id}\n{group.key}".encode()).hexdigest()[:32]
+        """The run's creation token for the group (None without a run id: each session makes
+        its own)."""
+        return run_token(self.run_id, group) if self.run_id is not None else None
 
     def name_for(self, group: Group) -> str:
         return f"{self.name} {group.test.rsplit('::', 1)[-1]}" if group.test else self.name
@@ -68,6 +66,11 @@ class ExperimentPlan:
         if self.per_group is not None:
             metadata.update(self.per_group(group))
         return metadata
+
+
+def run_token(run_id: str, group: Group) -> str:
+    """The creation token every process of a run (--phoenix-run-id) derives alike."""
+    return hashlib.sha256(f"run\n{run_id}\n{group.key}".encode()).hexdigest()[:32]
 
 
 def git_info(cwd: Path) -> dict[str, str]:
