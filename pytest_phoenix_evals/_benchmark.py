@@ -101,19 +101,9 @@ class Benchmark:
         from ._phoenix.http import PhoenixError
 
         name, _, ref = reference.partition("@")
-        ref = ref or self.session.settings.prompt_tag or ""
-        gateway = self.session.gateway
         try:
-            data = gateway.prompt_version(name, tag=ref) if ref else gateway.latest_prompt(name)
-            if data is None:  # not a tag: a version id
-                try:
-                    data = gateway.prompt_version(name, version_id=ref)
-                except PhoenixError as exc:
-                    if exc.status is None or exc.status >= 500:
-                        raise
-                    data = None  # the server says it is no version id (422) or none it has
-            if data is None:
-                raise PhoenixError(f"prompt {name!r} has no version or tag {ref!r}")
+            data = self.session.gateway.find_prompt_version(
+                name, ref or self.session.settings.prompt_tag)
             prompt = PromptSpec.from_phoenix(name, data)
         except (PhoenixError, ValueError) as exc:
             raise pytest.UsageError(f"--phoenix-benchmark prompt:{reference}: {exc}") from None

@@ -44,6 +44,10 @@ class Settings(NamedTuple):
 
     datasets: tuple[str, ...] = ()
     task: str | None = None
+    # A prompt as the task: where its variables and appended messages are in the example.
+    prompt_variables: str = "input"
+    prompt_messages: str | None = None
+    push_prompt: str | None = None
     splits: tuple[str, ...] = ()
     dataset_version: str | None = None
     examples: tuple[str, ...] = ()
@@ -207,9 +211,27 @@ def _choice(choices: tuple[str, ...]) -> Parse:
 
 
 def _task(value: str, source: str) -> str:
+    kind, _, rest = value.partition(":")
+    if kind in ("prompt", "prompt-file"):
+        if not rest.strip() or rest.startswith("@") or rest.endswith("@"):
+            raise pytest.UsageError(f"{source}: {value!r} names no prompt: prompt:NAME, "
+                                    f"prompt:NAME@TAG or prompt-file:PATH")
+        return value
     if value.count(":") != 1 or not all(value.split(":")):
-        raise pytest.UsageError(f"{source}: {value!r} is not of the form module:function, for "
-                                f"example my_app.qa:answer")
+        raise pytest.UsageError(f"{source}: {value!r} is not of the form module:function (for "
+                                f"example my_app.qa:answer), prompt:NAME[@TAG] or "
+                                f"prompt-file:PATH")
+    return value
+
+
+def _dot_path(value: str, source: str) -> str:
+    """A dot path into the example (the playground's); "" or "." is the whole context."""
+    value = value.strip()
+    if value in ("", "."):
+        return ""
+    if any(not part or not part.strip() for part in value.split(".")):
+        raise pytest.UsageError(f"{source}: {value!r} is not a dot path such as input or "
+                                f"input.question")
     return value
 
 
@@ -309,9 +331,22 @@ OPTIONS = (
     Option("dataset", "list", "Run the examples of this Phoenix dataset as test cases "
            "(name or id; repeatable). NAME@VERSION_ID:SPLIT picks a version and a split for "
            "this dataset alone.", "NAME", parse=_strings, target="datasets"),
-    Option("task", "str", "The task under test, as module:function (sync or async). Without "
-           "it, a pytest_phoenix_evals_task hook in conftest.py supplies the task.",
-           "MODULE:FUNCTION", parse=_task),
+    Option("task", "str", "The task under test: module:function (sync or async); "
+           "prompt:NAME[@TAG|@VERSION_ID], a prompt of Phoenix prompt management run as the "
+           "playground runs it over a dataset; or prompt-file:PATH, such a prompt kept in a "
+           "YAML or JSON file. Without it, a pytest_phoenix_evals_task hook in conftest.py "
+           "supplies the task.", "TASK", parse=_task),
+    Option("prompt_variables", "str", "With a prompt as the task: the dot path in the "
+           "example's {input, reference, metadata} whose keys fill the template's variables "
+           "(default {default}; '.' for the whole context, then {{input.question}}).", "PATH",
+           parse=_dot_path),
+    Option("prompt_messages", "str", "With a prompt as the task: the dot path in the "
+           "example's input of OpenAI-style messages to append to the prompt's.", "PATH",
+           parse=_dot_path),
+    Option("push_prompt", "str", "With --phoenix-task=prompt-file:PATH: when every gate passed "
+           "and every result is in Phoenix, save the file as a new version of this prompt "
+           "(made if missing; nothing new when its latest version is the file).", "NAME",
+           parse=_text),
     Option("split", "list", "Only run examples in this dataset split (repeatable).", "SPLIT",
            parse=_strings, target="splits"),
     Option("examples", "list", "Only run these examples: example ids, or case ids as "
@@ -492,9 +527,10 @@ OPTIONS = (
     Option("test_share", "str", "With --phoenix-corrections: the share of corrections put in "
            "split 'test' (the rest in 'train'), decided by trace id (default {default}).",
            "FRACTION", parse=_number(float, minimum=0.0)),
-    Option("promote_tag", "str", "With --phoenix-benchmark: when every gate passed and every "
-           "result is in Phoenix, move this prompt version tag (for example production) to "
-           "the judged prompt version.", "TAG", parse=_text),
+    Option("promote_tag", "str", "With --phoenix-benchmark or a prompt as the task: when "
+           "every gate passed and every result is in Phoenix, move this prompt version tag "
+           "(for example production) to the judged prompt version, or to the prompt version "
+           "under test (the one --phoenix-push-prompt made).", "TAG", parse=_text),
     Option("budget_usd", "str", "Start no judge call once the judges' priced spend (see "
            "--phoenix-judge-price) reaches this many USD; the spans left are judged by a "
            "later run.", "USD", parse=_number(float), target="judge.budget_usd"),
@@ -645,14 +681,31 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
     if settings.benchmark_against and not settings.benchmark:
         raise pytest.UsageError(f"{sources['benchmark_against']}: only with "
                                 f"--phoenix-benchmark (the judge to compare)")
+    prompt_task = (settings.task or "").startswith(("prompt:", "prompt-file:"))
     if settings.promote_tag:
-        if not settings.benchmark:
+        if not settings.benchmark and not prompt_task:
             raise pytest.UsageError(f"{sources['promote_tag']}: only with --phoenix-benchmark "
-                                    f"(the judge whose prompt version would carry the tag)")
+                                    f"(the judge whose prompt version would carry the tag) or "
+                                    f"--phoenix-task=prompt:NAME or prompt-file:PATH (the "
+                                    f"prompt under test)")
         for local in ("offline", "no_upload"):
             if getattr(settings, local):
                 refuse("promote_tag", local, "a version is promoted on the evidence of an "
                        "experiment in Phoenix")
+    if settings.push_prompt:
+        if not (settings.task or "").startswith("prompt-file:"):
+            raise pytest.UsageError(f"{sources['push_prompt']}: only with "
+                                    f"--phoenix-task=prompt-file:PATH (the file to save as a "
+                                    f"version)")
+        for local in ("offline", "no_upload"):
+            if getattr(settings, local):
+                refuse("push_prompt", local, "a version is saved on the evidence of an "
+                       "experiment in Phoenix")
+    for option in ("prompt_variables", "prompt_messages"):
+        given = getattr(settings, option)
+        if given != getattr(_DEFAULTS, option) and not prompt_task:
+            raise pytest.UsageError(f"{sources[option]}: only with a prompt as the task "
+                                    f"(--phoenix-task=prompt:NAME or prompt-file:PATH)")
     if settings.judge.budget_usd is not None and not settings.judge.prices:
         raise pytest.UsageError(f"{sources['budget_usd']}: a budget needs the judges' prices: "
                                 f"add --phoenix-judge-price=MODEL=INPUT/OUTPUT")

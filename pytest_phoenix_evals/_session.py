@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._evaluators.protocol import Evaluator
     from ._phoenix.gateway import Gateway
     from ._phoenix.traces import Traces
+    from ._prompt import PromptUnderTest
     from ._report.summary import Summary
     from ._run.baselines import Baselines
     from ._run.engine import Engine
@@ -74,6 +75,7 @@ class PhoenixEvalsSession:
         self._source: DatasetSource | None = None
         self._spans: SpanSource | None = None
         self._benchmark: Benchmark | None = None
+        self._prompt: PromptUnderTest | None = None
         # Groups run in part (-k, --lf, --phoenix-examples, ...): what the experiment says.
         self._partial: dict[str, dict[str, Any]] = {}
         self.promotion_failed = False
@@ -219,6 +221,17 @@ class PhoenixEvalsSession:
         return self._benchmark
 
     @property
+    def prompt(self) -> PromptUnderTest | None:
+        """--phoenix-task=prompt:NAME or prompt-file:PATH: the prompt under test (None
+        otherwise)."""
+        if self._prompt is None:
+            from ._prompt import PromptUnderTest, is_prompt_task
+
+            if is_prompt_task(self.settings.task):
+                self._prompt = PromptUnderTest(self)
+        return self._prompt
+
+    @property
     def sink(self) -> Sink | None:
         """Where results go; None with --phoenix-no-upload."""
         if self.settings.no_upload:
@@ -272,6 +285,8 @@ class PhoenixEvalsSession:
         """What a group adds to its experiment's metadata: a benchmark's judge, a partial
         run's selection."""
         found = self.benchmark.metadata(group) if self.benchmark is not None else {}
+        if self.prompt is not None:
+            found.update(self.prompt.metadata())
         if self.settings.skip_evaluators:
             found["skipped_evaluators"] = list(self.settings.skip_evaluators)
         if group.key in self._partial:
@@ -354,9 +369,13 @@ class PhoenixEvalsSession:
         if group.key not in self._tasks:
             from ._tasks import import_task, task_from_hook
 
-            self._tasks[group.key] = (import_task(self.settings.task, self.config.rootpath)
-                                      if self.settings.task else
-                                      task_from_hook(self.config, group))
+            if self.prompt is not None:
+                self.prompt.check(group)  # every example fills the template, before any runs
+                self._tasks[group.key] = self.prompt.task
+            else:
+                self._tasks[group.key] = (import_task(self.settings.task, self.config.rootpath)
+                                          if self.settings.task else
+                                          task_from_hook(self.config, group))
         return self._tasks[group.key]
 
     def evaluators(self, group: Group, marker: Sequence[Any] = ()) -> list[Evaluator]:
@@ -645,6 +664,8 @@ class PhoenixEvalsSession:
                 self.notices.append(self._judges.cache.problem)
         if self._engine is not None:
             closers = [self._judges.aclose()] if self._judges is not None else []
+            if self._prompt is not None:
+                closers.append(self._prompt.aclose())
             if self._gateway is not None:
                 closers.append(self._gateway.aclose())
             closers += [e.aclose() for e in self._handed_out.values() if isinstance(e, Closes)]
@@ -661,6 +682,11 @@ class PhoenixEvalsSession:
             return
         self.baseline_lines += self.benchmark.report_lines(self.results)
         self.baseline_lines += self.benchmark.promote(passed)
+
+    def finish_prompt(self, passed: bool | None) -> None:
+        """A prompt as the task: --phoenix-push-prompt, then --phoenix-promote-tag."""
+        if self._prompt is not None:
+            self.baseline_lines += self._prompt.finish(passed)
 
     def finish_session(self) -> None:
         """Tell the observers that the session's results are all in."""

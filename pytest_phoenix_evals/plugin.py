@@ -349,6 +349,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     passed = state.apply_gates(expected or [r.case for r in state.results])
     steady = state.compare_with_baselines()
     state.finish_benchmark(passed)
+    state.finish_prompt(passed)
     # With gates the exit status follows them (pytest returns session.exitstatus as it is
     # after this hook); an interrupt, an internal or usage error keeps its own. A regression
     # beyond --phoenix-max-regression fails the session either way.

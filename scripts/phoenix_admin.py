@@ -742,6 +742,9 @@ class PhoenixAdmin:
         experiment_name: str | None = None,
         credentials: Mapping[str, str] | None = None,
         timeout: float = 300,
+        prompt_version: Mapping[str, Any] | None = None,
+        template_variables_path: str | None = None,
+        appended_messages_path: str | None = None,
     ) -> str:
         """Let the server run a prompt task over a dataset and evaluate it with the given
         dataset evaluators, the way the playground does (GraphQL subscription
@@ -750,9 +753,15 @@ class PhoenixAdmin:
         COMPLETED). Template variables resolve under the
         example's ``input`` (``{{q}}`` is ``input.q``); the task output the evaluators see is
         ``{"messages": [{"role": "assistant", "content": ...}], "available_tools": [...]}``.
+
+        prompt_version: a whole GraphQL ``ChatPromptVersionInput`` (for instance
+        :meth:`prompt_version_input`'s ``input``), run instead of one built from ``messages``.
+        template_variables_path / appended_messages_path: the playground's settings (server
+        defaults when None).
         """
         payload: dict[str, Any] = {
-            "promptVersion": chat_prompt_version_input(
+            "promptVersion": dict(prompt_version) if prompt_version is not None else
+            chat_prompt_version_input(
                 messages, template_format=template_format, model_name=model_name,
                 provider=provider, invocation_parameters=invocation_parameters),
             "repetitions": repetitions,
@@ -761,6 +770,10 @@ class PhoenixAdmin:
         }
         if experiment_name is not None:
             payload["experimentName"] = experiment_name
+        if template_variables_path is not None:
+            payload["templateVariablesPath"] = template_variables_path
+        if appended_messages_path is not None:
+            payload["appendedMessagesPath"] = appended_messages_path
         if credentials:
             payload["credentials"] = [{"envVarName": k, "value": v}
                                       for k, v in credentials.items()]

@@ -342,4 +342,5 @@ def test_a_judge_prompt_of_prompt_management_is_benchmarked_by_name_and_tag(
                                  "--phoenix-benchmark=prompt:standalone-judge@nonesuch",
                                  "-p", "no:cacheprovider")
     assert unknown.ret == pytest.ExitCode.USAGE_ERROR
-    assert "prompt 'standalone-judge' has no version or tag 'nonesuch'" in unknown.stderr.str()
+    assert ("prompt 'standalone-judge' has no tag or version 'nonesuch'. Available tags: "
+            "candidate.") in unknown.stderr.str()

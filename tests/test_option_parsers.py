@@ -105,12 +105,18 @@ def test_thresholds_and_gates_parse_into_their_types() -> None:
     ("evaluate_on", "cloud", "'cloud' is not 'local' or 'server'"),
     ("evaluate_on", " ", "' ' is not 'local' or 'server'"),
     ("judge_api", "fast", "'fast' is not 'auto', 'chat' or 'responses'"),
-    ("task", "my_app.qa", "'my_app.qa' is not of the form module:function, for example "
-                          "my_app.qa:answer"),
-    ("task", "a:b:c", "'a:b:c' is not of the form module:function, for example "
-                      "my_app.qa:answer"),
-    ("task", ":answer", "':answer' is not of the form module:function, for example "
-                        "my_app.qa:answer"),
+    ("task", "my_app.qa", "'my_app.qa' is not of the form module:function (for example "
+                          "my_app.qa:answer), prompt:NAME[@TAG] or prompt-file:PATH"),
+    ("task", "a:b:c", "'a:b:c' is not of the form module:function (for example "
+                      "my_app.qa:answer), prompt:NAME[@TAG] or prompt-file:PATH"),
+    ("task", ":answer", "':answer' is not of the form module:function (for example "
+                        "my_app.qa:answer), prompt:NAME[@TAG] or prompt-file:PATH"),
+    ("task", "prompt:@tag", "'prompt:@tag' names no prompt: prompt:NAME, prompt:NAME@TAG or "
+                            "prompt-file:PATH"),
+    ("task", "prompt-file:", "'prompt-file:' names no prompt: prompt:NAME, prompt:NAME@TAG or "
+                             "prompt-file:PATH"),
+    ("prompt_variables", "input..question", "'input..question' is not a dot path such as "
+                                            "input or input.question"),
     ("judge_price", ["m=1/2", "gpt-4o"], "'gpt-4o' is not MODEL=INPUT/OUTPUT (USD per million "
                                          "tokens), for example gpt-4o-mini=0.15/0.60"),
     ("judge_price", ["m=1/x"], "'m=1/x' is not MODEL=INPUT/OUTPUT (USD per million tokens), "

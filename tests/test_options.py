@@ -119,7 +119,7 @@ def test_help_documents_every_option_in_one_group(pytester: pytest.Pytester) -> 
         "the variable PHOENIX_EVALS_NAME; the command line wins, then the ini file, then the "
         "environment):",
         "  --phoenix-dataset=NAME*",
-        "  --phoenix-task=MODULE:FUNCTION*",
+        "  --phoenix-task=TASK*",
         "  --phoenix-split=SPLIT*",
         "  --phoenix-dataset-version=VERSION_ID*",
         "  --phoenix-url=URL*",

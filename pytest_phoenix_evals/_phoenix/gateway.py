@@ -270,10 +270,79 @@ class Gateway:
         self._raise_for_status(response, doing)
         return dict(self._json(response, doing, "data")["data"])
 
-    def latest_prompt(self, prompt: str) -> dict[str, Any]:
-        """A prompt's latest version (the server's v1 PromptVersion JSON)."""
-        doing = f"loading the latest version of prompt {prompt!r}"
-        response = self._get(f"v1/prompts/{quote(prompt)}/latest", None, doing)
+    def find_prompt_version(self, prompt: str, ref: str | None) -> dict[str, Any]:
+        """The version of ``prompt`` that ``ref`` names: a tag, else a version id (None: the
+        latest). PhoenixError listing the closest prompts, or the prompt's tags and latest
+        versions, when it names none."""
+        from .http import PhoenixError
+
+        data: dict[str, Any] | None = None
+        if not ref:
+            doing = f"loading the latest version of prompt {prompt!r}"
+            response = self._get(f"v1/prompts/{quote(prompt)}/latest", None, doing)
+            if response.status_code != 404:
+                self._raise_for_status(response, doing)
+                return dict(self._json(response, doing, "data")["data"])
+        else:
+            data = self.prompt_version(prompt, tag=ref)
+            if data is None:  # not a tag: a version id?
+                try:
+                    data = self.prompt_version(prompt, version_id=ref)
+                except PhoenixError as exc:
+                    if exc.status is None or exc.status >= 500:
+                        raise
+        if data is not None:
+            return data
+        names = self.prompt_names()
+        if prompt not in names:
+            raise PhoenixError(f"there is no prompt {prompt!r} in {self.where()}."
+                               + _closest("prompts", prompt, names))
+        versions = self.prompt_versions(prompt)
+        tags = sorted({t for v in versions for t in self.prompt_version_tags(v["id"])})
+        raise PhoenixError(
+            f"prompt {prompt!r} has no tag or version {ref!r}."
+            + _closest("tags", str(ref), tags)
+            + f" Its latest versions: {', '.join(v['id'] for v in versions[:5]) or 'none'}.")
+
+    def prompt_names(self) -> list[str]:
+        """Every prompt's name."""
+        names: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            response = self._get("v1/prompts", params, "listing prompts")
+            self._raise_for_status(response, "listing prompts")
+            body = self._json(response, "listing prompts", "data")
+            names += [p["name"] for p in body["data"]]
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return names
+
+    def prompt_versions(self, prompt: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A prompt's latest versions, newest first."""
+        doing = f"listing the versions of prompt {prompt!r}"
+        response = self._get(f"v1/prompts/{quote(prompt)}/versions", {"limit": limit}, doing)
+        self._raise_for_status(response, doing)
+        return list(self._json(response, doing, "data")["data"])
+
+    def prompt_version_tags(self, version_id: str) -> list[str]:
+        """The tags a prompt version carries."""
+        doing = f"listing the tags of prompt version {version_id}"
+        response = self._get(f"v1/prompt_versions/{quote(version_id)}/tags", None, doing)
+        self._raise_for_status(response, doing)
+        return [t["name"] for t in self._json(response, doing, "data")["data"]]
+
+    def push_prompt_version(self, prompt: str, version: Mapping[str, Any]) -> dict[str, Any]:
+        """A new version of ``prompt`` (the prompt made first if there is none): ``POST
+        /v1/prompts``, which the server validates as it validates any prompt version."""
+        doing = f"creating a version of prompt {prompt!r}"
+
+        def post() -> httpx.Response:
+            return raise_for_retryable(self._http.post(
+                "v1/prompts", json={"prompt": {"name": prompt}, "version": dict(version)},
+                extensions=self._extensions(doing)))
+
+        response = self.call(doing, post)
         self._raise_for_status(response, doing)
         return dict(self._json(response, doing, "data")["data"])
 

@@ -6,6 +6,7 @@ Pure functions of plain data; no HTTP here (the gateway sends and receives).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -135,9 +136,9 @@ def version_input_from_rest(version: Mapping[str, Any]) -> dict[str, Any]:
                 content.append({"toolCall": {"toolCallId": part["tool_call_id"], "toolCall": {
                     "type": call.get("type", "function"), "name": call["name"],
                     "arguments": call["arguments"]}}})
-            else:
+            else:  # GraphQL takes the result as JSON text (the server parses it back)
                 content.append({"toolResult": {"toolCallId": part["tool_call_id"],
-                                               "result": part["tool_result"]}})
+                                               "result": json.dumps(part["tool_result"])}})
         role = str(message["role"]).lower()
         role = GRAPHQL_ROLES.get(role, role.upper())
         messages.append({"role": role, "content": content})

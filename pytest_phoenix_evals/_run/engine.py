@@ -14,6 +14,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -25,6 +26,10 @@ from .._core.verdict import Threshold, decide
 from .._evaluators.protocol import Evaluator, declared_verdict
 
 T = TypeVar("T")
+
+# The tracer of the case running in this context (None when untraced): a task that calls a model
+# itself (a prompt under test) puts its LLM span under the task's root span.
+CASE_TRACER: ContextVar[Any] = ContextVar("phoenix_evals_case_tracer", default=None)
 
 
 class Engine:
@@ -125,7 +130,11 @@ async def run_task(case: Case, task: Callable[..., Any], tracer: Any = None,
 
     name = getattr(task, "__name__", type(task).__name__)
     with start_root_span(tracer, f"Task: {name}", "CHAIN", case.example.input) as span:
-        result = await _run_task(case, task, timeout)
+        token = CASE_TRACER.set(tracer)
+        try:
+            result = await _run_task(case, task, timeout)
+        finally:
+            CASE_TRACER.reset(token)
         result.trace_id = span.trace_id_hex
         if result.error is not None:
             span.record_error(result.exception or RuntimeError(result.error))

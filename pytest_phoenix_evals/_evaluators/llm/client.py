@@ -91,8 +91,10 @@ class Endpoint:
 class Judges:
     """Judge clients for one session; use only on the engine's event loop."""
 
-    def __init__(self, settings: JudgeSettings) -> None:
+    def __init__(self, settings: JudgeSettings, role: str = "judge") -> None:
         self.settings = settings
+        # How messages name the model: "judge", or "task's model" for a prompt under test.
+        self.role = role
         self._clients: dict[Endpoint, Any] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self.cache: Any = None  # a JudgeCache with --phoenix-cache
@@ -171,7 +173,8 @@ class Judges:
         budget = self.settings.budget_usd
         if budget is not None and self.spent >= budget:
             raise JudgeError(f"{NOT_RUN}--phoenix-budget-usd={budget:g} is spent "
-                             f"({self.spent:.4f} USD): this judge call was not started")
+                             f"({self.spent:.4f} USD): this {self.role} call was not "
+                             f"started")
         completion = await self._complete(endpoint, params, extra_body, api)
         self.spent += self.cost(str(params.get("model")), completion.usage) or 0.0
         if key is not None:
@@ -200,8 +203,8 @@ class Judges:
                     raise
                 if attempt == attempts or not _retryable(exc):
                     raise JudgeError(
-                        f"the judge at {endpoint.shown} (model {params.get('model')}) failed "
-                        f"after {attempt} attempt(s): {_describe(exc)}") from None
+                        f"the {self.role} at {endpoint.shown} (model {params.get('model')}) "
+                        f"failed after {attempt} attempt(s): {_describe(exc)}") from None
                 response = getattr(exc, "response", None)
                 await asyncio.sleep(backoff(attempt, getattr(response, "headers", None)))
         raise AssertionError("unreachable")
@@ -364,6 +367,7 @@ def request_params(
     messages: list[dict[str, Any]],
     tools: Mapping[str, Any] | None,
     invocation_parameters: Mapping[str, Any] | None,
+    response_format: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(chat.completions.create keyword arguments, extra_body) from a prompt version's parts."""
     params: dict[str, Any] = {"messages": messages, "model": model}
@@ -385,6 +389,9 @@ def request_params(
             functions.append({"type": "function", "function": definition})
         if functions:
             params["tools"] = functions
+    schema = _json_schema_format(response_format)
+    if schema is not None:
+        params["response_format"] = {"type": "json_schema", "json_schema": schema}
     extra_body = None
     if invocation_parameters:
         values = invocation_parameters.get(invocation_parameters.get("type", "openai")) or {}
@@ -409,11 +416,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _json_schema_format(response_format: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A prompt version's ``json_schema`` response format as the server forwards it: the name,
+    then the description and schema when set, and ``strict`` when it is a boolean."""
+    if not response_format or response_format.get("type") != "json_schema":
+        return None
+    given = response_format.get("json_schema") or {}
+    found: dict[str, Any] = {"name": given.get("name")}
+    if given.get("description"):
+        found["description"] = given["description"]
+    if given.get("schema"):
+        found["schema"] = given["schema"]
+    if isinstance(given.get("strict"), bool):
+        found["strict"] = given["strict"]
+    return found
+
+
 def responses_params(
     model: str,
     messages: list[dict[str, Any]],
     tools: Mapping[str, Any] | None,
     invocation_parameters: Mapping[str, Any] | None,
+    response_format: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(responses.create keyword arguments, extra_body), as the server builds them
     (``_openai_response_build_params``): fewer parameters survive than for Chat Completions."""
@@ -438,6 +462,12 @@ def responses_params(
             functions.append(definition)
         if functions:
             params["tools"] = functions
+    schema = _json_schema_format(response_format)
+    if schema is not None:  # the Responses API's spelling: text.format, the schema always set
+        text_format = {"type": "json_schema", "name": schema["name"],
+                       "schema": schema.get("schema") or {}}
+        text_format.update({k: schema[k] for k in ("description", "strict") if k in schema})
+        params["text"] = {"format": text_format}
     extra_body = None
     if invocation_parameters:
         values = invocation_parameters.get(invocation_parameters.get("type", "openai")) or {}

@@ -48,6 +48,7 @@ class PromptSpec:
     model_provider: str = "OPENAI"
     model_name: str | None = None
     version_id: str | None = None
+    response_format: dict[str, Any] | None = None
 
     @classmethod
     def from_phoenix(cls, prompt_name: str, data: dict[str, Any]) -> PromptSpec:
@@ -59,7 +60,8 @@ class PromptSpec:
                    template_format=data.get("template_format") or "MUSTACHE",
                    tools=data.get("tools"), invocation_parameters=data.get("invocation_parameters"),
                    model_provider=data.get("model_provider") or "OPENAI",
-                   model_name=data.get("model_name"), version_id=data.get("id"))
+                   model_name=data.get("model_name"), version_id=data.get("id"),
+                   response_format=data.get("response_format"))
 
     def texts(self) -> list[str]:
         """Every template text, in order (strings and the text parts of part lists)."""

@@ -1,0 +1,289 @@
+"""A prompt version as the task under test, run over a dataset as Phoenix's playground runs it.
+
+The server's path is the ``chatCompletionOverDataset`` subscription, whose experiment runner
+(``TaskWorkItem`` in ``phoenix/server/daemons/experiment_runner.py``) does, per example:
+
+1. The template's messages become playground messages
+   (``prompt_chat_template_to_playground_messages`` in ``helpers/message_helpers.py``): the text
+   parts of a message are joined by newlines, a ``tool_call`` part becomes a tool call of the
+   message (its arguments parsed as JSON), a ``tool_result`` part becomes text with the
+   message's ``tool_call_id``. Roles: ``assistant``/``model``/``ai`` are the AI, ``developer``
+   is the system, anything unknown is the user.
+2. The template variables are ``{"input", "reference", "metadata"}`` of the example, taken at the
+   dot path ``template_variables_path`` (default ``input``: ``{{question}}`` is
+   ``input.question``; empty: the whole context), and every message's text is rendered with
+   them (``formatted_messages``, the same formatters as LLM evaluators).
+3. With ``appended_messages_path``, the OpenAI-style messages found at that dot path of the
+   example's input are appended.
+4. The request is built as for an LLM judge (one code path: ``request_params`` /
+   ``responses_params`` in ``_evaluators/llm/client.py``), with the version's provider, model,
+   invocation parameters, tools, tool choice and response format.
+5. The run's output is what the server reads back off its LLM span
+   (``get_experiment_example_output`` in ``helpers/dataset_helpers.py``):
+   ``{"messages": [{"role": "assistant", "content"?, "tool_calls"?}], "available_tools": [...]}``,
+   each tool call as ``{"function": {"name", "arguments"}}`` with the arguments decoded from
+   JSON when they are JSON. The dataset's attached evaluators read it through their mappings
+   exactly as they read a playground run's output.
+
+The server streams the model's answer when the playground's streaming is on; this task does not
+(a test run has nobody to show the tokens to), so its request lacks ``stream`` and
+``stream_options`` and is otherwise the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._core.types import Example
+from .._evaluators.llm.client import Completion, Judges, request_params, responses_params
+from .._evaluators.templates import TemplateError, input_schema, render
+from .engine import CASE_TRACER
+
+if TYPE_CHECKING:
+    from .._evaluators.llm.judge import PromptSpec
+
+# Roles as the server maps them (``_ROLE_MAPPING`` in message_helpers.py): unknown is the user.
+_ROLES = {"user": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
+          "system": "system", "developer": "system", "tool": "tool"}
+
+
+class PromptTaskError(Exception):
+    """The example cannot be run through the prompt (a variable or appended message missing);
+    the message is the run's error, worded like the server's."""
+
+
+def playground_messages(template_messages: Sequence[Mapping[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    """The template's messages as the server's playground messages (step 1 above)."""
+    out = []
+    for message in template_messages:
+        role = _ROLES.get(str(message.get("role", "user")).lower(), "user")
+        content = message.get("content")
+        texts: list[str] = []
+        tool_calls: list[dict[str, Any]] = []
+        tool_call_id = None
+        if isinstance(content, str):
+            texts.append(content)
+        else:
+            for part in content or ():
+                kind = part.get("type")
+                if kind == "text":
+                    texts.append(part.get("text") or "")
+                elif kind == "tool_call":
+                    call = part.get("tool_call") or {}
+                    try:
+                        arguments = json.loads(call.get("arguments"))  # type: ignore[arg-type]
+                    except (TypeError, ValueError):
+                        arguments = {}
+                    tool_calls.append({"id": part.get("tool_call_id"),
+                                       "function": {"name": call.get("name"),
+                                                    "arguments": arguments}})
+                elif kind == "tool_result":
+                    tool_call_id = part.get("tool_call_id")
+                    result = part.get("tool_result")
+                    if isinstance(result, str):
+                        texts.append(result)
+                    elif result is not None:  # (ASCII here, unlike the tool call's arguments)
+                        texts.append(json.dumps(result))
+        found: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+        if tool_call_id is not None:
+            found["tool_call_id"] = tool_call_id
+        if tool_calls:
+            found["tool_calls"] = tool_calls
+        out.append(found)
+    return out
+
+
+def value_at(data: Any, path: str) -> Any:
+    """The value at a dot path (the server's ``extract_value_from_path``: keys only, no
+    indexes); KeyError or TypeError worded as the server words them."""
+    if not path:
+        raise KeyError("Empty path provided")
+    current = data
+    for key in path.split("."):
+        if not isinstance(current, dict):
+            raise TypeError(f"Cannot traverse path '{path}': intermediate value is not a dict")
+        if key not in current:
+            raise KeyError(f"Key '{key}' not found in path '{path}'")
+        current = current[key]
+    return current
+
+
+def template_variables(example: Example, path: str | None) -> Any:
+    """What the template is rendered with: the example's context at ``path`` (step 2)."""
+    context = {"input": example.input, "reference": example.reference,
+               "metadata": example.metadata}
+    return value_at(context, path) if path else context
+
+
+def appended_messages(example: Example, path: str) -> list[dict[str, Any]]:
+    """The OpenAI-style messages at ``path`` of the example's input, as playground messages
+    (the server's ``extract_and_convert_example_messages``; step 3)."""
+    found = value_at(example.input, path)
+    if not isinstance(found, list):
+        raise TypeError(f"Value at path '{path}' is not a list (got {type(found).__name__})")
+    out = []
+    for index, message in enumerate(found):
+        if not isinstance(message, dict):
+            raise ValueError(f"Message at index {index} is not a dict (got "
+                             f"{type(message).__name__})")
+        content = message.get("content")
+        if content is None:
+            content = ""
+        elif isinstance(content, list):  # the text parts (multimodal content), by newlines
+            content = "\n".join(str(part.get("text", "")) if isinstance(part, dict) else part
+                                for part in content
+                                if isinstance(part, str) or (isinstance(part, dict)
+                                                             and part.get("type") == "text"))
+        elif not isinstance(content, str):
+            content = str(content)
+        converted: dict[str, Any] = {
+            "role": _ROLES.get(str(message.get("role", "user")).lower(), "user"),
+            "content": content}
+        if message.get("tool_call_id") is not None:
+            converted["tool_call_id"] = message["tool_call_id"]
+        if message.get("tool_calls") is not None:
+            converted["tool_calls"] = message["tool_calls"]
+        out.append(converted)
+    return out
+
+
+def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A playground message as the Chat Completions message the server sends (its key order:
+    the request bodies are compared byte for byte)."""
+    role, content = message["role"], message["content"]
+    if role == "assistant" and message.get("tool_calls") is not None:
+        return {"content": content, "role": "assistant", "tool_calls": [
+            {"type": "function", "id": call.get("id"),
+             "function": {"name": call["function"]["name"],
+                          "arguments": json.dumps(call["function"].get("arguments"),
+                                                  ensure_ascii=False)}}
+            for call in message["tool_calls"]]}
+    if role == "tool":
+        if message.get("tool_call_id") is None:
+            raise ValueError("tool_call_id is required for tool messages")
+        return {"content": content, "role": "tool", "tool_call_id": message["tool_call_id"]}
+    return {"content": content, "role": role}
+
+
+def run_output(completion: Completion, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's output as the server reads it off a playground run's LLM span (step 5)."""
+    message: dict[str, Any] = {"role": "assistant"}
+    if completion.content:
+        message["content"] = completion.content
+    if completion.tool_calls:
+        message["tool_calls"] = [{"function": {"name": call.name,
+                                               "arguments": _decoded(call.arguments)}}
+                                 for call in completion.tool_calls]
+    # The tools offered, as the span records them (JSON, so None becomes null and back).
+    tools = json.loads(json.dumps(list(params.get("tools") or ()), ensure_ascii=False))
+    return {"messages": [message], "available_tools": tools}
+
+
+def _decoded(arguments: str) -> Any:
+    try:
+        decoded = json.loads(arguments)
+    except (TypeError, ValueError):
+        return arguments
+    return arguments if decoded is None else decoded
+
+
+@dataclass
+class PromptTask:
+    """The task: one prompt version, called through the task's own model clients."""
+
+    label: str  # how the run names it: prompt:NAME@TAG or prompt-file:PATH
+    prompt: PromptSpec
+    models: Judges  # the task's own: its cap, retries and cache apart from the judges'
+    variables_path: str | None = "input"
+    messages_path: str | None = None
+
+    def __post_init__(self) -> None:
+        self.__name__ = self.label  # the task span is "Task: <label>"
+        self._messages = playground_messages(self.prompt.messages)
+
+    @property
+    def model(self) -> str:
+        return self.prompt.model_name or "gpt-4o-mini"
+
+    def template_names(self) -> list[str]:
+        """The root names of the template's variables (what an example must provide)."""
+        schema = input_schema([m["content"] for m in self._messages],
+                              self.prompt.template_format)
+        return [name for name in schema["required"] if name != "."]
+
+    def problem(self, example: Example) -> str | None:
+        """Why ``example`` cannot be run through the prompt (None when it can): checked for
+        every example before anything runs."""
+        try:
+            values = template_variables(example, self.variables_path)
+            if self.messages_path:
+                appended_messages(example, self.messages_path)
+        except (KeyError, TypeError, ValueError) as exc:
+            return _text(exc)
+        missing = [n for n in self.template_names()
+                   if not isinstance(values, Mapping) or n not in values]
+        if not missing:
+            return None
+        where = f"its {self.variables_path!r}" if self.variables_path else "its context"
+        keys = ", ".join(map(str, values)) if isinstance(values, Mapping) else \
+            f"none (it is a {type(values).__name__})"
+        return (f"template variable(s) {', '.join(missing)} cannot be filled from {where}; "
+                f"its keys: {keys or 'none'}")
+
+    def messages(self, example: Example) -> list[dict[str, Any]]:
+        """The messages sent for ``example``, as Chat Completions messages."""
+        try:
+            values = template_variables(example, self.variables_path)
+            if not isinstance(values, Mapping):
+                raise TypeError(f"the template variables at {self.variables_path!r} are a "
+                                f"{type(values).__name__}, not a mapping")
+            rendered = [{**m, "content": render(m["content"], self.prompt.template_format,
+                                                dict(values))} for m in self._messages]
+            if self.messages_path:
+                rendered += appended_messages(example, self.messages_path)
+            return [chat_message(m) for m in rendered]
+        except (TemplateError, KeyError, TypeError, ValueError) as exc:
+            raise PromptTaskError(_text(exc)) from None
+
+    def request(self, example: Example) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+        """(API, request keyword arguments, extra_body) for ``example``."""
+        api = self.models.api(self.prompt.model_provider, self.model)
+        build = responses_params if api == "responses" else request_params
+        params, extra_body = build(self.model, self.messages(example), self.prompt.tools,
+                                   self.prompt.invocation_parameters,
+                                   self.prompt.response_format)
+        return api, params, extra_body
+
+    async def __call__(self, example: Example) -> dict[str, Any]:
+        api, params, extra_body = self.request(example)
+        tracer = CASE_TRACER.get()
+        if tracer is None:
+            completion = await self.models.complete(self.prompt.model_provider, params,
+                                                    extra_body, api)
+            return run_output(completion, params)
+        from .._evaluators.llm.judge import llm_output_attributes
+        from .._tracing.spans import llm_attributes, start_child_span
+
+        invocation = {k: v for k, v in params.items()
+                      if k not in ("messages", "input", "model", "tools")}
+        attributes = llm_attributes(
+            model_name=self.model, provider=self.prompt.model_provider.lower(),
+            system="openai", input_messages=params.get("messages") or params.get("input"),
+            invocation_parameters=invocation, tools=params.get("tools"))
+        with start_child_span(tracer, "ChatCompletion", "LLM", dict(params),
+                              attributes=attributes) as span:
+            completion = await self.models.complete(self.prompt.model_provider, params,
+                                                    extra_body, api)
+            span.set_attributes(llm_output_attributes(completion))
+            output = run_output(completion, params)
+            span.set_output(output)
+        return output
+
+
+def _text(exc: BaseException) -> str:
+    """An exception's message as the server's run error shows it (a KeyError unquoted)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
