@@ -25,6 +25,8 @@ def answer_length(output):
 
 
 def pytest_phoenix_evals_evaluators(config, dataset):
+    if dataset == "qa-prompt":  # (a prompt's runs: its attached evaluator reads them)
+        return []
     # qa_correctness reads question/answer/reference from the example's input, the task's
     # output and the reference output ({"answer": ...} stands for its single value).
     return [answer_length, qa_correctness()]

@@ -9,6 +9,10 @@ folder (the pytest arguments go to this run). Then it benchmarks that dataset's 
 against the human labels of 'grounded-golden' and promotes its prompt version when it agrees
 well enough.
 
+Then a prompt as the task: the prompt 'qa-answer' tagged production in Phoenix runs over
+'qa-prompt' as the playground would run it, then the candidate in ``prompts/qa-answer.yaml``,
+which is pushed as a new version and tagged production when its gate passes.
+
 Then production traces: ``traced_app.py`` (a support bot instrumented with
 openinference-instrumentation-openai) answers two questions into the project ``support-bot``,
 ``pytest --phoenix-project=support-bot`` judges its new spans and adds the failing one to the
@@ -67,6 +71,7 @@ def main() -> int:
                      "--phoenix-promote-tag=production", "-p", "no:cacheprovider"]
         print(f"\n--- the judge against human labels: {' '.join(benchmark[2:])} ---", flush=True)
         benchmarked = subprocess.run(benchmark, cwd=HERE, env=env).returncode
+        prompted = prompt_iteration(python, env, stand_in=judge is not None)
         traces = production_traces(python, url, env, stand_in=judge is not None)
     finally:
         if judge is not None:
@@ -75,23 +80,47 @@ def main() -> int:
     stop = f"python3 {ROOT / 'scripts' / 'phoenix_server.py'} stop --workdir {WORKDIR}"
     print(f"\nPhoenix is still running at {url}; open the links above to see the experiment "
           f"and the annotated spans.\nStop it with: {stop}")
-    return code or benchmarked or traces
+    return code or benchmarked or prompted or traces
+
+
+def configure_stand_in(env: dict[str, str], switches: dict[str, object]) -> None:
+    """Set the stand-in's switches (it plays the app's model too)."""
+    import json
+    import urllib.request
+
+    root = env["OPENAI_BASE_URL"].removesuffix("/v1")
+    request = urllib.request.Request(f"{root}/_control/configure",
+                                     data=json.dumps(switches).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def prompt_iteration(python: Path, env: dict[str, str], *, stand_in: bool) -> int:
+    """The production prompt, then the candidate file pushed and promoted if it passes. The
+    exit status: the candidate's run."""
+    if stand_in:  # four right answers and one wrong: the gate of 0.8 passes, one case fails
+        configure_stand_in(env, {"answers": [
+            ["France", "Paris."], ["Japan", "Tokyo."], ["Canada", "Toronto."],
+            ["Hamlet", "William Shakespeare."], ["Pride and Prejudice", "Jane Austen."]]})
+    runs = [["--phoenix-task=prompt:qa-answer@production"],
+            ["--phoenix-task=prompt-file:prompts/qa-answer.yaml",
+             "--phoenix-fail-under=contains=0.8", "--phoenix-push-prompt=qa-answer",
+             "--phoenix-promote-tag=production"]]
+    code = 0
+    for options in runs:
+        command = [str(python), "-m", "pytest", "--phoenix-dataset=qa-prompt", *options,
+                   "-p", "no:cacheprovider"]
+        print(f"\n--- a prompt as the task: {' '.join(command[2:])} ---", flush=True)
+        code = subprocess.run(command, cwd=HERE, env=env).returncode
+    return code
 
 
 def production_traces(python: Path, url: str, env: dict[str, str], *, stand_in: bool) -> int:
     """The app's traffic into project support-bot, judged twice: the second run finds nothing
     new. The exit status: 0 when both runs did what they should."""
     if stand_in:  # the stand-in plays the app's model too: one right answer, one wrong
-        import json
-        import urllib.request
-
-        root = env["OPENAI_BASE_URL"].removesuffix("/v1")
-        switches = {"answers": [["France", "Paris"], ["Spain", "Barcelona"]],
-                    "rules": [["Barcelona", "incorrect"], ["<answer>", "correct"]]}
-        request = urllib.request.Request(f"{root}/_control/configure",
-                                         data=json.dumps(switches).encode(),
-                                         headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=10).close()
+        configure_stand_in(env, {"answers": [["France", "Paris"], ["Spain", "Barcelona"]],
+                                 "rules": [["Barcelona", "incorrect"], ["<answer>", "correct"]]})
     print("\n--- production traces: the support bot answers two questions ---", flush=True)
     subprocess.run([str(python), str(HERE / "traced_app.py"), "--project", "support-bot",
                     "--phoenix-url", url], check=True, env=env)

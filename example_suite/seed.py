@@ -6,8 +6,10 @@
 one attached LLM judge ("grounded", a prompt of ours kept in Phoenix prompt management, its
 first version tagged production). 'grounded-golden' is that judge's golden set: answers a
 person labelled grounded or not, in the shape Phoenix writes for annotated spans, for
-``--phoenix-benchmark=grounded``. The pytest plugin never creates or edits datasets; this
-script is how the example gets them.
+``--phoenix-benchmark=grounded``. 'qa-prompt' holds five of the questions for a prompt as the
+task: its attached built-in reads the answer where a prompt's run holds it, and the prompt
+'qa-answer' (a version tagged production) is what it runs. The pytest plugin never creates or
+edits datasets; this script is how the example gets them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,25 @@ JUDGED = [
     ("How many days are in a leap year?", "366", "365", "ungrounded"),
 ]
 JUDGE_GOLDEN = "grounded-golden"
+PROMPT_DATASET = "qa-prompt"
+QA_PROMPT = [{"role": "system", "content": "Answer the trivia question in one sentence."},
+             {"role": "user", "content": "{{question}}"}]
+
+
+def seed_prompt_dataset(admin: PhoenixAdmin) -> None:
+    """Dataset 'qa-prompt' and prompt 'qa-answer', for --phoenix-task=prompt:qa-answer."""
+    if admin.dataset_id(PROMPT_DATASET):
+        return
+    examples = [{"input": {"question": q}, "output": {"answer": a}, "metadata": {"topic": t}}
+                for q, a, t in QUESTIONS[:3] + QUESTIONS[9:11]]
+    dataset_id = admin.create_dataset(PROMPT_DATASET, examples)
+    # A prompt's run holds {"messages": [{"role": "assistant", "content": ...}], ...}.
+    admin.attach_builtin(dataset_id, "contains", "mentions_reference",
+                         {"text": "$.output.messages[0].content",
+                          "words": "$.reference.answer"})
+    if admin.http.get("/v1/prompts/qa-answer/latest").status_code == 404:
+        admin.create_prompt("qa-answer", QA_PROMPT, tags=["production"],
+                            invocation_parameters={"temperature": 0.0})
 
 
 def seed_judge_golden(admin: PhoenixAdmin) -> str:
@@ -104,6 +125,7 @@ def seed(url: str) -> str:
         existing = admin.dataset_id(NAME)
         if existing:
             seed_judge_golden(admin)
+            seed_prompt_dataset(admin)
             return existing
         examples = [{"input": {"question": q}, "output": {"answer": a},
                      "metadata": {"topic": t}} for q, a, t in QUESTIONS]
@@ -128,6 +150,7 @@ def seed(url: str) -> str:
                                    {"question": "$.input.question", "answer": "$.output",
                                     "reference": "$.reference.answer"})
         seed_judge_golden(admin)
+        seed_prompt_dataset(admin)
         return dataset_id
     finally:
         admin.close()

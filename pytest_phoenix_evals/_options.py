@@ -392,8 +392,9 @@ OPTIONS = (
     Option("baseline", "str", "Compare this run with an experiment already in Phoenix: its id "
            "or name, 'dataset' (the dataset's baseline experiment), 'previous' (the latest "
            "experiment of the dataset) or 'main' (the latest that ran on branch main or "
-           "master). The summary lists the examples that regressed and improved.",
-           "EXPERIMENT", parse=_text),
+           "master); with a prompt as the task, prompt:TAG (the latest experiment that ran "
+           "the prompt's version carrying TAG). The summary lists the examples that regressed "
+           "and improved.", "EXPERIMENT", parse=_text),
     Option("max_regression", "str", "With --phoenix-baseline: fail the session when an "
            "annotation's pass rate falls by more than this (0.05 = 5 points).", "RATE",
            parse=_number(float)),
@@ -701,6 +702,10 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
             if getattr(settings, local):
                 refuse("push_prompt", local, "a version is saved on the evidence of an "
                        "experiment in Phoenix")
+    if (settings.baseline or "").startswith("prompt:") and not prompt_task:
+        raise pytest.UsageError(f"{sources['baseline']}: {settings.baseline!r} compares with "
+                                f"a version of the prompt under test: only with "
+                                f"--phoenix-task=prompt:NAME or prompt-file:PATH")
     for option in ("prompt_variables", "prompt_messages"):
         given = getattr(settings, option)
         if given != getattr(_DEFAULTS, option) and not prompt_task:

@@ -152,6 +152,7 @@ class PromptUnderTest:
             self._from_phoenix(spec.removeprefix(PROMPT))
         self.task = self._task()
         self._checked: set[str] = set()
+        self.baseline_version: tuple[str, str, str] | None = None  # --phoenix-baseline=prompt:
 
     def _from_phoenix(self, reference: str) -> None:
         from ._phoenix.http import PhoenixError
@@ -255,6 +256,23 @@ class PromptUnderTest:
         if self.task.messages_path:
             found["appended_messages_path"] = self.task.messages_path
         return {"task": found}
+
+    def baseline_spec(self, tag: str) -> str:
+        """--phoenix-baseline=prompt:TAG: the experiments that ran the version of the prompt
+        under test carrying TAG (a usage error when there is no such version)."""
+        from ._phoenix.http import PhoenixError
+
+        name = self.name or self.session.settings.push_prompt
+        if not name:
+            raise pytest.UsageError(
+                f"--phoenix-baseline=prompt:{tag}: a prompt file has no prompt in Phoenix to "
+                f"take the version tagged {tag!r} of: add --phoenix-push-prompt=NAME")
+        try:
+            version = self.session.gateway.find_prompt_version(name, tag)
+        except PhoenixError as exc:
+            raise pytest.UsageError(f"--phoenix-baseline=prompt:{tag}: {exc}") from None
+        self.baseline_version = (name, tag, str(version["id"]))
+        return f"prompt-version:{version['id']}"
 
     async def aclose(self) -> None:
         await self.task.models.aclose()

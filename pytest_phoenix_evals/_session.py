@@ -703,11 +703,21 @@ class PhoenixEvalsSession:
 
         assert self.settings.baseline is not None
         if self._baselines is None:
-            self._baselines = Baselines(self.gateway, self.settings.baseline,
-                                        self.settings.max_regression, self.settings.thresholds)
+            spec = self.settings.baseline
+            if spec.startswith("prompt:") and self.prompt is not None:
+                spec = self.prompt.baseline_spec(spec.removeprefix("prompt:"))
+            self._baselines = Baselines(self.gateway, spec, self.settings.max_regression,
+                                        self.settings.thresholds)
         try:
             self._baselines.load(group, exclude)
         except PhoenixError as exc:
+            wanted = self._prompt.baseline_version if self._prompt is not None else None
+            if wanted is not None and str(exc).startswith("no experiment"):
+                name, tag, version = wanted
+                raise pytest.UsageError(
+                    f"--phoenix-baseline=prompt:{tag}: {exc} (prompt {name!r}, tagged {tag!r}); "
+                    f"record one first: pytest --phoenix-dataset={group.dataset_name} "
+                    f"--phoenix-task=prompt:{name}@{tag}") from None
             raise pytest.UsageError(f"--phoenix-baseline: {exc}") from None
 
     def compare_with_baselines(self) -> bool | None:

@@ -238,3 +238,62 @@ def test_cache_repetitions_and_offline_runs_of_a_prompt(
     result = run(pytester, task, "--phoenix-offline", "--phoenix-no-upload")
     result.assert_outcomes(passed=2, failed=1)
     assert model_calls() == 3 + 6 + 3
+
+
+def test_the_task_model_is_retried_and_its_secrets_stay_out_of_traces(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
+        prompted: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "tok-prompt-secret-5f2c9a"
+    monkeypatch.setenv("SUPPORT_DESK_TOKEN", secret)
+    pytester.makefile(".yaml", secretive=f"""
+        model: gpt-4o-mini
+        messages:
+          - role: system
+            content: "Use desk token {secret} when you look things up."
+          - role: user
+            content: "{{{{question}}}}"
+        """)
+    judge.configure(answers=ANSWERS, fail_429=2, retry_after="0")
+    result = run(pytester, "--phoenix-task=prompt-file:secretive.yaml")
+    result.assert_outcomes(passed=2, failed=1)  # the two 429s were retried, not failures
+    outcomes = [r["outcome"] for r in judge.requests if r["path"] == "/v1/chat/completions"]
+    assert sorted(outcomes) == ["429", "429", "ok", "ok", "ok"]
+    assert secret in json.dumps([r["body"] for r in judge.requests])  # the model needs it
+    experiment = latest_experiment(admin, prompted["id"])
+    deadline = time.monotonic() + 60
+    while True:
+        spans = admin.spans(experiment["project_name"])
+        if len(spans) >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(spans) == 6  # a task span and its LLM span per example
+    assert secret not in json.dumps(spans)
+    assert "Use desk token *** when" in json.dumps(spans)
+
+
+def test_a_candidate_is_compared_with_the_version_in_production(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
+        prompted: dict[str, Any]) -> None:
+    candidate = ["--phoenix-task=prompt:qa-answer@candidate",
+                 "--phoenix-baseline=prompt:production", "--phoenix-max-regression=0"]
+    # No run of the production version yet: the error says how to record one.
+    result = run(pytester, *candidate)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert (f"no experiment on dataset 'prompted' ran prompt version {prompted['production']} "
+            f"(prompt 'qa-answer', tagged 'production')") in err
+    assert "record one first: pytest --phoenix-dataset=prompted " \
+           "--phoenix-task=prompt:qa-answer@production" in err
+    assert not judge.requests
+    # The version in production answers all three; the candidate gets Spain wrong.
+    judge.configure(answers=[["capital of Spain", "Madrid."], *ANSWERS])
+    run(pytester, "--phoenix-task=prompt:qa-answer@production").assert_outcomes(passed=3)
+    judge.configure(answers=ANSWERS)
+    result = run(pytester, *candidate)
+    out = result.stdout.str()
+    result.assert_outcomes(passed=2, failed=1)
+    assert "compared with baseline" in out
+    assert "regressed on contains: ex3-what-is-the-capital-of-spain" in out
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert run(pytester, "--phoenix-task=qa_app:answer",
+               "--phoenix-baseline=prompt:production").ret == pytest.ExitCode.USAGE_ERROR

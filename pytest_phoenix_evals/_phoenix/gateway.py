@@ -462,7 +462,8 @@ class Gateway:
                         exclude: Sequence[str] = ()) -> dict[str, Any]:
         """The experiment ``spec`` names on a dataset, as {id, name}: ``dataset`` (its
         baseline), ``previous`` (the newest), ``main`` (the newest of a main branch), else an
-        experiment id or name; never one in ``exclude``. PhoenixError saying what exists."""
+        experiment id or name; ``prompt-version:ID`` (the newest whose metadata says its task
+        was that prompt version); never one in ``exclude``. PhoenixError saying what exists."""
         if spec == "dataset":
             found = self.baseline_experiment(dataset_id, dataset_name)
             if found is None:
@@ -476,8 +477,16 @@ class Gateway:
         elif spec == "main":
             chosen = next((e for e in experiments if (e.get("metadata") or {}).get("git_branch")
                            in MAIN_BRANCHES), None)
+        elif spec.startswith("prompt-version:"):
+            version = spec.removeprefix("prompt-version:")
+            chosen = next((e for e in experiments if ((e.get("metadata") or {}).get("task")
+                                                       or {}).get("prompt_version_id") == version),
+                          None)
         else:
             chosen = next((e for e in experiments if spec in (e["id"], e.get("name"))), None)
+        if chosen is None and spec.startswith("prompt-version:"):
+            raise PhoenixError(f"no experiment on dataset {dataset_name!r} ran prompt version "
+                               f"{spec.removeprefix('prompt-version:')}")
         if chosen is None:
             names = ", ".join(f"{e.get('name')} ({e['id']})" for e in experiments[:5])
             raise PhoenixError(f"no experiment {spec!r} on dataset {dataset_name!r}"
