@@ -179,8 +179,9 @@ def as_chat(body: dict[str, Any]) -> dict[str, Any]:
     return {**chat, "tool_choice": choice} if choice is not None else chat
 
 
-def as_response(completion: dict[str, Any]) -> dict[str, Any]:
-    """A chat completion answered the Responses API's way."""
+def as_response(completion: dict[str, Any], tools: Any = None) -> dict[str, Any]:
+    """A chat completion answered the Responses API's way; like OpenAI, the answer echoes the
+    request's function tools with every field filled in."""
     message = completion["choices"][0]["message"]
     n = completion["id"].removeprefix("chatcmpl-")
     if message.get("tool_calls"):
@@ -194,7 +195,12 @@ def as_response(completion: dict[str, Any]) -> dict[str, Any]:
     usage = completion["usage"]
     return {"id": f"resp_{n}", "object": "response", "created_at": completion["created"],
             "model": completion["model"], "status": "completed", "output": output,
-            "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "metadata": {},
+            "parallel_tool_calls": True, "tool_choice": "auto",
+            "tools": [{"type": "function", "name": t.get("name"),
+                       "description": t.get("description"), "parameters": t.get("parameters"),
+                       "strict": t.get("strict") if t.get("strict") is not None else True}
+                      for t in tools or () if isinstance(t, dict) and t.get("type") == "function"],
+            "metadata": {},
             "error": None, "incomplete_details": None, "instructions": None,
             "usage": {"input_tokens": usage["prompt_tokens"],
                       "output_tokens": usage["completion_tokens"],
@@ -492,7 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
             malformed = outcome.partition("malformed:")[2] or None
             if kind == "responses":
                 self._send(200, as_response(StandInJudge.completion(
-                    n, as_chat(body), s["rules"], malformed, s["answers"])))
+                    n, as_chat(body), s["rules"], malformed, s["answers"]), body.get("tools")))
                 return
             completion = StandInJudge.completion(n, body, s["rules"], malformed,
                                                  s["answers"])

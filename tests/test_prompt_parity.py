@@ -63,6 +63,11 @@ TOOL_VERSION: dict[str, Any] = {
 }
 
 
+# A model the server sends to the Responses API: the template's tool call and tool result
+# become function_call and function_call_output items there.
+RESPONSES_VERSION: dict[str, Any] = {**TOOL_VERSION, "model_name": "gpt-5"}
+
+
 @pytest.fixture(scope="module")
 def parity(admin: PhoenixAdmin) -> dict[str, Any]:
     dataset_id = admin.create_dataset("playground-parity", EXAMPLES)
@@ -70,7 +75,8 @@ def parity(admin: PhoenixAdmin) -> dict[str, Any]:
                                      {"text": "$.output.messages[0].content",
                                       "words": "$.reference.answer"})
     versions = {}
-    for name, version in (("parity-text", TEXT_VERSION), ("parity-tools", TOOL_VERSION)):
+    for name, version in (("parity-text", TEXT_VERSION), ("parity-tools", TOOL_VERSION),
+                          ("parity-responses", RESPONSES_VERSION)):
         response = admin.http.post("/v1/prompts", json={"prompt": {"name": name},
                                                         "version": version})
         response.raise_for_status()
@@ -79,10 +85,10 @@ def parity(admin: PhoenixAdmin) -> dict[str, Any]:
 
 
 def by_question(requests: list[dict[str, Any]]) -> dict[str, str]:
-    """Each chat completion request's body as JSON text (key order kept), by its question."""
+    """Each model request's body as JSON text (key order kept), by its question."""
     found = {}
     for request in requests:
-        if request["path"] != "/v1/chat/completions":
+        if request["path"] not in ("/v1/chat/completions", "/v1/responses"):
             continue
         text = json.dumps(request["body"], ensure_ascii=False)
         question = next(e["input"]["question"] for e in EXAMPLES
@@ -103,7 +109,7 @@ def outputs_and_annotations(admin: PhoenixAdmin, experiment_id: str
     return outputs, annotations
 
 
-@pytest.mark.parametrize("prompt", ["parity-text", "parity-tools"])
+@pytest.mark.parametrize("prompt", ["parity-text", "parity-tools", "parity-responses"])
 def test_the_plugin_runs_a_prompt_as_the_playground_does(
         pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
         parity: dict[str, Any], prompt: str) -> None:
@@ -130,8 +136,12 @@ def test_the_plugin_runs_a_prompt_as_the_playground_does(
     mine = max(experiments, key=lambda e: e["created_at"])["id"]
     server_outputs, server_annotations = outputs_and_annotations(admin, server_experiment)
     our_outputs, our_annotations = outputs_and_annotations(admin, mine)
-    assert our_outputs == server_outputs
+    for example_id, output in server_outputs.items():
+        assert json.dumps(our_outputs[example_id], sort_keys=True) == \
+            json.dumps(output, sort_keys=True), example_id
     assert len(server_annotations) == 3
+    if prompt == "parity-responses":  # the tools the answer echoed, as Phoenix records them
+        assert all(o["available_tools"][0]["strict"] is True for o in our_outputs.values())
     if prompt == "parity-text":  # (with tools the model answers by a call, not a text)
         assert our_annotations == server_annotations
         assert sorted(a[2] for a in our_annotations.values()) == [0.0, 1.0, 1.0]

@@ -99,6 +99,13 @@ def test_a_phoenix_prompt_version_is_the_task(
     assert [s["name"] for s in llm] == ["ChatCompletion"] * 3
     assert all(s["attributes"].get("llm.token_count.prompt") for s in llm), llm[0]
     assert all(s["parent_id"] for s in llm)
+    # Phoenix prices each run from its LLM span: tokens and cost on the run.
+    summary = admin.graphql(
+        "query($id: ID!) { node(id: $id) { ... on Experiment { runs(first: 10) { edges {"
+        " node { costSummary { total { cost tokens } } } } } } } }",
+        id=experiment["id"])["node"]["runs"]["edges"]
+    totals = [edge["node"]["costSummary"]["total"] for edge in summary]
+    assert len(totals) == 3 and all(t["tokens"] and t["cost"] for t in totals), totals
 
 
 def test_a_prompt_file_is_tested_gated_pushed_and_promoted(

@@ -169,17 +169,25 @@ def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
     return {"content": content, "role": role}
 
 
-def run_output(completion: Completion, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's output as the server reads it off a playground run's LLM span (step 5)."""
+def run_output(completion: Completion, params: Mapping[str, Any], api: str = "chat"
+               ) -> dict[str, Any]:
+    """The run's output as the server reads it off a playground run's LLM span (step 5). For
+    the Responses API the span's output messages are written by OpenInference's instrumentation
+    of it, which leaves out arguments that are exactly ``{}``."""
     message: dict[str, Any] = {"role": "assistant"}
     if completion.content:
         message["content"] = completion.content
     if completion.tool_calls:
-        message["tool_calls"] = [{"function": {"name": call.name,
-                                               "arguments": _decoded(call.arguments)}}
-                                 for call in completion.tool_calls]
-    # The tools offered, as the span records them (JSON, so None becomes null and back).
+        message["tool_calls"] = [
+            {"function": {"name": call.name, "arguments": None
+                          if api == "responses" and call.arguments == "{}"
+                          else _decoded(call.arguments)}}
+            for call in completion.tool_calls]
+    # The tools offered, as the span records them (JSON, so None becomes null and back); on the
+    # Responses API those the answer echoes take the place of the request's, index by index.
     tools = json.loads(json.dumps(list(params.get("tools") or ()), ensure_ascii=False))
+    echoed = completion.echoed_tools or []
+    tools = echoed + tools[len(echoed):]
     return {"messages": [message], "available_tools": tools}
 
 
@@ -264,7 +272,7 @@ class PromptTask:
         if tracer is None:
             completion = await self.models.complete(self.prompt.model_provider, params,
                                                     extra_body, api)
-            return run_output(completion, params)
+            return run_output(completion, params, api)
         from .._evaluators.llm.judge import llm_output_attributes
         from .._tracing.spans import llm_attributes, start_child_span
 
@@ -279,7 +287,7 @@ class PromptTask:
             completion = await self.models.complete(self.prompt.model_provider, params,
                                                     extra_body, api)
             span.set_attributes(llm_output_attributes(completion))
-            output = run_output(completion, params)
+            output = run_output(completion, params, api)
             span.set_output(output)
         return output
 

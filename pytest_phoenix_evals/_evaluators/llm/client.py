@@ -70,6 +70,9 @@ class Completion:
     usage: dict[str, int]
     attempts: int
     cached: bool = False  # answered from --phoenix-cache, not by the model
+    # The tools a Responses API answer echoes (as JSON), which Phoenix records over the
+    # request's; None for Chat Completions.
+    echoed_tools: list[Any] | None = None
 
     def quoted(self, limit: int = 500) -> str:
         """The raw answer, for error messages."""
@@ -327,7 +330,9 @@ def _from_responses(response: Any, attempts: int) -> Completion:
                  "completion_tokens": response.usage.output_tokens or 0,
                  "total_tokens": response.usage.total_tokens or 0}
     return Completion(model=response.model or "", content="".join(texts) or None,
-                      tool_calls=calls, usage=usage, attempts=attempts)
+                      tool_calls=calls, usage=usage, attempts=attempts,
+                      echoed_tools=[tool.model_dump(mode="json")
+                                    for tool in getattr(response, "tools", None) or ()])
 
 
 # --- the request, as the server builds it -------------------------------------------------
@@ -432,6 +437,28 @@ def _json_schema_format(response_format: Mapping[str, Any] | None) -> dict[str, 
     return found
 
 
+def responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat Completions messages as the Responses API's input items, as the server converts
+    them (``_to_openai_response_input_item_param``): an assistant's tool calls follow it as
+    ``function_call`` items, a tool message is a ``function_call_output`` (dropped without its
+    call id)."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        if message["role"] == "tool":
+            if message.get("tool_call_id") is not None:
+                items.append({"call_id": message["tool_call_id"],
+                              "output": message["content"] or "",
+                              "type": "function_call_output"})
+            continue
+        items.append({"role": message["role"], "content": message["content"] or "",
+                      "type": "message"})
+        for call in message.get("tool_calls") or ():
+            items.append({"call_id": call["id"], "name": call["function"]["name"],
+                          "arguments": call["function"]["arguments"],
+                          "type": "function_call"})
+    return items
+
+
 def responses_params(
     model: str,
     messages: list[dict[str, Any]],
@@ -441,10 +468,7 @@ def responses_params(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(responses.create keyword arguments, extra_body), as the server builds them
     (``_openai_response_build_params``): fewer parameters survive than for Chat Completions."""
-    params: dict[str, Any] = {
-        "input": [{"role": m["role"], "content": m["content"] or "", "type": "message"}
-                  for m in messages if m["role"] != "tool"],
-        "model": model}
+    params: dict[str, Any] = {"input": responses_input(messages), "model": model}
     if tools:
         params.update(_tool_choice(tools, lambda name: {"type": "function", "name": name}))
         functions = []
