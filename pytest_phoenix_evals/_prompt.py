@@ -224,10 +224,7 @@ class PromptUnderTest:
         if group.key in self._checked or group.kind != "dataset":
             return
         self._checked.add(group.key)
-        try:
-            examples = self.session.source.dataset(group).examples
-        except KeyError:
-            return
+        examples = self.session.source.dataset(group).examples
         problems = [(example.id, problem) for example in examples
                     if (problem := self.task.problem(example)) is not None]
         if not problems:

@@ -304,3 +304,35 @@ def test_a_candidate_is_compared_with_the_version_in_production(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert run(pytester, "--phoenix-task=qa_app:answer",
                "--phoenix-baseline=prompt:production").ret == pytest.ExitCode.USAGE_ERROR
+
+
+@pytest.mark.parametrize(("model", "route"), [("my-deployment", "/openai/v1/chat/completions"),
+                                              ("o4-mini", "/openai/v1/responses")])
+def test_an_azure_prompt_calls_azure_as_the_server_routes_it(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
+        prompted: dict[str, Any], monkeypatch: pytest.MonkeyPatch, model: str,
+        route: str) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", judge.url.removesuffix("/v1"))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-for-tests")
+    pytester.makefile(".yaml", azure=f"model: {model}\nprovider: azure_openai\n"
+                                     "messages: [{role: user, content: '{{question}}'}]\n")
+    judge.configure(answers=ANSWERS)
+    result = run(pytester, "--phoenix-task=prompt-file:azure.yaml", "--phoenix-no-upload")
+    result.assert_outcomes(passed=2, failed=1)
+    assert {r["path"] for r in judge.requests} == {route}
+    assert all(r["authorization"] for r in judge.requests)
+
+
+def test_a_prompt_runs_under_xdist_into_one_experiment(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
+        prompted: dict[str, Any]) -> None:
+    judge.configure(answers=ANSWERS)
+    result = run(pytester, "--phoenix-task=prompt:qa-answer@candidate", "-n", "2",
+                 "--phoenix-experiment-name=prompt under xdist")
+    result.assert_outcomes(passed=2, failed=1)
+    assert sum(r["path"] == "/v1/chat/completions" for r in judge.requests) == 3
+    experiment = next(e for e in admin.experiments(prompted["id"])
+                      if e["name"] == "prompt under xdist")
+    assert len(admin.runs(experiment["id"])) == 3
+    assert experiment["metadata"]["task"]["prompt_version_id"] == prompted["candidate"]
