@@ -1,15 +1,17 @@
 """Paths in mappings written in code get the server's syntax check, with its wording: compared
-here with the server's own ``validate_jsonpath``, run in the Phoenix server's environment."""
+here with the server's own ``validate_jsonpath``, run in the Phoenix server's environment, on the
+jsonpath-ng it installs with and on the one Phoenix's Docker image pins (1.8.0)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 import pytest
-from pytest_phoenix_evals._evaluators.mapping import path_problem
+from pytest_phoenix_evals._evaluators.mapping import path_problem, version_dependent
 
-from phoenix_server import ensure_server_venv
+from phoenix_server import LIGHT_IMPORT, PINNED_JSONPATH, ensure_server_venv, server_env
 
 PATHS = [
     "$.input", "input.question", "$.output.answer", "$['@']", "$[\"@\"]", "$.items[0]",
@@ -17,11 +19,20 @@ PATHS = [
     "$..answer", "..x", "@", "$.@", "a.@.b", "$.0abc", "field.0", "123", "123.foo",
     "$.a | $.b", "$.a & $.b", "$.a where $.b", "`this`", "$.a.`this`", "$.output[*]",
     "$.a[?(@.b)]", "", "a" * 1001, "$.", "$[", "$.a[", "$.'quoted'", "$['x y']",
+    # the wildcard, quoted stars, slices and indices (the two jsonpath-ng versions differ)
+    "$.output.*", "$.output['*']", "$[*]", "$.*", "$.a[*].b", "$.a[:]", "$.a[1:]", "$.a[::-1]",
+    "$.a[0,1]", "$.a['b','c']", "$.a['*','b']", "$.a[*][0]", "$.a.b[*].c[1:3]",
+    # names: unicode, dashes, quotes, spaces, escapes, keywords of the extended grammar
+    "$.straße", "$.中文", "$.a-b", "$['a.b']", "$[\"it's\"]", "$['back\\\\slash']",
+    "$.where", "$.a.wherenot", "$.`parent`", "$.a[0].`this`", "$ . a", "$.a.", "a..b",
+    "$.a[0:1:2:3]", "$.a[-0]", "$.a[1.5]", "$.a[x]", "$.a()", "(a)", "$.(a.b)",
 ]
 
-CHECK = """
-import json, sys
+CHECK = LIGHT_IMPORT + """
+import importlib.metadata, json, sys
+import jsonpath_ng
 from phoenix.db.types.evaluators import validate_jsonpath
+print(json.dumps([importlib.metadata.version("jsonpath-ng"), jsonpath_ng.__file__]))
 out = []
 for path in json.load(sys.stdin):
     try:
@@ -35,28 +46,62 @@ print(json.dumps(out))
 
 OURS = """
 import json, sys
-from pytest_phoenix_evals._evaluators.mapping import path_problem
+from pytest_phoenix_evals._evaluators.mapping import path_problem, version_dependent
 print(json.dumps([path_problem(path) for path in json.load(sys.stdin)]))
 """
 
 
-def _answers(python: str, script: str) -> list[str | None]:
+def _answers(python: str, script: str, env: dict[str, str] | None = None
+             ) -> tuple[list[str | None], list[str]]:
+    """The answers, and what the script printed before them."""
     # Each side in a new process, the paths in the same order: jsonpath-ng's parser (ply)
     # keeps state between parses, so a shared history keeps the comparison fair.
-    answer = subprocess.run([python, "-c", script], input=json.dumps(PATHS),
+    answer = subprocess.run([python, "-c", script], input=json.dumps(PATHS), env=env,
                             capture_output=True, text=True, timeout=300, check=True)
-    found: list[str | None] = json.loads(answer.stdout.strip().splitlines()[-1])
-    return found
+    *before, last = answer.stdout.strip().splitlines()
+    found: list[str | None] = json.loads(last)
+    return found, before
 
 
-def test_code_mappings_get_the_servers_check_and_wording() -> None:
+def version_differences(ours: list[Any], theirs: list[Any], labels: list[str],
+                        our_version: str, their_version: str) -> list[str]:
+    """Where the plugin and the server answer differently. On one jsonpath-ng version they
+    must not differ at all; across versions only where the plugin warns (version_dependent),
+    and somewhere (so that the warning is known to be needed)."""
+    differ = [label for label, o, t in zip(labels, ours, theirs, strict=True) if o != t]
+    if our_version == their_version:
+        assert not differ, f"jsonpath-ng {our_version} on both sides:\n" + "\n".join(
+            f"{label}\n  server {t!r}\n  ours   {o!r}"
+            for label, o, t in zip(labels, ours, theirs, strict=True) if o != t)
+    else:
+        assert differ, f"jsonpath-ng {our_version} and {their_version} agree everywhere"
+    return differ
+
+
+@pytest.mark.parametrize("jsonpath", [None, PINNED_JSONPATH], ids=["installed", "pinned"])
+def test_code_mappings_get_the_servers_check_and_wording(jsonpath: str | None) -> None:
+    import importlib.metadata
     import sys
 
-    server = _answers(str(ensure_server_venv().parent / "python"), CHECK)
-    ours = _answers(sys.executable, OURS)
+    import jsonpath_ng
+
+    server, (printed,) = _answers(str(ensure_server_venv().parent / "python"), CHECK,
+                                  env=server_env(jsonpath))
+    their_version, module = json.loads(printed)
+    if jsonpath is not None:  # the server's own code really runs on the pinned version
+        assert their_version == jsonpath and "jsonpath-ng-" in module, (their_version, module)
+    ours, _ = _answers(sys.executable, OURS)
+    our_version = importlib.metadata.version("jsonpath-ng")
+    assert jsonpath_ng.__file__ != module
     assert ours[0] is None and path_problem("$.input") is None
-    assert [(p[:30], o) for p, o in zip(PATHS, ours, strict=True)] == \
-        [(p[:30], s) for p, s in zip(PATHS, server, strict=True)]
+    labels = [p[:40] for p in PATHS]
+    differ = version_differences(ours, server, labels, our_version, their_version)
+    # Across versions: refused by both, in words that differ only by the name jsonpath-ng gives
+    # a feature ('Union' on 1.8.0, '_Union' on newer releases), or a path the plugin warns about.
+    unexplained = [(p, o, s) for p, o, s in zip(PATHS, ours, server, strict=True)
+                   if p[:40] in differ and not version_dependent(p)
+                   and not (o and s and o.replace("'_", "'") == s.replace("'_", "'"))]
+    assert not unexplained
 
 
 @pytest.mark.parametrize(("judges", "message"), [

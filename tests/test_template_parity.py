@@ -19,9 +19,9 @@ from pytest_phoenix_evals._evaluators.templates import (
     variables,
 )
 
-from phoenix_server import ensure_server_venv
+from phoenix_server import LIGHT_IMPORT, ensure_server_venv
 
-SERVER_SIDE = r"""
+SERVER_SIDE = LIGHT_IMPORT + r"""
 import json, sys
 from phoenix.db.types.prompts import PromptTemplateFormat
 from phoenix.server.api.helpers.prompts.template_helpers import get_template_formatter
