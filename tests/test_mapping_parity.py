@@ -127,3 +127,43 @@ def pytest_phoenix_evals_evaluators(config, dataset):
     assert message in out, out
     assert "Traceback" not in out and "NotImplementedError" not in out
     result.assert_outcomes()  # nothing ran
+
+
+def test_a_path_the_servers_read_differently_is_said_at_collection(
+        pytester: pytest.Pytester, qa_app: None, admin: Any) -> None:
+    """An index, a slice or a wildcard reads differently on jsonpath-ng 1.8.0 (Phoenix's Docker
+    image) and newer releases: the attached evaluators run here that use one are named, with
+    the path and the way to the server's own reading; the others, and those the server runs,
+    are not."""
+    import importlib.metadata
+
+    examples = [{"input": {"question": "What is the capital of France?"},
+                 "output": {"answer": "Paris", "aliases": ["Paris", "Paname"]}, "metadata": {}}]
+    dataset_id = admin.create_dataset("version-paths", examples)
+    admin.attach_builtin(dataset_id, "exact_match", "first_alias",
+                         {"expected": "$.reference.aliases[0]", "actual": "$.output"})
+    admin.attach_builtin(dataset_id, "regex", "first_aliases",
+                         {"text": "$.reference.aliases[0:1]"}, {"pattern": "^Par"})
+    admin.attach_builtin(dataset_id, "contains", "plain",
+                         {"expected": "$.reference.answer", "text": "$.output"},
+                         {"words": "paris"})
+    args = ["--phoenix-dataset=version-paths", "--phoenix-task=qa_app:answer",
+            "--phoenix-no-upload", "-p", "no:cacheprovider"]
+    result = pytester.runpytest(*args)
+    out = result.stdout.str()
+    version = importlib.metadata.version("jsonpath-ng")
+    said = [line for line in out.splitlines() if "read differently" in line]
+    assert (f"phoenix-evals: version-paths: evaluator 'first_alias': path "
+            f"'$.reference.aliases[0]' (input 'expected') uses an index, which jsonpath-ng "
+            f"1.8.0 (Phoenix's Docker image) and newer releases (a pip-installed Phoenix) read "
+            f"differently; it is evaluated here with jsonpath-ng {version}. To get the server's "
+            f"own reading, run with --phoenix-evaluate-on=server") in said, out
+    assert any("evaluator 'first_aliases': path '$.reference.aliases[0:1]' (input 'text') uses "
+               "a slice, which" in line for line in said), out
+    assert len(said) == 2 * 2, said  # said at collection, and again in the summary's notices
+    assert out.index(said[0]) < out.index("collected 1 item") < out.rindex(said[2])
+    result.assert_outcomes(passed=1)
+
+    on_server = pytester.runpytest(*args, "--phoenix-evaluate-on=server")
+    assert "read differently" not in on_server.stdout.str()
+    on_server.assert_outcomes(passed=1)
