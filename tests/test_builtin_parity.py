@@ -313,3 +313,103 @@ def test_annotation_names_follow_the_servers_runner(configs: list[tuple[str, str
 
     stored = [OutputConfig(kind=kind, name=name) for name, kind in configs]  # type: ignore
     assert annotation_names(stored) == names
+
+
+def _categorical(name: str, *values: tuple[str, float], direction: str = "MAXIMIZE"
+                 ) -> dict[str, Any]:
+    return {"categorical": {"name": name, "optimizationDirection": direction,
+                            "values": [{"label": label, "score": score}
+                                       for label, score in values]}}
+
+
+def _continuous(name: str, direction: str = "MAXIMIZE", **bounds: float) -> dict[str, Any]:
+    return {"continuous": {"name": name, "optimizationDirection": direction, **bounds}}
+
+
+ANSWER = "$.output.messages[0].content"
+# (built-in, dataset evaluator name, path mapping, literal mapping, output configs as stored:
+# None keeps the built-in's own).
+CONFIGURED: list[tuple[str, str, dict[str, str], dict[str, Any], list[dict[str, Any]] | None]] = [
+    ("exact_match", "kept", {"expected": "$.reference.answer", "actual": ANSWER}, {}, None),
+    ("exact_match", "verdict", {"expected": "$.reference.answer", "actual": ANSWER}, {},
+     [_categorical("same_answer", ("same", 1.0), ("different", 0.25))]),
+    ("exact_match", "inverted", {"expected": "$.reference.answer", "actual": ANSWER}, {},
+     [_categorical("inverted", ("no", 0.0), ("yes", 1.0), direction="MINIMIZE")]),
+    ("exact_match", "one_label", {"expected": "$.reference.answer", "actual": ANSWER}, {},
+     [_categorical("one_label", ("only", 1.0))]),
+    ("exact_match", "three_labels", {"expected": "$.reference.answer", "actual": ANSWER}, {},
+     [_categorical("three_labels", ("first", 1.0), ("second", 0.5), ("third", 0.1))]),
+    ("contains", "hits", {"text": ANSWER, "words": "$.reference.answer"}, {},
+     [_continuous("hits", lowerBound=0, upperBound=1)]),
+    ("contains", "found", {"text": ANSWER, "words": "$.reference.answer"}, {},
+     [_categorical("found", ("yes", 1.0), ("no", 0.0)), _continuous("found_score")]),
+    ("regex", "format", {"text": ANSWER}, {"pattern": "^[A-Z]"},
+     [_categorical("starts_upper", ("upper", 1.0), ("lower", 0.0)),
+      _continuous("upper_score", lowerBound=0),
+      _categorical("third", ("a", 2.0), ("b", -1.0), direction="NONE")]),
+    ("regex", "broken", {"text": ANSWER}, {"pattern": "(["},
+     [_categorical("broken", ("ok", 1.0), ("bad", 0.0))]),
+    ("levenshtein_distance", "edits", {"expected": "$.reference.answer", "actual": ANSWER}, {},
+     [_continuous("edits", "MINIMIZE", lowerBound=0)]),
+    ("levenshtein_distance", "edit_labels", {"expected": "$.reference.answer", "actual": ANSWER},
+     {}, [_categorical("edit_labels", ("close", 1.0), ("far", 0.0))]),
+    ("json_distance", "json_kept", {"expected": "$.reference", "actual": "$.reference"}, {},
+     None),
+    ("json_distance", "json_two", {"expected": "$.reference", "actual": "$.output"}, {},
+     [_continuous("diffs", "MINIMIZE"), _continuous("diffs_again", "MAXIMIZE", upperBound=9)]),
+    ("exact_match", "unmatched", {"expected": "$.reference.nope", "actual": ANSWER}, {},
+     [_categorical("unmatched", ("same", 1.0), ("different", 0.0))]),
+]
+
+
+def test_configured_builtins_equal_the_servers_runner(admin: Any, judge: Any) -> None:
+    """Built-ins attached with renamed, customised, several or kept output configs, run by the
+    server's own experiment runner over a dataset (a prompt task answered by the stand-in
+    model), against the plugin's evaluators built from the same stored nodes on the same
+    contexts: equal annotation names, labels, scores and errors."""
+    from pytest_phoenix_evals._evaluators.attached import AttachedEvaluators
+    from pytest_phoenix_evals._phoenix.gateway import Gateway
+
+    judge.configure(answers=[["France", "Paris"], ["2 + 2", "four"], ["Hamlet", "shakespeare"]])
+    examples = [
+        {"input": {"question": "What is the capital of France?"}, "output": {"answer": "Paris"},
+         "metadata": {}},
+        {"input": {"question": "What is 2 + 2?"}, "output": {"answer": "4"}, "metadata": {}},
+        {"input": {"question": "Who wrote Hamlet?"}, "output": {"answer": "Shakespeare"},
+         "metadata": {}},
+    ]
+    dataset_id = admin.create_dataset("configured-builtins", examples)
+    ids = [admin.attach_builtin(dataset_id, builtin, name, path, literal, output_configs=configs)
+           for builtin, name, path, literal, configs in CONFIGURED]
+    try:
+        experiment = admin.run_server_experiment(
+            dataset_id, ids, [{"role": "user", "content": "{{question}}"}])
+    finally:
+        judge.reset()  # the stand-in is shared by the session's tests
+    theirs = sorted((a["example_id"], a["name"], a["label"], a["score"], a["error"])
+                    for a in admin.annotations(experiment))
+
+    gateway = Gateway(str(admin.http.base_url).rstrip("/"), "test")
+    try:
+        dataset = gateway.load_dataset("configured-builtins")
+        evaluators = AttachedEvaluators(gateway).for_dataset(dataset)
+    finally:
+        gateway.close()
+    assert sorted(e.name for e in evaluators) == sorted(name for _, name, *_ in CONFIGURED)
+    by_id = {example.id: example for example in dataset.examples}
+    ours = []
+    for run in admin.runs(experiment):
+        example = by_id[run["dataset_example_id"]]
+        context = {"input": example.input, "reference": example.reference,
+                   "output": run["output"], "metadata": example.metadata}
+        for evaluator in evaluators:
+            for score in asyncio.run(evaluator.evaluate(context, example)):
+                ours.append((example.id, score.name, score.label, score.score, score.error))
+    assert len(theirs) == 3 * 18  # every config of every evaluator, for each example
+    assert sorted(ours) == theirs
+    # The corpus reaches what it is meant to: renamed, customised and several configs.
+    names = {name for _, name, *_ in theirs}
+    assert {"exact_match", "json_distance", "same_answer", "found.found", "found.found_score",
+            "starts_upper.third", "diffs.diffs_again"} <= names
+    assert {label for *_, label, _, _ in theirs} >= {"same", "different", "yes", "upper", "a",
+                                                     "only", "second", None}
