@@ -1,6 +1,8 @@
-"""Paths in mappings written in code get the server's syntax check, with its wording: compared
-here with the server's own ``validate_jsonpath``, run in the Phoenix server's environment, on the
-jsonpath-ng it installs with and on the one Phoenix's Docker image pins (1.8.0)."""
+"""Input mappings against the server's own code, run in the Phoenix server's environment on the
+jsonpath-ng it installs with and on the one Phoenix's Docker image pins (1.8.0): the syntax check
+of paths in mappings written in code (``validate_jsonpath``, with its wording), the whole mapping
+(paths, literals, keys from the context, the cast, the schema), and what the plugin says at
+collection about paths the two versions read differently."""
 
 from __future__ import annotations
 
@@ -167,3 +169,144 @@ def test_a_path_the_servers_read_differently_is_said_at_collection(
     on_server = pytester.runpytest(*args, "--phoenix-evaluate-on=server")
     assert "read differently" not in on_server.stdout.str()
     on_server.assert_outcomes(passed=1)
+
+
+# --- the whole mapping: paths, literals, the context, the cast and the schema ---------------
+
+APPLY = LIGHT_IMPORT + """
+import importlib.metadata, json, sys
+from phoenix.db.types.evaluators import InputMapping
+from phoenix.server.api.evaluators import (
+    apply_input_mapping, cast_template_variable_types, validate_template_variables)
+print(json.dumps(importlib.metadata.version("jsonpath-ng")))
+out = []
+for schema, path, literal, context in json.load(sys.stdin):
+    try:
+        mapping = InputMapping(path_mapping=path, literal_mapping=literal)
+    except Exception as exc:
+        out.append({"refused": True})
+        continue
+    try:
+        inputs = apply_input_mapping(input_schema=schema, input_mapping=mapping, context=context)
+        inputs = cast_template_variable_types(template_variables=inputs, input_schema=schema)
+        validate_template_variables(template_variables=inputs, input_schema=schema)
+        out.append({"inputs": inputs})
+    except Exception as exc:
+        out.append({"error": f"{type(exc).__name__}: {exc}"})
+print(json.dumps(out))
+"""
+
+STRINGS = {"type": "object", "properties": {"question": {"type": "string"},
+                                            "answer": {"type": "string"}},
+           "required": ["question", "answer"]}
+TEMPLATE = {"type": "object", "properties": {"docs": {}, "question": {"type": "string"}},
+            "required": ["docs", "question"]}
+TYPED = {"type": "object", "properties": {"n": {"type": "number"}, "i": {"type": "integer"},
+                                          "b": {"type": "boolean"}, "l": {"type": "array"},
+                                          "o": {"type": "object"}, "s": {"type": "string"}}}
+OPEN = {"type": "object", "properties": {"question": {"type": "string"}},
+        "additionalProperties": True}
+CONTEXT = {"input": {"question": "What?", "tags": ["a", "b"], "n": 3},
+           "reference": {"answer": "Paris", "list": [{"x": 1}, {"x": 2}], "empty": {}},
+           "output": "Paris!", "metadata": {"lang": "fr", "score": 0.5, "flag": True,
+                                            "none": None, "ü": "umlaut", "a.b": "dotted"}}
+
+MAPPINGS: list[tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, Any]]] = [
+    # paths, then literals over paths (other values), then the context by name
+    (STRINGS, {"question": "$.input.question", "answer": "$.output"}, {}, CONTEXT),
+    (STRINGS, {"question": "$.input.question", "answer": "$.output"}, {"answer": "literal"},
+     CONTEXT),
+    (STRINGS, {"question": "$.input.question", "answer": "$.nothing"}, {"answer": "literal"},
+     CONTEXT),
+    (STRINGS, {"question": "$.input.question"}, {"question": None, "answer": 42}, CONTEXT),
+    (STRINGS, {}, {}, {"question": "from the context", "answer": ["by", "name"]}),
+    (STRINGS, {"question": "$.input.question"}, {}, {**CONTEXT, "answer": {"k": "v"}}),
+    (STRINGS, {}, {"answer": "literal"}, {"question": "q", "answer": "context"}),
+    (STRINGS, {"answer": "$.output"}, {}, {"output": "o", "answer": "context"}),
+    (STRINGS, {}, {}, CONTEXT),
+    (STRINGS, {"question": "$.input.question"}, {}, CONTEXT),
+    # keys outside the schema: ignored (an unmatched path too), unless it accepts any key
+    (STRINGS, {"question": "$.input.question", "answer": "$.output", "extra": "$.none"},
+     {"other": 1}, CONTEXT),
+    (OPEN, {"question": "$.input.question", "extra": "$.metadata.lang"}, {"more": [1]},
+     CONTEXT),
+    (OPEN, {"extra": "$.none.here"}, {}, CONTEXT),
+    ({}, {"anything": "$.reference.list", "n": "$.input.n"}, {"lit": {"a": 1}}, CONTEXT),
+    ({"type": "object"}, {"x": "$.output"}, {}, CONTEXT),
+    ({"type": "object", "properties": {}}, {"x": "$.output"}, {"y": 1}, CONTEXT),
+    # several matches give a list (cast to its str() for a string input); no match an error
+    (STRINGS, {"question": "$.reference.list[0:2].x", "answer": "$.input.tags[0,1]"}, {},
+     CONTEXT),
+    (TEMPLATE, {"docs": "$.reference.list[0:2].x", "question": "$.input.question"}, {},
+     CONTEXT),
+    (TEMPLATE, {"docs": "$.reference.list", "question": "$.reference.list[1]"}, {}, CONTEXT),
+    (TEMPLATE, {"docs": "$.reference.empty", "question": "$.metadata.none"}, {}, CONTEXT),
+    (TEMPLATE, {"question": "$.input.question"}, {}, CONTEXT),
+    (STRINGS, {"question": "$.reference.answer.deeper", "answer": "$.output"}, {}, CONTEXT),
+    (STRINGS, {"question": "$.input.tags[7]", "answer": "$.output"}, {}, CONTEXT),
+    # the cast: str() of every JSON type for string inputs, nothing for the others
+    (STRINGS, {"question": "$.metadata.score", "answer": "$.metadata.flag"}, {}, CONTEXT),
+    (STRINGS, {"question": "$.metadata.none", "answer": "$.reference"}, {}, CONTEXT),
+    (STRINGS, {"question": "$.metadata['ü']", "answer": "$.metadata['a.b']"}, {}, CONTEXT),
+    (TYPED, {"n": "$.metadata.score", "i": "$.input.n", "b": "$.metadata.flag",
+             "l": "$.input.tags", "o": "$.reference", "s": "$.input.n"}, {}, CONTEXT),
+    (TYPED, {"n": "$.output"}, {}, CONTEXT),
+    (TYPED, {"i": "$.metadata.score"}, {}, CONTEXT),
+    (TYPED, {"b": "$.metadata.lang"}, {}, CONTEXT),
+    (TYPED, {"l": "$.reference.empty"}, {}, CONTEXT),
+    (TYPED, {"o": "$.input.tags"}, {}, CONTEXT),
+    (TYPED, {}, {"i": 2.0, "n": "1", "b": 0}, CONTEXT),
+    (TYPED, {}, {}, {"n": 1, "i": True, "s": None}),
+    # more of what jsonschema says: enums, bounds, nested schemas, several problems at once
+    ({"type": "object", "properties": {"tone": {"type": "string", "enum": ["calm", "angry"]}},
+      "required": ["tone"]}, {"tone": "$.metadata.lang"}, {}, CONTEXT),
+    ({"type": "object", "properties": {"k": {"type": "integer", "minimum": 5}}},
+     {"k": "$.input.n"}, {}, CONTEXT),
+    ({"type": "object", "properties": {"o": {"type": "object", "required": ["z"]}}},
+     {"o": "$.reference"}, {}, CONTEXT),
+    ({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+      "required": ["a", "b", "c"]}, {"a": "$.output", "b": "$.output"}, {}, CONTEXT),
+    ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 3}}},
+     {"a": "$.output"}, {}, CONTEXT),
+    # indices and slices (jsonpath-ng 1.8.0 and newer releases differ on these)
+    (STRINGS, {"question": "$.output[0]", "answer": "$.output[0:3]"}, {}, CONTEXT),
+    (STRINGS, {"question": "$.reference[0]", "answer": "$.reference['*']"}, {}, CONTEXT),
+    (TEMPLATE, {"docs": "$.input[1:]", "question": "$.input.tags[-1]"}, {}, CONTEXT),
+    (TEMPLATE, {"docs": "$.input.tags[-3]", "question": "$.input.question"}, {}, CONTEXT),
+    (TEMPLATE, {"docs": "$.output[*]", "question": "$.input.question"}, {}, CONTEXT),
+    (TEMPLATE, {"docs": "$.reference[*]", "question": "$.input.question"}, {}, CONTEXT),
+]
+
+
+@pytest.mark.parametrize("jsonpath", [None, PINNED_JSONPATH], ids=["installed", "pinned"])
+def test_whole_mappings_equal_the_servers(jsonpath: str | None) -> None:
+    """Paths, literals, keys from the context, the cast and the schema, against the server's
+    apply_input_mapping, cast_template_variable_types and validate_template_variables."""
+    import importlib.metadata
+
+    from pytest_phoenix_evals._evaluators.mapping import MappingError, map_inputs
+
+    done = subprocess.run([str(ensure_server_venv().parent / "python"), "-c", APPLY],
+                          input=json.dumps(MAPPINGS), env=server_env(jsonpath),
+                          capture_output=True, text=True, timeout=300, check=True)
+    printed, answers = done.stdout.strip().splitlines()[-2:]
+    their_version = json.loads(printed)
+    assert jsonpath is None or their_version == jsonpath
+    server = json.loads(answers)
+    ours: list[dict[str, Any]] = []
+    for schema, path, literal, context in MAPPINGS:
+        if any(path_problem(p) for p in path.values()):
+            ours.append({"refused": True})
+            continue
+        try:
+            ours.append({"inputs": map_inputs(input_schema=schema, path_mapping=path,
+                                              literal_mapping=literal, context=context)})
+        except MappingError as exc:
+            ours.append({"error": f"ValueError: {exc}"})
+    labels = [json.dumps(m[1:3])[:90] for m in MAPPINGS]
+    differ = version_differences(ours, server, labels, importlib.metadata.version("jsonpath-ng"),
+                                 their_version)
+    unexplained = [label for label, m in zip(labels, MAPPINGS, strict=True)
+                   if label in differ and not any(version_dependent(p) for p in m[1].values())]
+    assert not unexplained
+    assert sum("inputs" in o for o in ours) >= 15 and sum("error" in o for o in ours) >= 10
