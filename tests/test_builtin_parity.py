@@ -366,7 +366,8 @@ def test_configured_builtins_equal_the_servers_runner(admin: Any, judge: Any) ->
     """Built-ins attached with renamed, customised, several or kept output configs, run by the
     server's own experiment runner over a dataset (a prompt task answered by the stand-in
     model), against the plugin's evaluators built from the same stored nodes on the same
-    contexts: equal annotation names, labels, scores and errors."""
+    contexts, run here and with --phoenix-evaluate-on=server (the server's preview runs a
+    built-in on its own config only): equal annotation names, labels, scores and errors."""
     from pytest_phoenix_evals._evaluators.attached import AttachedEvaluators
     from pytest_phoenix_evals._phoenix.gateway import Gateway
 
@@ -390,23 +391,33 @@ def test_configured_builtins_equal_the_servers_runner(admin: Any, judge: Any) ->
                     for a in admin.annotations(experiment))
 
     gateway = Gateway(str(admin.http.base_url).rstrip("/"), "test")
+    runs = admin.runs(experiment)
+
+    async def evaluate(evaluate_on: str) -> list[tuple[Any, ...]]:
+        evaluators = AttachedEvaluators(gateway, evaluate_on=evaluate_on).for_dataset(dataset)
+        assert sorted(e.name for e in evaluators) == sorted(name for _, name, *_ in CONFIGURED)
+        found = []
+        for run in runs:
+            example = by_id[run["dataset_example_id"]]
+            context = {"input": example.input, "reference": example.reference,
+                       "output": run["output"], "metadata": example.metadata}
+            for evaluator in evaluators:
+                for score in await evaluator.evaluate(context, example):
+                    found.append((example.id, score.name, score.label, score.score,
+                                  score.error))
+        await gateway.aclose()  # on the loop that used it
+        return sorted(found)
+
     try:
         dataset = gateway.load_dataset("configured-builtins")
-        evaluators = AttachedEvaluators(gateway).for_dataset(dataset)
+        by_id = {example.id: example for example in dataset.examples}
+        here = asyncio.run(evaluate("local"))
+        on_server = asyncio.run(evaluate("server"))  # --phoenix-evaluate-on=server
     finally:
         gateway.close()
-    assert sorted(e.name for e in evaluators) == sorted(name for _, name, *_ in CONFIGURED)
-    by_id = {example.id: example for example in dataset.examples}
-    ours = []
-    for run in admin.runs(experiment):
-        example = by_id[run["dataset_example_id"]]
-        context = {"input": example.input, "reference": example.reference,
-                   "output": run["output"], "metadata": example.metadata}
-        for evaluator in evaluators:
-            for score in asyncio.run(evaluator.evaluate(context, example)):
-                ours.append((example.id, score.name, score.label, score.score, score.error))
     assert len(theirs) == 3 * 18  # every config of every evaluator, for each example
-    assert sorted(ours) == theirs
+    assert here == theirs
+    assert on_server == theirs
     # The corpus reaches what it is meant to: renamed, customised and several configs.
     names = {name for _, name, *_ in theirs}
     assert {"exact_match", "json_distance", "same_answer", "found.found", "found.found_score",
