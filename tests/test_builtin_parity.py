@@ -190,7 +190,7 @@ CORPUS: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
      {"expected": "$.reference.v", "actual": "$.output"}, {"parse_strings": "no"}),
     ("json_distance", ctx('{"a": 1}', {"v": '{"a": 1}'}),
      {"expected": "$.reference.v", "actual": "$.output"}, {"parse_strings": 0}),
-    # indices and slices: jsonpath-ng 1.8.0 and newer releases differ on strings, objects and
+    # indices and slices: jsonpath-ng 1.8.0 and the latest releases differ on strings, objects and
     # out-of-range indices (mapping.version_dependent)
     ("exact_match", ctx("abc"), {"actual": "$.output[0]"}, {"expected": "a"}),
     ("exact_match", ctx(["a", "b"]), {"actual": "$.output[0]"}, {"expected": "a"}),
@@ -208,7 +208,7 @@ CORPUS: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
 ]
 
 # Paths that one jsonpath-ng accepts in a mapping and the other refuses ('[*]' is a slice on
-# 1.8.0 and the feature 'Wildcard' on newer releases), or both do ('.*': not a name): each in
+# 1.8.0 and the feature 'Wildcard' on the latest releases), or both do ('.*': not a name): each in
 # a preview of its own, since a refused path fails the whole request.
 ONE_VERSION: list[tuple[str, dict[str, Any], dict[str, str], dict[str, Any]]] = [
     ("contains", ctx({"a": "Paris", "b": "Rome"}), {"text": "$.output[*]"}, {"words": "rome"}),

@@ -99,7 +99,8 @@ def test_code_mappings_get_the_servers_check_and_wording(jsonpath: str | None) -
     labels = [p[:40] for p in PATHS]
     differ = version_differences(ours, server, labels, our_version, their_version)
     # Across versions: refused by both, in words that differ only by the name jsonpath-ng gives
-    # a feature ('Union' on 1.8.0, '_Union' on newer releases), or a path the plugin warns about.
+    # a feature ('Union' on 1.8.0, '_Union' on the latest releases), or a path the plugin warns
+    # about.
     unexplained = [(p, o, s) for p, o, s in zip(PATHS, ours, server, strict=True)
                    if p[:40] in differ and not version_dependent(p)
                    and not (o and s and o.replace("'_", "'") == s.replace("'_", "'"))]
@@ -134,7 +135,7 @@ def pytest_phoenix_evals_evaluators(config, dataset):
 def test_a_path_the_servers_read_differently_is_said_at_collection(
         pytester: pytest.Pytester, qa_app: None, admin: Any) -> None:
     """An index, a slice or a wildcard reads differently on jsonpath-ng 1.8.0 (Phoenix's Docker
-    image) and newer releases: the attached evaluators run here that use one are named, with
+    image) and the latest releases: the attached evaluators run here that use one are named, with
     the path and the way to the server's own reading; the others, and those the server runs,
     are not."""
     import importlib.metadata
@@ -157,9 +158,9 @@ def test_a_path_the_servers_read_differently_is_said_at_collection(
     said = [line for line in out.splitlines() if "read differently" in line]
     assert (f"phoenix-evals: version-paths: evaluator 'first_alias': path "
             f"'$.reference.aliases[0]' (input 'expected') uses an index, which jsonpath-ng "
-            f"1.8.0 (Phoenix's Docker image) and newer releases (a pip-installed Phoenix) read "
-            f"differently; it is evaluated here with jsonpath-ng {version}. To get the server's "
-            f"own reading, run with --phoenix-evaluate-on=server") in said, out
+            f"1.8.0 (Phoenix's Docker image) and the latest releases (a pip-installed Phoenix) "
+            f"read differently; it is evaluated here with jsonpath-ng {version}. To get the "
+            f"server's own reading, run with --phoenix-evaluate-on=server") in said, out
     assert any("evaluator 'first_aliases': path '$.reference.aliases[0:1]' (input 'text') uses "
                "a slice, which" in line for line in said), out
     assert len(said) == 2 * 2, said  # said at collection, and again in the summary's notices
@@ -268,7 +269,7 @@ MAPPINGS: list[tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, A
       "required": ["a", "b", "c"]}, {"a": "$.output", "b": "$.output"}, {}, CONTEXT),
     ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 3}}},
      {"a": "$.output"}, {}, CONTEXT),
-    # indices and slices (jsonpath-ng 1.8.0 and newer releases differ on these)
+    # indices and slices (jsonpath-ng 1.8.0 and the latest releases differ on these)
     (STRINGS, {"question": "$.output[0]", "answer": "$.output[0:3]"}, {}, CONTEXT),
     (STRINGS, {"question": "$.reference[0]", "answer": "$.reference['*']"}, {}, CONTEXT),
     (TEMPLATE, {"docs": "$.input[1:]", "question": "$.input.tags[-1]"}, {}, CONTEXT),

@@ -167,7 +167,7 @@ def version_dependent_paths(evaluators: Sequence[Evaluator]) -> list[str]:
             if what:
                 lines.append(
                     f"evaluator {evaluator.name!r}: path {path!r} (input {key!r}) uses {what}, "
-                    f"which jsonpath-ng 1.8.0 (Phoenix's Docker image) and newer releases "
+                    f"which jsonpath-ng 1.8.0 (Phoenix's Docker image) and the latest releases "
                     f"(a pip-installed Phoenix) read differently; it is evaluated here with "
                     f"jsonpath-ng {version('jsonpath-ng')}. To get the server's own reading, "
                     f"run with --phoenix-evaluate-on=server")
