@@ -5,14 +5,12 @@ Phoenix's Docker image pins (1.8.0)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
+import json
 import subprocess
 from typing import Any
 
 import pytest
-from pytest_phoenix_evals._evaluators.builtins import BuiltinEvaluator
-from pytest_phoenix_evals._evaluators.mapping import path_problem, version_dependent
-from pytest_phoenix_evals._phoenix.wire import output_config
+from pytest_phoenix_evals._evaluators.mapping import version_dependent
 
 from phoenix_server import PINNED_JSONPATH, ensure_server_venv, server_env
 
@@ -224,15 +222,6 @@ def test_corpus_is_large_enough() -> None:
         "contains", "exact_match", "regex", "levenshtein_distance", "json_distance"}
 
 
-def _local(builtin: str, schema: dict[str, Any], configs: list[dict[str, Any]],
-           context: dict[str, Any], path: dict[str, str], literal: dict[str, Any]) -> Any:
-    evaluator = BuiltinEvaluator(name=builtin, builtin=builtin, input_schema=schema,
-                                 output_configs=[output_config(c) for c in configs],
-                                 path_mapping=path, literal_mapping=literal)
-    (score,) = asyncio.run(evaluator.evaluate(context))
-    return score
-
-
 def server_jsonpath(jsonpath: str | None) -> str:
     """The jsonpath-ng version the server's code runs on: the one it installs with (None), or
     ``jsonpath`` put ahead of it."""
@@ -246,23 +235,71 @@ def server_jsonpath(jsonpath: str | None) -> str:
 REFUSED = ("refused",)
 
 
-@pytest.mark.parametrize("jsonpath", [None, PINNED_JSONPATH], ids=["installed", "pinned"])
-def test_builtins_equal_the_servers(jsonpath: str | None, request: pytest.FixtureRequest) -> None:
-    admin = request.getfixturevalue("admin" if jsonpath is None else "pinned_admin")
-    their_version = server_jsonpath(jsonpath)
-    our_version = importlib.metadata.version("jsonpath-ng")
-    # The server really runs that version: an index reads a string's characters on 1.8.0 only.
-    (probe,) = admin.preview_builtins([{"builtin": "exact_match", "context": ctx("abc"),
-                                        "path": {"actual": "$.output[0]"},
-                                        "literal": {"expected": "a"}}])
-    assert (probe["error"] is None) == (their_version == "1.8.0"), (their_version, probe)
+# The plugin's side run in a process of its own, where jsonpath-ng may be another version.
+OURS = """
+import asyncio, importlib.metadata, json, sys
+from pytest_phoenix_evals._evaluators.builtins import BuiltinEvaluator
+from pytest_phoenix_evals._evaluators.mapping import path_problem
+from pytest_phoenix_evals._phoenix.wire import output_config
+print(json.dumps(importlib.metadata.version("jsonpath-ng")))
+out = []
+for builtin, schema, configs, context, path, literal in json.load(sys.stdin):
+    if any(path_problem(p) for p in path.values()):
+        out.append(None)  # our check of the path (mappings in code)
+        continue
+    evaluator = BuiltinEvaluator(name=builtin, builtin=builtin, input_schema=schema,
+                                 output_configs=[output_config(c) for c in configs],
+                                 path_mapping=path, literal_mapping=literal)
+    (score,) = asyncio.run(evaluator.evaluate(context))
+    out.append([score.name, score.label, score.score, score.error])
+print(json.dumps(out))
+"""
 
+
+def plugin_results(jsonpath: str | None, cases: list[list[Any]]
+                   ) -> tuple[str, list[tuple[Any, ...]]]:
+    """The plugin's results on ``cases`` with jsonpath-ng ``jsonpath`` (None: its own)."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", OURS], input=json.dumps(cases),
+                          env=server_env(jsonpath), capture_output=True, text=True,
+                          timeout=300, check=True)
+    printed, answers = done.stdout.strip().splitlines()[-2:]
+    return json.loads(printed), [REFUSED if a is None else tuple(a)
+                                 for a in json.loads(answers)]
+
+
+@pytest.fixture(scope="module")
+def plugin_on_both(admin: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """The plugin's results on the corpus, by the jsonpath-ng version it ran on: its own and
+    the pinned one."""
     builtins = admin.graphql(
         "{ builtInEvaluators { name inputSchema outputConfigs { __typename"
         " ... on CategoricalAnnotationConfig { name optimizationDirection values { label score } }"
         " ... on ContinuousAnnotationConfig { name optimizationDirection lowerBound upperBound }"
         " } } }")["builtInEvaluators"]
     specs = {b["name"]: b for b in builtins}
+    cases = [[b, specs[b]["inputSchema"], specs[b]["outputConfigs"], c, p, lit]
+             for b, c, p, lit in [*CORPUS, *ONE_VERSION]]
+    found = dict([plugin_results(None, cases), plugin_results(PINNED_JSONPATH, cases)])
+    assert PINNED_JSONPATH in found, list(found)  # the pinned run really ran on it
+    return found
+
+
+@pytest.mark.parametrize("jsonpath", [None, PINNED_JSONPATH], ids=["installed", "pinned"])
+def test_builtins_equal_the_servers(jsonpath: str | None, request: pytest.FixtureRequest,
+                                    plugin_on_both: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Each server (jsonpath-ng as installed, and 1.8.0) against the plugin on each version:
+    on one version nothing may differ; across versions only paths the plugin warns about at
+    collection, and some do (or the warning would not be needed)."""
+    admin = request.getfixturevalue("admin" if jsonpath is None else "pinned_admin")
+    their_version = server_jsonpath(jsonpath)
+    # The server really runs that version: an index reads a string's characters on 1.8.0 only.
+    (probe,) = admin.preview_builtins([{"builtin": "exact_match", "context": ctx("abc"),
+                                        "path": {"actual": "$.output[0]"},
+                                        "literal": {"expected": "a"}}])
+    assert (probe["error"] is None) == (their_version == "1.8.0"), (their_version, probe)
+
     server = admin.preview_builtins([
         {"builtin": b, "context": c, "path": p, "literal": lit} for b, c, p, lit in CORPUS])
     assert len(server) == len(CORPUS)
@@ -273,32 +310,27 @@ def test_builtins_equal_the_servers(jsonpath: str | None, request: pytest.Fixtur
         except RuntimeError as exc:  # the server's validate_jsonpath refused the path
             assert "Invalid JSONPath expression for key" in str(exc), exc
             server.append({"refused": True})
-    same, differ = [], []
-    for (builtin, context, path, literal), theirs in zip([*CORPUS, *ONE_VERSION], server):
-        if theirs.get("refused"):
-            expected: tuple[Any, ...] = REFUSED
+    expected: list[tuple[Any, ...]] = []
+    for theirs in server:
+        annotation = theirs.get("annotation") or {}
+        expected.append(REFUSED if theirs.get("refused") else (
+            theirs["evaluatorName"], annotation.get("label"), annotation.get("score"),
+            theirs["error"]))
+    for our_version, ours in plugin_on_both.items():
+        same, differ = [], []
+        for (builtin, context, path, literal), got, want in zip(
+                [*CORPUS, *ONE_VERSION], ours, expected, strict=True):
+            if got != want:
+                line = (f"{builtin} {path} {literal} {context.get('output')!r}:\n"
+                        f"  server {want}\n  ours   {got}")
+                (differ if any(version_dependent(p) for p in path.values()) else same).append(
+                    line)
+        where = f"plugin on jsonpath-ng {our_version}, server on {their_version}"
+        assert not same, f"{where}:\n" + "\n".join(same)
+        if our_version == their_version:
+            assert not differ, f"{where}:\n" + "\n".join(differ)
         else:
-            annotation = theirs["annotation"] or {}
-            expected = (theirs["evaluatorName"], annotation.get("label"),
-                        annotation.get("score"), theirs["error"])
-        if any(path_problem(p) for p in path.values()):
-            got: tuple[Any, ...] = REFUSED  # our check of the path (mappings in code)
-        else:
-            spec = specs[builtin]
-            ours = _local(builtin, spec["inputSchema"], spec["outputConfigs"], context, path,
-                          literal)
-            got = (ours.name, ours.label, ours.score, ours.error)
-        if got != expected:
-            line = (f"{builtin} {path} {literal} {context.get('output')!r}:\n"
-                    f"  server {expected}\n  ours   {got}")
-            (differ if any(version_dependent(p) for p in path.values()) else same).append(line)
-    # On one jsonpath-ng version nothing may differ; across versions only paths the plugin
-    # warns about at collection, and some do (or the warning would not be needed).
-    assert not same, "\n".join(same)
-    if our_version == their_version:
-        assert not differ, "\n".join(differ)
-    else:
-        assert differ, f"jsonpath-ng {our_version} and {their_version} agree everywhere"
+            assert differ, f"{where}: they agree everywhere"
 
 
 @pytest.mark.parametrize(("configs", "names"), [
