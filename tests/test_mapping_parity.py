@@ -175,6 +175,12 @@ def test_a_path_the_servers_read_differently_is_said_at_collection(
     assert "read differently" not in on_server.stdout.str()
     on_server.assert_outcomes(passed=1)
 
+    # Under xdist too: at the start and in the summary, once each (not once per worker).
+    spread = pytester.runpytest(*args, "-n", "2")
+    lines = [line for line in spread.stdout.str().splitlines() if "read differently" in line]
+    assert lines == said, spread.stdout.str()
+    spread.assert_outcomes(passed=1)
+
 
 # --- the whole mapping: paths, literals, the context, the cast and the schema ---------------
 
