@@ -395,7 +395,8 @@ class PhoenixEvalsSession:
             from ._run.engine import duplicate_annotations
 
             self._checked.add(group.key)
-            for line in duplicate_annotations(chosen):
+            for line in [*duplicate_annotations(chosen),
+                         *self._version_dependent_paths(group, chosen)]:
                 self.say(f"phoenix-evals: {group.label}: {line}")
                 self.notices.append(f"{group.label}: {line}")
         equipped = [self._equip(evaluator) for evaluator in chosen]
@@ -403,6 +404,16 @@ class PhoenixEvalsSession:
             self._check_mappings(group, equipped)
             self._check_judges(group, equipped)
         return equipped
+
+    def _version_dependent_paths(self, group: Group, chosen: Sequence[Evaluator]) -> list[str]:
+        """Attached evaluators run here on a path the server may read differently (its
+        jsonpath-ng version decides): said at collection, with the way to the server."""
+        if group.kind not in ("dataset", "test") or self.benchmark is not None:
+            return []
+        from ._evaluators.attached import version_dependent_paths
+
+        attached = {id(evaluator) for evaluator in self.source.attached_to(group)}
+        return version_dependent_paths([e for e in chosen if id(e) in attached])
 
     @staticmethod
     def _check_mappings(group: Group, evaluators: Sequence[Evaluator]) -> None:

@@ -3,7 +3,8 @@
     python3 scripts/run_tests.py [pytest arguments]
 
 Creates ``.venv`` (the plugin, editable, with its test extras) and the Phoenix server's own
-cached virtual environment (see phoenix_server.py), then runs ``pytest`` in ``.venv``.
+cached virtual environment (see phoenix_server.py) with the jsonpath-ng that Phoenix's Docker image
+pins beside it, then runs ``pytest`` in ``.venv``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from phoenix_server import ensure_server_venv, ensure_venv
+from phoenix_server import ensure_jsonpath_overlay, ensure_server_venv, ensure_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,7 @@ def main() -> int:
         raise SystemExit(f"Python 3.11+ is needed; this is {sys.version.split()[0]}")
     python = ensure_dev_venv()
     ensure_server_venv()
+    ensure_jsonpath_overlay()  # the parity tests also run the server's code on this version
     os.chdir(ROOT)
     args = [str(python), "-m", "pytest", *sys.argv[1:]]
     os.execv(args[0], args)

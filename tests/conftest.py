@@ -26,7 +26,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 
 from phoenix_admin import PhoenixAdmin
-from phoenix_server import cache_dir, start_server
+from phoenix_server import PINNED_JSONPATH, cache_dir, start_server
 from stand_in_judge import StandInJudge
 
 # The cached server environment is found through HOME, which pytester points at each test's
@@ -77,6 +77,19 @@ def admin(phoenix_url: str) -> Iterator[PhoenixAdmin]:
     client = PhoenixAdmin(phoenix_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def pinned_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixAdmin]:
+    """A second Phoenix server, the same release on the jsonpath-ng that Phoenix's Docker image
+    pins (1.8.0; see ``ensure_jsonpath_overlay``). Started only by the tests that ask for it."""
+    server = start_server(tmp_path_factory.mktemp("phoenix-pinned"), jsonpath=PINNED_JSONPATH)
+    client = PhoenixAdmin(server.url)
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
 
 
 QA_EXAMPLES = [

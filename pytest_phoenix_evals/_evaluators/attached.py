@@ -147,3 +147,28 @@ class AttachedEvaluators:
             return data, None
         except PhoenixError as exc:
             return None, f"cannot load the prompt of LLM evaluator {name!r}: {exc}"
+
+
+def version_dependent_paths(evaluators: Sequence[Evaluator]) -> list[str]:
+    """A line for each path of an attached evaluator run here that the server may read
+    differently: Phoenix's Docker image runs jsonpath-ng 1.8.0, a pip-installed Phoenix the
+    newest release, and this process whichever it has (see ``mapping.version_dependent``)."""
+    from importlib.metadata import version
+
+    from .mapping import version_dependent
+    from .server import ServerEvaluator
+
+    lines = []
+    for evaluator in evaluators:
+        if isinstance(evaluator, ServerEvaluator):  # the server reads its own paths
+            continue
+        for key, path in (getattr(evaluator, "path_mapping", None) or {}).items():
+            what = version_dependent(str(path))
+            if what:
+                lines.append(
+                    f"evaluator {evaluator.name!r}: path {path!r} (input {key!r}) uses {what}, "
+                    f"which jsonpath-ng 1.8.0 (Phoenix's Docker image) and the latest releases "
+                    f"(a pip-installed Phoenix) read differently; it is evaluated here with "
+                    f"jsonpath-ng {version('jsonpath-ng')}. To get the server's own reading, "
+                    f"run with --phoenix-evaluate-on=server")
+    return lines

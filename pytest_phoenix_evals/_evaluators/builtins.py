@@ -151,7 +151,7 @@ BUILTINS: dict[str, Callable[[dict[str, Any]], Outcome]] = {
 }
 
 
-def _label_and_score(outcome: Outcome, config: OutputConfig) -> tuple[str | None, float | None]:
+def label_and_score(outcome: Outcome, config: OutputConfig) -> tuple[str | None, float | None]:
     """Map an outcome onto a config as the server does.
 
     A boolean goes through the categorical values by position (values[0] when matched,
@@ -206,7 +206,7 @@ class BuiltinEvaluator:
         end = datetime.now(UTC)
         scores = []
         for annotation, config in zip(annotation_names(self.output_configs), self.output_configs):
-            label, score = _label_and_score(outcome, config)
+            label, score = label_and_score(outcome, config)
             scores.append(Score(
                 name=annotation,
                 evaluator=self.name,

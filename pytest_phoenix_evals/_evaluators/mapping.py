@@ -190,3 +190,50 @@ def path_problem(path: str) -> str | None:
         if isinstance(node, Child):
             nodes += [node.left, node.right]
     return None
+
+
+# --- paths whose meaning depends on the server's jsonpath-ng --------------------------------
+# Phoenix's lock file and Docker image pin jsonpath-ng 1.8.0; a pip-installed server gets the
+# newest release. The two agree on names ('$.output.answer', "$['x y']") and differ on the
+# rest of what the server lets a mapping use (tests/test_builtin_parity.py runs both):
+# - an index reads a string's characters on 1.8.0, fails on an object, a number or a negative
+#   index past the start; the latest releases match list items only, and nothing otherwise;
+# - a slice of a value that is not a list is that value on 1.8.0, nothing on the latest releases
+#   (a step of 0 fails on 1.8.0);
+# - '[*]' is the value itself on 1.8.0 when it is an object or a single value; the latest
+#   releases read it as every member of an object or list (and refuse it in a stored mapping;
+#   '.*' is refused by both);
+# - a field named '*' ("['*']") is every field on 1.8.0, only that field on the latest releases.
+# The plugin evaluates with whatever jsonpath-ng it is installed with, so such a path is said
+# at collection, with the way to the server's own reading.
+
+
+def version_dependent(path: str) -> str | None:
+    """What in ``path`` jsonpath-ng 1.8.0 and the latest releases read differently (None:
+    nothing, or the path does not parse)."""
+    from jsonpath_ng.jsonpath import Fields, Index, Slice
+
+    try:
+        tree = _parsed(path)
+    except Exception:
+        return None
+    found: list[str] = []
+    nodes = [tree]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, Child):
+            nodes += [node.right, node.left]  # left first: the path's own order
+            continue
+        if type(node).__name__ == "Wildcard" or (isinstance(node, Fields) and "*" in node.fields) \
+                or (isinstance(node, Slice) and node.start is None and node.end is None
+                    and node.step is None and "[*]" in path):
+            what = "the wildcard '*'"
+        elif isinstance(node, Index):
+            what = "an index"
+        elif isinstance(node, Slice):
+            what = "a slice"
+        else:
+            continue
+        if what not in found:
+            found.append(what)
+    return " and ".join(found) or None

@@ -124,6 +124,8 @@ class ServerEvaluator:
                           error=f"{NOT_RUN}{self.refused}: {exc}", start_time=start,
                           end_time=datetime.now(UTC))]
         end = datetime.now(UTC)
+        if self.kind == "BUILTIN":
+            return self._builtin_scores(results, names, start, end)
         if len(results) == 1 and results[0].get("error"):
             only = self.output_configs[0] if len(self.output_configs) == 1 else None
             return [Score(name=names[0], evaluator=self.name, annotator_kind=kind,
@@ -149,6 +151,35 @@ class ServerEvaluator:
             name=name, evaluator=self.name, annotator_kind=kind, config=config,
             error=f"the server returned no result for {config.name!r}", start_time=start,
             end_time=end) for config, name in by_config.values()]
+
+    def _builtin_scores(self, results: list[dict[str, Any]], names: list[str],
+                        start: datetime, end: datetime) -> list[Score]:
+        """A built-in's preview runs on the built-in's own config (true/false, or a distance);
+        the server's experiment runner maps that one outcome onto each of the dataset
+        evaluator's stored configs, renamed, customised or several: so does this (the same
+        mapping as a built-in run here)."""
+        from .builtins import Outcome, label_and_score
+
+        result: dict[str, Any] = results[0] if results else {
+            "error": "the server returned no result"}
+        annotation: dict[str, Any] = result.get("annotation") or {}
+        error, score = result.get("error"), annotation.get("score")
+        if error:
+            outcome = Outcome(error=str(error))
+        elif annotation.get("label") is None:  # a distance
+            outcome = Outcome(distance=score)
+        else:  # the built-in's own config: values[0] (score 1) when it holds
+            outcome = Outcome(matched=score == 1.0)
+        scores = []
+        for config, name in zip(self.output_configs, names):
+            label, value = label_and_score(outcome, config)
+            scores.append(Score(
+                name=name, evaluator=self.name,
+                annotator_kind=_annotator_kind(annotation.get("annotatorKind"), "CODE"),
+                label=label, score=value, explanation=annotation.get("explanation"),
+                error=outcome.error, metadata=dict(annotation.get("metadata") or {}),
+                config=config, start_time=start, end_time=end))
+        return scores
 
     def _config_of(self, preview_name: str) -> str:
         """The config a preview result belongs to: previews are named ``<name>`` (one config)

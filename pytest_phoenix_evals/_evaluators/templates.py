@@ -77,8 +77,11 @@ def _fstring_fields(template: str) -> set[str]:
 
 
 def _root(name: str, template_format: str) -> str:
-    if template_format == "MUSTACHE":
-        return name if name == "." else name.split(".")[0]
+    """The variable a name needs. Mustache names are cut at the first '.'; then both formats
+    stop at the first '.' or '[' too, as the server's missing-variable check does (so
+    ``{{a[0]}}`` needs ``a``, though pystache then looks up ``a[0]`` as one name)."""
+    if template_format == "MUSTACHE" and name != ".":
+        name = name.split(".")[0]
     match = re.match(r"^([^.\[]+)", name)
     return match.group(1) if match else name
 
@@ -150,8 +153,41 @@ class _FieldAccess:
         return _json_text(self._value)
 
 
+# The two names are the ones the server's wrappers have: they appear in what a template with
+# a format spec ("unsupported format string passed to DotDict.__format__") or a '!r'
+# conversion renders, and so in annotations.
+
+
+class DotDict(_FieldAccess):
+    """A dict: ``{x!r}`` shows its public keys as ``DotDict(key=value, ...)``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        value = self._value
+        assert isinstance(value, dict)
+        items = ", ".join(f"{key}={_wrapped_repr(item)}"
+                          for key, item in value.items() if not str(key).startswith("_"))
+        return f"DotDict({items})"
+
+
+class ListWrapper(_FieldAccess):
+    """A list: ``{x!r}`` is ``ListWrapper([...])``, the items as Python shows them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"ListWrapper({self._value!r})"
+
+
+def _wrapped_repr(value: Any) -> str:
+    return repr(_wrap(value))
+
+
 def _wrap(value: Any) -> Any:
-    return _FieldAccess(value) if isinstance(value, (dict, list)) else value
+    if isinstance(value, dict):
+        return DotDict(value)
+    return ListWrapper(value) if isinstance(value, list) else value
 
 
 _PART = re.compile(r"\.([^.\[\]]+)|\[([^\[\]]+)\]")
