@@ -413,7 +413,12 @@ class PhoenixEvalsSession:
         from ._evaluators.attached import version_dependent_paths
 
         attached = {id(evaluator) for evaluator in self.source.attached_to(group)}
-        return version_dependent_paths([e for e in chosen if id(e) in attached])
+        known: Callable[[str], str] | None = None
+        if self.prompt is not None:  # a prompt's output: its lists are lists
+            from ._run.prompt_task import without_list_indexes
+
+            known = without_list_indexes
+        return version_dependent_paths([e for e in chosen if id(e) in attached], known)
 
     @staticmethod
     def _check_mappings(group: Group, evaluators: Sequence[Evaluator]) -> None:

@@ -8,7 +8,7 @@ server). A kind this version does not know reports every case as not run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,10 +149,13 @@ class AttachedEvaluators:
             return None, f"cannot load the prompt of LLM evaluator {name!r}: {exc}"
 
 
-def version_dependent_paths(evaluators: Sequence[Evaluator]) -> list[str]:
+def version_dependent_paths(evaluators: Sequence[Evaluator],
+                            known: Callable[[str], str] | None = None) -> list[str]:
     """A line for each path of an attached evaluator run here that the server may read
     differently: Phoenix's Docker image runs jsonpath-ng 1.8.0, a pip-installed Phoenix the
-    newest release, and this process whichever it has (see ``mapping.version_dependent``)."""
+    newest release, and this process whichever it has (see ``mapping.version_dependent``).
+    ``known`` takes out of a path what the task's output shape makes certain (an index into a
+    list it always holds reads alike on both versions)."""
     from importlib.metadata import version
 
     from .mapping import version_dependent
@@ -163,7 +166,7 @@ def version_dependent_paths(evaluators: Sequence[Evaluator]) -> list[str]:
         if isinstance(evaluator, ServerEvaluator):  # the server reads its own paths
             continue
         for key, path in (getattr(evaluator, "path_mapping", None) or {}).items():
-            what = version_dependent(str(path))
+            what = version_dependent(known(str(path)) if known else str(path))
             if what:
                 lines.append(
                     f"evaluator {evaluator.name!r}: path {path!r} (input {key!r}) uses {what}, "

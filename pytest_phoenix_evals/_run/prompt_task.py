@@ -33,6 +33,7 @@ The server streams the model's answer when the playground's streaming is on; thi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,18 @@ def run_output(completion: Completion, params: Mapping[str, Any], api: str = "ch
     echoed = completion.echoed_tools or []
     tools = echoed + tools[len(echoed):]
     return {"messages": [message], "available_tools": tools}
+
+
+# The lists a prompt's run output always holds: a non-negative index into one reads the same on
+# every jsonpath-ng version (they differ on strings, objects and negative indexes).
+_OUTPUT_LISTS = re.compile(r"^(\$\.output\.(?:messages|available_tools))\[\d+\]"
+                           r"(?:(\.tool_calls)\[\d+\])?")
+
+
+def without_list_indexes(path: str) -> str:
+    """``path`` without its indexes into the output's own lists (``$.output.messages[0].content``
+    is ``$.output.messages.content`` here), for the jsonpath-ng version check."""
+    return _OUTPUT_LISTS.sub(lambda m: m.group(1) + (m.group(2) or ""), path.strip())
 
 
 def _decoded(arguments: str) -> Any:
