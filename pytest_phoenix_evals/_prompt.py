@@ -181,6 +181,7 @@ class PromptUnderTest:
     def _task(self) -> PromptTask:
         from ._evaluators.llm.client import JudgeError, Judges
         from ._evaluators.llm.judge import PromptSpec
+        from ._evaluators.templates import TemplateError
         from ._run.prompt_task import PromptTask
 
         settings = self.session.settings
@@ -210,9 +211,15 @@ class PromptUnderTest:
                                     f"called: {exc}") from None
         if settings.cache:  # (never with repetitions: the options refuse the two together)
             models.cache = self.session.judges.cache
-        return PromptTask(label=self.spec, prompt=prompt, models=models,
+        task = PromptTask(label=self.spec, prompt=prompt, models=models,
                           variables_path=settings.prompt_variables,
                           messages_path=settings.prompt_messages)
+        try:
+            task.template_names()
+        except TemplateError as exc:
+            raise pytest.UsageError(f"--phoenix-task {self.spec}: the template does not parse "
+                                    f"as {prompt.template_format}: {exc}") from None
+        return task
 
     @property
     def version_id(self) -> str | None:

@@ -187,7 +187,8 @@ def test_bad_prompt_tasks_say_what_to_fix(
                       nomodel="messages: [{role: user, content: hi}]\n",
                       badrole="model: m\nmessages: [{role: robot, content: hi}]\n",
                       claude="model: claude\nprovider: anthropic\n"
-                             "messages: [{role: user, content: hi}]\n")
+                             "messages: [{role: user, content: hi}]\n",
+                      unclosed="model: m\nmessages: [{role: user, content: '{{#open}} x'}]\n")
     pytester.makefile(".json", broken="{")
     dataset = "--phoenix-dataset=prompted"
     assert_usage_errors(pytester, [
@@ -205,6 +206,8 @@ def test_bad_prompt_tasks_say_what_to_fix(
         ([dataset, "--phoenix-task=prompt-file:broken.json"], "not JSON"),
         ([dataset, "--phoenix-task=prompt-file:claude.yaml"],
          "the prompt's model provider is ANTHROPIC"),
+        ([dataset, "--phoenix-task=prompt-file:unclosed.yaml"],
+         "the template does not parse as MUSTACHE"),
         ([dataset, "--phoenix-task=qa_app:answer", "--phoenix-push-prompt=x"],
          "--phoenix-push-prompt: only with --phoenix-task=prompt-file:PATH"),
         ([dataset, "--phoenix-task=qa_app:answer", "--phoenix-prompt-variables=."],

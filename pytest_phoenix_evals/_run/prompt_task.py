@@ -225,16 +225,20 @@ class PromptTask:
     def __post_init__(self) -> None:
         self.__name__ = self.label  # the task span is "Task: <label>"
         self._messages = playground_messages(self.prompt.messages)
+        self._names: list[str] | None = None
 
     @property
     def model(self) -> str:
         return self.prompt.model_name or "gpt-4o-mini"
 
     def template_names(self) -> list[str]:
-        """The root names of the template's variables (what an example must provide)."""
-        schema = input_schema([m["content"] for m in self._messages],
-                              self.prompt.template_format)
-        return [name for name in schema["required"] if name != "."]
+        """The root names of the template's variables (what an example must provide);
+        TemplateError when the template does not parse."""
+        if self._names is None:
+            schema = input_schema([m["content"] for m in self._messages],
+                                  self.prompt.template_format)
+            self._names = [name for name in schema["required"] if name != "."]
+        return self._names
 
     def problem(self, example: Example) -> str | None:
         """Why ``example`` cannot be run through the prompt (None when it can): checked for
@@ -243,10 +247,10 @@ class PromptTask:
             values = template_variables(example, self.variables_path)
             if self.messages_path:
                 appended_messages(example, self.messages_path)
-        except (KeyError, TypeError, ValueError) as exc:
+            missing = [n for n in self.template_names()
+                       if not isinstance(values, Mapping) or n not in values]
+        except (KeyError, TypeError, ValueError) as exc:  # (TemplateError is a ValueError)
             return _text(exc)
-        missing = [n for n in self.template_names()
-                   if not isinstance(values, Mapping) or n not in values]
         if not missing:
             return None
         where = f"its {self.variables_path!r}" if self.variables_path else "its context"
