@@ -4,8 +4,9 @@ One experiment per group, created when it is first needed (or made once for ever
 worker: by the controller for the command line's datasets, and under a file lock shared by the
 workers for the groups only workers know, the test functions of the fixture style). Each case is
 journaled, then posted from a background task on the engine's loop: the run first, then its
-annotations concurrently. Nothing here blocks a test; :meth:`ExperimentSink.drain` waits at the
-end.
+annotations, one request at a time, so that the uploads in flight are the cases being posted;
+how many go at once follows Phoenix's answers (:class:`.pace.Pace`). Nothing here blocks a
+test; :meth:`ExperimentSink.drain` waits at the end.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from ..._phoenix.gateway import Gateway
 from ..._phoenix.http import PhoenixError, refusal
 from ..engine import Engine
 from .base import Destination, UploadReport
+from .pace import Pace
 
 if TYPE_CHECKING:
     from .journal import Journal
 
+#: Journaled cases posted at once by --phoenix-upload-pending.
 MAX_UPLOADS_IN_FLIGHT = 8
 
 
@@ -135,7 +138,8 @@ class ExperimentSink:
         self._report = UploadReport()
         # Every upload's future, appended from pytest's thread only (never mutated elsewhere).
         self._uploads: list[concurrent.futures.Future[None]] = []
-        self._slots: asyncio.Semaphore | None = None
+        #: How many cases are posted at once (one request each at a time).
+        self.pace = Pace()
         self._journal_dir = journal_dir
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}
@@ -315,18 +319,17 @@ class ExperimentSink:
             journal, case.case_id, lambda: journal.case(  # on disk before anything is posted
                 key, {"id": experiment.id, "url": experiment.url, **self._where(case.group)},
                 run, evaluations))
-        if self._slots is None:  # made on the loop
-            self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
-        async with self._slots:
+        async with self.pace.slot():
             try:
                 run_id = await self._gateway.apost_run(
-                    experiment.id, run, doing=f"uploading the run of {case.case_id}")
+                    experiment.id, run, doing=f"uploading the run of {case.case_id}",
+                    observe=self.pace.answered)
             except PhoenixError as exc:
                 self._report.failures.append(f"{case.case_id}: run: {exc}")
                 return
             self._report.uploaded_runs += 1
-            outcomes = await asyncio.gather(
-                *(self._post_evaluation(run_id, e, case.case_id) for e in evaluations))
+            outcomes = [await self._post_evaluation(run_id, e, case.case_id)
+                        for e in evaluations]
             self._report.uploaded_annotations += sum(outcomes)
             if journal is not None and journaled and all(outcomes):
                 self._journaled(journal, case.case_id, lambda: journal.mark_done(key))
@@ -376,7 +379,7 @@ class ExperimentSink:
         try:
             await self._gateway.apost_evaluation(
                 run_id, evaluation, doing=f"uploading annotation {evaluation['name']!r} of "
-                                          f"{case_id}")
+                                          f"{case_id}", observe=self.pace.answered)
         except Exception as exc:  # each evaluation on its own: one refused, the others go up
             reason = str(exc) if isinstance(exc, PhoenixError) else \
                 f"{type(exc).__name__}: {exc}"
