@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,13 +31,18 @@ from ..._phoenix.gateway import Gateway
 from ..._phoenix.http import PhoenixError, refusal
 from ..engine import Engine
 from .base import Destination, UploadReport
-from .pace import Pace
+from .pace import MOST, Pace
 
 if TYPE_CHECKING:
     from .journal import Journal
 
 #: Journaled cases posted at once by --phoenix-upload-pending.
 MAX_UPLOADS_IN_FLIGHT = 8
+#: Results recorded and not yet uploaded beyond which the runner starts no new case (:meth:`
+#: ExperimentSink.room`): each one holds its output, its payloads and its task until its
+#: upload ends, so without a bound a server slower than the cases held them all (10,000
+#: cases: 80 MB). Twice the pace's most, so that a free place always finds one waiting.
+BACKLOG = 2 * MOST
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,12 @@ class ExperimentSink:
         # pytest-xdist: where workers agree on one experiment per group (a file per group).
         self._shared_dir = shared_dir
         self._report = UploadReport()
-        # Every upload's future, appended from pytest's thread only (never mutated elsewhere).
+        # The uploads not known to be done (the done ones are let go as more come).
         self._uploads: list[concurrent.futures.Future[None]] = []
+        self._uploads_lock = threading.Lock()
+        # Uploads started and not ended (on the loop), and the event room() waits for.
+        self._unfinished = 0
+        self._roomy: asyncio.Event | None = None
         #: How many cases are posted at once (one request each at a time).
         self.pace = Pace()
         self._journal_dir = journal_dir
@@ -167,14 +177,28 @@ class ExperimentSink:
     def record(self, result: CaseResult) -> None:
         future = self._engine.submit(self._upload(result))
         future.add_done_callback(lambda _: result.mark(uploaded=True))
-        self._uploads.append(future)
+        with self._uploads_lock:  # called from pytest's thread and from the loop's
+            if len(self._uploads) >= 2 * BACKLOG:
+                self._uploads = [upload for upload in self._uploads if not upload.done()]
+            self._uploads.append(future)
+
+    async def room(self) -> None:
+        """Back-pressure: wait while :data:`BACKLOG` results are still uploading."""
+        while self._unfinished >= BACKLOG:
+            if self._roomy is None:  # made on the loop
+                self._roomy = asyncio.Event()
+            self._roomy.clear()
+            await self._roomy.wait()
 
     def waiting(self) -> int:
-        return sum(not upload.done() for upload in self._uploads)
+        with self._uploads_lock:
+            return sum(not upload.done() for upload in self._uploads)
 
     def drain(self, timeout: float) -> UploadReport:
-        if self._uploads:
-            _, not_done = concurrent.futures.wait(self._uploads, timeout=timeout)
+        with self._uploads_lock:
+            uploads = list(self._uploads)
+        if uploads:
+            _, not_done = concurrent.futures.wait(uploads, timeout=timeout)
             self._report.pending = len(not_done)
         for journal in self._journals.values():
             try:
@@ -292,11 +316,16 @@ class ExperimentSink:
         """Journal the case, then post it; whatever goes wrong is a line of the report, never
         an exception (one bad case must not stop the others)."""
         case = result.case
+        self._unfinished += 1
         try:
             await self._upload_case(result)
         except Exception as exc:  # a bug of ours: the case is said lost, the session goes on
             self._report.failures.append(f"{case.case_id}: not uploaded: "
                                          f"{type(exc).__name__}: {exc}")
+        finally:
+            self._unfinished -= 1
+            if self._roomy is not None and self._unfinished < BACKLOG:
+                self._roomy.set()
 
     async def _upload_case(self, result: CaseResult) -> None:
         case = result.case
