@@ -5,12 +5,16 @@
 Starts a Phoenix server of its own (temporary directory), uploads a dataset of N examples with
 no evaluators attached, then runs pytest on it three ways in fresh processes and prints wall
 time and peak RSS for each: collection only, a full run without uploads, and a full run with
-uploads (task: an instant lookup; one code evaluator). Peak RSS is the child's ru_maxrss.
+uploads (task: an instant lookup; one code evaluator). Peak RSS is each process's own
+ru_maxrss. Side by side, the floors: for memory, the run without uploads (the upload run's
+peak is shown against it); for time, the seconds the server takes to ingest the same N runs
+and N evaluations posted directly by 16 workers (``run.py``'s floor; ``--no-floor`` skips it).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
 
 from phoenix_admin import PhoenixAdmin  # noqa: E402
 from phoenix_server import start_server  # noqa: E402
@@ -64,6 +68,8 @@ def run(python: Path, workdir: Path, url: str, *args: str) -> tuple[float, float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=10_000)
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the ingest floor (it takes as long as the upload run)")
     args = parser.parse_args()
     python = ensure_dev_venv()
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,16 +81,30 @@ def main() -> int:
         try:
             admin = PhoenixAdmin(server.url)
             started = time.perf_counter()
-            admin.create_dataset("big", [
+            dataset_id = admin.create_dataset("big", [
                 {"input": {"question": f"question number {i}"}, "output": {"answer": str(i)},
                  "metadata": {"i": i}} for i in range(args.examples)])
             print(f"uploaded {args.examples} examples in {time.perf_counter() - started:.1f} s")
             # Each run in a fresh process, with its own peak RSS.
+            peaks = {}
             for label, extra in (("collect only", ["--collect-only"]),
                                  ("run, no upload", ["--phoenix-no-upload"]),
                                  ("run and upload", [])):
                 seconds, peak, last = run(python, workdir, server.url, *extra)
-                print(f"{label:15} {seconds:7.1f} s   peak RSS {peak:6.0f} MB   {last}")
+                peaks[label] = peak
+                versus = f"({peak / peaks['run, no upload']:.2f}x no upload)" \
+                    if label == "run and upload" else ""
+                print(f"{label:15} {seconds:7.1f} s   peak RSS {peak:6.0f} MB {versus:20} "
+                      f"{last}", flush=True)
+            if not args.no_floor:
+                from run import ingest
+
+                seconds, _ = asyncio.run(ingest(server.url, dataset_id, args.examples, 16,
+                                                "big floor", evaluations=1))
+                print(f"{'floor (ingest)':15} {seconds:7.1f} s   ({args.examples} runs and "
+                      f"{args.examples} evaluations posted directly by 16 workers)")
+            print(f"command: .venv/bin/python benchmarks/big_dataset.py --examples "
+                  f"{args.examples}; load average {os.getloadavg()[0]:.1f}")
         finally:
             server.stop()
     return 0

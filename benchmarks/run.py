@@ -16,7 +16,13 @@ questions with reference answers, and times, one after another, in each of ``--r
 * ``client-plugin -n C`` / ``client-plugin serial``: the same through arize-phoenix-client's own
   pytest plugin (marker ``phoenix``), with pytest-xdist for concurrency, and without;
 * ``floor``: max(N*L/C, the time the server takes to ingest N runs and 3N evaluations posted
-  directly by C concurrent workers), with L = task latency + judge latency.
+  directly by C concurrent workers), with L = task latency + judge latency;
+* ``plugin_n2`` / ``plugin_n4`` (not run by default): this plugin under pytest-xdist, ``-n 2``
+  and ``-n 4``.
+
+``--delay 0.1`` puts a proxy (``scripts/slow_proxy.py``) in front of the server that holds every
+request 100 ms before forwarding it, as a remote or hosted Phoenix would: every runner, the
+floor included, talks to the server through it.
 
 Every runner is its own process and records its own experiment; each experiment's runs and
 evaluations are counted on the server afterwards and shown, so a runner that skipped work shows.
@@ -46,8 +52,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 DEV_VENV = ROOT / ".venv"
-RUNNERS = ("plugin", "run_experiment", "client_xdist", "client_serial", "floor")
-LABELS = {"plugin": "pytest-phoenix-evals", "run_experiment": "run_experiment",
+RUNNERS = ("plugin", "plugin_n2", "plugin_n4", "run_experiment", "client_xdist",
+           "client_serial", "floor")
+DEFAULT_RUNNERS = ("plugin", "run_experiment", "client_xdist", "client_serial", "floor")
+LABELS = {"plugin": "pytest-phoenix-evals", "plugin_n2": "pytest-phoenix-evals -n 2",
+          "plugin_n4": "pytest-phoenix-evals -n 4", "run_experiment": "run_experiment",
           "client_xdist": "client plugin -n C", "client_serial": "client plugin serial",
           "floor": "floor"}
 EVALUATORS = ("exact_match", "answer_length", "qa_correctness")
@@ -79,8 +88,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="C for every runner (16)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds; the table shows each runner's median (1)")
-    parser.add_argument("--runners", default=",".join(RUNNERS),
-                        help=f"comma-separated subset of {','.join(RUNNERS)} (all)")
+    parser.add_argument("--runners", default=",".join(DEFAULT_RUNNERS),
+                        help=f"comma-separated subset of {','.join(RUNNERS)}\n"
+                             f"({','.join(DEFAULT_RUNNERS)})")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds a proxy in front of Phoenix holds every request\n"
+                             "(scripts/slow_proxy.py), as across a network (0: no proxy)")
     parser.add_argument("--wrong-every", type=int, default=0,
                         help="the task answers every K-th question wrong (0: never)")
     parser.add_argument("--plugin-args", default="",
@@ -100,6 +113,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.judge_latency = args.latency
     if args.examples < 1 or args.concurrency < 1 or args.repeat < 1:
         parser.error("--examples, --concurrency and --repeat must be at least 1")
+    if args.delay < 0:
+        parser.error("--delay must not be negative")
     return args
 
 
@@ -144,6 +159,7 @@ class Bench:
         self.workdir = workdir
         self.python = sys.executable
         self.server: Any = None
+        self.proxy: Any = None  # --delay: the slow proxy every runner talks to Phoenix through
         self.judge: Any = None
         self.admin: Any = None
         self.dataset_name = f"bench-qa-{args.examples}"
@@ -167,6 +183,13 @@ class Bench:
         log("starting Phoenix (the first time, this installs it: a couple of minutes)")
         self.server = start_server(self.workdir / "phoenix")
         log(f"Phoenix at {self.server.url}")
+        if self.args.delay:
+            from slow_proxy import SlowProxy
+
+            self.proxy = SlowProxy(self.server.url, slow=r".", delay=self.args.delay)
+            self.proxy.__enter__()
+            log(f"every runner talks to it through {self.proxy.url}, which holds each request "
+                f"{self.args.delay * 1000:g} ms")
         # The judge runs in this process's threads: this process only waits while a runner
         # (another process) works, and during the floor's ingest the judge is idle.
         self.judge = StandInJudge(latency=self.args.judge_latency).start()
@@ -192,12 +215,17 @@ class Bench:
         (client / "pytest.ini").write_text("[pytest]\n")
         shutil.copy(BENCH / "client_plugin_case.py", client / "test_client_plugin.py")
 
+    @property
+    def phoenix_url(self) -> str:
+        """Where the runners reach Phoenix: through the slow proxy with --delay."""
+        return self.proxy.url if self.proxy is not None else self.server.url
+
     def env(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PHOENIX_", "OTEL_", "OPENAI_", "AZURE_OPENAI_",
                                       "PYTEST_", "BENCH_"))}
         env.update(
-            PHOENIX_COLLECTOR_ENDPOINT=self.server.url,
+            PHOENIX_COLLECTOR_ENDPOINT=self.phoenix_url,
             OPENAI_BASE_URL=self.judge.url,
             OPENAI_API_KEY="bench-not-a-key",
             PYTHONPATH=str(BENCH),
@@ -227,6 +255,8 @@ class Bench:
         plugin += shlex.split(self.args.plugin_args)
         self.commands = {
             "plugin": plugin,
+            "plugin_n2": [*plugin, "-n", "2"],
+            "plugin_n4": [*plugin, "-n", "4"],
             "run_experiment": [self.python, str(BENCH / "peer_run_experiment.py"),
                                self.dataset_name, c, "bench run_experiment"],
             "client_xdist": [*pytest, "-n", c, "test_client_plugin.py"],
@@ -238,7 +268,7 @@ class Bench:
         subprocess.run([self.python, "-c", "import pytest, openai, phoenix.client, "
                         "pytest_phoenix_evals.plugin, xdist, workload"], env=self.env(),
                        check=True)
-        asyncio.run(ingest(self.server.url, self.dataset_id, min(20, self.args.examples),
+        asyncio.run(ingest(self.phoenix_url, self.dataset_id, min(20, self.args.examples),
                            self.args.concurrency, "bench warm-up"))
         import httpx
 
@@ -310,7 +340,8 @@ class Bench:
         return counts
 
     def run_process(self, key: str, round_no: int) -> Measurement:
-        cwd = {"plugin": self.workdir / "plugin", "run_experiment": self.workdir,
+        cwd = {"plugin": self.workdir / "plugin", "plugin_n2": self.workdir / "plugin",
+               "plugin_n4": self.workdir / "plugin", "run_experiment": self.workdir,
                "client_xdist": self.workdir / "client",
                "client_serial": self.workdir / "client"}[key]
         dataset_id = self.admin.dataset_id(self.client_dataset) if key.startswith("client") \
@@ -376,7 +407,7 @@ class Bench:
         latency = self.args.latency + self.args.judge_latency
         compute = n * latency / c
         server_cpu, cpu = self.server_cpu(), time.process_time()
-        seconds, experiment_id = asyncio.run(ingest(self.server.url, self.dataset_id, n, c,
+        seconds, experiment_id = asyncio.run(ingest(self.phoenix_url, self.dataset_id, n, c,
                                                     "bench floor ingest"))
         cpu = time.process_time() - cpu
         self.wait_until_server_idle()
@@ -424,14 +455,17 @@ class Bench:
             self.admin.close()
         if self.judge is not None:
             self.judge.stop()
+        if self.proxy is not None:
+            self.proxy.__exit__(None, None, None)
         if self.server is not None:
             self.server.stop()
 
 
-async def ingest(url: str, dataset_id: str, n: int, concurrency: int, name: str
-                 ) -> tuple[float, str]:
-    """Post n runs, each followed by its 3 evaluations, from ``concurrency`` workers at once;
-    the seconds from the first request to the last answer, and the experiment's id."""
+async def ingest(url: str, dataset_id: str, n: int, concurrency: int, name: str,
+                 evaluations: int = len(EVALUATORS)) -> tuple[float, str]:
+    """Post n runs, each followed by its ``evaluations`` evaluations (at most 3), from
+    ``concurrency`` workers at once; the seconds from the first request to the last answer,
+    and the experiment's id."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -460,7 +494,7 @@ async def ingest(url: str, dataset_id: str, n: int, concurrency: int, name: str
                            "qa_correctness": {"score": 1.0, "label": "correct",
                                               "explanation": "stand-in judge: the answer "
                                                              "contains the reference"}}
-                for evaluator, result in results.items():
+                for evaluator, result in list(results.items())[:evaluations]:
                     now = datetime.now(UTC).isoformat()
                     response = await http.post("/v1/experiment_evaluations", json={
                         "experiment_run_id": run_id, "name": evaluator,
@@ -574,7 +608,9 @@ def report(bench: Bench, argv: list[str]) -> str:
         "",
         f"workload: {n} examples, task {args.latency * 1000:g} ms + judge "
         f"{args.judge_latency * 1000:g} ms per case, 2 code evaluators + 1 LLM judge, "
-        f"concurrency {args.concurrency}, median of {args.repeat} round(s)",
+        f"concurrency {args.concurrency}, median of {args.repeat} round(s)"
+        + (f"; every request to Phoenix held {args.delay * 1000:g} ms by a proxy"
+           if args.delay else ""),
         _versions(),
         f"load average (1 min) before the first runner {bench.load[0]:.2f}, after the last "
         f"{os.getloadavg()[0]:.2f}; this "

@@ -645,6 +645,7 @@ class PhoenixEvalsSession:
                           f"{self.settings.upload_timeout:g} s, --phoenix-upload-timeout) ...")
             deadline = time.monotonic() + self.settings.upload_timeout
             self.upload_report = self._sink.drain(max(0.0, deadline - time.monotonic()))
+            self._say_overloaded()
         if self._worker_reports:
             from ._run.sinks.base import UploadReport
 
@@ -661,6 +662,16 @@ class PhoenixEvalsSession:
             finish_spans(self)
         if self._engine is not None or self._gateway is not None:
             self._shut_down()  # else the plugin was not used: import nothing on the way out
+
+    def _say_overloaded(self) -> None:
+        """A notice when Phoenix answered uploads with 429 or 503: it is at capacity, and the
+        run slowed down for it (a sink without a pace has nothing to say)."""
+        pace = getattr(self._sink, "pace", None)
+        if pace is not None and pace.overloads:
+            self.notices.append(
+                f"Phoenix answered {pace.overloads} upload request(s) with 429 or 503 (over "
+                f"capacity): uploads went fewer at once (down to "
+                f"{int(pace.lowest_after_overload or 1)}) and were retried")
 
     def _shut_down(self) -> None:
         from ._evaluators.protocol import Closes

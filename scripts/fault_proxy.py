@@ -6,6 +6,7 @@ expression, searched) and hits a share of the matching requests with one kind of
 
 =========== ==============================================================================
 ``before``  answer 503 without forwarding (the server never saw the request)
+``busy``    answer 429 Too Many Requests without forwarding (a server or gateway at capacity)
 ``after``   forward, then answer 503 all the same (the server did the work)
 ``reset``   close the connection without an answer (the server never saw the request)
 ``reset-after`` forward, then close the connection without an answer
@@ -17,7 +18,8 @@ Which requests are hit is chosen by a :class:`random.Random` seeded with ``seed`
 per matching rule and request in the order the requests arrive, so a run is reproducible
 (up to the order of concurrent requests). A rule hits at most ``limit`` requests when given.
 The first rule that hits a request decides its fault. Everything else is forwarded: the
-answers are Phoenix's own. :attr:`FaultProxy.counts` says what the proxy did.
+answers are Phoenix's own. :attr:`FaultProxy.counts` says what the proxy did, and
+:attr:`FaultProxy.most_at_once` how many requests it held at once at most.
 
     rules = [Rule(r"^POST /v1/experiments/[^/]+/runs", "after", share=0.2)]
     with FaultProxy(phoenix_url, rules, seed=1) as proxy:
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-KINDS = ("before", "after", "reset", "reset-after", "html", "slow")
+KINDS = ("before", "busy", "after", "reset", "reset-after", "html", "slow")
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, not forwarded.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -90,6 +92,9 @@ class FaultProxy:
         self.counts: collections.Counter[str] = collections.Counter()
         #: Every request, in order of arrival: (``METHOD /path``, the fault or "").
         self.log: list[tuple[str, str]] = []
+        #: The most requests being handled at once (faulted, slowed or forwarded).
+        self.most_at_once = 0
+        self._at_once = 0
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -147,12 +152,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy = self.proxy
+        with proxy._lock:
+            proxy._at_once += 1
+            proxy.most_at_once = max(proxy.most_at_once, proxy._at_once)
+        try:
+            self._handle_one()
+        finally:
+            with proxy._lock:
+                proxy._at_once -= 1
+
+    def _handle_one(self) -> None:
+        proxy = self.proxy
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         rule = proxy.choose(f"{self.command} {self.path}")
         kind = rule.kind if rule else ""
         if kind == "before":
             self._answer(503, "text/plain", b"fault proxy: 503 before forwarding")
+            return
+        if kind == "busy":
+            self._answer(429, "text/plain", b"fault proxy: 429 too many requests")
             return
         if kind == "reset":
             self._reset()

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from pytest_phoenix_evals._run.sinks.experiment import BACKLOG
 
 from phoenix_admin import PhoenixAdmin
 
@@ -214,3 +215,58 @@ def test_under_xdist_each_worker_runs_its_share_ahead(
     result.assert_outcomes(passed=1, failed=3)  # "Paris" is right once
     most = {path.name: int(path.read_text()) for path in pytester.path.glob("most-*.txt")}
     assert len(most) == 2 and set(most.values()) == {2}, most  # two workers, two at once each
+
+
+JOURNAL_READING_APP = """
+import json, pathlib
+
+ahead = {"most": 0}
+
+def answer(input):
+    # Results journaled and not yet marked done (uploads unfinished) when this case starts.
+    recorded = done = 0
+    for path in pathlib.Path(".phoenix-evals/journal").glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                kind = json.loads(line)["type"]
+            except ValueError:  # a line being written
+                continue
+            recorded += kind == "case"
+            done += kind == "done"
+    ahead["most"] = max(ahead["most"], recorded - done)
+    return "answer " + input["n"]
+"""
+
+
+@pytest.fixture(scope="module")
+def many(admin: PhoenixAdmin) -> dict[str, Any]:
+    examples = [{"input": {"n": str(i)}, "output": {"answer": f"answer {i}"}, "metadata": {}}
+                for i in range(BACKLOG + 72)]
+    return {"id": admin.create_dataset("many", examples), "name": "many"}
+
+
+def test_cases_wait_for_uploads_that_fall_behind(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        many: dict[str, Any]) -> None:
+    """Back-pressure: uploads slowed by a proxy, the runner starts no case while BACKLOG
+    uploads are unfinished, so finished results do not pile up in memory; every result still
+    goes up."""
+    from slow_proxy import SlowProxy
+
+    pytester.makepyfile(journal_app=JOURNAL_READING_APP)
+    pytester.syspathinsert()
+    pytester.makeconftest("""
+        def pytest_sessionfinish(session):
+            import journal_app
+            print("MOST AHEAD:", journal_app.ahead["most"])
+    """)
+    with SlowProxy(phoenix_env, slow=r"^POST /v1/experiments/[^/]+/runs", delay=0.2) as proxy:
+        result = pytester.runpytest("--phoenix-dataset=many", "--phoenix-task=journal_app:answer",
+                                    f"--phoenix-url={proxy.url}", "--phoenix-concurrency=2",
+                                    "--phoenix-experiment-name=pressed", "-s",
+                                    "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    most = int(result.stdout.str().split("MOST AHEAD:")[1].split()[0])
+    assert 0 < most <= BACKLOG + 2, most  # the backlog, and the cases let in at once
+    experiment = next(e for e in admin.experiments(many["id"]) if e.get("name") == "pressed")
+    assert len(admin.runs(experiment["id"])) == BACKLOG + 72

@@ -226,3 +226,79 @@ def test_an_experiment_made_although_its_answer_was_lost_is_not_made_twice(
     made = named(admin, qa_dataset["id"], "answer-lost")
     assert len(made) == 1, made  # found by its token, not made again
     assert len(admin.runs(made[0]["id"])) == 4
+
+
+# --- the pace of uploads: rises with latency, backs off on 429 and 503 -----------------------
+
+PACED_APP = '''
+def answer(input):
+    return "answer " + input["n"]
+'''
+PACED_CONFTEST = '''
+from pytest_phoenix_evals import evaluator
+
+@evaluator(threshold=">=1")
+def not_empty(output):
+    return len(output)
+
+def pytest_phoenix_evals_evaluators(config, dataset):
+    return [not_empty]
+'''
+UPLOADS = f"{RUNS}|{EVALUATIONS}"
+
+
+@pytest.fixture(scope="module")
+def paced_dataset(admin: PhoenixAdmin) -> dict[str, Any]:
+    """60 examples, no attached evaluator: a run and one evaluation each."""
+    examples = [{"input": {"n": str(i)}, "output": {"answer": f"answer {i}"}, "metadata": {}}
+                for i in range(60)]
+    return {"id": admin.create_dataset("paced", examples), "name": "paced"}
+
+
+def test_uploads_rise_with_latency_and_back_off_when_phoenix_is_over_capacity(
+        app: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        paced_dataset: dict[str, Any]) -> None:
+    app.makepyfile(paced_app=PACED_APP)
+    app.makeconftest(PACED_CONFTEST)
+
+    def run(url: str, name: str) -> pytest.RunResult:
+        return app.runpytest("--phoenix-dataset=paced", "--phoenix-task=paced_app:answer",
+                             f"--phoenix-url={url}", f"--phoenix-experiment-name={name}",
+                             "-p", "no:cacheprovider")
+
+    # Every upload held 0.25 s (a far server, idle): more go at once than the 8 of before.
+    with FaultProxy(phoenix_env, [Rule(UPLOADS, "slow", delay=0.25)]) as far:
+        result = run(far.url, "paced-far")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    (made,) = named(admin, paced_dataset["id"], "paced-far")
+    assert len(in_phoenix(admin, made["id"])) == 60
+    assert far.most_at_once > 12, far.most_at_once
+
+    # The same, with a third of the upload attempts answered 429 or 503 at once: fewer go at
+    # once, the summary says so, and every result is in Phoenix or journaled (then uploaded).
+    rules = [Rule(UPLOADS, "busy", 0.2), Rule(UPLOADS, "before", 0.15),
+             Rule(UPLOADS, "slow", delay=0.25)]
+    with FaultProxy(phoenix_env, rules, seed=3) as busy:
+        result = run(busy.url, "paced-busy")
+        busy.rules = []
+        pending = pending_records(app.path)
+        replay = app.runpytest("--phoenix-upload-pending", f"--phoenix-url={busy.url}",
+                               "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    print(f"at once: far {far.most_at_once}, busy {busy.most_at_once}; {dict(busy.counts)}; "
+          f"{len(pending)} journaled")  # for -s
+    assert busy.counts["busy"] > 0 and busy.counts["before"] > 0, busy.counts
+    assert busy.most_at_once < far.most_at_once, (busy.most_at_once, far.most_at_once)
+    result.stdout.fnmatch_lines(["*Phoenix answered * upload request(s) with 429 or 503 (over "
+                                 "capacity): uploads went fewer at once (down to *) and were "
+                                 "retried*"])
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if pending else pytest.ExitCode.OK), out
+    (made,) = named(admin, paced_dataset["id"], "paced-busy")
+    found = in_phoenix(admin, made["id"])
+    journaled = {r["run"]["dataset_example_id"] for r in pending}
+    assert all(found.get(example) == {"not_empty"} or example in journaled
+               for example in set(found) | journaled)
+    assert len(set(found) | journaled) == 60
+    assert replay.ret == pytest.ExitCode.OK, replay.stdout.str()
+    assert all(names == {"not_empty"} for names in in_phoenix(admin, made["id"]).values())
+    assert len(in_phoenix(admin, made["id"])) == 60

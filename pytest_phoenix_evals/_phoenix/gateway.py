@@ -29,6 +29,7 @@ import httpx
 from .._core.types import Example
 from .http import (
     TIMEOUT,
+    Observe,
     PhoenixError,
     awith_retries,
     explain,
@@ -56,8 +57,9 @@ T = TypeVar("T")
 PREVIEW_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
 #: Previews in one request: the server's limit on aliases in one GraphQL document.
 PREVIEWS_PER_REQUEST = 50
-#: Uploads in flight at once on one async client.
-MAX_CONNECTIONS = 16
+#: Connections of one async client: as many as uploads may be in flight at once (the most of
+#: ``_run/sinks/pace.py``), so that an upload never waits for a connection.
+MAX_CONNECTIONS = 64
 #: Experiments whose ``git_branch`` metadata names one of these are baselines for "main".
 MAIN_BRANCHES = ("main", "master")
 
@@ -174,10 +176,11 @@ class Gateway:
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
             raise self.explain(exc, doing) from None
 
-    async def acall(self, doing: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """:meth:`call` for a coroutine function."""
+    async def acall(self, doing: str, fn: Callable[[], Awaitable[T]], *,
+                    observe: Observe | None = None) -> T:
+        """:meth:`call` for a coroutine function; ``observe`` is told of every answer."""
         try:
-            return await awith_retries(fn)
+            return await awith_retries(fn, observe=observe)
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
             raise self.explain(exc, doing) from None
 
@@ -528,7 +531,8 @@ class Gateway:
             raise TypeError("the gateway's transport has no async side")
         return httpx.AsyncClient(base_url=self.url, headers=self._request_headers,
                                  timeout=TIMEOUT, transport=transport,
-                                 limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
+                                 limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
+                                                     max_keepalive_connections=MAX_CONNECTIONS))
 
     def _async(self) -> httpx.AsyncClient:
         """The gateway's own async client (closed by :meth:`aclose`)."""
@@ -650,21 +654,24 @@ class Gateway:
         return None
 
     async def apost_run(self, experiment_id: str, run: Mapping[str, Any], *,
-                        doing: str | None = None) -> str:
+                        doing: str | None = None, observe: Observe | None = None) -> str:
         """Post a run (the body arize-phoenix-client's log_run posts); its id, also when
-        Phoenix already had it."""
+        Phoenix already had it. ``observe`` is told of every attempt's answer."""
         http = self._async()
         doing = doing or f"uploading a run of experiment {experiment_id}"
         return await self.acall(doing, lambda: send_run(http, experiment_id, run,
-                                                        where=self.where(), doing=doing))
+                                                        where=self.where(), doing=doing),
+                                observe=observe)
 
     async def apost_evaluation(self, run_id: str, evaluation: Mapping[str, Any], *,
-                               doing: str | None = None) -> None:
-        """Post one evaluation of a run (Phoenix upserts by run and name)."""
+                               doing: str | None = None, observe: Observe | None = None) -> None:
+        """Post one evaluation of a run (Phoenix upserts by run and name); ``observe`` as for
+        :meth:`apost_run`."""
         http = self._async()
         doing = doing or f"uploading annotation {evaluation.get('name')!r}"
         await self.acall(doing, lambda: send_evaluation(http, run_id, evaluation,
-                                                        where=self.where(), doing=doing))
+                                                        where=self.where(), doing=doing),
+                         observe=observe)
 
     async def aevaluator_previews(self, previews: Sequence[Mapping[str, Any]]
                                   ) -> list[PreviewAnswer]:

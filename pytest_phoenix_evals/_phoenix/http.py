@@ -225,16 +225,30 @@ def with_retries(fn: Callable[[], T], *, delays: Sequence[float] | None = None,
     raise AssertionError("unreachable")
 
 
+#: Told of each attempt's answer: its seconds, and None when it was accepted or the HTTP status
+#: when it was refused (how the uploads pace themselves: ``_run/sinks/pace.py``).
+Observe = Callable[[float, "int | None"], None]
+
+
 async def awith_retries(fn: Callable[[], Awaitable[T]], *,
-                        delays: Sequence[float] | None = None) -> T:
-    """:func:`with_retries` for a coroutine function, waiting with ``asyncio.sleep``."""
+                        delays: Sequence[float] | None = None,
+                        observe: Observe | None = None) -> T:
+    """:func:`with_retries` for a coroutine function, waiting with ``asyncio.sleep``;
+    ``observe`` is told of every attempt that got an answer."""
     schedule = RETRY_DELAYS if delays is None else delays
     for delay in (*schedule, None):
+        started = time.monotonic()
         try:
-            return await fn()
+            result = await fn()
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            if observe is not None and isinstance(exc, httpx.HTTPStatusError):
+                observe(time.monotonic() - started, exc.response.status_code)
             pause = _pause(exc, delay, True, None)
             if pause is None:
                 raise
             await asyncio.sleep(pause)
+        else:
+            if observe is not None:
+                observe(time.monotonic() - started, None)
+            return result
     raise AssertionError("unreachable")

@@ -136,6 +136,8 @@ class Runner:
         if not self._slots:  # made on the loop; asyncio wakes waiters first come, first served
             self._slots.append(asyncio.Semaphore(self.settings.concurrency))
         async with self._slots[0]:
+            if self.sink is not None:  # a sink behind (a slow server): let it catch up first
+                await self.sink.room()
             return await self._recorded(self._run_one(job, run))
 
     async def _recorded(self, running: Coroutine[Any, Any, CaseResult]) -> CaseResult:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,13 +44,15 @@ __all__ = ["Tracing", "redact_request"]
 _SCOPE = "pytest_phoenix_evals"
 #: Budget of one export (all attempts), in seconds.
 _EXPORT_TIMEOUT = 10.0
-#: Spans wait: the background thread sends them when 4,096 have gathered, after 30 s, or when
-#: the session ends (after the runs and evaluations are uploaded). Phoenix answers an OTLP
-#: post at once but inserts its spans afterwards, one by one, on the event loop that also
-#: serves our run and evaluation posts (about 8 ms of its CPU a span on a 2-core machine, as
-#: much as ingesting a run or evaluation: benchmarks/README.md). Sent as the cases finish, the
-#: spans of 200 cases doubled the session's wall time; held back, the server inserts them
-#: after the results are in.
+#: Spans wait: the background thread encodes them into a temporary file (the exporter's
+#: spool) when 4,096 have gathered or after 30 s, and the spool is sent when the session ends
+#: (after the runs and evaluations are uploaded), so what waits is not held in memory. Phoenix
+#: answers an OTLP post at once but inserts its spans afterwards, one by one, on the event
+#: loop that also serves our run and evaluation posts (about 8 ms of its CPU a span on a
+#: 2-core machine, as much as ingesting a run or evaluation: benchmarks/README.md). Sent as
+#: the cases finish, the spans of 200 cases doubled the session's wall time (and those of
+#: 10,000 cases, sent every 30 s, doubled it again once back-pressure made the cases keep pace
+#: with the uploads); held back, the server inserts them after the results are in.
 _SCHEDULE_DELAY_MILLIS = 30_000
 _MAX_EXPORT_BATCH_SIZE = 4096
 _MAX_QUEUE_SIZE = 4 * _MAX_EXPORT_BATCH_SIZE
@@ -190,7 +193,9 @@ class Tracing:
         """
         with self._lock:
             providers = list(self._providers.values())
+            exporters = list(self._exporters)
         finished = _run_bounded([provider.force_flush for provider in providers], timeout_seconds)
+        finished = _run_bounded([e.release for e in exporters], timeout_seconds) and finished
         with self._lock:
             delivered = finished and self._dropped == self._dropped_at_last_flush
             self._dropped_at_last_flush = self._dropped
@@ -207,7 +212,15 @@ class Tracing:
             self._closed = True
             providers = list(self._providers.values())
             exporters = list(self._exporters)
-        if not _run_bounded([provider.shutdown for provider in providers], timeout_seconds):
+        started = time.monotonic()
+        # The batches still in memory go to the spool first, then the spool to Phoenix.
+        flushed = _run_bounded([provider.force_flush for provider in providers],
+                               timeout_seconds) and \
+            _run_bounded([e.release for e in exporters],
+                         max(0.1, timeout_seconds - (time.monotonic() - started)))
+        if not flushed or not _run_bounded(
+                [provider.shutdown for provider in providers],
+                max(0.1, timeout_seconds - (time.monotonic() - started))):
             for exporter in exporters:
                 exporter.abort()
 
@@ -359,17 +372,28 @@ class _PhoenixSpanExporter:
         self._on_drop = on_drop
         self._on_deliver = on_deliver
         self._aborted = threading.Event()
+        # Encoded batches wait in a temporary file until release() (the end of the session):
+        # the server inserts spans on the loop that serves uploads, and in memory they would
+        # grow with the run.
+        self._spool_lock = threading.Lock()
+        self._spool: Any = None
+        self._batches: list[tuple[int, int]] = []  # (bytes, spans) of each spooled batch
+        self._released = False
         self._client = httpx.Client(
             headers={**headers, "Content-Type": "application/x-protobuf"},
             timeout=httpx.Timeout(_EXPORT_TIMEOUT, connect=min(_EXPORT_TIMEOUT, 5.0)),
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         with _quiet():
             try:
-                delivered = self._send(spans)
+                body = redact_request(encode_spans(spans)).SerializeToString()
+                if self._spooled(body, len(spans)):
+                    return SpanExportResult.SUCCESS
+                delivered = self._send(body)
             except Exception:
                 delivered = False
         if delivered:
@@ -378,15 +402,41 @@ class _PhoenixSpanExporter:
         self._on_drop(len(spans))
         return SpanExportResult.FAILURE
 
-    def _send(self, spans: Sequence[ReadableSpan]) -> bool:
+    def _spooled(self, body: bytes, count: int) -> bool:
+        """While held (the default): the encoded batch is kept in the spool file, to be sent by
+        :meth:`release`; False once released (send it now)."""
+        with self._spool_lock:
+            if self._released:
+                return False
+            if self._spool is None:
+                self._spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by release)
+            self._spool.write(body)
+            self._batches.append((len(body), count))
+            return True
+
+    def release(self) -> None:
+        """Send what the spool holds, batch by batch; exports from now on are sent at once."""
+        with self._spool_lock:
+            self._released = True
+            spool, batches, self._spool, self._batches = self._spool, self._batches, None, []
+            if spool is None:
+                return
+            with _quiet(), spool:
+                spool.seek(0)
+                for size, count in batches:
+                    try:
+                        delivered = self._send(spool.read(size))
+                    except Exception:
+                        delivered = False
+                    (self._on_deliver if delivered else self._on_drop)(count)
+
+    def _send(self, body: bytes) -> bool:
         import httpx
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
         from .._phoenix.http import with_retries
 
         if self._aborted.is_set():
             return False
-        body = redact_request(encode_spans(spans)).SerializeToString()
         deadline = time.monotonic() + _EXPORT_TIMEOUT
 
         def post() -> None:

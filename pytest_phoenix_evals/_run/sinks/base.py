@@ -106,6 +106,11 @@ class Sink(Protocol):
         """Take a finished case: journal it and upload it in the background (never blocks)."""
         ...
 
+    async def room(self) -> None:
+        """On the engine's loop: return once the sink can take another result without holding
+        it long (back-pressure; the runner waits for it before it starts a case)."""
+        ...
+
     def waiting(self) -> int:
         """Uploads not finished yet."""
         ...

@@ -4,8 +4,9 @@ One experiment per group, created when it is first needed (or made once for ever
 worker: by the controller for the command line's datasets, and under a file lock shared by the
 workers for the groups only workers know, the test functions of the fixture style). Each case is
 journaled, then posted from a background task on the engine's loop: the run first, then its
-annotations concurrently. Nothing here blocks a test; :meth:`ExperimentSink.drain` waits at the
-end.
+annotations, one request at a time, so that the uploads in flight are the cases being posted;
+how many go at once follows Phoenix's answers (:class:`.pace.Pace`). Nothing here blocks a
+test; :meth:`ExperimentSink.drain` waits at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,11 +31,18 @@ from ..._phoenix.gateway import Gateway
 from ..._phoenix.http import PhoenixError, refusal
 from ..engine import Engine
 from .base import Destination, UploadReport
+from .pace import MOST, Pace
 
 if TYPE_CHECKING:
     from .journal import Journal
 
+#: Journaled cases posted at once by --phoenix-upload-pending.
 MAX_UPLOADS_IN_FLIGHT = 8
+#: Results recorded and not yet uploaded beyond which the runner starts no new case (:meth:`
+#: ExperimentSink.room`): each one holds its output, its payloads and its task until its
+#: upload ends, so without a bound a server slower than the cases held them all (10,000
+#: cases: 80 MB). Twice the pace's most, so that a free place always finds one waiting.
+BACKLOG = 2 * MOST
 
 
 @dataclass(frozen=True)
@@ -133,9 +142,14 @@ class ExperimentSink:
         # pytest-xdist: where workers agree on one experiment per group (a file per group).
         self._shared_dir = shared_dir
         self._report = UploadReport()
-        # Every upload's future, appended from pytest's thread only (never mutated elsewhere).
+        # The uploads not known to be done (the done ones are let go as more come).
         self._uploads: list[concurrent.futures.Future[None]] = []
-        self._slots: asyncio.Semaphore | None = None
+        self._uploads_lock = threading.Lock()
+        # Uploads started and not ended (on the loop), and the event room() waits for.
+        self._unfinished = 0
+        self._roomy: asyncio.Event | None = None
+        #: How many cases are posted at once (one request each at a time).
+        self.pace = Pace()
         self._journal_dir = journal_dir
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}
@@ -163,14 +177,28 @@ class ExperimentSink:
     def record(self, result: CaseResult) -> None:
         future = self._engine.submit(self._upload(result))
         future.add_done_callback(lambda _: result.mark(uploaded=True))
-        self._uploads.append(future)
+        with self._uploads_lock:  # called from pytest's thread and from the loop's
+            if len(self._uploads) >= 2 * BACKLOG:
+                self._uploads = [upload for upload in self._uploads if not upload.done()]
+            self._uploads.append(future)
+
+    async def room(self) -> None:
+        """Back-pressure: wait while :data:`BACKLOG` results are still uploading."""
+        while self._unfinished >= BACKLOG:
+            if self._roomy is None:  # made on the loop
+                self._roomy = asyncio.Event()
+            self._roomy.clear()
+            await self._roomy.wait()
 
     def waiting(self) -> int:
-        return sum(not upload.done() for upload in self._uploads)
+        with self._uploads_lock:
+            return sum(not upload.done() for upload in self._uploads)
 
     def drain(self, timeout: float) -> UploadReport:
-        if self._uploads:
-            _, not_done = concurrent.futures.wait(self._uploads, timeout=timeout)
+        with self._uploads_lock:
+            uploads = list(self._uploads)
+        if uploads:
+            _, not_done = concurrent.futures.wait(uploads, timeout=timeout)
             self._report.pending = len(not_done)
         for journal in self._journals.values():
             try:
@@ -288,11 +316,16 @@ class ExperimentSink:
         """Journal the case, then post it; whatever goes wrong is a line of the report, never
         an exception (one bad case must not stop the others)."""
         case = result.case
+        self._unfinished += 1
         try:
             await self._upload_case(result)
         except Exception as exc:  # a bug of ours: the case is said lost, the session goes on
             self._report.failures.append(f"{case.case_id}: not uploaded: "
                                          f"{type(exc).__name__}: {exc}")
+        finally:
+            self._unfinished -= 1
+            if self._roomy is not None and self._unfinished < BACKLOG:
+                self._roomy.set()
 
     async def _upload_case(self, result: CaseResult) -> None:
         case = result.case
@@ -315,18 +348,17 @@ class ExperimentSink:
             journal, case.case_id, lambda: journal.case(  # on disk before anything is posted
                 key, {"id": experiment.id, "url": experiment.url, **self._where(case.group)},
                 run, evaluations))
-        if self._slots is None:  # made on the loop
-            self._slots = asyncio.Semaphore(MAX_UPLOADS_IN_FLIGHT)
-        async with self._slots:
+        async with self.pace.slot():
             try:
                 run_id = await self._gateway.apost_run(
-                    experiment.id, run, doing=f"uploading the run of {case.case_id}")
+                    experiment.id, run, doing=f"uploading the run of {case.case_id}",
+                    observe=self.pace.answered)
             except PhoenixError as exc:
                 self._report.failures.append(f"{case.case_id}: run: {exc}")
                 return
             self._report.uploaded_runs += 1
-            outcomes = await asyncio.gather(
-                *(self._post_evaluation(run_id, e, case.case_id) for e in evaluations))
+            outcomes = [await self._post_evaluation(run_id, e, case.case_id)
+                        for e in evaluations]
             self._report.uploaded_annotations += sum(outcomes)
             if journal is not None and journaled and all(outcomes):
                 self._journaled(journal, case.case_id, lambda: journal.mark_done(key))
@@ -376,7 +408,7 @@ class ExperimentSink:
         try:
             await self._gateway.apost_evaluation(
                 run_id, evaluation, doing=f"uploading annotation {evaluation['name']!r} of "
-                                          f"{case_id}")
+                                          f"{case_id}", observe=self.pace.answered)
         except Exception as exc:  # each evaluation on its own: one refused, the others go up
             reason = str(exc) if isinstance(exc, PhoenixError) else \
                 f"{type(exc).__name__}: {exc}"

@@ -157,6 +157,9 @@ class AnnotationSink:
         future = self._engine.submit(self._add(result))
         self._all.append(future)
 
+    async def room(self) -> None:
+        return None  # not held back: rows are written BATCH at a time, and are small
+
     def waiting(self) -> int:
         return sum(len(p.rows) > 0 for p in self._batch) + sum(
             not w.done() for w in self._writes)
