@@ -343,3 +343,26 @@ def test_a_prompt_runs_under_xdist_into_one_experiment(
                       if e["name"] == "prompt under xdist")
     assert len(admin.runs(experiment["id"])) == 3
     assert experiment["metadata"]["task"]["prompt_version_id"] == prompted["candidate"]
+
+
+def test_a_push_whose_answer_is_lost_makes_one_version(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
+        prompted: dict[str, Any]) -> None:
+    from fault_proxy import FaultProxy, Rule
+
+    judge.configure(answers=ANSWERS)
+    pytester.makefile(".yaml", lossy="model: gpt-4o-mini\n"
+                                     "messages: [{role: user, content: 'Q: {{question}}'}]\n")
+    # The server makes the version, then the connection drops before its answer arrives.
+    with FaultProxy(phoenix_env, [Rule(r"^POST /v1/prompts$", "reset-after", limit=1)]) \
+            as proxy:
+        result = run(pytester, "--phoenix-task=prompt-file:lossy.yaml",
+                     f"--phoenix-url={proxy.url}", "--phoenix-fail-under=contains=0.6",
+                     "--phoenix-push-prompt=lossy", "--phoenix-promote-tag=production")
+        assert proxy.counts["reset-after"] == 1
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, out
+    versions = admin.http.get("/v1/prompts/lossy/versions").json()["data"]
+    assert len(versions) == 1, versions  # not a second one made by a retry
+    assert f"pushed: lossy.yaml is now version {versions[0]['id']} of prompt 'lossy'" in out
+    assert admin.prompt_version_input("lossy", tag="production")["id"] == versions[0]["id"]

@@ -337,15 +337,16 @@ class Gateway:
 
     def push_prompt_version(self, prompt: str, version: Mapping[str, Any]) -> dict[str, Any]:
         """A new version of ``prompt`` (the prompt made first if there is none): ``POST
-        /v1/prompts``, which the server validates as it validates any prompt version."""
+        /v1/prompts``, which the server validates as it validates any prompt version. Sent
+        once, never retried: a retry after an answer lost on the way back would make a second
+        version (the caller looks whether the server made it)."""
         doing = f"creating a version of prompt {prompt!r}"
-
-        def post() -> httpx.Response:
-            return raise_for_retryable(self._http.post(
+        try:
+            response = self._http.post(
                 "v1/prompts", json={"prompt": {"name": prompt}, "version": dict(version)},
-                extensions=self._extensions(doing)))
-
-        response = self.call(doing, post)
+                extensions=self._extensions(doing))
+        except httpx.TransportError as exc:
+            raise self.explain(exc, doing) from None
         self._raise_for_status(response, doing)
         return dict(self._json(response, doing, "data")["data"])
 
