@@ -283,13 +283,9 @@ class Benchmark:
             return []
         prompts = {prompt for group_key in self._judges if group_key not in self._against
                    and (prompt := self._prompt_of(group_key)) is not None}
-        why = []
-        if not session.settings.gates:
-            why.append("no --phoenix-fail-under gate was set, so nothing vouches for it")
-        elif not passed:
-            why.append("a gate failed")
-        if session.at_risk():
-            why.append("not every result is in Phoenix")
+        from ._prompt import promotion_blockers
+
+        why = promotion_blockers(session, passed)
         if not prompts:
             why.append(f"judge {self.spec!r} is not a prompt version in Phoenix prompt "
                        f"management (only an attached LLM judge's prompt can carry a tag)")
@@ -305,26 +301,18 @@ class Benchmark:
 
     def _move(self, gateway: Any, tag: str, prompts: list[tuple[str, str]]) -> list[str]:
         from ._phoenix.http import PhoenixError
+        from ._prompt import move_tag
 
         lines = []
         for name, version in prompts:
             try:
-                before = gateway.prompt_version(name, tag=tag)
-                if before is not None and before.get("id") == version:
-                    lines.append(f"prompt {name!r} version {version} already carries tag "
-                                 f"{tag!r}")
-                    continue
-                gateway.tag_prompt_version(
-                    version, tag, f"promoted by pytest-phoenix-evals: judge {self.spec!r} "
-                                  f"passed its gates against human labels")
+                lines.append(move_tag(gateway, name, version, tag,
+                                      f"promoted by pytest-phoenix-evals: judge {self.spec!r} "
+                                      f"passed its gates against human labels"))
             except PhoenixError as exc:
                 lines.append(f"--phoenix-promote-tag={tag}: could not move the tag of prompt "
                              f"{name!r}: {exc}")
                 self.session.promotion_failed = True
-                continue
-            lines.append(f"promoted: prompt {name!r} version {version} now carries tag {tag!r}"
-                         + (f" (before: version {before['id']})" if before else
-                            " (no version carried it before)"))
         return lines
 
     def _prompt_of(self, group_key: str) -> tuple[str, str] | None:

@@ -224,6 +224,11 @@ def _task(value: str, source: str) -> str:
     return value
 
 
+def is_prompt_task(task: str | None) -> bool:
+    """Whether --phoenix-task names a prompt (prompt:NAME or prompt-file:PATH)."""
+    return (task or "").startswith(("prompt:", "prompt-file:"))
+
+
 def _dot_path(value: str, source: str) -> str:
     """A dot path into the example (the playground's); "" or "." is the whole context."""
     value = value.strip()
@@ -682,7 +687,7 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
     if settings.benchmark_against and not settings.benchmark:
         raise pytest.UsageError(f"{sources['benchmark_against']}: only with "
                                 f"--phoenix-benchmark (the judge to compare)")
-    prompt_task = (settings.task or "").startswith(("prompt:", "prompt-file:"))
+    prompt_task = is_prompt_task(settings.task)
     if settings.promote_tag:
         if not settings.benchmark and not prompt_task:
             raise pytest.UsageError(f"{sources['promote_tag']}: only with --phoenix-benchmark "

@@ -43,10 +43,6 @@ FAMILIES = {"OPENAI": "openai", "AZURE_OPENAI": "azure_openai", "ANTHROPIC": "an
             "AWS": "aws"}
 
 
-def is_prompt_task(spec: str | None) -> bool:
-    return bool(spec) and str(spec).startswith((PROMPT, PROMPT_FILE))
-
-
 class FileError(ValueError):
     """A prompt file that is not a prompt version; the message names the key to fix."""
 
@@ -287,19 +283,12 @@ class PromptUnderTest:
         """--phoenix-push-prompt and --phoenix-promote-tag: the lines that say what was done,
         or why not."""
         settings = self.session.settings
-        wanted = [f"--phoenix-push-prompt={settings.push_prompt}" if settings.push_prompt
-                  else "", f"--phoenix-promote-tag={settings.promote_tag}"
-                  if settings.promote_tag else ""]
-        wanted = [w for w in wanted if w]
+        wanted = [f"--phoenix-{flag}={value}" for flag, value in (
+            ("push-prompt", settings.push_prompt), ("promote-tag", settings.promote_tag))
+            if value]
         if not wanted:
             return []
-        why = []
-        if not settings.gates:
-            why.append("no --phoenix-fail-under gate was set, so nothing vouches for it")
-        elif not passed:
-            why.append("a gate failed")
-        if self.session.at_risk():
-            why.append("not every result is in Phoenix")
+        why = promotion_blockers(self.session, passed)
         if self.file is not None and settings.promote_tag and not settings.push_prompt:
             why.append("a prompt file has no version in Phoenix to carry a tag: add "
                        "--phoenix-push-prompt=NAME")
@@ -316,7 +305,9 @@ class PromptUnderTest:
                 version_id, line = self._push(gateway, name)
                 lines.append(line)
             if settings.promote_tag and name and version_id:
-                lines.append(self._promote(gateway, name, version_id, settings.promote_tag))
+                lines.append(move_tag(gateway, name, version_id, settings.promote_tag,
+                                      f"promoted by pytest-phoenix-evals: {self.spec} passed "
+                                      f"its gates"))
         except PhoenixError as exc:
             lines.append(f"{' and '.join(wanted)}: failed: {exc}")
             self.session.promotion_failed = True
@@ -351,14 +342,31 @@ class PromptUnderTest:
         return str(created["id"]), (f"pushed: {shown} is now version {created['id']} of "
                                     f"prompt {name!r}")
 
-    def _promote(self, gateway: Any, name: str, version_id: str, tag: str) -> str:
-        before = gateway.prompt_version(name, tag=tag)
-        if before is not None and before.get("id") == version_id:
-            return f"prompt {name!r} version {version_id} already carries tag {tag!r}"
-        gateway.tag_prompt_version(version_id, tag, f"promoted by pytest-phoenix-evals: "
-                                                    f"{self.spec} passed its gates")
-        return (f"promoted: prompt {name!r} version {version_id} now carries tag {tag!r}"
-                + (f" (before: version {before['id']})" if before else ""))
+
+
+def promotion_blockers(session: PhoenixEvalsSession, passed: bool | None) -> list[str]:
+    """Why no prompt version may be pushed or promoted on this session's evidence (none when
+    it may): the rule for a judged prompt and a prompt under test alike."""
+    why = []
+    if not session.settings.gates:
+        why.append("no --phoenix-fail-under gate was set, so nothing vouches for it")
+    elif not passed:
+        why.append("a gate failed")
+    if session.at_risk():
+        why.append("not every result is in Phoenix")
+    return why
+
+
+def move_tag(gateway: Any, name: str, version_id: str, tag: str, description: str) -> str:
+    """Put ``tag`` of prompt ``name`` on ``version_id`` (nothing when it is there already); the
+    summary line saying so. PhoenixError when the server refuses."""
+    before = gateway.prompt_version(name, tag=tag)
+    if before is not None and before.get("id") == version_id:
+        return f"prompt {name!r} version {version_id} already carries tag {tag!r}"
+    gateway.tag_prompt_version(version_id, tag, description)
+    return (f"promoted: prompt {name!r} version {version_id} now carries tag {tag!r}"
+            + (f" (before: version {before['id']})" if before else
+               " (no version carried it before)"))
 
 
 # The fields that make two versions the same prompt run (not their description or metadata).

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._options import Settings
+from ._options import Settings, is_prompt_task
 
 if TYPE_CHECKING:
     from ._benchmark import Benchmark
@@ -224,11 +224,10 @@ class PhoenixEvalsSession:
     def prompt(self) -> PromptUnderTest | None:
         """--phoenix-task=prompt:NAME or prompt-file:PATH: the prompt under test (None
         otherwise)."""
-        if self._prompt is None:
-            from ._prompt import PromptUnderTest, is_prompt_task
+        if self._prompt is None and is_prompt_task(self.settings.task):
+            from ._prompt import PromptUnderTest
 
-            if is_prompt_task(self.settings.task):
-                self._prompt = PromptUnderTest(self)
+            self._prompt = PromptUnderTest(self)
         return self._prompt
 
     @property

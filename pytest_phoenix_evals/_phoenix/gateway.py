@@ -18,7 +18,7 @@ import difflib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -245,19 +245,24 @@ class Gateway:
 
     # --- datasets and prompts -------------------------------------------------------------
 
-    def dataset_names(self) -> dict[str, str]:
-        """Every dataset's name -> id."""
-        names: dict[str, str] = {}
+    def pages(self, path: str, doing: str, *, limit: int = 100,
+              read: bool = True) -> Iterator[dict[str, Any]]:
+        """Every item of a REST listing, page by page (``limit`` a page, following
+        ``next_cursor``); ``read`` as for :meth:`_get`."""
         cursor = None
         while True:
-            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            response = self._get("v1/datasets", params, "listing datasets")
-            self._raise_for_status(response, "listing datasets")
-            body = self._json(response, "listing datasets", "data")
-            names.update({d["name"]: d["id"] for d in body["data"]})
+            params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            response = self._get(path, params, doing, read=read)
+            self._raise_for_status(response, doing)
+            body = self._json(response, doing, "data")
+            yield from body["data"]
             cursor = body.get("next_cursor")
             if not cursor:
-                return names
+                return
+
+    def dataset_names(self) -> dict[str, str]:
+        """Every dataset's name -> id."""
+        return {d["name"]: d["id"] for d in self.pages("v1/datasets", "listing datasets")}
 
     def prompt_version(self, prompt: str, *, version_id: str | None = None,
                        tag: str | None = None) -> dict[str, Any] | None:
@@ -309,17 +314,7 @@ class Gateway:
 
     def prompt_names(self) -> list[str]:
         """Every prompt's name."""
-        names: list[str] = []
-        cursor = None
-        while True:
-            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            response = self._get("v1/prompts", params, "listing prompts")
-            self._raise_for_status(response, "listing prompts")
-            body = self._json(response, "listing prompts", "data")
-            names += [p["name"] for p in body["data"]]
-            cursor = body.get("next_cursor")
-            if not cursor:
-                return names
+        return [p["name"] for p in self.pages("v1/prompts", "listing prompts")]
 
     def prompt_versions(self, prompt: str, limit: int = 20) -> list[dict[str, Any]]:
         """A prompt's latest versions, newest first."""
@@ -441,18 +436,8 @@ class Gateway:
     def dataset_experiments(self, dataset_id: str) -> list[dict[str, Any]]:
         """Every experiment of the dataset (REST JSON, page by page: the server gives 50 a
         page unless asked), newest first."""
-        doing = "listing the dataset's experiments"
-        experiments: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-            response = self._get(f"v1/datasets/{dataset_id}/experiments", params, doing)
-            self._raise_for_status(response, doing)
-            body = self._json(response, doing, "data")
-            experiments += body["data"]
-            cursor = body.get("next_cursor")
-            if not cursor:
-                break
+        experiments = self.pages(f"v1/datasets/{dataset_id}/experiments",
+                                 "listing the dataset's experiments", limit=1000)
         return sorted(experiments, key=lambda e: e.get("created_at") or "", reverse=True)
 
     def baseline_experiment(self, dataset_id: str, dataset_name: str) -> dict[str, Any] | None:

@@ -132,17 +132,8 @@ class Traces:
         return Project(id=str(data["id"]), name=str(data["name"]))
 
     def project_names(self) -> list[str]:
-        names: list[str] = []
-        cursor = None
-        while True:
-            params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            response = self.gateway._get("v1/projects", params, "listing projects", read=False)
-            self.gateway._raise_for_status(response, "listing projects")
-            body = self.gateway._json(response, "listing projects", "data")
-            names += [p["name"] for p in body["data"]]
-            cursor = body.get("next_cursor")
-            if not cursor:
-                return names
+        return [p["name"] for p in self.gateway.pages("v1/projects", "listing projects",
+                                                      read=False)]
 
     def filter_problem(self, project: Project, condition: str) -> str | None:
         """Why the server refuses a span filter (None when it takes it)."""

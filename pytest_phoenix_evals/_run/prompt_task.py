@@ -39,17 +39,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._core.types import Example
-from .._evaluators.llm.client import Completion, Judges, request_params, responses_params
+from .._evaluators.llm.client import (
+    ROLES,
+    Completion,
+    Judges,
+    request_params,
+    responses_params,
+)
 from .._evaluators.templates import TemplateError, input_schema, render
 from .engine import CASE_TRACER
 
 if TYPE_CHECKING:
     from .._evaluators.llm.judge import PromptSpec
-
-# Roles as the server maps them (``_ROLE_MAPPING`` in message_helpers.py): unknown is the user.
-_ROLES = {"user": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
-          "system": "system", "developer": "system", "tool": "tool"}
-
 
 class PromptTaskError(Exception):
     """The example cannot be run through the prompt (a variable or appended message missing);
@@ -61,7 +62,7 @@ def playground_messages(template_messages: Sequence[Mapping[str, Any]]
     """The template's messages as the server's playground messages (step 1 above)."""
     out = []
     for message in template_messages:
-        role = _ROLES.get(str(message.get("role", "user")).lower(), "user")
+        role = _role(message)
         content = message.get("content")
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
@@ -96,6 +97,11 @@ def playground_messages(template_messages: Sequence[Mapping[str, Any]]
             found["tool_calls"] = tool_calls
         out.append(found)
     return out
+
+
+def _role(message: Mapping[str, Any]) -> str:
+    """A message's role as the server maps it; an unknown one is the user's there."""
+    return ROLES.get(str(message.get("role", "user")).lower(), "user")
 
 
 def value_at(data: Any, path: str) -> Any:
@@ -142,7 +148,7 @@ def appended_messages(example: Example, path: str) -> list[dict[str, Any]]:
         elif not isinstance(content, str):
             content = str(content)
         converted: dict[str, Any] = {
-            "role": _ROLES.get(str(message.get("role", "user")).lower(), "user"),
+            "role": _role(message),
             "content": content}
         if message.get("tool_call_id") is not None:
             converted["tool_call_id"] = message["tool_call_id"]
@@ -291,14 +297,10 @@ class PromptTask:
                                                     extra_body, api)
             return run_output(completion, params, api)
         from .._evaluators.llm.judge import llm_output_attributes
-        from .._tracing.spans import llm_attributes, start_child_span
+        from .._evaluators.llm.trace import llm_request_attributes
+        from .._tracing.spans import start_child_span
 
-        invocation = {k: v for k, v in params.items()
-                      if k not in ("messages", "input", "model", "tools")}
-        attributes = llm_attributes(
-            model_name=self.model, provider=self.prompt.model_provider.lower(),
-            system="openai", input_messages=params.get("messages") or params.get("input"),
-            invocation_parameters=invocation, tools=params.get("tools"))
+        attributes = llm_request_attributes(self.model, self.prompt.model_provider, params)
         with start_child_span(tracer, "ChatCompletion", "LLM", dict(params),
                               attributes=attributes) as span:
             completion = await self.models.complete(self.prompt.model_provider, params,

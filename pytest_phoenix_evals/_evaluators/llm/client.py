@@ -337,14 +337,15 @@ def _from_responses(response: Any, attempts: int) -> Completion:
 
 # --- the request, as the server builds it -------------------------------------------------
 
-_ROLES = {"user": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
+# Message roles as the server maps them (``_ROLE_MAPPING`` in message_helpers.py).
+ROLES = {"user": "user", "assistant": "assistant", "model": "assistant", "ai": "assistant",
           "system": "system", "developer": "system", "tool": "tool"}
 _TOOL_CHOICE = {"none": "none", "zero_or_more": "auto", "one_or_more": "required"}
 _FLOAT_PARAMS = ("temperature", "frequency_penalty", "presence_penalty", "top_p")
 
 
 def openai_message(role: str, content: str) -> dict[str, Any]:
-    mapped = _ROLES.get(role.lower())
+    mapped = ROLES.get(role.lower())
     if mapped is None:
         raise ValueError(f"unknown message role {role!r}")
     if mapped == "tool":

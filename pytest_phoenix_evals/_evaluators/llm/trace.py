@@ -19,6 +19,20 @@ if TYPE_CHECKING:
     from ..._tracing.export import Tracing
 
 
+def llm_request_attributes(model: str, provider: str, params: Mapping[str, Any]
+                           ) -> dict[str, Any]:
+    """The OpenInference attributes of a model request (a judge's or a prompt task's), from
+    the keyword arguments it is sent with."""
+    # Chat Completions sends "messages", the Responses API "input" (message items).
+    invocation = {k: v for k, v in params.items()
+                  if k not in ("messages", "input", "model", "tools")}
+    messages = [{k: m[k] for k in ("role", "content", "tool_calls", "tool_call_id") if k in m}
+                for m in params.get("messages") or params.get("input") or ()]
+    return llm_attributes(model_name=model, provider=provider.lower(), system="openai",
+                          input_messages=messages, invocation_parameters=invocation,
+                          tools=params.get("tools"))
+
+
 class JudgeTrace:
     """Traces the calls of one LLM judge into ``project``."""
 
@@ -49,17 +63,9 @@ class _EvaluatorSpan:
     @contextlib.contextmanager
     def llm(self, model: str, provider: str, params: Mapping[str, Any]) -> Iterator[SpanHandle]:
         """The chat completion span; the caller sets the output with :func:`llm_attributes`."""
-        # Chat Completions sends "messages", the Responses API "input" (message items).
-        invocation = {k: v for k, v in params.items()
-                      if k not in ("messages", "input", "model", "tools")}
-        messages = [{"role": m.get("role"), "content": m.get("content")}
-                    for m in params.get("messages") or params.get("input") or ()]
-        attributes = llm_attributes(
-            model_name=model, provider=provider.lower(), system="openai",
-            input_messages=messages, invocation_parameters=invocation,
-            tools=params.get("tools"))
         with start_child_span(self._tracer, "ChatCompletion", "LLM", dict(params),
-                              attributes=attributes, parent=self.root) as span:
+                              attributes=llm_request_attributes(model, provider, params),
+                              parent=self.root) as span:
             yield span
 
     def finish(self, results: Sequence[Mapping[str, Any]], error: str | None) -> None:
