@@ -210,6 +210,13 @@ class RunningServer:
             self.process.wait(timeout=10)
 
 
+# What the server's log says when a port it was given was taken meanwhile: free_port() only
+# finds a port free at that moment, and another process (another test worker starting its own
+# server) may bind it first. The server then keeps running without answering.
+_PORT_TAKEN = ("Failed to bind to address", "address already in use")
+_PORT_ATTEMPTS = 3
+
+
 def start_server(
     workdir: Path,
     *,
@@ -221,11 +228,28 @@ def start_server(
 ) -> RunningServer:
     """Start ``phoenix serve`` on 127.0.0.1 with SQLite in ``workdir``; wait until healthy.
 
+    A port taken by another process between its choice and the server's bind is chosen again
+    (the ports this function chose; at most three attempts).
+
     jsonpath: run the server on that jsonpath-ng version (see ``ensure_jsonpath_overlay``).
     """
     phoenix = ensure_server_venv()
     workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        server, taken = _launch(phoenix, workdir, port or free_port(), extra_env, timeout,
+                                detach, jsonpath)
+        if server is not None:
+            return server
+        if not taken or attempt == _PORT_ATTEMPTS:
+            break
+    raise RuntimeError(f"Phoenix did not become healthy in {workdir} within {timeout:.0f}s:\n"
+                       f"{(workdir / 'server.log').read_text(errors='replace')[-3000:]}")
+
+
+def _launch(phoenix: Path, workdir: Path, port: int, extra_env: dict[str, str] | None,
+            timeout: float, detach: bool, jsonpath: str | None
+            ) -> tuple[RunningServer | None, bool]:
+    """One start: (the server once healthy, else None and whether a port was taken)."""
     url = f"http://127.0.0.1:{port}"
     env = {
         key: value
@@ -242,6 +266,7 @@ def start_server(
     )
     env.update(extra_env or {})
     log_path = workdir / "server.log"
+    logged = log_path.stat().st_size if log_path.exists() else 0  # this start's part begins
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
             [str(phoenix), "serve"],
@@ -253,16 +278,25 @@ def start_server(
         )
     server = RunningServer(url=url, process=process, workdir=workdir, log_path=log_path)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    taken = False
+    while time.monotonic() < deadline and not taken:
         if process.poll() is not None:
             break
         if is_healthy(url):
             (workdir / "server.pid").write_text(f"{process.pid}\n{url}\n")
-            return server
+            return server, False
         time.sleep(0.3)
+        taken = _port_taken(log_path, logged)
     server.stop()
-    tail = log_path.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"Phoenix did not become healthy at {url} within {timeout:.0f}s:\n{tail}")
+    return None, taken or _port_taken(log_path, logged)
+
+
+def _port_taken(log_path: Path, start: int) -> bool:
+    """Whether the log, from byte ``start`` on, says a port was taken."""
+    with open(log_path, "rb") as log:
+        log.seek(start)
+        text = log.read().decode(errors="replace")
+    return any(sign in text for sign in _PORT_TAKEN)
 
 
 def running_server(workdir: Path) -> str | None:
