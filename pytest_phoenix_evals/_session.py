@@ -88,6 +88,9 @@ class PhoenixEvalsSession:
         self._handed_out: dict[int, Evaluator] = {}
         self._checked: set[str] = set()  # groups whose annotation names were checked
         self._shared: dict[str, dict[str, Any]] | None = None
+        #: On xdist's controller: the folder where the workers leave their trace spans, sent
+        #: from here once every worker has finished.
+        self.handed_over_spans: Path | None = None
         self._closed = False
 
     # --- lazily built parts ---------------------------------------------------------------
@@ -162,8 +165,11 @@ class PhoenixEvalsSession:
         if self._tracing is None:
             from ._phoenix.http import headers
             from ._tracing.export import Tracing
+            from ._xdist import SHARED_DIR, SPANS_DIR
 
-            self._tracing = Tracing(self.gateway.url, headers())
+            shared = (getattr(self.config, "workerinput", None) or {}).get(SHARED_DIR)
+            self._tracing = Tracing(self.gateway.url, headers(),
+                                    hand_over=Path(shared, SPANS_DIR) if shared else None)
         return self._tracing
 
     def _selection(self) -> Any:
@@ -512,13 +518,15 @@ class PhoenixEvalsSession:
 
     # --- running --------------------------------------------------------------------------
 
-    def start(self, jobs: Sequence[Job]) -> None:
+    def start(self, jobs: Sequence[Job], selected: Sequence[Job] | None = None) -> None:
         """Create the experiments of these jobs (printing their links first), then start the
-        jobs ahead of pytest (--phoenix-concurrency at once)."""
+        jobs ahead of pytest (--phoenix-concurrency at once). ``selected``: every job pytest
+        selected, when these are an xdist worker's share of them."""
         if not jobs:
             return
         if self.settings.datasets and self.benchmark is None and not self.settings.run_id:
-            self._note_partial(jobs)  # (a shard of a run records part of it by design)
+            # (a shard of a run records part of it by design)
+            self._note_partial(jobs if selected is None else selected)
         if self.sink is not None:
             self._announce({job.case.group.key: job.case.group for job in jobs}.values())
         self.runner.start(jobs)
@@ -615,8 +623,24 @@ class PhoenixEvalsSession:
 
         return {"results": [dump_result(r) for r in self.results],
                 "report": self.upload_report.to_wire() if self.upload_report else None,
-                "rows": self.rows, "notices": self.notices,
+                "rows": self.rows, "notices": self.notices, "partial": self._partial,
                 "observer_errors": self.observer_errors()}
+
+    def _record_partial(self) -> None:
+        """On xdist's controller: the experiments it made before any worker had collected
+        learn of a partial selection now, from the workers."""
+        from ._core.secrets import redact_value
+
+        for key, partial in self._partial.items():
+            made = (self._shared or {}).get(key)
+            if made is None:
+                continue
+            try:
+                self.gateway.add_experiment_metadata(
+                    made["id"], redact_value({"partial_run": partial}))
+            except Exception as exc:
+                self.notices.append(f"could not note the partial run in the metadata of "
+                                    f"experiment {made['id']}: {exc}")
 
     def absorb(self, part: dict[str, Any]) -> None:
         """On xdist's controller: a worker's results and upload report, for the summary."""
@@ -628,6 +652,8 @@ class PhoenixEvalsSession:
         if part.get("report"):
             self._worker_reports.append(UploadReport.from_wire(part["report"]))
         self.notices += [n for n in part.get("notices") or () if n not in self.notices]
+        for key, partial in (part.get("partial") or {}).items():
+            self._partial.setdefault(key, partial)
         self._worker_observer_errors += list(part.get("observer_errors") or ())
 
     # --- end of session -------------------------------------------------------------------
@@ -651,6 +677,8 @@ class PhoenixEvalsSession:
             self.upload_report = self.upload_report or UploadReport()
             for part in self._worker_reports:
                 self.upload_report.merge(part)
+        if self._shared and self._partial:
+            self._record_partial()
         if self.settings.set_baseline and self.upload_report is not None:
             from ._run.baselines import set_baselines
 
@@ -659,6 +687,8 @@ class PhoenixEvalsSession:
             from ._spans import finish_spans
 
             finish_spans(self)
+        if self.handed_over_spans is not None and self.tracing is not None:
+            self.tracing.send_handed_over(self.handed_over_spans)
         if self._engine is not None or self._gateway is not None:
             self._shut_down()  # else the plugin was not used: import nothing on the way out
 

@@ -28,6 +28,8 @@ RESULTS = "phoenix_evals_results"
 # each worker knows its share and starts its cases ahead (--phoenix-concurrency) as one
 # process does.
 SHARES = "phoenix_evals_shares"
+#: The shared folder's subfolder where workers leave their trace spans for the controller.
+SPANS_DIR = "spans"
 
 
 def my_share(workerinput: dict[str, Any], items: list[pytest.Item]) -> list[pytest.Item]:
@@ -150,10 +152,19 @@ class XDistPlugin:
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """When a worker ends: take its results and upload report for the summary."""
+        """When a worker ends: take its results and upload report for the summary, and note
+        the trace spans it left for this process to send."""
+        from pathlib import Path
+
         part = getattr(node, "workeroutput", {}).get(RESULTS)
-        if part:
-            self._activate(self._config).absorb(part)
+        spans = Path(self._shared_dir, SPANS_DIR) if self._shared_dir is not None else None
+        if spans is not None and not spans.is_dir():
+            spans = None
+        if part or spans is not None:
+            session = self._activate(self._config)
+            if part:
+                session.absorb(part)
+            session.handed_over_spans = spans or session.handed_over_spans
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:

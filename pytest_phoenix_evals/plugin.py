@@ -277,7 +277,9 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     if items:
         from ._items import CaseItem
 
-        state.start([item.job for item in items if isinstance(item, CaseItem)])
+        # A worker runs its share; the selection (for a partial run's note) is every item.
+        state.start([item.job for item in items if isinstance(item, CaseItem)],
+                    selected=[item.job for item in session.items if isinstance(item, CaseItem)])
     try:
         return (yield)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -109,6 +110,20 @@ def test_xdist_workers_share_one_experiment_and_run_each_case_once(
     # The controller's summary covers every worker's cases and links the one experiment.
     result.stdout.fnmatch_lines(["judged: 3 cases, 2 passed, 1 failed (1 with task errors)",
                                  f"experiment for judged: *experimentId={made[0]['id']}"])
+    assert "partial run" not in result.stdout.str()  # each worker ran a share: not partial
+    # The workers left their task spans to the controller, which sent them at the end: every
+    # run's trace is in the experiment's project, and no span is said to be lost.
+    assert "did not reach Phoenix" not in result.stdout.str()
+    traces = {r["trace_id"] for r in runs}
+    assert len(traces) == 3 and None not in traces
+    deadline = time.monotonic() + 30
+    while True:
+        stored = {s["context"]["trace_id"] for s in admin.spans(
+            made[0]["project_name"], trace_id=sorted(traces), parent_id="null")}
+        if stored == traces or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert stored == traces
 
 
 def test_outputs_are_let_go_once_reported_and_uploaded(slow_app: pytest.Pytester) -> None:

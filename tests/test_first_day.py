@@ -35,21 +35,29 @@ def test_two_runs_get_two_names(pytester: pytest.Pytester, qa_app: None, admin: 
     assert all(e["name"].startswith("pytest ") for e in made)
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_a_partial_run_says_so_in_the_summary_and_the_experiment(
         pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
-        qa_dataset: dict[str, Any]) -> None:
-    result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
-                                "-k", "spain", "--phoenix-experiment-name=partial-k",
-                                "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["qa: a partial run: 1 of 4 examples selected (-k 'spain'); "
-                                 "Phoenix shows the others as not run in this experiment"])
-    made = next(e for e in admin.experiments(qa_dataset["id"]) if e["name"] == "partial-k")
-    assert made["metadata"]["partial_run"] == {"cases": 1, "examples": 4,
-                                               "selected_by": "-k 'spain'"}
-    whole = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
-                               "--phoenix-experiment-name=whole", "-p", "no:cacheprovider")
+        qa_dataset: dict[str, Any], xdist: list[str]) -> None:
+    # Under xdist each worker runs a share of the cases, which is not a partial run; the
+    # controller makes the experiment before any worker has collected, and notes the
+    # selection in it afterwards.
+    run = pytester.runpytest_subprocess if xdist else pytester.runpytest
+    name = f"partial-k{len(xdist)}"
+    result = run("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer", "-k", "spain or france",
+                 f"--phoenix-experiment-name={name}", "-p", "no:cacheprovider", *xdist)
+    result.stdout.fnmatch_lines(["qa: a partial run: 2 of 4 examples selected "
+                                 "(-k 'spain or france'); Phoenix shows the others as not run in "
+                                 "this experiment"])
+    made = next(e for e in admin.experiments(qa_dataset["id"]) if e["name"] == name)
+    assert made["metadata"]["partial_run"] == {"cases": 2, "examples": 4,
+                                               "selected_by": "-k 'spain or france'"}
+    whole = run("--phoenix-dataset=qa", "--phoenix-task=qa_app:answer",
+                f"--phoenix-experiment-name=whole{len(xdist)}", "-p", "no:cacheprovider",
+                *xdist)
     assert "partial run" not in whole.stdout.str()
-    made = next(e for e in admin.experiments(qa_dataset["id"]) if e["name"] == "whole")
+    made = next(e for e in admin.experiments(qa_dataset["id"])
+                if e["name"] == f"whole{len(xdist)}")
     assert "partial_run" not in made["metadata"]
 
 

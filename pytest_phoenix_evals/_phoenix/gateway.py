@@ -433,6 +433,22 @@ class Gateway:
         self._raise_for_status(response, doing)
         return dict(self._json(response, doing, "data")["data"])
 
+    def add_experiment_metadata(self, experiment_id: str, extra: Mapping[str, Any]) -> None:
+        """Add keys to an experiment's metadata: ``PATCH /v1/experiments/{id}``, which replaces
+        the metadata whole, so what is there is read first."""
+        found = self.experiment(experiment_id)
+        if found is None:
+            raise PhoenixError(f"experiment {experiment_id!r} not found in {self.where()}")
+        doing = f"updating the metadata of experiment {experiment_id}"
+        metadata = {**(found.get("metadata") or {}), **extra}
+
+        def patch() -> httpx.Response:
+            return raise_for_retryable(self._http.patch(
+                f"v1/experiments/{quote(experiment_id)}", json={"metadata": metadata},
+                extensions=self._extensions(doing)))
+
+        self._raise_for_status(self.call(doing, patch), doing)
+
     def dataset_experiments(self, dataset_id: str) -> list[dict[str, Any]]:
         """Every experiment of the dataset (REST JSON, page by page: the server gives 50 a
         page unless asked), newest first."""

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -123,8 +126,13 @@ class Tracing:
     Thread-safe. Call :meth:`shutdown` when done: it sends what is still buffered.
     """
 
-    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None, *,
+                 hand_over: Path | None = None) -> None:
         self._endpoint = f"{base_url.rstrip('/')}/v1/traces"
+        # A pytest-xdist worker leaves its spans in this folder instead of sending them; the
+        # controller sends every worker's once all have finished (send_handed_over): sent by
+        # the first worker to finish, they slowed the uploads of the others.
+        self._hand_over = hand_over
         # Phoenix routes a request to the project named by its ``x-project-name`` header before
         # looking at the resource, so such a header would send every project's spans to one.
         self._headers = {
@@ -228,6 +236,27 @@ class Tracing:
         with self._lock:
             self._dropped += count
 
+    def send_handed_over(self, folder: Path) -> None:
+        """On pytest-xdist's controller, once every worker has finished: send the spans the
+        workers left in ``folder`` (see ``hand_over``), counted in :attr:`lost_spans`. A
+        worker that died before handing its spool over leaves no index: nothing is sent."""
+        indices = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if not indices:
+            return
+        exporter = _PhoenixSpanExporter(self._endpoint, self._headers, self._count_dropped,
+                                        self._count_delivered)
+        try:
+            for index in indices:
+                try:
+                    batches = json.loads(index.read_text())["batches"]
+                except (OSError, ValueError, KeyError):
+                    continue
+                with self._lock:
+                    self._ended += sum(count for _, count in batches)
+                exporter.send_spool(index.with_suffix(".otlp"), batches)
+        finally:
+            exporter.shutdown()
+
     def _new_provider(self, project_name: str) -> TracerProvider:
         from openinference.semconv.resource import ResourceAttributes
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -240,7 +269,7 @@ class Tracing:
             _PhoenixSpanExporter, "opentelemetry.sdk.trace.export", "SpanExporter"
         )
         exporter = exporter_class(self._endpoint, self._headers, self._count_dropped,
-                                  self._count_delivered)
+                                  self._count_delivered, hand_over=self._hand_over)
         self._exporters.append(exporter)
         # Every setting is explicit so that the application's OTEL_* variables (sampler, span
         # limits, batch sizes, resource) do not apply; only OTEL_SDK_DISABLED, which the SDK
@@ -364,7 +393,8 @@ class _PhoenixSpanExporter:
 
     def __init__(
         self, endpoint: str, headers: Mapping[str, str], on_drop: Callable[[int], None],
-        on_deliver: Callable[[int], None] = lambda count: None,
+        on_deliver: Callable[[int], None] = lambda count: None, *,
+        hand_over: Path | None = None,
     ) -> None:
         import httpx
 
@@ -379,6 +409,7 @@ class _PhoenixSpanExporter:
         self._spool: Any = None
         self._batches: list[tuple[int, int]] = []  # (bytes, spans) of each spooled batch
         self._released = False
+        self._hand_over = hand_over
         self._client = httpx.Client(
             headers={**headers, "Content-Type": "application/x-protobuf"},
             timeout=httpx.Timeout(_EXPORT_TIMEOUT, connect=min(_EXPORT_TIMEOUT, 5.0)),
@@ -408,7 +439,10 @@ class _PhoenixSpanExporter:
         with self._spool_lock:
             if self._released:
                 return False
-            if self._spool is None:
+            if self._spool is None and self._hand_over is not None:
+                self._hand_over.mkdir(parents=True, exist_ok=True)
+                self._spool = (self._hand_over / f"{uuid.uuid4().hex}.otlp").open("wb")
+            elif self._spool is None:
                 self._spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by release)
             self._spool.write(body)
             self._batches.append((len(body), count))
@@ -421,14 +455,46 @@ class _PhoenixSpanExporter:
             spool, batches, self._spool, self._batches = self._spool, self._batches, None, []
             if spool is None:
                 return
+            if self._hand_over is not None:
+                self._hand_spool_over(spool, batches)
+                return
             with _quiet(), spool:
                 spool.seek(0)
-                for size, count in batches:
-                    try:
-                        delivered = self._send(spool.read(size))
-                    except Exception:
-                        delivered = False
-                    (self._on_deliver if delivered else self._on_drop)(count)
+                self._send_batches(spool, batches)
+
+    def _hand_spool_over(self, spool: Any, batches: list[tuple[int, int]]) -> None:
+        """A worker's spool stays in the hand-over folder, with an index written last (so
+        the controller sends only complete spools); its spans count as delivered here."""
+        count = sum(n for _, n in batches)
+        try:
+            spool.close()
+            path = Path(spool.name)
+            index = path.with_suffix(".json")
+            part = path.with_suffix(".part")
+            part.write_text(json.dumps({"batches": batches}))
+            part.replace(index)
+        except OSError:
+            self._on_drop(count)
+            return
+        self._on_deliver(count)
+
+    def send_spool(self, path: Path, batches: Sequence[Sequence[int]]) -> None:
+        """Send a spool file that another process wrote, batch by batch."""
+        try:
+            spool = path.open("rb")
+        except OSError:
+            self._on_drop(sum(count for _, count in batches))
+            return
+        with _quiet(), spool:
+            self._send_batches(spool, batches)
+
+    def _send_batches(self, spool: Any, batches: Sequence[Sequence[int]]) -> None:
+        for size, count in batches:
+            try:
+                delivered = self._send(spool.read(size))
+            except Exception:
+                delivered = False
+            (self._on_deliver if delivered else self._on_drop)(count)
 
     def _send(self, body: bytes) -> bool:
         import httpx
