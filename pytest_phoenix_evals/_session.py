@@ -149,8 +149,9 @@ class PhoenixEvalsSession:
         """The judge clients of this session (one per provider endpoint, on the engine loop)."""
         if self._judges is None:
             from ._evaluators.llm.client import Judges
+            from ._xdist import judges_share, workers_of
 
-            self._judges = Judges(self.settings.judge)
+            self._judges = Judges(judges_share(self.settings.judge, workers_of(self.config)))
             if self.settings.cache:
                 from ._evaluators.llm.cache import JudgeCache, cache_path
 
@@ -254,7 +255,7 @@ class PhoenixEvalsSession:
                 git_info,
             )
             from ._run.sinks.journal import journal_dir
-            from ._xdist import EXPERIMENTS, SHARED_DIR
+            from ._xdist import EXPERIMENTS, SHARED_DIR, workers_of
 
             git = git_info(self.config.rootpath)
             metadata: dict[str, Any] = {
@@ -283,7 +284,8 @@ class PhoenixEvalsSession:
                 journal_dir=journal_dir(self.config.rootpath),
                 # Per session (and worker): a later session, or another server's experiment
                 # of the same id, never appends to this session's file.
-                journal_suffix=f"-{uuid.uuid4().hex[:8]}" + (f"-{worker}" if worker else ""))
+                journal_suffix=f"-{uuid.uuid4().hex[:8]}" + (f"-{worker}" if worker else ""),
+                processes=workers_of(self.config))
         return self._sink
 
     def _group_metadata(self, group: Group) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .plugin import SESSION_KEY
 
 if TYPE_CHECKING:
     from ._core.types import CaseResult
+    from ._judge_settings import JudgeSettings
     from ._session import PhoenixEvalsSession
 
 # workerinput / workeroutput keys.
@@ -30,6 +31,24 @@ RESULTS = "phoenix_evals_results"
 SHARES = "phoenix_evals_shares"
 #: The shared folder's subfolder where workers leave their trace spans for the controller.
 SPANS_DIR = "spans"
+
+
+def workers_of(config: pytest.Config) -> int:
+    """How many pytest-xdist workers run this session's cases (1 outside a worker)."""
+    workerinput = getattr(config, "workerinput", None)
+    return max(1, int(workerinput.get("workercount") or 1)) if workerinput else 1
+
+
+def judges_share(judge: JudgeSettings, workers: int) -> JudgeSettings:
+    """A worker's part of the judges' limits. --phoenix-judge-concurrency (a provider's rate
+    limit, often) and --phoenix-budget-usd are the run's, however many workers share it: each
+    of N workers gets 1/N (at least one call at once)."""
+    if workers <= 1:
+        return judge
+    return judge._replace(
+        concurrency=max(1, judge.concurrency // workers),
+        budget_usd=None if judge.budget_usd is None else judge.budget_usd / workers,
+        budget_shared_by=workers)
 
 
 def my_share(workerinput: dict[str, Any], items: list[pytest.Item]) -> list[pytest.Item]:

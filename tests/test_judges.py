@@ -237,6 +237,27 @@ def test_judge_calls_are_capped(pytester: pytest.Pytester, judge: StandInJudge, 
     assert judge.max_in_flight == expected
 
 
+def test_under_xdist_the_judge_limits_are_the_runs_not_each_workers(
+        pytester: pytest.Pytester, judge: StandInJudge) -> None:
+    # Two workers, three cases of two judges each, a cap of 2: each worker may call one judge
+    # at once, so the provider never sees more than the cap (each worker's own 2 made 4).
+    judge.configure(latency=0.3)
+    pytester.makeconftest(JUDGES_CONFTEST.format(judges="qa_correctness(), hallucination()"))
+    result = pytester.runpytest_subprocess(
+        "--phoenix-dataset=judged", "--phoenix-task=qa_app:answer", "--phoenix-no-upload",
+        "--phoenix-judge-concurrency=2", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    assert len(judge.requests) == 6
+    assert judge.max_in_flight <= 2  # (the workers may not overlap on a busy machine)
+    from pytest_phoenix_evals._judge_settings import JudgeSettings
+    from pytest_phoenix_evals._xdist import judges_share
+
+    share = judges_share(JudgeSettings(concurrency=8, budget_usd=3.0), 3)
+    assert (share.concurrency, share.budget_usd, share.budget_shared_by) == (2, 1.0, 3)
+    assert judges_share(JudgeSettings(concurrency=2), 4).concurrency == 1
+    assert judges_share(JudgeSettings(), 1) == JudgeSettings()
+
+
 def test_the_judge_concurrency_cap_is_an_option_with_a_clear_error(
         pytester: pytest.Pytester, judge: StandInJudge) -> None:
     result = run_judged(pytester, "--phoenix-judge-concurrency=0")

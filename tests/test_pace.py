@@ -106,3 +106,25 @@ def test_a_grown_limit_lets_waiters_in_at_once() -> None:
         return seen
 
     assert asyncio.run(main()) == 2 + QUEUE
+
+
+def test_the_workers_of_one_run_pace_a_share_each() -> None:
+    # N pytest-xdist workers upload to one server: together they keep what one process would.
+    halves = [Pace.shared(2), Pace.shared(2)]
+    assert [p.limit for p in halves] == [START / 2] * 2 and halves[0].most == 32
+    for pace in halves:
+        for _ in range(20):
+            window(pace, 0.1)
+            window(pace, 1.0)  # answers queue at the server
+        window(pace, 0.01)
+        for _ in range(12):
+            window(pace, 0.1)
+    assert abs(sum(p.limit for p in halves) - 2 * QUEUE) < 0.2  # the 8 of one process
+    many = Pace.shared(16)
+    assert many.limit == LEAST and many.most == 4  # never a gate of none
+
+    async def one_at_a_time() -> int:
+        async with many.slot():
+            return many.peak
+
+    assert asyncio.run(one_at_a_time()) == 1

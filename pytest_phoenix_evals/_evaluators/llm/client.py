@@ -175,9 +175,11 @@ class Judges:
                     pass
         budget = self.settings.budget_usd
         if budget is not None and self.spent >= budget:
-            raise JudgeError(f"{NOT_RUN}--phoenix-budget-usd={budget:g} is spent "
-                             f"({self.spent:.4f} USD): this {self.role} call was not "
-                             f"started")
+            shared = self.settings.budget_shared_by
+            said = f"--phoenix-budget-usd={budget:g}" if shared == 1 else \
+                f"this worker's share (1/{shared}) of --phoenix-budget-usd={budget * shared:g}"
+            raise JudgeError(f"{NOT_RUN}{said} is spent ({self.spent:.4f} USD): this "
+                             f"{self.role} call was not started")
         completion = await self._complete(endpoint, params, extra_body, api)
         self.spent += self.cost(str(params.get("model")), completion.usage) or 0.0
         if key is not None:

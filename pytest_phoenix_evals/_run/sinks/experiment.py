@@ -132,7 +132,8 @@ class ExperimentSink:
     def __init__(self, gateway: Gateway, engine: Engine, plan: ExperimentPlan, *,
                  given: Mapping[str, Mapping[str, Any]] | None = None,
                  shared_dir: Path | None = None,
-                 journal_dir: Path | None = None, journal_suffix: str = "") -> None:
+                 journal_dir: Path | None = None, journal_suffix: str = "",
+                 processes: int = 1) -> None:
         self._gateway = gateway
         self._engine = engine
         self._plan = plan
@@ -148,8 +149,9 @@ class ExperimentSink:
         # Uploads started and not ended (on the loop), and the event room() waits for.
         self._unfinished = 0
         self._roomy: asyncio.Event | None = None
-        #: How many cases are posted at once (one request each at a time).
-        self.pace = Pace()
+        #: How many cases are posted at once (one request each at a time); ``processes``: how
+        #: many pytest-xdist workers upload beside this one, each its share.
+        self.pace = Pace.shared(processes)
         self._journal_dir = journal_dir
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}

@@ -19,6 +19,11 @@ below 2·QUEUE, which is the fixed 8 of before, while a local server serves 1 to
 at once alike. A 429 or 503 (the server, or a proxy in front of it, saying it is overloaded)
 halves the limit, once a window (a window's answers are one signal), down to one.
 
+The N workers of a pytest-xdist run upload to the same server: each paces a share
+(:meth:`Pace.shared`, 1/N of the start, the queue and the bound), so that together they keep
+in flight what one process would (each keeping its own 8 made the server work more for the
+same uploads).
+
 Written by hand: the adaptive-concurrency packages on the index are single 0.x releases, and the
 rule is a few lines; asyncio's Semaphore cannot change its size, so the gate is here too.
 """
@@ -49,9 +54,11 @@ class Pace:
     """A gate of ``limit`` uploads at once (first come, first served) whose limit follows the
     answers it is told of (:meth:`answered`). One event loop only."""
 
-    def __init__(self, start: float = START, *, most: int = MOST) -> None:
+    def __init__(self, start: float = START, *, most: int = MOST,
+                 queue: float = QUEUE) -> None:
         self.most = most
-        self.limit = min(float(start), most)
+        self.queue = queue
+        self.limit = min(max(float(start), LEAST), most)
         #: What it did, for the summary and the tests: the highest limit, the most uploads at
         #: once, the overload answers, and the lowest limit they brought it to.
         self.highest = self.limit
@@ -64,6 +71,13 @@ class Pace:
         self._answers = 0  # in the current window
         self._window: list[float] = []  # its accepted answers' seconds
         self._halved_in_window = False
+
+    @classmethod
+    def shared(cls, processes: int) -> Pace:
+        """One of ``processes`` paces that upload to the same server (xdist's workers)."""
+        processes = max(1, processes)
+        return cls(START / processes, most=max(LEAST, MOST // processes),
+                   queue=QUEUE / processes)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -92,7 +106,7 @@ class Pace:
                 assert self._fastest is not None
                 gradient = min(1.0, max(0.5, TOLERANCE * self._fastest / mean)) \
                     if mean > 0 else 1.0
-                self._set(self.limit * gradient + QUEUE)
+                self._set(self.limit * gradient + self.queue)
             self._answers, self._window, self._halved_in_window = 0, [], False
 
     # --- the gate ---------------------------------------------------------------------------
