@@ -456,7 +456,8 @@ OPTIONS = (
            "connection error, with exponential backoff and jitter, honouring Retry-After "
            "(default {default}).", "N", parse=_number(int), target="judge.retries"),
     Option("judge_concurrency", "str", "At most this many judge calls at once (default "
-           "{default}).", "N", parse=_number(int, minimum=1), target="judge.concurrency"),
+           "{default}; under pytest-xdist, for all workers together).", "N",
+           parse=_number(int, minimum=1), target="judge.concurrency"),
     Option("judge_api", "str", "OpenAI endpoint for judges: 'auto' (default: as the Phoenix "
            "server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the Responses "
            "API for other OpenAI model names), 'chat' or 'responses'.", "auto|chat|responses",
@@ -538,8 +539,9 @@ OPTIONS = (
            "(for example production) to the judged prompt version, or to the prompt version "
            "under test (the one --phoenix-push-prompt made).", "TAG", parse=_text),
     Option("budget_usd", "str", "Start no judge call once the judges' priced spend (see "
-           "--phoenix-judge-price) reaches this many USD; the spans left are judged by a "
-           "later run.", "USD", parse=_number(float), target="judge.budget_usd"),
+           "--phoenix-judge-price) reaches this many USD (under pytest-xdist, each worker "
+           "spends at most its share); the spans left are judged by a later run.", "USD",
+           parse=_number(float), target="judge.budget_usd"),
 )
 
 #: The options that only mean something with --phoenix-project.

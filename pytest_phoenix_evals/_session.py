@@ -10,6 +10,7 @@ the pytest-free ``_run`` package; every line of the summary is built in ``_repor
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -105,8 +106,32 @@ class PhoenixEvalsSession:
                 self._gateway = self._offline_gateway()
             else:
                 url, source = resolve_url(self.settings.url, self.settings.url_source)
-                self._gateway = Gateway(url, source)
+                self._gateway = Gateway(url, source, primed=self._primed())
         return self._gateway
+
+    def _primed(self) -> dict[str, Any] | None:
+        """On an xdist worker: what the controller read from Phoenix (see Gateway)."""
+        from ._xdist import TAPE
+
+        path = (getattr(self.config, "workerinput", None) or {}).get(TAPE)
+        if not path:
+            return None
+        try:
+            return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None  # then the worker asks the server itself
+
+    def tape_for_workers(self, directory: str) -> str | None:
+        """On xdist's controller, once it has loaded the datasets: its gateway's tape in a
+        file of the shared folder, for the workers (None when offline or nothing was read)."""
+        if self.settings.offline or self._gateway is None or not self._gateway.tape:
+            return None
+        path = Path(directory, "tape.json")
+        if not path.exists():
+            part = path.with_suffix(".part")
+            part.write_text(json.dumps(self._gateway.tape), encoding="utf-8")
+            part.replace(path)
+        return str(path)
 
     def _offline_gateway(self) -> Gateway:
         from ._local import local_path, safe_name

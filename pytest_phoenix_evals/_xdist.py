@@ -31,6 +31,9 @@ RESULTS = "phoenix_evals_results"
 SHARES = "phoenix_evals_shares"
 #: The shared folder's subfolder where workers leave their trace spans for the controller.
 SPANS_DIR = "spans"
+#: workerinput: the file holding what the controller read from Phoenix (its gateway's tape),
+#: for the workers to take instead of asking again.
+TAPE = "phoenix_evals_tape"
 
 
 def workers_of(config: pytest.Config) -> int:
@@ -152,6 +155,9 @@ class XDistPlugin:
         session = self._config.stash.get(SESSION_KEY, None)
         if session is not None:
             node.workerinput[EXPERIMENTS] = session.for_workers()
+            tape = session.tape_for_workers(self._shared_dir)
+            if tape is not None:
+                node.workerinput[TAPE] = tape
             if session.settings.project:
                 from ._spans import for_workers
 

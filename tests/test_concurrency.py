@@ -95,13 +95,21 @@ def pytest_runtest_logreport(report):
 
 
 def test_xdist_workers_share_one_experiment_and_run_each_case_once(
-        slow_app: pytest.Pytester, admin: PhoenixAdmin, judged_dataset: dict[str, Any]) -> None:
+        slow_app: pytest.Pytester, admin: PhoenixAdmin, judged_dataset: dict[str, Any],
+        phoenix_env: str) -> None:
+    from fault_proxy import FaultProxy
+
     slow_app.makeconftest("")
     before = {e["id"] for e in admin.experiments(judged_dataset["id"])}
-    result = slow_app.runpytest_subprocess(
-        "--phoenix-dataset=judged", "--phoenix-task=slow_app:answer", "-n", "2",
-        "--phoenix-experiment-name=xdist-run")
+    with FaultProxy(phoenix_env, []) as proxy:  # no faults: it lists the requests
+        result = slow_app.runpytest_subprocess(
+            "--phoenix-dataset=judged", "--phoenix-task=slow_app:answer", "-n", "2",
+            "--phoenix-experiment-name=xdist-run", f"--phoenix-url={proxy.url}")
     result.assert_outcomes(passed=2, failed=1)
+    # The workers took the dataset the controller read (its version is the experiment's)
+    # instead of each asking the server again.
+    reads = [line for line, _ in proxy.log if line.startswith(("GET", "POST /graphql"))]
+    assert len([r for r in reads if "/examples" in r]) == 1, reads
     made = [e for e in admin.experiments(judged_dataset["id"]) if e["id"] not in before]
     assert len(made) == 1
     runs = admin.runs(made[0]["id"])
