@@ -16,7 +16,8 @@ questions with reference answers, and times, one after another, in each of ``--r
 * ``client-plugin -n C`` / ``client-plugin serial``: the same through arize-phoenix-client's own
   pytest plugin (marker ``phoenix``), with pytest-xdist for concurrency, and without;
 * ``floor``: max(N*L/C, the time the server takes to ingest N runs and 3N evaluations posted
-  directly by C concurrent workers), with L = task latency + judge latency;
+  directly by C concurrent workers, N*T/CPUs), with L = task latency + judge latency and T the
+  task's CPU seconds (``--task-cpu``, 0 by default);
 * ``plugin_n2`` / ``plugin_n4`` (not run by default): this plugin under pytest-xdist, ``-n 2``
   and ``-n 4``.
 
@@ -83,6 +84,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--examples", type=int, default=200, help="dataset size N (200)")
     parser.add_argument("--latency", type=float, default=0.05,
                         help="seconds the task sleeps and the judge waits (0.05)")
+    parser.add_argument("--task-cpu", type=float, default=0.0,
+                        help="seconds of CPU the task computes per case, besides\n"
+                             "its latency (0): a CPU-bound task")
     parser.add_argument("--judge-latency", type=float, default=None,
                         help="the judge's latency, if not --latency")
     parser.add_argument("--concurrency", type=int, default=16, help="C for every runner (16)")
@@ -113,8 +117,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.judge_latency = args.latency
     if args.examples < 1 or args.concurrency < 1 or args.repeat < 1:
         parser.error("--examples, --concurrency and --repeat must be at least 1")
-    if args.delay < 0:
-        parser.error("--delay must not be negative")
+    if args.delay < 0 or args.task_cpu < 0:
+        parser.error("--delay and --task-cpu must not be negative")
     return args
 
 
@@ -230,6 +234,7 @@ class Bench:
             OPENAI_API_KEY="bench-not-a-key",
             PYTHONPATH=str(BENCH),
             BENCH_TASK_LATENCY=str(self.args.latency),
+            BENCH_TASK_CPU=str(self.args.task_cpu),
             BENCH_WRONG_EVERY=str(self.args.wrong_every),
             BENCH_JUDGE_SPEC=str(self.workdir / "judge_spec.json"),
             BENCH_EXAMPLES=str(self.args.examples),
@@ -406,6 +411,8 @@ class Bench:
         n, c = self.args.examples, self.args.concurrency
         latency = self.args.latency + self.args.judge_latency
         compute = n * latency / c
+        # A CPU-bound task: at best its computing is spread over every CPU of the machine.
+        computing = n * self.args.task_cpu / (os.cpu_count() or 1)
         server_cpu, cpu = self.server_cpu(), time.process_time()
         seconds, experiment_id = asyncio.run(ingest(self.phoenix_url, self.dataset_id, n, c,
                                                     "bench floor ingest"))
@@ -414,10 +421,13 @@ class Bench:
         server_cpu = self.server_cpu() - server_cpu
         counts = self.count(experiment_id)
         requests = n * (1 + len(EVALUATORS))
+        cpus = os.cpu_count() or 1
         return Measurement(
-            wall=max(compute, seconds), counts=counts, cpu=cpu, server_cpu=server_cpu,
+            wall=max(compute, seconds, computing), counts=counts, cpu=cpu, server_cpu=server_cpu,
             detail=(f"N*L/C = {n}*{latency:g}/{c} = {compute:.2f}s; ingest of {requests} "
-                    f"requests by {c} workers {seconds:.2f}s ({requests / seconds:.0f}/s)"))
+                    f"requests by {c} workers {seconds:.2f}s ({requests / seconds:.0f}/s)"
+                    + (f"; task CPU N*{self.args.task_cpu:g}/{cpus} CPUs = {computing:.2f}s"
+                       if self.args.task_cpu else "")))
 
     # --- all ----------------------------------------------------------------------------------
 
@@ -606,7 +616,9 @@ def report(bench: Bench, argv: list[str]) -> str:
                                     "judge calls", "notes"], disable_numparse=True)
     lines = [
         "",
-        f"workload: {n} examples, task {args.latency * 1000:g} ms + judge "
+        f"workload: {n} examples, task {args.latency * 1000:g} ms"
+        + (f" (+ {args.task_cpu * 1000:g} ms of CPU)" if args.task_cpu else "")
+        + f" + judge "
         f"{args.judge_latency * 1000:g} ms per case, 2 code evaluators + 1 LLM judge, "
         f"concurrency {args.concurrency}, median of {args.repeat} round(s)"
         + (f"; every request to Phoenix held {args.delay * 1000:g} ms by a proxy"

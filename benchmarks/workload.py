@@ -2,8 +2,9 @@
 
 * :func:`examples` - a deterministic dataset: arithmetic questions with reference answers.
 * :func:`task` - the task under test: ``async``, sleeps ``BENCH_TASK_LATENCY`` seconds (default
-  0.05) and answers the question (wrong for every ``BENCH_WRONG_EVERY``-th question; 0, the
-  default: never).
+  0.05), computes for ``BENCH_TASK_CPU`` seconds of CPU (default 0: a CPU-bound step, which
+  holds the interpreter as any Python computation does) and answers the question (wrong for
+  every ``BENCH_WRONG_EVERY``-th question; 0, the default: never).
 * :func:`exact_match`, :func:`answer_length` - the two code evaluators (plain functions).
 * :func:`qa_correctness_async` / :func:`qa_correctness_sync` - the LLM judge for the peers of
   this plugin, sending the request this plugin's ``qa_correctness()`` sends (read from the JSON
@@ -21,6 +22,7 @@ import json
 import os
 import random
 import re
+import time
 from typing import Any
 
 _QUESTION = re.compile(r"^Q(\d+): What is (\d+) (plus|minus|times) (\d+)\?$")
@@ -57,7 +59,19 @@ def solve(question: str) -> str:
 async def task(input: dict[str, Any]) -> str:
     """The app under test: a fixed latency (``BENCH_TASK_LATENCY`` seconds), then the answer."""
     await asyncio.sleep(float(os.environ.get("BENCH_TASK_LATENCY", "0.05")))
+    burn(float(os.environ.get("BENCH_TASK_CPU", "0") or 0))
     return solve(input["question"])
+
+
+def burn(seconds: float) -> None:
+    """Compute for ``seconds`` of this thread's CPU time (pure Python: it holds the GIL)."""
+    if seconds <= 0:
+        return
+    end = time.thread_time() + seconds
+    n = 0
+    while time.thread_time() < end:
+        for i in range(1000):
+            n += i * i
 
 
 def exact_match(output: Any, expected: Any) -> bool:
