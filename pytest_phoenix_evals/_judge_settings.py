@@ -29,8 +29,6 @@ class JudgeSettings(NamedTuple):
     prices: Mapping[str, tuple[float, float]] = MappingProxyType({})
     # USD: no judge call starts once the priced spend reaches it (None: no limit)
     budget_usd: float | None = None
-    # Under pytest-xdist: budget_usd is this worker's share of the run's, 1/budget_shared_by.
-    budget_shared_by: int = 1
 
 
 def parse_price(text: str) -> tuple[str, tuple[float, float]]:

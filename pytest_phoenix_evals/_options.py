@@ -455,8 +455,8 @@ OPTIONS = (
     Option("judge_retries", "str", "Retries of a judge call after a 429, 5xx, timeout or "
            "connection error, with exponential backoff and jitter, honouring Retry-After "
            "(default {default}).", "N", parse=_number(int), target="judge.retries"),
-    Option("judge_concurrency", "str", "At most this many judge calls at once (default "
-           "{default}; under pytest-xdist, for all workers together).", "N",
+    Option("judge_concurrency", "str", "At most this many judge calls at once, for all "
+           "pytest-xdist workers together (default {default}).", "N",
            parse=_number(int, minimum=1), target="judge.concurrency"),
     Option("judge_api", "str", "OpenAI endpoint for judges: 'auto' (default: as the Phoenix "
            "server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the Responses "

@@ -176,7 +176,8 @@ class PhoenixEvalsSession:
             from ._evaluators.llm.client import Judges
             from ._xdist import judges_share, workers_of
 
-            self._judges = Judges(judges_share(self.settings.judge, workers_of(self.config)))
+            workers = workers_of(self.config)
+            self._judges = Judges(judges_share(self.settings.judge, workers), workers=workers)
             if self.settings.cache:
                 from ._evaluators.llm.cache import JudgeCache, cache_path
 

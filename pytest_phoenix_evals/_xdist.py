@@ -50,8 +50,7 @@ def judges_share(judge: JudgeSettings, workers: int) -> JudgeSettings:
         return judge
     return judge._replace(
         concurrency=max(1, judge.concurrency // workers),
-        budget_usd=None if judge.budget_usd is None else judge.budget_usd / workers,
-        budget_shared_by=workers)
+        budget_usd=None if judge.budget_usd is None else judge.budget_usd / workers)
 
 
 def my_share(workerinput: dict[str, Any], items: list[pytest.Item]) -> list[pytest.Item]:

@@ -237,6 +237,19 @@ def test_judge_calls_are_capped(pytester: pytest.Pytester, judge: StandInJudge, 
     assert judge.max_in_flight == expected
 
 
+def test_no_judge_call_starts_once_the_budget_is_spent_even_if_it_queued_before(
+        pytester: pytest.Pytester, judge: StandInJudge) -> None:
+    # Six calls queue at a cap of one at once; the first spends the budget, and the five that
+    # waited for their place are not started (they were, when the budget was checked before
+    # the wait).
+    result = run_judged(pytester, "--phoenix-no-upload", "--phoenix-judge-model=m",
+                        "--phoenix-judge-price=m=1000/1000", "--phoenix-budget-usd=0.01",
+                        "--phoenix-judge-concurrency=1",
+                        judges="qa_correctness(), hallucination()")
+    assert len(judge.requests) == 1
+    assert "--phoenix-budget-usd=0.01 is spent" in result.stdout.str()
+
+
 def test_under_xdist_the_judge_limits_are_the_runs_not_each_workers(
         pytester: pytest.Pytester, judge: StandInJudge) -> None:
     # Two workers, three cases of two judges each, a cap of 2: each worker may call one judge
@@ -249,11 +262,19 @@ def test_under_xdist_the_judge_limits_are_the_runs_not_each_workers(
     result.assert_outcomes(passed=2, failed=1)
     assert len(judge.requests) == 6
     assert judge.max_in_flight <= 2  # (the workers may not overlap on a busy machine)
+    # The budget too: a worker stops at its share, and says which.
+    spent = pytester.runpytest_subprocess(
+        "--phoenix-dataset=judged", "--phoenix-task=qa_app:answer", "--phoenix-no-upload",
+        "--phoenix-judge-model=m", "--phoenix-judge-price=m=1000/1000",
+        "--phoenix-budget-usd=0.01", "--phoenix-judge-concurrency=2", "-n", "2",
+        "-p", "no:cacheprovider")  # (one call at a time a worker: the first spends it)
+    assert "this worker's share (1/2) of --phoenix-budget-usd=0.01 is spent" in \
+        spent.stdout.str()
     from pytest_phoenix_evals._judge_settings import JudgeSettings
     from pytest_phoenix_evals._xdist import judges_share
 
     share = judges_share(JudgeSettings(concurrency=8, budget_usd=3.0), 3)
-    assert (share.concurrency, share.budget_usd, share.budget_shared_by) == (2, 1.0, 3)
+    assert (share.concurrency, share.budget_usd) == (2, 1.0)
     assert judges_share(JudgeSettings(concurrency=2), 4).concurrency == 1
     assert judges_share(JudgeSettings(), 1) == JudgeSettings()
 

@@ -94,10 +94,13 @@ class Endpoint:
 class Judges:
     """Judge clients for one session; use only on the engine's event loop."""
 
-    def __init__(self, settings: JudgeSettings, role: str = "judge") -> None:
+    def __init__(self, settings: JudgeSettings, role: str = "judge", *,
+                 workers: int = 1) -> None:
         self.settings = settings
         # How messages name the model: "judge", or "task's model" for a prompt under test.
         self.role = role
+        # Under pytest-xdist: the run's workers, each with its share of the limits (settings).
+        self.workers = workers
         self._clients: dict[Endpoint, Any] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self.cache: Any = None  # a JudgeCache with --phoenix-cache
@@ -173,13 +176,6 @@ class Judges:
                     return Completion(**{**kept, "cached": True, "attempts": 0})
                 except (KeyError, TypeError):  # an answer of another shape: a miss
                     pass
-        budget = self.settings.budget_usd
-        if budget is not None and self.spent >= budget:
-            shared = self.settings.budget_shared_by
-            said = f"--phoenix-budget-usd={budget:g}" if shared == 1 else \
-                f"this worker's share (1/{shared}) of --phoenix-budget-usd={budget * shared:g}"
-            raise JudgeError(f"{NOT_RUN}{said} is spent ({self.spent:.4f} USD): this "
-                             f"{self.role} call was not started")
         completion = await self._complete(endpoint, params, extra_body, api)
         self.spent += self.cost(str(params.get("model")), completion.usage) or 0.0
         if key is not None:
@@ -195,6 +191,8 @@ class Judges:
         for attempt in range(1, attempts + 1):
             try:
                 async with self._semaphore:
+                    if attempt == 1:  # (a retry is the same call, already started)
+                        self._check_budget()
                     with _uninstrumented():
                         if api == "responses":
                             answer = await client.responses.create(**params,
@@ -213,6 +211,18 @@ class Judges:
                 response = getattr(exc, "response", None)
                 await asyncio.sleep(backoff(attempt, getattr(response, "headers", None)))
         raise AssertionError("unreachable")
+
+    def _check_budget(self) -> None:
+        """--phoenix-budget-usd: no call starts once the priced spend reaches it. Checked
+        when the call has its place among the concurrent ones, not before it waits for one:
+        calls that queued while the budget lasted started after it was spent."""
+        budget = self.settings.budget_usd
+        if budget is not None and self.spent >= budget:
+            shared = self.workers
+            said = f"--phoenix-budget-usd={budget:g}" if shared == 1 else \
+                f"this worker's share (1/{shared}) of --phoenix-budget-usd={budget * shared:g}"
+            raise JudgeError(f"{NOT_RUN}{said} is spent ({self.spent:.4f} USD): this "
+                             f"{self.role} call was not started")
 
     def cost(self, model: str, usage: Mapping[str, int]) -> float | None:
         price = self.settings.prices.get(model)
