@@ -302,3 +302,28 @@ def test_uploads_rise_with_latency_and_back_off_when_phoenix_is_over_capacity(
     assert replay.ret == pytest.ExitCode.OK, replay.stdout.str()
     assert all(names == {"not_empty"} for names in in_phoenix(admin, made["id"]).values())
     assert len(in_phoenix(admin, made["id"])) == 60
+
+
+def test_upload_pending_paces_itself_and_backs_off_an_overloaded_server(
+        app: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any]) -> None:
+    # Every run refused: the four cases stay in the journal.
+    with FaultProxy(phoenix_env, [Rule(RUNS, "before")]) as proxy:
+        first = run_qa(app, proxy.url, "paced-replay")
+    assert len(pending_records(app.path)) == 4, first.stdout.str()
+    # The replay meets a server at capacity now and then: it goes fewer at once, retries,
+    # says so, and everything goes up once.
+    with FaultProxy(phoenix_env, [Rule(RUNS, "busy", share=0.5, limit=3),
+                                  Rule(EVALUATIONS, "busy", share=0.2, limit=2)],
+                    seed=3) as proxy:
+        replay = app.runpytest("--phoenix-upload-pending", f"--phoenix-url={proxy.url}",
+                               "-p", "no:cacheprovider")
+    assert proxy.counts["busy"] > 0, proxy.log
+    assert replay.ret == pytest.ExitCode.OK, replay.stdout.str()
+    replay.stdout.fnmatch_lines([f"phoenix-evals: Phoenix answered {proxy.counts['busy']} "
+                                 f"upload request(s) with 429 or 503 (over capacity)*",
+                                 "phoenix-evals: 4 pending case(s) uploaded"])
+    made = named(admin, qa_dataset["id"], "paced-replay")
+    assert pending_records(app.path) == []
+    found = in_phoenix(admin, made[0]["id"])  # (no run or annotation twice)
+    assert len(found) == 4 and all(names == ANNOTATIONS for names in found.values())

@@ -36,8 +36,6 @@ from .pace import MOST, Pace
 if TYPE_CHECKING:
     from .journal import Journal
 
-#: Journaled cases posted at once by --phoenix-upload-pending.
-MAX_UPLOADS_IN_FLIGHT = 8
 #: Results recorded and not yet uploaded beyond which the runner starts no new case (:meth:`
 #: ExperimentSink.room`): each one holds its output, its payloads and its task until its
 #: upload ends, so without a bound a server slower than the cases held them all (10,000
@@ -432,15 +430,16 @@ class Replayed:
 
 
 async def replay(gateway: Gateway, files: Sequence[Path],
-                 in_flight: int = MAX_UPLOADS_IN_FLIGHT) -> Replayed:
+                 pace: Pace | None = None) -> Replayed:
     """Post the pending cases of these journal files into their experiments (a run Phoenix
     has already is taken over, evaluations upsert), marking each done; a file whose cases are
     all done is deleted. Each file is locked while it is worked on: one a running session (or
-    another upload-pending) holds is left alone."""
+    another upload-pending) holds is left alone. As many cases post at once as ``pace`` says
+    (as a session's uploads: more for a far server, fewer when it answers 429 or 503)."""
     from .journal import Journal, read_journal
 
     done = Replayed()
-    slots = asyncio.Semaphore(in_flight)
+    slots = pace if pace is not None else Pace()
     places = _Places()
     for path in files:
         journal = Journal(path)
@@ -462,9 +461,9 @@ async def replay(gateway: Gateway, files: Sequence[Path],
                    if r is not None]
 
         async def one(record: dict[str, Any], journal: Journal = journal) -> None:
-            async with slots:
+            async with slots.slot():
                 try:
-                    trouble = await _post_record(gateway, record)
+                    trouble = await _post_record(gateway, record, slots.answered)
                 except PhoenixError as exc:
                     done.problems.append(str(exc))
                     return
@@ -555,18 +554,21 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
     return None
 
 
-async def _post_record(gateway: Gateway, record: Mapping[str, Any]) -> list[str]:
+async def _post_record(gateway: Gateway, record: Mapping[str, Any],
+                       observe: Callable[[float, int | None], None] | None = None) -> list[str]:
     """Post one journaled case: the run, then its evaluations; the evaluations Phoenix
-    refused (PhoenixError when a post failed in a way worth another try later)."""
+    refused (PhoenixError when a post failed in a way worth another try later). ``observe``
+    is told of every answer (the pace)."""
     key = record["key"]
     run_id = await gateway.apost_run(record["experiment"]["id"], record["run"],
-                                     doing=f"uploading the run of case {key}")
+                                     doing=f"uploading the run of case {key}", observe=observe)
     problems = []
     for evaluation in record["evaluations"]:
         try:
             await gateway.apost_evaluation(
                 run_id, evaluation,
-                doing=f"uploading annotation {evaluation['name']!r} of case {key}")
+                doing=f"uploading annotation {evaluation['name']!r} of case {key}",
+                observe=observe)
         except PhoenixError as exc:
             refused = refusal(exc)
             if refused is None:
