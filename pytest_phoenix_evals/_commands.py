@@ -41,10 +41,8 @@ def upload_pending(session: PhoenixEvalsSession) -> int:
     pace = Pace()
     done = session.engine.run(replay(session.gateway, files, pace))
     uploaded, problems, experiments = done.uploaded, done.problems, done.experiments
-    if pace.overloads:
-        _write(f"phoenix-evals: Phoenix answered {pace.overloads} upload request(s) with 429 "
-               f"or 503 (over capacity): uploads went fewer at once (down to "
-               f"{int(pace.lowest_after_overload or 1)}) and were retried")
+    if (notice := pace.overload_notice()) is not None:
+        _write(f"phoenix-evals: {notice}")
     if annotation_files:
         from ._run.sinks.span_annotations import replay as replay_annotations
 

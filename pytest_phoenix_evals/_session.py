@@ -109,11 +109,16 @@ class PhoenixEvalsSession:
                 self._gateway = Gateway(url, source, primed=self._primed())
         return self._gateway
 
+    @property
+    def _workerinput(self) -> dict[str, Any]:
+        """What xdist's controller handed this worker ({} outside a worker)."""
+        return getattr(self.config, "workerinput", None) or {}
+
     def _primed(self) -> dict[str, Any] | None:
         """On an xdist worker: what the controller read from Phoenix (see Gateway)."""
         from ._xdist import TAPE
 
-        path = (getattr(self.config, "workerinput", None) or {}).get(TAPE)
+        path = self._workerinput.get(TAPE)
         if not path:
             return None
         try:
@@ -194,7 +199,7 @@ class PhoenixEvalsSession:
             from ._tracing.export import Tracing
             from ._xdist import SHARED_DIR, SPANS_DIR
 
-            shared = (getattr(self.config, "workerinput", None) or {}).get(SHARED_DIR)
+            shared = self._workerinput.get(SHARED_DIR)
             self._tracing = Tracing(self.gateway.url, headers(),
                                     hand_over=Path(shared, SPANS_DIR) if shared else None)
         return self._tracing
@@ -301,7 +306,7 @@ class PhoenixEvalsSession:
                                   metadata,
                                   self.settings.repetitions,
                                   per_group=self._group_metadata, run_id=self.settings.run_id)
-            workerinput = getattr(self.config, "workerinput", None) or {}
+            workerinput = self._workerinput
             worker = workerinput.get("workerid")
             shared = workerinput.get(SHARED_DIR)
             self._sink = ExperimentSink(
@@ -724,11 +729,9 @@ class PhoenixEvalsSession:
         """A notice when Phoenix answered uploads with 429 or 503: it is at capacity, and the
         run slowed down for it (a sink without a pace has nothing to say)."""
         pace = getattr(self._sink, "pace", None)
-        if pace is not None and pace.overloads:
-            self.notices.append(
-                f"Phoenix answered {pace.overloads} upload request(s) with 429 or 503 (over "
-                f"capacity): uploads went fewer at once (down to "
-                f"{int(pace.lowest_after_overload or 1)}) and were retried")
+        notice = pace.overload_notice() if pace is not None else None
+        if notice:
+            self.notices.append(notice)
 
     def _shut_down(self) -> None:
         from ._evaluators.protocol import Closes

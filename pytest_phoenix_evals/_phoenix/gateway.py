@@ -40,7 +40,7 @@ from .http import (
     raise_for_retryable,
     with_retries,
 )
-from .offline import DOING, TAPE_KEY, tape_key
+from .offline import DOING, TAPE_KEY, answers_version, tape_key
 from .wire import (
     JudgeTemplate,
     PreviewAnswer,
@@ -227,11 +227,9 @@ class Gateway:
                 path, params=params, extensions=self._extensions(doing, key)))
 
         primed = self._primed.get(key) if key is not None else None
-        wanted = (params or {}).get("version_id") if isinstance(params, dict) else None
-        if primed is not None and wanted and not (
-                isinstance(primed["json"], dict) and isinstance(primed["json"].get("data"), dict)
-                and primed["json"]["data"].get("version_id") == wanted):
-            primed = None  # (an examples listing's key leaves its version out)
+        wanted = params.get("version_id") if isinstance(params, dict) else None
+        if primed is not None and not answers_version(primed, path, wanted):
+            primed = None
         response = httpx.Response(
             primed["status"], json=primed["json"],
             request=httpx.Request("GET", f"{self.url.rstrip('/')}/{path}")) \

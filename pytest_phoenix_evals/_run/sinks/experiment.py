@@ -28,7 +28,7 @@ from ..._core.secrets import redact, redact_value
 from ..._core.text import encodable
 from ..._core.types import CaseResult, Group
 from ..._phoenix.gateway import Gateway
-from ..._phoenix.http import PhoenixError, refusal
+from ..._phoenix.http import Observe, PhoenixError, refusal
 from ..engine import Engine
 from .base import Destination, UploadReport
 from .pace import MOST, Pace
@@ -555,7 +555,7 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
 
 
 async def _post_record(gateway: Gateway, record: Mapping[str, Any],
-                       observe: Callable[[float, int | None], None] | None = None) -> list[str]:
+                       observe: Observe | None = None) -> list[str]:
     """Post one journaled case: the run, then its evaluations; the evaluations Phoenix
     refused (PhoenixError when a post failed in a way worth another try later). ``observe``
     is told of every answer (the pace)."""

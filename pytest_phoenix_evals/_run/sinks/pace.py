@@ -72,6 +72,14 @@ class Pace:
         self._window: list[float] = []  # its accepted answers' seconds
         self._halved_in_window = False
 
+    def overload_notice(self) -> str | None:
+        """What the summary says when Phoenix answered 429 or 503 (None when it did not)."""
+        if not self.overloads:
+            return None
+        return (f"Phoenix answered {self.overloads} upload request(s) with 429 or 503 (over "
+                f"capacity): uploads went fewer at once (down to "
+                f"{int(self.lowest_after_overload or 1)}) and were retried")
+
     @classmethod
     def shared(cls, processes: int) -> Pace:
         """One of ``processes`` paces that upload to the same server (xdist's workers)."""
