@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._options import Settings, is_prompt_task
+from ._settings import Settings, is_prompt_task
 
 if TYPE_CHECKING:
     from ._benchmark import Benchmark
