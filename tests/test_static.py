@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 IMPORT_BUDGET_US = 10_000
 #: The only modules an unused plugin imports: hooks, options, items and hook specs.
 LIGHT = {f"pytest_phoenix_evals{m}" for m in (
-    "", ".plugin", "._options", "._judge_settings", ".hookspecs")}
+    "", ".plugin", "._options", "._settings", "._judge_settings", ".hookspecs")}
 
 
 def _tool(name: str) -> str:
