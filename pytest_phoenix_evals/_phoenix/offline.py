@@ -12,44 +12,19 @@ nothing is uploaded.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from .._local import ensure_dir, local_path, safe_name
+from .base import DOING, TAPE_KEY, answers_version, tape_key
+from .gateway import Gateway
 from .http import PhoenixError
 
-if TYPE_CHECKING:
-    from .gateway import Gateway
-
-#: Request extensions the gateway sets on every request, read by the replay: the read's key
-#: on the tape (a GET's key is made of its params as the gateway passed them, which the URL
-#: cannot give back: ``limit=100`` is an int there) and what the request is doing (messages).
-TAPE_KEY = "pytest_phoenix_evals.tape_key"
-DOING = "pytest_phoenix_evals.doing"
 #: The offline gateway's URL (no request leaves the process).
 OFFLINE_URL = "http://offline"
-
-
-def tape_key(kind: str, what: str, arguments: Any) -> str:
-    """The snapshot's key for one read request. A dataset version is not part of an examples
-    listing's key: the snapshot file is per version already."""
-    if kind == "get" and what.endswith("/examples") and isinstance(arguments, dict):
-        arguments = {k: v for k, v in arguments.items() if k != "version_id"}
-    return json.dumps([kind, what, arguments], sort_keys=True, default=str)
-
-
-def answers_version(answer: Mapping[str, Any], path: str, wanted: str | None) -> bool:
-    """Whether a taped GET answer answers a read of version ``wanted``: an examples
-    listing's key leaves its version out (the snapshot file is per version, but the tape of a
-    session, or the one xdist's controller hands its workers, may hold several)."""
-    if not wanted or not path.rstrip("/").endswith("/examples"):
-        return True
-    data = answer["json"].get("data") if isinstance(answer["json"], dict) else None
-    return isinstance(data, dict) and data.get("version_id") == wanted
 
 
 # --- snapshot files -----------------------------------------------------------------------
@@ -144,7 +119,5 @@ class ReplayTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 def offline_gateway(tape: dict[str, Any], where: str) -> Gateway:
     """The gateway of --phoenix-offline: reads answered from ``tape``; ``where`` names the
     snapshot in messages."""
-    from .gateway import Gateway
-
     return Gateway(OFFLINE_URL, "--phoenix-offline", where=where, headers={},
                    transport=ReplayTransport(tape, where), tape=tape)
