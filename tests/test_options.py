@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pytest_phoenix_evals._core.verdict import parse_threshold
 from pytest_phoenix_evals._options import GROUPS, OPTIONS, PROMPTS, resolve_settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_command_line_wins_over_ini_over_environment(pytester: pytest.Pytester,
@@ -185,6 +188,28 @@ def test_help_shows_every_option_under_its_groups_heading_in_table_order(
     assert list(sections) == [f"phoenix-evals: {group}" for group in GROUPS]
     assert sections == {f"phoenix-evals: {group}": [o.flag for o in OPTIONS if o.group == group]
                         for group in GROUPS}
+
+
+def page_sections(text: str) -> dict[str, list[str]]:
+    """docs/options.md's sections: heading -> the flags of its table, in order."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line.removeprefix("## "), [])
+        elif line.startswith("| `--phoenix-"):
+            current.append(line.split("`")[1].split("=")[0])
+    return sections
+
+
+def test_the_options_page_shows_the_groups_of_pytest_help(pytester: pytest.Pytester) -> None:
+    """docs/options.md: a section for each group of pytest --help, in the same order, holding
+    the same options in the same order."""
+    shown = help_sections(pytester.runpytest("--help").stdout.str())
+    page = page_sections((ROOT / "docs" / "options.md").read_text(encoding="utf-8"))
+    title = {heading: heading.removeprefix("phoenix-evals: ") for heading in shown}
+    assert list(page) == [title[h][:1].upper() + title[h][1:] for h in shown]
+    assert list(page.values()) == list(shown.values())
 
 
 def test_the_option_table_keeps_each_groups_options_together_in_group_order() -> None:
