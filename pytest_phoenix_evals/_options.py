@@ -6,54 +6,79 @@ ini file, the ini file over the environment. List options take several flags, on
 line in the ini file, and comma-separated values in the environment.
 
 Each option is one :class:`Option` row: its names, its help, the field of :class:`Settings` it
-fills and a ``parse`` function from the value as given to the setting, which raises
-:class:`pytest.UsageError` naming where the value came from. A default is written once, as the
-field default of :class:`Settings` (or of :class:`JudgeSettings` for the judge options); an
-option's ``default`` and the ``{default}`` in its help are read from there. Checks that need two
-options run after every option is parsed, in :func:`_check`.
+fills and a ``parse`` function from the value as given to the setting (the parsers are in
+``_option_parsers.py``), which raises :class:`pytest.UsageError` naming where the value came
+from. A default is written once, as the field default of :class:`Settings` (or of
+:class:`JudgeSettings` for the judge options); an option's ``default`` and the ``{default}`` in
+its help are read from there. Checks that need two options run after every option is parsed, in
+:func:`_check`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, NoReturn, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple, NoReturn, get_args
 
 import pytest
 
-from ._judge_settings import JudgeApi, JudgeSettings, parse_price
+from ._judge_settings import JudgeApi, JudgeSettings
+from ._option_parsers import (
+    Parse,
+    choice,
+    comma_separated,
+    dot_path,
+    flag,
+    fraction,
+    gates,
+    jsonpath,
+    moment,
+    number,
+    prices,
+    results_path,
+    seconds,
+    strings,
+    task,
+    text,
+    thresholds,
+    verbatim,
+)
 from ._settings import EvaluateOn, Settings, SpanTarget, is_prompt_task
 
-if TYPE_CHECKING:
-    from ._core.gates import Gate
-    from ._core.verdict import Threshold
-
-__all__ = ["OPTIONS", "Option", "Settings", "add_options", "is_prompt_task", "resolve_settings"]
+__all__ = ["GROUPS", "OPTIONS", "Option", "Settings", "add_options", "is_prompt_task",
+           "resolve_settings"]
 
 Kind = Literal["str", "list", "bool"]
 
 
 _DEFAULTS = Settings()
 
-# (the value as given, where it came from) -> the setting; None keeps the default.
-Parse = Callable[[Any, str], Any]
-
 
 def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _verbatim(value: str, source: str) -> str:
-    return value
+# The groups of ``pytest --help`` and of docs/options.md, one for each mode and one for each
+# concern the modes share, in the order they are shown: each a section "phoenix-evals: <group>".
+# The table below keeps each group's options together, the most used first.
+RUNS = "dataset runs"
+GATES = "CI gates, baselines and reports"
+TRACES = "production traces"
+BENCHMARKS = "judge benchmarks"
+PROMPTS = "prompt tasks"
+EVALUATORS = "evaluators"
+JUDGES = "LLM judges"
+SERVER = "Phoenix server, uploads and journal"
+GROUPS = (RUNS, GATES, TRACES, BENCHMARKS, PROMPTS, EVALUATORS, JUDGES, SERVER)
 
 
 class Option(NamedTuple):
     name: str
+    group: str  # one of GROUPS: where pytest --help and docs/options.md show it
     kind: Kind
     template: str  # argparse text (%% for %); "{default}" stands for the default
     metavar: str | None = None
-    parse: Parse = _verbatim
+    parse: Parse = verbatim
     target: str = ""  # the Settings field it fills ("judge.timeout" in JudgeSettings); or name
 
     @property
@@ -85,390 +110,209 @@ class Option(NamedTuple):
         return "PHOENIX_EVALS_" + self.name.upper()
 
 
-# The parsers: each takes the value as the command line, ini file or environment gave it (a str,
-# a list of str for list options, a bool for flags) and where it came from.
-
-
-
-
-def _text(value: str, source: str) -> str | None:
-    """The text as given; an empty one is not set."""
-    return value or None
-
-
-def _flag(value: bool, source: str) -> bool:
-    return bool(value)
-
-
-def _strings(values: list[str], source: str) -> tuple[str, ...]:
-    return tuple(values)
-
-
-def _comma_separated(values: list[str], source: str) -> tuple[str, ...]:
-    return tuple(part.strip() for text in values for part in text.split(",") if part.strip())
-
-
-def _number(kind: type[int] | type[float], minimum: float = 0) -> Parse:
-    what = "an integer" if kind is int else "a number"
-
-    def parse(value: str, source: str) -> float:
-        number: float | None
-        try:
-            number = kind(str(value).strip())
-        except ValueError:
-            number = None
-        if number is not None and not math.isfinite(number):  # nan, inf: float only
-            raise pytest.UsageError(f"{source}: {value!r} is not a finite number >= {minimum}")
-        if number is None or number < minimum:
-            raise pytest.UsageError(f"{source}: {value!r} is not {what} >= {minimum}")
-        return number
-
-    return parse
-
-
-def _choice(choices: tuple[str, ...]) -> Parse:
-    """One of ``choices``, in any case; an empty value keeps the default."""
-    quoted = [f"{choice!r}" for choice in choices]
-    listed = ", ".join(quoted[:-1]) + " or " + quoted[-1]
-
-    def parse(value: str, source: str) -> str | None:
-        if not value:
-            return None
-        choice = value.strip().lower()
-        if choice not in choices:
-            raise pytest.UsageError(f"{source}: {value!r} is not {listed}")
-        return choice
-
-    return parse
-
-
-def _task(value: str, source: str) -> str:
-    kind, _, rest = value.partition(":")
-    if kind in ("prompt", "prompt-file"):
-        if not rest.strip() or rest.startswith("@") or rest.endswith("@"):
-            raise pytest.UsageError(f"{source}: {value!r} names no prompt: prompt:NAME, "
-                                    f"prompt:NAME@TAG or prompt-file:PATH")
-        return value
-    if value.count(":") != 1 or not all(value.split(":")):
-        raise pytest.UsageError(f"{source}: {value!r} is not of the form module:function (for "
-                                f"example my_app.qa:answer), prompt:NAME[@TAG] or "
-                                f"prompt-file:PATH")
-    return value
-
-
-def _dot_path(value: str, source: str) -> str:
-    """A dot path into the example (the playground's); "" or "." is the whole context."""
-    value = value.strip()
-    if value in ("", "."):
-        return ""
-    if any(not part or not part.strip() for part in value.split(".")):
-        raise pytest.UsageError(f"{source}: {value!r} is not a dot path such as input or "
-                                f"input.question")
-    return value
-
-
-def _thresholds(values: list[str], source: str) -> dict[str, Threshold]:
-    from ._core.verdict import parse_threshold
-
-    thresholds = {}
-    for text in values:
-        try:
-            threshold = parse_threshold(text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}: {exc}") from None
-        thresholds[threshold.name] = threshold
-    return thresholds
-
-
-def _gates(values: list[str], source: str) -> tuple[Gate, ...]:
-    if not values:
-        return ()
-    from ._core.gates import parse_gate
-
-    gates = []
-    for text in values:
-        try:
-            gates.append(parse_gate(text))
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}: {exc}") from None
-    return tuple(gates)
-
-
-def _results_path(value: str, source: str) -> str | None:
-    if not value:
-        return None
-    from ._report.outputs import check_results_path
-
-    if problem := check_results_path(value):
-        raise pytest.UsageError(f"{source}: {problem}")
-    return value
-
-
-def _moment(value: str, source: str) -> Any:
-    if not value:
-        return None
-    from ._core.window import parse_moment
-
-    try:
-        return parse_moment(value)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{source}: {exc}") from None
-
-
-def _seconds(value: str, source: str) -> float:
-    """A duration (``90s``, ``2m``); a bare number is seconds."""
-    from ._core.window import parse_duration
-
-    try:
-        return float(value) if value.strip().replace(".", "", 1).isdigit() else \
-            parse_duration(value).total_seconds()
-    except ValueError as exc:
-        raise pytest.UsageError(f"{source}: {exc}") from None
-
-
-def _jsonpath(value: str, source: str) -> str | None:
-    """A JSONPath the server would store (its syntax check)."""
-    if not value:
-        return None
-    from ._evaluators.mapping import path_problem
-
-    if problem := path_problem(value):
-        raise pytest.UsageError(f"{source}: {value!r}: {problem}")
-    return value
-
-
-def _fraction(value: str, source: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 < number <= 1:
-        raise pytest.UsageError(f"{source}: {value!r} is not a fraction in (0, 1], for "
-                                f"example 0.8 for 80 %% of the spans".replace("%%", "%"))
-    return number
-
-
-def _prices(values: list[str], source: str) -> dict[str, tuple[float, float]]:
-    prices = {}
-    for text in values:
-        try:
-            model, price = parse_price(text)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}: {exc}") from None
-        prices[model] = price
-    return prices
-
-
 OPTIONS = (
-    Option("dataset", "list", "Run the examples of this Phoenix dataset as test cases "
-           "(name or id; repeatable). NAME@VERSION_ID:SPLIT picks a version and a split for "
-           "this dataset alone.", "NAME", parse=_strings, target="datasets"),
-    Option("task", "str", "The task under test: module:function (sync or async); "
+    Option("dataset", RUNS, "list", "Run the examples of this Phoenix dataset as test cases (name "
+           "or id; repeatable). NAME@VERSION_ID:SPLIT picks a version and a split for this "
+           "dataset alone.", "NAME", parse=strings, target="datasets"),
+    Option("task", RUNS, "str", "The task under test: module:function (sync or async); "
            "prompt:NAME[@TAG|@VERSION_ID], a prompt of Phoenix prompt management run as the "
-           "playground runs it over a dataset; or prompt-file:PATH, such a prompt kept in a "
-           "YAML or JSON file. Without it, a pytest_phoenix_evals_task hook in conftest.py "
-           "supplies the task.", "TASK", parse=_task),
-    Option("prompt_variables", "str", "With a prompt as the task: the dot path in the "
-           "example's {input, reference, metadata} whose keys fill the template's variables "
-           "(default {default}; '.' for the whole context, then {{input.question}}).", "PATH",
-           parse=_dot_path),
-    Option("prompt_messages", "str", "With a prompt as the task: the dot path in the "
-           "example's input of OpenAI-style messages to append to the prompt's.", "PATH",
-           parse=_dot_path),
-    Option("push_prompt", "str", "With --phoenix-task=prompt-file:PATH: when every gate passed "
-           "and every result is in Phoenix, save the file as a new version of this prompt "
-           "(made if missing; nothing new when its latest version is the file).", "NAME",
-           parse=_text),
-    Option("split", "list", "Only run examples in this dataset split (repeatable).", "SPLIT",
-           parse=_strings, target="splits"),
-    Option("examples", "list", "Only run these examples: example ids, or case ids as "
-           "shown in the report (ex12 or ex12-what-is-2-2); comma-separated or repeated.",
-           "ID,...", parse=_comma_separated),
-    Option("limit", "str", "Only run the first N examples of each dataset (a random sample "
-           "of N with --phoenix-sample-seed).", "N", parse=_number(int, minimum=1)),
-    Option("sample_seed", "str", "With --phoenix-limit: take a random sample of the "
-           "examples, the same one for the same seed.", "SEED", parse=_text),
-    Option("cache", "bool", "Reuse an LLM judge's answer when its request is the same: the "
-           "same evaluator, prompt version and config judging the same input, output and "
-           "reference (kept in .phoenix-evals/judge-cache.sqlite). Not with repetitions.",
-           parse=_flag),
-    Option("only_failures", "bool", "Keep the report to the failing cases: passing cases "
-           "print nothing and are left out of the markdown summary and results file.",
-           parse=_flag),
-    Option("dataset_version", "str", "Run this dataset version id (default: the latest).",
-           "VERSION_ID", parse=_verbatim),
-    Option("url", "str", "Phoenix base URL (default: arize-phoenix-client's environment "
-           "variables: PHOENIX_ENDPOINT, PHOENIX_COLLECTOR_ENDPOINT, ...; then "
-           "http://localhost:6006).", "URL", parse=_verbatim),
-    Option("experiment_name", "str", "Name of the Phoenix experiment this run records "
-           "(default: 'pytest <branch>@<commit>[+dirty] <UTC time>').", "NAME",
-           parse=_verbatim),
-    Option("threshold", "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= == "
-           "!=, for example 'levenshtein_distance<=3' (repeatable).", "NAME<=X",
-           parse=_thresholds, target="thresholds"),
-    Option("task_timeout", "str", "Seconds the task may take on one example (default: no "
+           "playground runs it over a dataset; or prompt-file:PATH, such a prompt kept in a YAML "
+           "or JSON file. Without it, a pytest_phoenix_evals_task hook in conftest.py supplies "
+           "the task.", "TASK", parse=task),
+    Option("split", RUNS, "list", "Only run examples in this dataset split (repeatable).",
+           "SPLIT", parse=strings, target="splits"),
+    Option("examples", RUNS, "list", "Only run these examples: example ids, or case ids as shown "
+           "in the report (ex12 or ex12-what-is-2-2); comma-separated or repeated.",
+           "ID,...", parse=comma_separated),
+    Option("limit", RUNS, "str", "Only run the first N examples of each dataset (a random sample "
+           "of N with --phoenix-sample-seed).", "N", parse=number(int, minimum=1)),
+    Option("sample_seed", RUNS, "str", "With --phoenix-limit: take a random sample of the "
+           "examples, the same one for the same seed.", "SEED", parse=text),
+    Option("dataset_version", RUNS, "str", "Run this dataset version id (default: the latest).",
+           "VERSION_ID", parse=verbatim),
+    Option("experiment_name", RUNS, "str", "Name of the Phoenix experiment this run records "
+           "(default: 'pytest <branch>@<commit>[+dirty] <UTC time>').", "NAME", parse=verbatim),
+    Option("concurrency", RUNS, "str", "Run this many cases at the same time (default {default}): "
+           "tasks and evaluators of different cases overlap (sync ones in threads) while each "
+           "case is still reported as its own test.", "N", parse=number(int, minimum=1)),
+    Option("task_timeout", RUNS, "str", "Seconds the task may take on one example (default: no "
            "limit); a task that takes longer fails its case with a timeout, and its run is "
-           "recorded with that error.", "SECONDS", parse=_number(float, minimum=0.001)),
-    Option("repetitions", "str", "Run each example N times (Phoenix's repetition numbers "
-           "1..N); each example is still one test, decided by --phoenix-pass-rule.", "N",
-           parse=_number(int, minimum=1)),
-    # Whether a number K fits the repetitions is checked in _check, once both are known.
-    Option("pass_rule", "str", "With repetitions: 'all' runs must pass (default), a "
-           "'majority', 'any' one, or a number K of them.", "all|majority|any|K", parse=_text),
-    Option("fail_under", "list", "A gate on the whole run: NAME=0.9 (at least 90%% of the "
+           "recorded with that error.", "SECONDS", parse=number(float, minimum=0.001)),
+    Option("fail_under", GATES, "list", "A gate on the whole run: NAME=0.9 (at least 90%% of the "
            "cases pass annotation NAME) or mean(NAME)>=0.8 (also >, <=, <), optionally with "
            "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
-           "metadata value (or one) on its own (repeatable). With gates the exit status "
-           "follows them; errored and missing cases count as failures.", "GATE",
-           parse=_gates, target="gates"),
-    Option("baseline", "str", "Compare this run with an experiment already in Phoenix: its id "
-           "or name, 'dataset' (the dataset's baseline experiment), 'previous' (the latest "
-           "experiment of the dataset) or 'main' (the latest that ran on branch main or "
-           "master); with a prompt as the task, prompt:TAG (the latest experiment that ran "
-           "the prompt's version carrying TAG). The summary lists the examples that regressed "
-           "and improved.", "EXPERIMENT", parse=_text),
-    Option("max_regression", "str", "With --phoenix-baseline: fail the session when an "
-           "annotation's pass rate falls by more than this (0.05 = 5 points).", "RATE",
-           parse=_number(float)),
-    Option("set_baseline", "bool", "Make this run the dataset's baseline experiment in "
-           "Phoenix once everything is uploaded (for runs on the main branch).", parse=_flag),
-    Option("run_id", "str", "Record into the experiment of this CI run: every pytest of the "
-           "run given the same id (the shards of a job matrix, such as pytest-split groups) "
-           "records into one experiment per dataset, made by the first; then "
-           "--phoenix-regate=run decides the gates over all of it (for example "
-           "${{ github.run_id }}).", "ID", parse=_text),
-    Option("regate", "str", "Run no tests: apply this command line's gates, verdict rules and "
-           "baseline to an experiment already in Phoenix (its id, or its name with "
-           "--phoenix-dataset); no task and no judge is called. With --phoenix-project, "
-           "'window' decides the gates over the annotations this plugin wrote on the spans of "
-           "the window (--phoenix-since).", "EXPERIMENT|window", parse=_text),
-    Option("results", "str", "Write every case's results (one row per annotation: input, "
+           "metadata value (or one) on its own (repeatable). With gates the exit status follows "
+           "them; errored and missing cases count as failures.",
+           "GATE", parse=gates, target="gates"),
+    Option("threshold", GATES, "list", "Assert a score: NAME OP NUMBER with OP one of < <= > >= "
+           "== !=, for example 'levenshtein_distance<=3' (repeatable).",
+           "NAME<=X", parse=thresholds, target="thresholds"),
+    Option("baseline", GATES, "str", "Compare this run with an experiment already in Phoenix: its "
+           "id or name, 'dataset' (the dataset's baseline experiment), 'previous' (the latest "
+           "experiment of the dataset) or 'main' (the latest that ran on branch main or master); "
+           "with a prompt as the task, prompt:TAG (the latest experiment that ran the prompt's "
+           "version carrying TAG). The summary lists the examples that regressed and improved.",
+           "EXPERIMENT", parse=text),
+    Option("max_regression", GATES, "str", "With --phoenix-baseline: fail the session when an "
+           "annotation's pass rate falls by more than this (0.05 = 5 points).",
+           "RATE", parse=number(float)),
+    Option("set_baseline", GATES, "bool", "Make this run the dataset's baseline experiment in "
+           "Phoenix once everything is uploaded (for runs on the main branch).", parse=flag),
+    Option("summary_md", GATES, "str", "Write a markdown summary (gates, pass rates, failing "
+           "cases, links) to this file; it is also appended to $GITHUB_STEP_SUMMARY when that is "
+           "set.", "PATH", parse=text),
+    Option("results", GATES, "str", "Write every case's results (one row per annotation: input, "
            "output, reference, label, score, verdict, ...) as a pandas DataFrame to this file: "
-           ".csv, .parquet or .jsonl.", "PATH", parse=_results_path),
-    Option("summary_md", "str", "Write a markdown summary (gates, pass rates, failing cases, "
-           "links) to this file; it is also appended to $GITHUB_STEP_SUMMARY when that is set.",
-           "PATH", parse=_text),
-    Option("offline", "bool", "Run from the local snapshot of each dataset and its "
-           "evaluators (taken by every online run, kept per dataset version) with no Phoenix "
-           "server at all; nothing is uploaded. NAME@VERSION picks a version kept.",
-           parse=_flag),
-    Option("no_upload", "bool", "Run everything locally; record no experiment in Phoenix.",
-           parse=_flag),
-    Option("concurrency", "str", "Run this many cases at the same time (default {default}): "
-           "tasks and evaluators of different cases overlap (sync ones in threads) while each "
-           "case is still reported as its own test.", "N", parse=_number(int, minimum=1)),
-    Option("upload_pending", "bool", "Run no tests: upload the results a session kept in "
-           ".phoenix-evals/journal/ (under the rootdir) because Phoenix could not take them, "
-           "each into the experiment it was meant for. Running it twice adds nothing twice.",
-           parse=_flag),
-    Option("upload_timeout", "str", "Seconds the session waits at its end for uploads still "
-           "in flight (default {default}); what is left then is listed in the summary.",
-           "SECONDS", parse=_number(float)),
-    Option("evaluate_on", "str", "Where attached evaluators run: 'local' (default; judges are "
-           "called from here) or 'server' (Phoenix runs each evaluator through "
-           "evaluatorPreviews with its own provider credentials and sandbox).", "local|server",
-           parse=_choice(get_args(EvaluateOn))),
-    Option("prompt_tag", "str", "Run every attached LLM evaluator with the version of its prompt "
-           "that carries this tag (for example production); a prompt without it keeps its own "
-           "version, with a notice.", "TAG", parse=_text),
-    Option("judge_model", "str", "Model for every LLM judge, replacing the prompt's model "
-           "(default: the prompt's, else gpt-4o-mini).", "MODEL", parse=_text,
-           target="judge.model"),
-    Option("judge_base_url", "str", "Base URL of an OpenAI-compatible server for LLM judges "
-           "(default: OPENAI_BASE_URL, else OpenAI).", "URL", parse=_text,
-           target="judge.base_url"),
-    Option("judge_timeout", "str", "Seconds one judge request may take (default {default}).",
-           "SECONDS", parse=_number(float, minimum=0.001), target="judge.timeout"),
-    Option("judge_retries", "str", "Retries of a judge call after a 429, 5xx, timeout or "
-           "connection error, with exponential backoff and jitter, honouring Retry-After "
-           "(default {default}).", "N", parse=_number(int), target="judge.retries"),
-    Option("judge_concurrency", "str", "At most this many judge calls at once, for all "
-           "pytest-xdist workers together (default {default}).", "N",
-           parse=_number(int, minimum=1), target="judge.concurrency"),
-    Option("judge_api", "str", "OpenAI endpoint for judges: 'auto' (default: as the Phoenix "
-           "server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the Responses "
-           "API for other OpenAI model names), 'chat' or 'responses'.", "auto|chat|responses",
-           parse=_choice(get_args(JudgeApi)), target="judge.api"),
-    Option("judge_price", "list", "Price of a judge model in USD per million tokens, to report "
-           "cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
-           "MODEL=IN/OUT", parse=_prices, target="judge.prices"),
-    Option("allow_code_evaluators", "bool", "Run the Python code evaluators attached in "
-           "Phoenix on this machine, in worker processes of their own with a time limit. "
-           "Without it they run on the server when it can, else they are reported as not run.",
-           parse=_flag),
-    Option("skip_evaluators", "list", "Leave these evaluators (attached in Phoenix or from "
-           "code; by evaluator or annotation name, comma-separated or repeated) out of this "
-           "run; the experiment's metadata lists them.", "NAME,...", parse=_comma_separated),
-    Option("code_timeout", "str", "Seconds one attached code evaluator may run locally "
-           "(default {default}).", "SECONDS", parse=_number(float, minimum=0.001)),
-    Option("project", "str", "Judge the spans of this Phoenix project (name or id) as test "
-           "cases, one per span that lacks the evaluators' annotations; the results are "
-           "written back as span annotations.", "PROJECT", parse=_text),
-    Option("spans", "str", "With --phoenix-project: which spans, in Phoenix's span filter "
-           "language (default: span_kind == 'LLM'), for example \"span_kind == 'LLM' and "
-           "name == 'ChatCompletion'\".", "FILTER", parse=_text),
-    Option("evaluators", "list", "Evaluators for --phoenix-project (comma-separated or "
-           "repeated): qa_correctness and hallucination (this plugin's judges), a judge "
-           "template of the Phoenix server by name (correctness, faithfulness, ...), or "
-           "dataset:NAME for the evaluators attached to dataset NAME.", "NAME,...",
-           parse=_comma_separated),
-    Option("since", "str", "With --phoenix-project: only spans that started after this: a "
-           "duration back from now (90s, 15m, 2h, 7d) or an ISO time.", "WHEN", parse=_moment),
-    Option("until", "str", "With --phoenix-project: only spans that started before this (a "
-           "duration back from now or an ISO time; default now, less --phoenix-settle).",
-           "WHEN", parse=_moment),
-    Option("settle", "str", "With --phoenix-project: leave the spans of the last DURATION "
-           "for a later run, as Phoenix makes spans queryable some time after they arrive "
-           "(default {default} s; 0s takes everything).", "DURATION", parse=_seconds),
-    Option("sample", "str", "With --phoenix-project: judge this fraction of the spans, "
-           "chosen by span id: the same spans on every run and host, and a smaller sample "
-           "inside a larger one.", "FRACTION", parse=_fraction),
-    Option("max_spans", "str", "With --phoenix-project: judge at most N spans this run, the "
-           "oldest first (the rest wait for the next run, which the summary says).", "N",
-           parse=_number(int, minimum=1)),
-    Option("target", "str", "With --phoenix-project: 'span' (default) judges each span; "
+           ".csv, .parquet or .jsonl.", "PATH", parse=results_path),
+    Option("only_failures", GATES, "bool", "Keep the report to the failing cases: passing cases "
+           "print nothing and are left out of the markdown summary and results file.", parse=flag),
+    Option("repetitions", GATES, "str", "Run each example N times (Phoenix's repetition numbers "
+           "1..N); each example is still one test, decided by --phoenix-pass-rule.",
+           "N", parse=number(int, minimum=1)),
+    # Whether a number K fits the repetitions is checked in _check, once both are known.
+    Option("pass_rule", GATES, "str", "With repetitions: 'all' runs must pass (default), a "
+           "'majority', 'any' one, or a number K of them.", "all|majority|any|K", parse=text),
+    Option("run_id", GATES, "str", "Record into the experiment of this CI run: every pytest of "
+           "the run given the same id (the shards of a job matrix, such as pytest-split groups) "
+           "records into one experiment per dataset, made by the first; then --phoenix-regate=run "
+           "decides the gates over all of it (for example ${{ github.run_id }}).",
+           "ID", parse=text),
+    Option("regate", GATES, "str", "Run no tests: apply this command line's gates, verdict rules "
+           "and baseline to an experiment already in Phoenix (its id, or its name with "
+           "--phoenix-dataset); no task and no judge is called. With --phoenix-project, 'window' "
+           "decides the gates over the annotations this plugin wrote on the spans of the window "
+           "(--phoenix-since).", "EXPERIMENT|window", parse=text),
+    Option("project", TRACES, "str", "Judge the spans of this Phoenix project (name or id) as "
+           "test cases, one per span that lacks the evaluators' annotations; the results are "
+           "written back as span annotations.", "PROJECT", parse=text),
+    Option("evaluators", TRACES, "list", "Evaluators for --phoenix-project (comma-separated or "
+           "repeated): qa_correctness and hallucination (this plugin's judges), a judge template "
+           "of the Phoenix server by name (correctness, faithfulness, ...), or dataset:NAME for "
+           "the evaluators attached to dataset NAME.", "NAME,...", parse=comma_separated),
+    Option("spans", TRACES, "str", "With --phoenix-project: which spans, in Phoenix's span filter "
+           "language (default: span_kind == 'LLM'), for example \"span_kind == 'LLM' and name == "
+           "'ChatCompletion'\".", "FILTER", parse=text),
+    Option("since", TRACES, "str", "With --phoenix-project: only spans that started after this: a "
+           "duration back from now (90s, 15m, 2h, 7d) or an ISO time.", "WHEN", parse=moment),
+    Option("until", TRACES, "str", "With --phoenix-project: only spans that started before this "
+           "(a duration back from now or an ISO time; default now, less --phoenix-settle).",
+           "WHEN", parse=moment),
+    Option("sample", TRACES, "str", "With --phoenix-project: judge this fraction of the spans, "
+           "chosen by span id: the same spans on every run and host, and a smaller sample inside "
+           "a larger one.", "FRACTION", parse=fraction),
+    Option("max_spans", TRACES, "str", "With --phoenix-project: judge at most N spans this run, "
+           "the oldest first (the rest wait for the next run, which the summary says).",
+           "N", parse=number(int, minimum=1)),
+    Option("target", TRACES, "str", "With --phoenix-project: 'span' (default) judges each span; "
            "'trace' judges whole traces (the root span's input and output) and writes trace "
-           "annotations.", "span|trace", parse=_choice(get_args(SpanTarget))),
-    Option("rejudge", "bool", "With --phoenix-project: judge spans again that already have "
-           "this plugin's annotation (overwriting only ours; a span annotated by anyone else "
-           "is left alone).", parse=_flag),
-    Option("reference", "str", "With --phoenix-project: a JSONPath into the span's context "
-           "for the judges' reference, for example $.metadata.documents (the documents its "
-           "trace retrieved) or $.metadata.expected (default: empty).", "JSONPATH",
-           parse=_jsonpath),
-    Option("add_failures_to", "str", "With --phoenix-project: add every failing span to this "
-           "dataset (made if missing) as an example linked to its span, with the failed "
-           "evaluators and their explanations in its metadata; a span added once is never "
-           "added again. DATASET:SPLIT puts them in a split.", "DATASET[:SPLIT]",
-           parse=_text),
-    Option("benchmark", "str", "Benchmark this LLM judge against the human labels of the "
-           "--phoenix-dataset golden set (metadata annotations[NAME] records by a HUMAN, or "
+           "annotations.", "span|trace", parse=choice(get_args(SpanTarget))),
+    Option("reference", TRACES, "str", "With --phoenix-project: a JSONPath into the span's "
+           "context for the judges' reference, for example $.metadata.documents (the documents "
+           "its trace retrieved) or $.metadata.expected (default: empty).",
+           "JSONPATH", parse=jsonpath),
+    Option("add_failures_to", TRACES, "str", "With --phoenix-project: add every failing span to "
+           "this dataset (made if missing) as an example linked to its span, with the failed "
+           "evaluators and their explanations in its metadata; a span added once is never added "
+           "again. DATASET:SPLIT puts them in a split.", "DATASET[:SPLIT]", parse=text),
+    Option("rejudge", TRACES, "bool", "With --phoenix-project: judge spans again that already "
+           "have this plugin's annotation (overwriting only ours; a span annotated by anyone else "
+           "is left alone).", parse=flag),
+    Option("settle", TRACES, "str", "With --phoenix-project: leave the spans of the last DURATION "
+           "for a later run, as Phoenix makes spans queryable some time after they arrive "
+           "(default {default} s; 0s takes everything).", "DURATION", parse=seconds),
+    Option("benchmark", BENCHMARKS, "str", "Benchmark this LLM judge against the human labels of "
+           "the --phoenix-dataset golden set (metadata annotations[NAME] records by a HUMAN, or "
            "metadata label): no task, the example's output is judged, a case passes when the "
-           "labels agree; gate with agreement(NAME), kappa(NAME), precision/recall/f1"
-           "(NAME=LABEL). JUDGE: an LLM evaluator attached to the golden set, "
-           "dataset:DATASET/EVALUATOR, prompt:NAME[@TAG|@VERSION_ID] (a judge prompt of "
-           "prompt management), qa_correctness or hallucination.", "JUDGE",
-           parse=_text),
-    Option("benchmark_against", "str", "With --phoenix-benchmark: also judge the golden set "
-           "with the judge's prompt version carrying this tag (for example production), in "
-           "an experiment of its own, and compare the two example by example; the gates and "
-           "--phoenix-promote-tag stay the candidate's.", "TAG", parse=_text),
-    Option("corrections", "str", "Run no tests: turn the judge traces in this Phoenix "
+           "labels agree; gate with agreement(NAME), kappa(NAME), "
+           "precision/recall/f1(NAME=LABEL). JUDGE: an LLM evaluator attached to the golden set, "
+           "dataset:DATASET/EVALUATOR, prompt:NAME[@TAG|@VERSION_ID] (a judge prompt of prompt "
+           "management), qa_correctness or hallucination.", "JUDGE", parse=text),
+    Option("benchmark_against", BENCHMARKS, "str", "With --phoenix-benchmark: also judge the "
+           "golden set with the judge's prompt version carrying this tag (for example "
+           "production), in an experiment of its own, and compare the two example by example; the "
+           "gates and --phoenix-promote-tag stay the candidate's.", "TAG", parse=text),
+    Option("corrections", BENCHMARKS, "str", "Run no tests: turn the judge traces in this Phoenix "
            "project that a human annotated (a HUMAN annotation named as the judge of "
            "--phoenix-benchmark on its 'Evaluator: NAME' span) into examples of the "
-           "--phoenix-dataset golden set (made if missing), once each, split train/test by "
-           "trace id.", "PROJECT", parse=_text),
-    Option("test_share", "str", "With --phoenix-corrections: the share of corrections put in "
-           "split 'test' (the rest in 'train'), decided by trace id (default {default}).",
-           "FRACTION", parse=_number(float, minimum=0.0)),
-    Option("promote_tag", "str", "With --phoenix-benchmark or a prompt as the task: when "
-           "every gate passed and every result is in Phoenix, move this prompt version tag "
-           "(for example production) to the judged prompt version, or to the prompt version "
-           "under test (the one --phoenix-push-prompt made).", "TAG", parse=_text),
-    Option("budget_usd", "str", "Start no judge call once the judges' priced spend (see "
-           "--phoenix-judge-price) reaches this many USD (under pytest-xdist, each worker "
-           "spends at most its share); the spans left are judged by a later run.", "USD",
-           parse=_number(float), target="judge.budget_usd"),
+           "--phoenix-dataset golden set (made if missing), once each, split train/test by trace "
+           "id.", "PROJECT", parse=text),
+    Option("test_share", BENCHMARKS, "str", "With --phoenix-corrections: the share of corrections "
+           "put in split 'test' (the rest in 'train'), decided by trace id (default {default}).",
+           "FRACTION", parse=number(float, minimum=0.0)),
+    Option("push_prompt", PROMPTS, "str", "With --phoenix-task=prompt-file:PATH: when every gate "
+           "passed and every result is in Phoenix, save the file as a new version of this prompt "
+           "(made if missing; nothing new when its latest version is the file).",
+           "NAME", parse=text),
+    Option("promote_tag", PROMPTS, "str", "With a prompt as the task: when every gate passed and "
+           "every result is in Phoenix, move this prompt version tag (for example production) to "
+           "the prompt version under test (the one --phoenix-push-prompt made). Also with "
+           "--phoenix-benchmark: to the judged prompt version.", "TAG", parse=text),
+    Option("prompt_variables", PROMPTS, "str", "With a prompt as the task: the dot path in the "
+           "example's {input, reference, metadata} whose keys fill the template's variables "
+           "(default {default}; '.' for the whole context, then {{input.question}}).",
+           "PATH", parse=dot_path),
+    Option("prompt_messages", PROMPTS, "str", "With a prompt as the task: the dot path in the "
+           "example's input of OpenAI-style messages to append to the prompt's.",
+           "PATH", parse=dot_path),
+    Option("skip_evaluators", EVALUATORS, "list", "Leave these evaluators (attached in Phoenix or "
+           "from code; by evaluator or annotation name, comma-separated or repeated) out of this "
+           "run; the experiment's metadata lists them.", "NAME,...", parse=comma_separated),
+    Option("allow_code_evaluators", EVALUATORS, "bool", "Run the Python code evaluators attached "
+           "in Phoenix on this machine, in worker processes of their own with a time limit. "
+           "Without it they run on the server when it can, else they are reported as not run.",
+           parse=flag),
+    Option("evaluate_on", EVALUATORS, "str", "Where attached evaluators run: 'local' (default; "
+           "judges are called from here) or 'server' (Phoenix runs each evaluator through "
+           "evaluatorPreviews with its own provider credentials and sandbox).",
+           "local|server", parse=choice(get_args(EvaluateOn))),
+    Option("prompt_tag", EVALUATORS, "str", "Run every attached LLM evaluator with the version of "
+           "its prompt that carries this tag (for example production); a prompt without it keeps "
+           "its own version, with a notice.", "TAG", parse=text),
+    Option("code_timeout", EVALUATORS, "str", "Seconds one attached code evaluator may run "
+           "locally (default {default}).", "SECONDS", parse=number(float, minimum=0.001)),
+    Option("judge_model", JUDGES, "str", "Model for every LLM judge, replacing the prompt's model "
+           "(default: the prompt's, else gpt-4o-mini).", "MODEL", parse=text, target="judge.model"),
+    Option("judge_base_url", JUDGES, "str", "Base URL of an OpenAI-compatible server for LLM "
+           "judges (default: OPENAI_BASE_URL, else OpenAI).",
+           "URL", parse=text, target="judge.base_url"),
+    Option("cache", JUDGES, "bool", "Reuse an LLM judge's answer when its request is the same: "
+           "the same evaluator, prompt version and config judging the same input, output and "
+           "reference (kept in .phoenix-evals/judge-cache.sqlite). Not with repetitions.",
+           parse=flag),
+    Option("judge_price", JUDGES, "list", "Price of a judge model in USD per million tokens, to "
+           "report cost: MODEL=INPUT/OUTPUT, for example gpt-4o-mini=0.15/0.60 (repeatable).",
+           "MODEL=IN/OUT", parse=prices, target="judge.prices"),
+    Option("budget_usd", JUDGES, "str", "Start no judge call once the judges' priced spend (see "
+           "--phoenix-judge-price) reaches this many USD (under pytest-xdist, each worker spends "
+           "at most its share); the spans left are judged by a later run.",
+           "USD", parse=number(float), target="judge.budget_usd"),
+    Option("judge_concurrency", JUDGES, "str", "At most this many judge calls at once, for all "
+           "pytest-xdist workers together (default {default}).",
+           "N", parse=number(int, minimum=1), target="judge.concurrency"),
+    Option("judge_timeout", JUDGES, "str", "Seconds one judge request may take (default "
+           "{default}).", "SECONDS", parse=number(float, minimum=0.001), target="judge.timeout"),
+    Option("judge_retries", JUDGES, "str", "Retries of a judge call after a 429, 5xx, timeout or "
+           "connection error, with exponential backoff and jitter, honouring Retry-After (default "
+           "{default}).", "N", parse=number(int), target="judge.retries"),
+    Option("judge_api", JUDGES, "str", "OpenAI endpoint for judges: 'auto' (default: as the "
+           "Phoenix server does, Chat Completions for the gpt-4o/4.1/4/3.5 families and the "
+           "Responses API for other OpenAI model names), 'chat' or 'responses'.",
+           "auto|chat|responses", parse=choice(get_args(JudgeApi)), target="judge.api"),
+    Option("url", SERVER, "str", "Phoenix base URL (default: arize-phoenix-client's environment "
+           "variables: PHOENIX_ENDPOINT, PHOENIX_COLLECTOR_ENDPOINT, ...; then "
+           "http://localhost:6006).", "URL", parse=verbatim),
+    Option("no_upload", SERVER, "bool", "Run everything locally; record no experiment in Phoenix.",
+           parse=flag),
+    Option("offline", SERVER, "bool", "Run from the local snapshot of each dataset and its "
+           "evaluators (taken by every online run, kept per dataset version) with no Phoenix "
+           "server at all; nothing is uploaded. NAME@VERSION picks a version kept.", parse=flag),
+    Option("upload_pending", SERVER, "bool", "Run no tests: upload the results a session kept in "
+           ".phoenix-evals/journal/ (under the rootdir) because Phoenix could not take them, each "
+           "into the experiment it was meant for. Running it twice adds nothing twice.",
+           parse=flag),
+    Option("upload_timeout", SERVER, "str", "Seconds the session waits at its end for uploads "
+           "still in flight (default {default}); what is left then is listed in the summary.",
+           "SECONDS", parse=number(float)),
 )
 
 #: The options that only mean something with --phoenix-project.
@@ -481,12 +325,20 @@ _INI_TYPES: dict[Kind, Literal["string", "linelist", "bool"]] = {
 
 
 def add_options(parser: pytest.Parser) -> None:
-    # Said once for the group, not after each of the options (pytest --help stays readable).
-    group = parser.getgroup(
-        "phoenix-evals", "pytest-phoenix-evals (each --phoenix-NAME is also the ini key "
-        "phoenix_evals_NAME and the variable PHOENIX_EVALS_NAME; the command line wins, then "
-        "the ini file, then the environment)")
+    """One pytest group for each of :data:`GROUPS`, in their order, each holding its options in
+    the order of the table."""
+    groups = {}
+    for title in GROUPS:
+        heading = f"phoenix-evals: {title}"
+        if title == GROUPS[0]:
+            # Said once, at the head of the first group, not after each option (pytest --help
+            # stays readable).
+            heading += (" (here and in every phoenix-evals group below, --phoenix-NAME is also "
+                        "the ini key phoenix_evals_NAME and the variable PHOENIX_EVALS_NAME; "
+                        "the command line wins, then the ini file, then the environment)")
+        groups[title] = parser.getgroup(f"phoenix-evals: {title}", heading)
     for option in OPTIONS:
+        group = groups[option.group]
         if option.kind == "bool":
             group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
                             help=option.help)

@@ -10,6 +10,12 @@ What it relies on, so that a change to the option table shows up here first:
 
 * ``pytest_phoenix_evals._options.OPTIONS``: a sequence of option entries, in the order the
   page lists them.
+* Optional: ``pytest_phoenix_evals._options.GROUPS``, the titles of the groups of
+  ``pytest --help`` in their order, and ``group`` on each entry, one of them. With them the
+  page has a section for each group, in that order (headed as the title with its first letter
+  capitalised), holding the group's entries in the order of ``OPTIONS``, as ``pytest --help``
+  shows them; an entry whose group is not in ``GROUPS`` stops the script. Without them, one
+  table.
 * On each entry: ``name`` (``"dataset_version"``), ``kind`` (``"str"``, ``"list"`` or
   ``"bool"``), ``help`` (argparse text, ``%%`` for ``%``) and ``metavar`` (``None`` for
   booleans).
@@ -53,9 +59,20 @@ The command line wins over the ini file, the ini file over the environment. Opti
 separate values with commas in the environment. Boolean variables accept 1/0, true/false,
 yes/no or on/off.
 
-`pytest --help` lists the same options under "Phoenix dataset evaluation
-(pytest-phoenix-evals)".
+"""
 
+GROUPED = """\
+`pytest --help` shows the same options in the same groups and order, each group headed
+`phoenix-evals: <group>`:
+
+{contents}
+"""
+
+UNGROUPED = """\
+`pytest --help` lists the same options under "phoenix-evals".
+"""
+
+TABLE = """\
 | option | ini key | environment variable | default | what it does |
 | --- | --- | --- | --- | --- |
 """
@@ -85,15 +102,15 @@ def _attr(entry: Any, name: str, fallback: Any = None) -> Any:
 
 
 def _flag(entry: Any) -> str:
-    return _attr(entry, "flag", "--phoenix-" + entry.name.replace("_", "-"))
+    return str(_attr(entry, "flag", "--phoenix-" + entry.name.replace("_", "-")))
 
 
 def _dest(entry: Any) -> str:
-    return _attr(entry, "dest", "phoenix_evals_" + entry.name)
+    return str(_attr(entry, "dest", "phoenix_evals_" + entry.name))
 
 
 def _env(entry: Any) -> str:
-    return _attr(entry, "env", "PHOENIX_EVALS_" + entry.name.upper())
+    return str(_attr(entry, "env", "PHOENIX_EVALS_" + entry.name.upper()))
 
 
 def _help(entry: Any) -> str:
@@ -171,16 +188,54 @@ def _cell(text: str) -> str:
     return "".join(out)
 
 
+def _row(entry: Any) -> str:
+    kind = _attr(entry, "kind", "str")
+    metavar = _attr(entry, "metavar")
+    flag = _flag(entry) + (f"={metavar}" if metavar and kind != "bool" else "")
+    option = f"`{flag}`".replace("|", "\\|") + (" (list)" if kind == "list" else "")
+    return (f"| {option} | `{_dest(entry)}` | `{_env(entry)}` | "
+            f"{_cell(default_of(entry))} | {_cell(_help(entry))} |")
+
+
+def _table(entries: list[Any]) -> str:
+    return TABLE + "\n".join(_row(entry) for entry in entries) + "\n"
+
+
+def _title(group: str) -> str:
+    """A group's section heading: "dataset runs" -> "Dataset runs"."""
+    return group[:1].upper() + group[1:]
+
+
+def _anchor(heading: str) -> str:
+    """The anchor a Markdown renderer gives a heading (GitHub's rule)."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def groups() -> list[tuple[str, list[Any]]]:
+    """(group, its entries in the table's order) for each group in its order; one unnamed group
+    of every entry when the table has no groups."""
+    module = _module()
+    order = list(getattr(module, "GROUPS", ()))
+    if not order:
+        return [("", list(module.OPTIONS))]
+    entries: dict[str, list[Any]] = {group: [] for group in order}
+    for entry in module.OPTIONS:
+        group = getattr(entry, "group", None)
+        if group not in entries:
+            raise SystemExit(f"option {entry.name!r}: its group {group!r} is not one of "
+                             f"GROUPS in pytest_phoenix_evals/_options.py {order}")
+        entries[group].append(entry)
+    return [(group, entries[group]) for group in order if entries[group]]
+
+
 def render() -> str:
-    rows = []
-    for entry in _module().OPTIONS:
-        kind = _attr(entry, "kind", "str")
-        metavar = _attr(entry, "metavar")
-        flag = _flag(entry) + (f"={metavar}" if metavar and kind != "bool" else "")
-        option = f"`{flag}`".replace("|", "\\|") + (" (list)" if kind == "list" else "")
-        rows.append(f"| {option} | `{_dest(entry)}` | `{_env(entry)}` | "
-                    f"{_cell(default_of(entry))} | {_cell(_help(entry))} |")
-    return HEADER + "\n".join(rows) + "\n" + FOOTER
+    sections = groups()
+    if len(sections) == 1 and not sections[0][0]:
+        return HEADER + UNGROUPED + "\n" + _table(sections[0][1]) + FOOTER
+    contents = "\n".join(f"- [{_title(group)}](#{_anchor(_title(group))})"
+                         for group, _ in sections)
+    body = "".join(f"\n## {_title(group)}\n\n{_table(entries)}" for group, entries in sections)
+    return HEADER + GROUPED.format(contents=contents) + body + FOOTER
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pytest_phoenix_evals._core.verdict import parse_threshold
-from pytest_phoenix_evals._options import resolve_settings
+from pytest_phoenix_evals._options import GROUPS, OPTIONS, PROMPTS, resolve_settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_command_line_wins_over_ini_over_environment(pytester: pytest.Pytester,
@@ -111,24 +114,117 @@ def test_parse_threshold_rejects(text: str) -> None:
         parse_threshold(text)
 
 
-def test_help_documents_every_option_in_one_group(pytester: pytest.Pytester) -> None:
+NAMING = ("here and in every phoenix-evals group below, --phoenix-NAME is also the ini key "
+          "phoenix_evals_NAME and the variable PHOENIX_EVALS_NAME; the command line wins, then "
+          "the ini file, then the environment")
+
+
+def test_help_shows_the_options_in_groups_by_mode(pytester: pytest.Pytester) -> None:
+    """One section of ``pytest --help`` for each mode and shared concern, in this order, each
+    with its most used options first; how ini keys and variables are named is said once."""
     result = pytester.runpytest("--help")
-    # How ini keys and variables are named is said once, for the whole group.
     result.stdout.fnmatch_lines([
-        "pytest-phoenix-evals (each --phoenix-NAME is also the ini key phoenix_evals_NAME and "
-        "the variable PHOENIX_EVALS_NAME; the command line wins, then the ini file, then the "
-        "environment):",
+        f"phoenix-evals: dataset runs ({NAMING}):",
         "  --phoenix-dataset=NAME*",
         "  --phoenix-task=TASK*",
         "  --phoenix-split=SPLIT*",
-        "  --phoenix-dataset-version=VERSION_ID*",
-        "  --phoenix-url=URL*",
-        "  --phoenix-experiment-name=NAME*",
+        "  --phoenix-examples=ID,...*",
+        "  --phoenix-limit=N*",
+        "phoenix-evals: CI gates, baselines and reports:",
+        "  --phoenix-fail-under=GATE*",
         "  --phoenix-threshold=NAME<=X*",
+        "  --phoenix-baseline=EXPERIMENT*",
+        "  --phoenix-max-regression=RATE*",
+        "phoenix-evals: production traces:",
+        "  --phoenix-project=PROJECT*",
+        "  --phoenix-evaluators=NAME,...*",
+        "  --phoenix-spans=FILTER*",
+        "  --phoenix-since=WHEN*",
+        "phoenix-evals: judge benchmarks:",
+        "  --phoenix-benchmark=JUDGE*",
+        "  --phoenix-benchmark-against=TAG*",
+        "  --phoenix-corrections=PROJECT*",
+        "phoenix-evals: prompt tasks:",
+        "  --phoenix-push-prompt=NAME*",
+        "  --phoenix-promote-tag=TAG*",
+        "  --phoenix-prompt-variables=PATH*",
+        "phoenix-evals: evaluators:",
+        "  --phoenix-skip-evaluators=NAME,...*",
+        "  --phoenix-allow-code-evaluators*",
+        "  --phoenix-evaluate-on=local|server*",
+        "phoenix-evals: LLM judges:",
+        "  --phoenix-judge-model=MODEL*",
+        "  --phoenix-judge-base-url=URL*",
+        "  --phoenix-cache*",
+        "phoenix-evals: Phoenix server, uploads and journal:",
+        "  --phoenix-url=URL*",
         "  --phoenix-no-upload*",
+        "  --phoenix-offline*",
     ])
     result.stdout.fnmatch_lines(["*phoenix_evals_dataset (linelist):*"])
-    assert "Also ini" not in result.stdout.str()
+    text = result.stdout.str()
+    assert text.count("PHOENIX_EVALS_NAME") == 1
+    assert "Also ini" not in text
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    """pytest --help's phoenix-evals sections: heading (up to any parenthesis) -> the flags
+    under it, in order."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            heading = line.rstrip(":").split(" (")[0]
+            current = sections.setdefault(heading, []) if heading.startswith(
+                "phoenix-evals: ") else None
+        elif current is not None and line.startswith("  --phoenix-"):
+            current.append(line.split()[0].split("=")[0])
+    return sections
+
+
+def test_help_shows_every_option_under_its_groups_heading_in_table_order(
+        pytester: pytest.Pytester) -> None:
+    sections = help_sections(pytester.runpytest("--help").stdout.str())
+    assert list(sections) == [f"phoenix-evals: {group}" for group in GROUPS]
+    assert sections == {f"phoenix-evals: {group}": [o.flag for o in OPTIONS if o.group == group]
+                        for group in GROUPS}
+
+
+def page_sections(text: str) -> dict[str, list[str]]:
+    """docs/options.md's sections: heading -> the flags of its table, in order."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line.removeprefix("## "), [])
+        elif line.startswith("| `--phoenix-"):
+            current.append(line.split("`")[1].split("=")[0])
+    return sections
+
+
+def test_the_options_page_shows_the_groups_of_pytest_help(pytester: pytest.Pytester) -> None:
+    """docs/options.md: a section for each group of pytest --help, in the same order, holding
+    the same options in the same order."""
+    shown = help_sections(pytester.runpytest("--help").stdout.str())
+    page = page_sections((ROOT / "docs" / "options.md").read_text(encoding="utf-8"))
+    title = {heading: heading.removeprefix("phoenix-evals: ") for heading in shown}
+    assert list(page) == [title[h][:1].upper() + title[h][1:] for h in shown]
+    assert list(page.values()) == list(shown.values())
+
+
+def test_the_option_table_keeps_each_groups_options_together_in_group_order() -> None:
+    assert all(option.group in GROUPS for option in OPTIONS), [
+        (option.name, option.group) for option in OPTIONS if option.group not in GROUPS]
+    order = [GROUPS.index(option.group) for option in OPTIONS]
+    assert order == sorted(order), "each group's options together, the groups in GROUPS order"
+    assert set(order) == set(range(len(GROUPS))), "every group holds an option"
+
+
+def test_an_option_of_two_modes_says_the_other_in_its_help() -> None:
+    """--phoenix-promote-tag is shown with the prompt tasks; its help names the benchmark."""
+    promote = next(option for option in OPTIONS if option.name == "promote_tag")
+    assert promote.group == PROMPTS
+    assert "--phoenix-benchmark" in promote.help
 
 
 def test_the_client_plugins_ini_key_gets_a_hint(pytester: pytest.Pytester) -> None:

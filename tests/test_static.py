@@ -17,9 +17,11 @@ BIN = Path(sys.executable).parent
 
 #: What the plugin may cost at import in a pytest run that uses no dataset (the issue's bound).
 IMPORT_BUDGET_US = 10_000
-#: The only modules an unused plugin imports: hooks, options, items and hook specs.
+#: The only modules an unused plugin imports: hooks, options (the table and its parsers),
+#: settings and hook specs.
 LIGHT = {f"pytest_phoenix_evals{m}" for m in (
-    "", ".plugin", "._options", "._settings", "._judge_settings", ".hookspecs")}
+    "", ".plugin", "._options", "._option_parsers", "._settings", "._judge_settings",
+    ".hookspecs")}
 
 
 def _tool(name: str) -> str:
