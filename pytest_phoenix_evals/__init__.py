@@ -33,7 +33,7 @@ _EXPORTS = {
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from ._session import plugin_version
+        from ._core.version import plugin_version
 
         return plugin_version()
     if name in _EXPORTS:

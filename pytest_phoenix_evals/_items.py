@@ -1,15 +1,16 @@
-"""What pytest collects and runs: a collector per command-line dataset, an item per case, and
-what the fixtures of the fixture style (``phoenix_example``, ``phoenix_evaluate``) do.
+"""What pytest collects and runs: a collector per group of the mode, an item per case, and what
+the fixtures of the fixture style (``phoenix_example``, ``phoenix_evaluate``) do.
 
-Imported once a dataset is asked for (the fixtures themselves are declared in ``plugin.py``,
-where pytest finds them, and call in here).
+Imported once the plugin is used (the fixtures themselves are declared in ``plugin.py``, where
+pytest finds them, and call in here). The items talk to the session through :class:`RunsCases`,
+so this module does not import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -17,18 +18,32 @@ if TYPE_CHECKING:
     from ._core.repeat import Repeated
     from ._core.types import Case, CaseResult, Example, Group
     from ._evaluators.protocol import Evaluator
+    from ._modes.base import CasePlan
     from ._run.runner import Job
-    from ._session import PhoenixEvalsSession
-
-from .plugin import MARKER, SESSION_KEY
+    from ._settings import Settings
 
 _STARTED = pytest.StashKey[datetime]()
 _EVALUATED = pytest.StashKey[bool]()
 _RESULT = pytest.StashKey["list[CaseResult]"]()
 
 
-def session_of(config: pytest.Config) -> PhoenixEvalsSession:
-    return config.stash[SESSION_KEY]
+class RunsCases(Protocol):
+    """What the items and fixtures need of the session."""
+
+    settings: Settings
+
+    def plans(self, group: Group) -> list[CasePlan]: ...
+
+    def run(self, job: Job) -> list[CaseResult]: ...
+
+    def experiment_url(self, group: Group | None) -> str | None: ...
+
+    def evaluators(self, group: Group, marker: Sequence[Any] = ()) -> list[Evaluator]: ...
+
+    def evaluate_output(self, case: Case, output: Any, evaluators: Sequence[Evaluator],
+                        start: datetime) -> CaseResult: ...
+
+    def record_error(self, case: Case, error: str, start: datetime | None) -> None: ...
 
 
 class CaseFailed(Exception):
@@ -37,50 +52,26 @@ class CaseFailed(Exception):
         self.result = result
 
 
-class DatasetCollector(pytest.Collector):
-    """One dataset given with --phoenix-dataset: a case per example, when there is a task."""
+class GroupCollector(pytest.Collector):
+    """One group of the mode (a dataset given with --phoenix-dataset, a golden set, a
+    project's spans): an item per planned case."""
 
-    def __init__(self, *, group: Group, **kwargs: Any) -> None:
+    def __init__(self, *, group: Group, state: RunsCases, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.group = group
+        self.state = state
 
     def collect(self) -> list[pytest.Item]:
-        state = session_of(self.config)
+        from ._core.errors import UsageProblem
+
         try:
-            if state.benchmark is not None:  # no task: the judge judges the example's output
-                judge = state.evaluators(self.group)
-                return [CaseItem.from_parent(self, name=case.case_id, case=case, task=None,
-                                             evaluators=judge, output=case.example.reference)
-                        for case in state.benchmark.cases(self.group)]
-            task = state.task(self.group)
-            if task is None:  # tests requesting phoenix_example may run it; checked later
-                return []
-            evaluators = state.evaluators(self.group)
-        except pytest.UsageError as exc:
+            plans = self.state.plans(self.group)
+        except UsageProblem as exc:
             raise self.CollectError(str(exc)) from None
-        return [CaseItem.from_parent(self, name=case.case_id, case=case, task=task,
-                                     evaluators=evaluators)
-                for case in state.cases(self.group)]
-
-
-class SpanCollector(pytest.Collector):
-    """--phoenix-project: a case per listed span (or trace), judged by the evaluators whose
-    annotation it lacks."""
-
-    def __init__(self, *, group: Group, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.group = group
-
-    def collect(self) -> list[pytest.Item]:
-        state = session_of(self.config)
-        source = state.spans
-        try:
-            state.evaluators(self.group)
-        except pytest.UsageError as exc:
-            raise self.CollectError(str(exc)) from None
-        return [CaseItem.from_parent(self, name=case.case_id, case=case, task=None,
-                                     evaluators=source.needed(case), output=source.output(case))
-                for case in source.cases(self.group)]
+        return [CaseItem.from_parent(self, name=plan.case.case_id, case=plan.case,
+                                     task=plan.task, evaluators=plan.evaluators,
+                                     output=plan.output, state=self.state)
+                for plan in plans]
 
 
 class CaseItem(pytest.Item):
@@ -88,8 +79,10 @@ class CaseItem(pytest.Item):
     output is already there, through the evaluators it still needs)."""
 
     def __init__(self, *, case: Case, task: Callable[..., Any] | None,
-                 evaluators: list[Evaluator], output: Any = None, **kwargs: Any) -> None:
+                 evaluators: list[Evaluator], state: RunsCases, output: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.state = state
         self.case = case
         self.task = task
         self.evaluators = evaluators
@@ -102,7 +95,7 @@ class CaseItem(pytest.Item):
         return Job(self.nodeid, self.case, self.task, self.evaluators, output=self.output)
 
     def runtest(self) -> None:
-        state = session_of(self.config)
+        state = self.state
         results = state.run(self.job)
         self.stash[_RESULT] = results
         if state.settings.repetitions > 1:
@@ -112,12 +105,12 @@ class CaseItem(pytest.Item):
             self.user_properties += [("phoenix.stability", repeated.stability),
                                      ("phoenix.runs_passed", f"{repeated.passes}/{len(results)}")]
             for result in results:
-                record_properties(self, result)
+                record_properties(self, result, state)
             if not repeated.passed:
                 raise CaseFailed(repeated)
             return
         [result] = results
-        record_properties(self, result)
+        record_properties(self, result, state)
         if not result.passed:
             raise CaseFailed(result)
 
@@ -150,11 +143,11 @@ def case_of(item: pytest.Item) -> Case | None:
     return callspec.params.get("phoenix_example") if callspec is not None else None
 
 
-def record_properties(item: pytest.Item, result: CaseResult) -> None:
+def record_properties(item: pytest.Item, result: CaseResult, state: RunsCases) -> None:
     """Labels, scores, verdicts and links as the item's user properties (JUnit XML)."""
     from ._report.outputs import junit_properties
 
-    url = session_of(item.config).experiment_url(result.case.group)
+    url = state.experiment_url(result.case.group)
     item.user_properties.extend(junit_properties(result, url))
 
 
@@ -165,14 +158,18 @@ def example_for(request: pytest.FixtureRequest) -> Example:
     return case.example
 
 
-def evaluate_for(request: pytest.FixtureRequest) -> Callable[[Any], CaseResult]:
-    """``phoenix_evaluate``: evaluate, record and judge this test's own output."""
-    state = session_of(request.config)
+def evaluate_for(request: pytest.FixtureRequest, state: RunsCases,
+                 marker: Sequence[Any]) -> Callable[[Any], CaseResult]:
+    """``phoenix_evaluate``: evaluate, record and judge this test's own output (with the
+    ``marker``'s evaluators)."""
+    from ._core.errors import UsageProblem
+
     node = request.node
     case: Case = node.callspec.params["phoenix_example"]
-    marker = node.get_closest_marker(MARKER)
-    evaluators = state.evaluators(case.group, marker.kwargs.get("evaluators", ()) if marker
-                                  else ())
+    try:
+        evaluators = state.evaluators(case.group, marker)
+    except UsageProblem as exc:
+        raise pytest.UsageError(str(exc)) from None
 
     def evaluate(output: Any) -> CaseResult:
         __tracebackhide__ = True
@@ -180,7 +177,7 @@ def evaluate_for(request: pytest.FixtureRequest) -> Callable[[Any], CaseResult]:
 
         node.stash[_EVALUATED] = True
         result = state.evaluate_output(case, output, evaluators, node.stash[_STARTED])
-        record_properties(node, result)
+        record_properties(node, result, state)
         if not result.passed:
             pytest.fail("\n".join(failure_lines(result)), pytrace=False)
         return result
@@ -188,8 +185,8 @@ def evaluate_for(request: pytest.FixtureRequest) -> Callable[[Any], CaseResult]:
     return evaluate
 
 
-def after_report(item: pytest.Item, call: pytest.CallInfo[None],
-                 report: pytest.TestReport) -> None:
+def after_report(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport,
+                 state: RunsCases) -> None:
     """Once pytest reported a case: its output may go; a test of the fixture style that
     failed before it handed its output over is recorded with the error."""
     case = case_of(item)
@@ -204,4 +201,4 @@ def after_report(item: pytest.Item, call: pytest.CallInfo[None],
         # The test failed before it handed its output to phoenix_evaluate: record the run
         # with the error so that the experiment still has one run per case.
         error = f"{call.excinfo.type.__name__}: {call.excinfo.value}"
-        session_of(item.config).record_error(case, error, item.stash.get(_STARTED, None))
+        state.record_error(case, error, item.stash.get(_STARTED, None))

@@ -1,65 +1,19 @@
-"""The task under test: ``--phoenix-task=module:function`` or the ``pytest_phoenix_evals_task``
-hook, checked before anything runs (a bad task is a usage error naming what to fix)."""
+"""The conftest's answers: the ``pytest_phoenix_evals_task`` and
+``pytest_phoenix_evals_evaluators`` hooks, called for a group and checked (a bad answer is a
+:class:`~._core.errors.UsageProblem` naming the hook)."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import pytest
+from ._core.errors import UsageProblem
+from ._modes.tasks import Task, check_task, evaluators_from
 
 if TYPE_CHECKING:
+    import pytest
+
     from ._core.types import Group
     from ._evaluators.protocol import Evaluator
-
-Task = Callable[..., Any]
-
-
-def check_task(task: Task, source: str) -> None:
-    from ._core.binding import TASK_PARAMETERS, BindingError, check_signature
-
-    try:
-        check_signature(task, TASK_PARAMETERS, "task")
-    except BindingError as exc:
-        raise pytest.UsageError(f"{source}: {exc}") from None
-
-
-def import_task(spec: str, rootpath: Path) -> Task:
-    """``module:function``, importable from the rootdir or the working directory."""
-    module_name, _, attribute = spec.partition(":")
-    for path in (str(rootpath), str(Path.cwd())):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise pytest.UsageError(f"--phoenix-task {spec!r}: cannot import module "
-                                f"{module_name!r}: {exc}") from None
-    except Exception as exc:
-        where = ""
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        if tb is not None:
-            where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})"
-        raise pytest.UsageError(f"--phoenix-task {spec!r}: importing {module_name!r} raised "
-                                f"{type(exc).__name__}: {exc}{where}") from None
-    task = getattr(module, attribute, None)
-    if task is None:
-        names = sorted(n for n, v in vars(module).items()
-                       if callable(v) and not n.startswith("_")
-                       and getattr(v, "__module__", None) == module.__name__)
-        raise pytest.UsageError(f"--phoenix-task {spec!r}: module {module_name!r} has no "
-                                f"attribute {attribute!r}; its functions: "
-                                f"{', '.join(names) or 'none'}")
-    if not callable(task):
-        raise pytest.UsageError(f"--phoenix-task {spec!r}: {attribute!r} is a "
-                                f"{type(task).__name__}, not a callable")
-    check_task(task, f"--phoenix-task {spec!r}")
-    return task  # type: ignore[no-any-return]
 
 
 def task_from_hook(config: pytest.Config, group: Group) -> Task | None:
@@ -69,21 +23,10 @@ def task_from_hook(config: pytest.Config, group: Group) -> Task | None:
     if found is None:
         return None
     if not callable(found):
-        raise pytest.UsageError(f"pytest_phoenix_evals_task returned {found!r} for dataset "
-                                f"{group.dataset_name!r}, which is not callable")
+        raise UsageProblem(f"pytest_phoenix_evals_task returned {found!r} for dataset "
+                           f"{group.dataset_name!r}, which is not callable")
     check_task(found, "the task from pytest_phoenix_evals_task")
     return found  # type: ignore[no-any-return]
-
-
-def evaluators_from(objs: Sequence[Any], source: str) -> list[Evaluator]:
-    """Evaluators from what a hook or marker supplied; UsageError naming ``source`` if not."""
-    from ._core.binding import BindingError
-    from ._evaluators.code import as_evaluator
-
-    try:
-        return [as_evaluator(obj, source) for obj in objs]
-    except BindingError as exc:
-        raise pytest.UsageError(str(exc)) from None
 
 
 def evaluators_from_hook(config: pytest.Config, group: Group) -> list[Evaluator]:

@@ -14,43 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .plugin import SESSION_KEY
+from ._run.handover import RESULTS, SHARED_DIR, SHARES, SPANS_DIR
 
 if TYPE_CHECKING:
-    from ._core.types import CaseResult
-    from ._judge_settings import JudgeSettings
     from ._session import PhoenixEvalsSession
-
-# workerinput / workeroutput keys.
-EXPERIMENTS = "phoenix_evals_experiments"
-SHARED_DIR = "phoenix_evals_shared_dir"
-RESULTS = "phoenix_evals_results"
-# workerinput: the items are dealt out by position (item i to worker i % N), all at once, so
-# each worker knows its share and starts its cases ahead (--phoenix-concurrency) as one
-# process does.
-SHARES = "phoenix_evals_shares"
-#: The shared folder's subfolder where workers leave their trace spans for the controller.
-SPANS_DIR = "spans"
-#: workerinput: the file holding what the controller read from Phoenix (its gateway's tape),
-#: for the workers to take instead of asking again.
-TAPE = "phoenix_evals_tape"
-
-
-def workers_of(config: pytest.Config) -> int:
-    """How many pytest-xdist workers run this session's cases (1 outside a worker)."""
-    workerinput = getattr(config, "workerinput", None)
-    return max(1, int(workerinput.get("workercount") or 1)) if workerinput else 1
-
-
-def judges_share(judge: JudgeSettings, workers: int) -> JudgeSettings:
-    """A worker's part of the judges' limits. --phoenix-judge-concurrency (a provider's rate
-    limit, often) and --phoenix-budget-usd are the run's, however many workers share it: each
-    of N workers gets 1/N (at least one call at once)."""
-    if workers <= 1:
-        return judge
-    return judge._replace(
-        concurrency=max(1, judge.concurrency // workers),
-        budget_usd=None if judge.budget_usd is None else judge.budget_usd / workers)
+    from ._settings import Settings
 
 
 def my_share(workerinput: dict[str, Any], items: list[pytest.Item]) -> list[pytest.Item]:
@@ -92,53 +60,16 @@ def share_scheduling(config: pytest.Config, log: Any) -> Any:
 
     return ShareScheduling(config, log)
 
-_SCORE_FIELDS = ("name", "evaluator", "annotator_kind", "label", "score", "explanation",
-                 "error", "metadata", "trace_id")
-
-
-def dump_result(result: CaseResult) -> dict[str, Any]:
-    """What the controller's summary and gates read of a result (the output stays behind:
-    the worker has uploaded it)."""
-    from ._run.sinks.base import group_to_wire
-
-    example = result.case.example
-    return {
-        "group": group_to_wire(result.case.group),
-        "dataset_name": example.dataset_name, "dataset_id": example.dataset_id,
-        "example_id": example.id, "splits": list(example.splits),
-        "metadata": example.metadata, "case_id": result.case.case_id,
-        "repetition": result.case.repetition, "error": result.error,
-        "trace_id": result.trace_id,
-        "scores": [{f: getattr(s, f) for f in _SCORE_FIELDS} for s in result.scores],
-        "verdicts": [[v.status, v.rule] for v in result.verdicts],
-    }
-
-
-def load_result(data: dict[str, Any]) -> CaseResult:
-    from ._core.types import Case, CaseResult, Example, Score, Verdict
-    from ._run.sinks.base import group_from_wire
-
-    group = group_from_wire(data["group"])
-    example = Example(id=data["example_id"], input=None, reference=None,
-                      metadata=dict(data.get("metadata") or {}),
-                      dataset_name=data["dataset_name"], dataset_id=data["dataset_id"],
-                      version_id=group.version_id,
-                      splits=tuple(data.get("splits") or ()))
-    return CaseResult(
-        case=Case(example=example, case_id=data["case_id"], repetition=data["repetition"],
-                  group=group),
-        error=data["error"], trace_id=data["trace_id"],
-        scores=[Score(**score) for score in data["scores"]],
-        verdicts=[Verdict(status, rule) for status, rule in data["verdicts"]])
-
-
 class XDistPlugin:
     """The controller's side of pytest-xdist (a worker's side is in its own session)."""
 
-    def __init__(self, config: pytest.Config,
-                 activate: Callable[[pytest.Config], PhoenixEvalsSession]) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings,
+                 activate: Callable[[pytest.Config], PhoenixEvalsSession],
+                 active: Callable[[pytest.Config], PhoenixEvalsSession | None]) -> None:
         self._config = config
+        self._settings = settings
         self._activate = activate
+        self._active = active
         self._shared_dir: str | None = None
 
     @pytest.hookimpl
@@ -151,22 +82,13 @@ class XDistPlugin:
             self._shared_dir = tempfile.mkdtemp(prefix="pytest-phoenix-evals-xdist-")
         node.workerinput[SHARED_DIR] = self._shared_dir
         node.workerinput[SHARES] = self._deals_shares()
-        session = self._config.stash.get(SESSION_KEY, None)
+        session = self._active(self._config)
         if session is not None:
-            node.workerinput[EXPERIMENTS] = session.for_workers()
-            tape = session.tape_for_workers(self._shared_dir)
-            if tape is not None:
-                node.workerinput[TAPE] = tape
-            if session.settings.project:
-                from ._spans import for_workers
-
-                node.workerinput.update(for_workers(session, self._shared_dir))
+            node.workerinput.update(session.for_workers(self._shared_dir))
 
     def _deals_shares(self) -> bool:
         """Our scheduler: xdist's default load distribution of a run with our cases."""
-        from .plugin import settings_of
-
-        settings = settings_of(self._config)
+        settings = self._settings
         return getattr(self._config.option, "dist", "no") == "load" and \
             bool(settings.datasets or settings.project)
 

@@ -7,7 +7,8 @@ and the libraries behind them load only once a dataset is requested.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -50,7 +51,20 @@ def pytest_configure(config: pytest.Config) -> None:
     if _distributes(config):
         from ._xdist import XDistPlugin
 
-        config.pluginmanager.register(XDistPlugin(config, activate), _XDIST_PLUGIN)
+        config.pluginmanager.register(XDistPlugin(config, settings, activate, _active),
+                                      _XDIST_PLUGIN)
+
+
+@contextmanager
+def _usage() -> Iterator[None]:
+    """The boundary: a problem the user must fix, said by the layers below as
+    ``UsageProblem``, is pytest's usage error here."""
+    from ._core.errors import UsageProblem
+
+    try:
+        yield
+    except UsageProblem as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _distributes(config: pytest.Config) -> bool:
@@ -102,6 +116,10 @@ def _active(config: pytest.Config) -> PhoenixEvalsSession | None:
     return config.stash.get(SESSION_KEY, None)
 
 
+def _session(config: pytest.Config) -> PhoenixEvalsSession:
+    return config.stash[SESSION_KEY]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
@@ -131,7 +149,9 @@ def phoenix_evaluate(request: pytest.FixtureRequest,
     """
     from ._items import evaluate_for
 
-    return evaluate_for(request)
+    marker = request.node.get_closest_marker(MARKER)
+    return evaluate_for(request, _session(request.config),
+                        marker.kwargs.get("evaluators", ()) if marker else ())
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -140,16 +160,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     settings = config.stash[_SETTINGS] = resolve_settings(config)
     if not settings.upload_pending and not settings.regate and not settings.corrections:
         return None
-    from ._commands import regate, upload_pending
     from ._session import PhoenixEvalsSession
 
-    state = PhoenixEvalsSession(config, settings)
+    state = PhoenixEvalsSession(config, settings, command=True)
     try:
-        if settings.corrections:
-            from ._benchmark import add_corrections
-
-            return add_corrections(state)
-        return upload_pending(state) if settings.upload_pending else regate(state)
+        with _usage():
+            return state.command()
     finally:
         state.close()
 
@@ -164,12 +180,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
                 "examples as tests with pytest-phoenix-evals, set phoenix_evals_dataset")
     if state is None or not (state.settings.datasets or state.settings.project):
         return None
-    settings = state.settings
-    upload = ("off (--phoenix-offline)" if settings.offline else
-              "off (--phoenix-no-upload)" if settings.no_upload else "on")
-    what = (f"project {settings.project} ({settings.target}s)" if settings.project else
-            f"dataset(s) {', '.join(settings.datasets)}")
-    return f"phoenix-evals: {what}; {state.gateway.where()}; upload {upload}"
+    with _usage():
+        return state.header()
 
 
 def _client_dataset_key(config: pytest.Config) -> bool:
@@ -183,7 +195,8 @@ def _client_dataset_key(config: pytest.Config) -> bool:
 def pytest_collection(session: pytest.Session) -> None:
     state = _active(session.config)
     if state is not None:
-        state.preload()
+        with _usage():
+            state.mode.prepare()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -198,13 +211,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.Collector.CollectError(
             f"{metafunc.definition.name} requests phoenix_example but names no dataset: add "
             f"@pytest.mark.{MARKER}(dataset='NAME') or run with --phoenix-dataset=NAME")
+    from ._core.errors import UsageProblem
     from ._phoenix.http import PhoenixError
 
     cases, ids = [], []
     for spec in specs:
         try:
             group = state.test_group(spec, metafunc.definition.nodeid)
-        except PhoenixError as exc:
+        except (PhoenixError, UsageProblem) as exc:
             raise pytest.Collector.CollectError(str(exc)) from None
         for case in state.cases(group):
             cases.append(case)
@@ -218,29 +232,22 @@ def pytest_make_collect_report(collector: pytest.Collector
     report = yield
     state = _active(collector.config)
     if state is not None and isinstance(collector, pytest.Session) and report.passed:
-        from ._items import DatasetCollector, SpanCollector
+        from ._items import GroupCollector
 
-        if state.settings.project:
-            group = state.spans.group()
-            report.result.append(SpanCollector.from_parent(
+        with _usage():
+            groups = state.groups()
+        for group in groups:
+            report.result.append(GroupCollector.from_parent(
                 collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
-                group=group))
-        for spec in dict.fromkeys(state.settings.datasets):
-            base = state.group(spec)
-            for group in state.benchmark_groups(base) or [base]:
-                report.result.append(DatasetCollector.from_parent(
-                    collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
-                    group=group))
+                group=group, state=state))
     return report
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """--collect-only of a project's spans: how many judge calls a run would make."""
     state = _active(session.config)
-    if state is not None and state.settings.project and session.config.option.collectonly:
-        from ._spans import collect_only_line
-
-        line = collect_only_line(state)
+    if state is not None and session.config.option.collectonly:
+        line = state.mode.collect_only_line()
         if line:
             state.say(line)
 
@@ -255,14 +262,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from ._items import case_of
 
     tested = {case.group.parent for item in items
-              if (case := case_of(item)) is not None}
-    for spec in dict.fromkeys(state.settings.datasets):
-        group = state.group(spec)
-        if group.key not in tested and state.task(group) is None and state.benchmark is None:
-            raise pytest.UsageError(
-                f"--phoenix-dataset {spec!r} needs a task to run: pass "
-                f"--phoenix-task=module:function, implement pytest_phoenix_evals_task in "
-                f"conftest.py, or write a test that requests the phoenix_example fixture")
+              if (case := case_of(item)) is not None and case.group.parent}
+    with _usage():
+        state.mode.untested(tested)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -314,10 +316,11 @@ def _runs_items_itself(config: pytest.Config) -> bool:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if _active(item.config) is not None:
+    state = _active(item.config)
+    if state is not None:
         from ._items import after_report
 
-        after_report(item, call, report)
+        after_report(item, call, report, state)
     return report
 
 
@@ -337,39 +340,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.close()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: results to the controller
-        if state.results:
-            from ._xdist import RESULTS
+        if state.outcome.results:
+            from ._run.handover import RESULTS
 
             workeroutput[RESULTS] = state.for_controller()
         return
-    state.finish_session()
     from ._items import CaseItem, case_of
 
     expected = [run for item in session.items if isinstance(item, CaseItem)
                 for run in state.runs_of(item.case)]
     expected += [case for item in session.items if (case := case_of(item)) is not None]
-    passed = state.apply_gates(expected or [r.case for r in state.results])
-    steady = state.compare_with_baselines()
-    state.finish_benchmark(passed)
-    state.finish_prompt(passed)
-    # With gates the exit status follows them (pytest returns session.exitstatus as it is
-    # after this hook); an interrupt, an internal or usage error keeps its own. A regression
-    # beyond --phoenix-max-regression fails the session either way.
-    decided = session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
-                                     pytest.ExitCode.NO_TESTS_COLLECTED)
-    if state.settings.project and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
-        from ._spans import nothing_listed
-
-        if nothing_listed(state):  # every span judged already: a scheduled run's success
-            session.exitstatus = pytest.ExitCode.OK
-    if passed is not None and decided:
-        session.exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
-    if steady is False and decided:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    # Results that did not all reach Phoenix (or a broken observer) never exit 0.
-    if (state.at_risk() or state.promotion_failed) and decided:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    state.write_outputs(int(session.exitstatus))
+    # pytest returns session.exitstatus as it is after this hook.
+    with _usage():
+        session.exitstatus = state.finish(expected, session.exitstatus)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

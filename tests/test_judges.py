@@ -271,7 +271,7 @@ def test_under_xdist_the_judge_limits_are_the_runs_not_each_workers(
     assert "this worker's share (1/2) of --phoenix-budget-usd=0.01 is spent" in \
         spent.stdout.str()
     from pytest_phoenix_evals._judge_settings import JudgeSettings
-    from pytest_phoenix_evals._xdist import judges_share
+    from pytest_phoenix_evals._run.handover import judges_share
 
     share = judges_share(JudgeSettings(concurrency=8, budget_usd=3.0), 3)
     assert (share.concurrency, share.budget_usd) == (2, 1.0)
@@ -419,8 +419,8 @@ def test_no_upload_means_no_tracing_work_at_all(
     pytester.makeconftest(JUDGES_CONFTEST.format(judges="qa_correctness()") + """
 def pytest_sessionfinish(session):
     state = session.config.pluginmanager.get_plugin("phoenix-evals-session")
-    judges = [e for e in state._handed_out.values() if hasattr(e, "tracing")]
-    print("TRACING:", state._tracing, [j.tracing for j in judges])
+    judges = [e for e in state.ctx._handed_out.values() if hasattr(e, "tracing")]
+    print("TRACING:", state.ctx._tracing, [j.tracing for j in judges])
 """)
     result = pytester.runpytest("--phoenix-dataset=judged", "--phoenix-task=qa_app:answer",
                                 "--phoenix-no-upload", "-s")

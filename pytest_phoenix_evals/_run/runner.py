@@ -123,6 +123,11 @@ class Runner:
             task, evaluators = self.source.task(group), self.source.evaluators(group)
             jobs += [Job(f"{group.key}::{case.case_id}", case, task, evaluators)
                      for case in self.source.cases(group)]
+        return self.run_jobs(jobs)
+
+    def run_jobs(self, jobs: Sequence[Job]) -> list[CaseResult]:
+        """These jobs, run (started ahead, ``concurrency`` at once) and recorded; the
+        results."""
         self.start(jobs)
         try:
             results = [result for job in jobs for result in self.run(job)]

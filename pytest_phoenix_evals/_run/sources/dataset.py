@@ -242,3 +242,33 @@ class DatasetSource:
             except OSError as exc:
                 problems.append(f"could not save the local snapshot of {dataset.name}: {exc}")
         return problems
+
+
+def offline_gateway(specs: Sequence[str], selection: Selection, rootpath: Path) -> Gateway:
+    """--phoenix-offline: a gateway that answers from the datasets' local snapshots
+    (UsageProblem naming the snapshot to fix when one cannot be read)."""
+    from ..._core.errors import UsageProblem
+    from ..._local import local_path, safe_name
+    from ..._phoenix.offline import load
+    from ..._phoenix.offline import offline_gateway as replaying
+
+    tape: dict[str, Any] = {}
+    taken = []
+    for spec in specs:
+        # A dataset whose whole name holds "@" or ":" is known by its snapshot's folder.
+        known = [spec] if local_path(rootpath, "snapshots", safe_name(spec)).is_dir() else []
+        name, version, _ = parse_spec(spec, selection, known.copy)
+        try:
+            snapshot = load(rootpath, name, version)
+            tape.update(snapshot["tape"])
+            taken.append(f"{name} version {snapshot['version_id']} saved "
+                         f"{snapshot['saved_at']}")
+        except ValueError as exc:
+            raise UsageProblem(f"--phoenix-offline: {exc}") from None
+        except (KeyError, TypeError, AttributeError):
+            raise UsageProblem(
+                f"--phoenix-offline: the local snapshot of dataset {name!r} is not one this "
+                f"plugin wrote (its fields are missing): delete "
+                f"{local_path(rootpath, 'snapshots', safe_name(name))} and run "
+                f"once without --phoenix-offline") from None
+    return replaying(tape, f"the local snapshot ({'; '.join(taken) or 'none'})")

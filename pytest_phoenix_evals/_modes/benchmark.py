@@ -1,46 +1,107 @@
-"""--phoenix-benchmark in the pytest layer: which judge is under test, which golden examples
-have a human label, the agreement report, and --phoenix-promote-tag. The session calls in here
-only when a judge is benchmarked.
+"""The judge benchmark: an LLM judge run over a golden set labelled by people, gated on
+agreement, and promoted (``--phoenix-promote-tag``) only when it passed.
 
-The run is an ordinary dataset run of the golden set with no task: each case's output is the
-example's own output (the response the human judged), and the only evaluator is the judge
-under test (:class:`~._evaluators.benchmark.JudgeUnderTest`), so the experiment, the journal,
-the gates and the reports are the same code as for any dataset.
+A dataset run of the golden set with no task: each case's output is the example's own output
+(the response the human judged), and the only evaluator is the judge under test
+(:class:`~.._evaluators.benchmark.JudgeUnderTest`), so the experiment, the journal, the gates
+and the reports are the dataset run's. The version compared against
+(``--phoenix-benchmark-against``) is a second group of the same golden set, left out of the
+gates. pytest-free.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pytest
+from .._core.errors import UsageProblem
+from .base import CasePlan
+from .dataset import DatasetRun
 
 if TYPE_CHECKING:
-    from ._core.types import Case, CaseResult, Group
-    from ._evaluators.benchmark import JudgeUnderTest
-    from ._session import PhoenixEvalsSession
+    from .._core.types import Case, CaseResult, Group
+    from .._evaluators.benchmark import JudgeUnderTest
+    from .._evaluators.protocol import Evaluator
+    from .context import Context
+    from .outcome import Outcome
 
 CATALOG = ("qa_correctness", "hallucination")
 
 
-class Benchmark:
+class JudgeBenchmark(DatasetRun):
     """The judge under test and the golden cases, per group (one golden dataset)."""
 
-    def __init__(self, session: PhoenixEvalsSession) -> None:
-        self.session = session
-        self.spec = session.settings.benchmark or ""
+    name: ClassVar[str] = "judge benchmark"
+
+    def __init__(self, ctx: Context, outcome: Outcome, **parts: Any) -> None:
+        super().__init__(ctx, outcome, **parts)
+        self.spec = self.settings.benchmark or ""
         self._judges: dict[str, JudgeUnderTest] = {}
         self._cases: dict[str, list[Case]] = {}
         self.unlabelled: dict[str, int] = {}
         self._against: dict[str, str] = {}  # group key -> the tag it is judged at
         self._bases: dict[str, Group] = {}  # such a group's key -> the candidate's group
 
+    # --- the dataset run, with the judge as its only evaluator and no task ------------------
+
+    def groups(self) -> list[Group]:
+        """The golden set's group, and the one judged by the version
+        --phoenix-benchmark-against names."""
+        found = []
+        for group in self.spec_groups():
+            other = self._against_group(group)
+            found += [group] + ([other] if other is not None else [])
+        return found
+
+    def prepare_group(self, group: Group) -> None:
+        self.evaluators(group)  # the judge under test, built and checked now
+
+    def plans(self, group: Group) -> list[CasePlan]:
+        judge = self.evaluators(group)
+        return [CasePlan(case, None, judge, case.example.reference)
+                for case in self.golden_cases(group)]
+
+    def find_task(self, group: Group) -> None:
+        return None  # the judge judges the example's own output
+
+    def untested(self, tested: set[str]) -> None:
+        return None
+
+    def choose_evaluators(self, group: Group, extra: Sequence[Evaluator] = ()
+                          ) -> list[Evaluator]:
+        return [self.judge(group)]
+
+    def version_dependent_paths(self, group: Group, chosen: Sequence[Evaluator]) -> list[str]:
+        return []
+
+    def runner_name(self) -> str:
+        return f"benchmark of judge {self.settings.benchmark}"
+
+    def selected(self, cases: Sequence[Case]) -> None:
+        return None
+
+    def gated(self, group: Group) -> bool:
+        """The gates (and the promotion) are the candidate's, not the version compared."""
+        return group.key not in self._against
+
+    def finish(self, passed: bool | None) -> None:
+        """The agreement report, then --phoenix-promote-tag."""
+        self.outcome.baseline_lines += self.report_lines(self.outcome.results)
+        self.outcome.baseline_lines += self.promote(passed)
+
+    def corrections(self) -> int:
+        """--phoenix-corrections: judge traces people corrected become golden examples."""
+        from .corrections import add_corrections
+
+        return add_corrections(self.ctx)
+
     # --- the judge ---------------------------------------------------------------------------
 
     def judge(self, group: Group) -> JudgeUnderTest:
         """The judge under test on ``group``'s golden set; UsageError naming the choices."""
         if group.key not in self._judges:
-            from ._core.naming import annotation_names
-            from ._evaluators.benchmark import JudgeUnderTest
+            from .._core.naming import annotation_names
+            from .._evaluators.benchmark import JudgeUnderTest
 
             found = self._against_judge(group) if group.key in self._against else \
                 self._find(group)
@@ -52,10 +113,10 @@ class Benchmark:
         return self._judges[group.key]
 
     def _find(self, group: Group) -> Any:
-        from ._core.naming import annotation_names
-        from ._phoenix.http import PhoenixError
+        from .._core.naming import annotation_names
+        from .._phoenix.http import PhoenixError
 
-        source = self.session.source
+        source = self.dataset_source
         spec = self.spec
         if spec.startswith("prompt:"):
             return self._from_prompt(spec.removeprefix("prompt:"))
@@ -63,28 +124,28 @@ class Benchmark:
             if spec.startswith("dataset:"):
                 other, _, name = spec.removeprefix("dataset:").rpartition("/")
                 if not other or not name:
-                    raise pytest.UsageError(f"--phoenix-benchmark {spec!r}: write "
-                                            f"dataset:DATASET/EVALUATOR")
+                    raise UsageProblem(f"--phoenix-benchmark {spec!r}: write "
+                                       f"dataset:DATASET/EVALUATOR")
                 attached, where = source.attached_to(source.group(other)), f"dataset {other!r}"
             else:
                 name, attached = spec, source.attached_to(group)
                 where = f"the golden dataset {group.dataset_name!r}"
         except PhoenixError as exc:
-            raise pytest.UsageError(f"--phoenix-benchmark {spec!r}: {exc}") from None
+            raise UsageProblem(f"--phoenix-benchmark {spec!r}: {exc}") from None
         for evaluator in attached:
             if name == evaluator.name or name in annotation_names(evaluator.output_configs):
                 if evaluator.kind != "LLM":
-                    raise pytest.UsageError(
+                    raise UsageProblem(
                         f"--phoenix-benchmark {spec!r}: {evaluator.name!r} is a "
                         f"{evaluator.kind.lower()} evaluator, not a judge: only LLM judges "
                         f"are benchmarked against human labels")
                 return evaluator
         if not spec.startswith("dataset:") and name in CATALOG:
-            from ._evaluators.llm import catalog
+            from .._evaluators.llm import catalog
 
             return getattr(catalog, name)()
         judges = sorted(e.name for e in attached if e.kind == "LLM")
-        raise pytest.UsageError(
+        raise UsageProblem(
             f"--phoenix-benchmark {spec!r}: no LLM judge {name!r} is attached to {where} "
             f"(its judges: {', '.join(judges) or 'none'}), and it is none of this plugin's "
             f"judges ({', '.join(CATALOG)}); a judge attached to another dataset is "
@@ -96,24 +157,24 @@ class Benchmark:
         tools' ``label`` enums are the labels; the annotation is named after the prompt; the
         template's variables are filled from the context by name (input, output, reference,
         metadata)."""
-        from ._core.types import OutputConfig
-        from ._evaluators.llm.judge import LLMJudge, PromptSpec
-        from ._phoenix.http import PhoenixError
+        from .._core.types import OutputConfig
+        from .._evaluators.llm.judge import LLMJudge, PromptSpec
+        from .._phoenix.http import PhoenixError
 
         name, _, ref = reference.partition("@")
         try:
-            data = self.session.gateway.find_prompt_version(
-                name, ref or self.session.settings.prompt_tag)
+            data = self.ctx.gateway.find_prompt_version(
+                name, ref or self.settings.prompt_tag)
             prompt = PromptSpec.from_phoenix(name, data)
         except (PhoenixError, ValueError) as exc:
-            raise pytest.UsageError(f"--phoenix-benchmark prompt:{reference}: {exc}") from None
+            raise UsageProblem(f"--phoenix-benchmark prompt:{reference}: {exc}") from None
         tools = [t.get("function") or {} for t in (prompt.tools or {}).get("tools") or ()
                  if t.get("type") == "function"]
         labelled = [(t.get("name"), ((t.get("parameters") or {}).get("properties") or {})
                      .get("label", {}).get("enum")) for t in tools]
         labelled = [(tool, labels) for tool, labels in labelled if tool and labels]
         if len(labelled) != 1:
-            raise pytest.UsageError(
+            raise UsageProblem(
                 f"--phoenix-benchmark prompt:{reference}: a judge prompt needs exactly one "
                 f"function tool with a 'label' enum (this version has {len(labelled)})")
         tool, labels = labelled[0]
@@ -124,17 +185,17 @@ class Benchmark:
 
     # --- the golden cases --------------------------------------------------------------------
 
-    def cases(self, group: Group) -> list[Case]:
+    def golden_cases(self, group: Group) -> list[Case]:
         """The group's cases whose example has a human label for the judge."""
         if group.key not in self._cases:
             from dataclasses import replace
 
-            from ._evaluators.benchmark import human_answer
+            from .._evaluators.benchmark import human_answer
 
             judge = self.judge(group)
             base = self._bases.get(group.key)
-            every = self.session.source.cases(group) if base is None else [
-                replace(case, group=group) for case in self.session.source.cases(base)]
+            every = self.dataset_source.cases(group) if base is None else [
+                replace(case, group=group) for case in self.dataset_source.cases(base)]
             kept = [c for c in every if human_answer(c.example.metadata, judge.names) != (None,
                                                                                          None)]
             self.unlabelled[group.key] = len(every) - len(kept)
@@ -149,21 +210,22 @@ class Benchmark:
 
     def metadata(self, group: Group) -> dict[str, Any]:
         """What the experiment's metadata says of the benchmark: the judge and its prompt."""
-        found: dict[str, Any] = {"judge": self.spec, "human_labels": len(self.cases(group)),
+        found: dict[str, Any] = {"judge": self.spec,
+                                 "human_labels": len(self.golden_cases(group)),
                                  "without_human_label": self.unlabelled.get(group.key, 0)}
         if prompt := self.prompt(group):
             found["prompt"], found["prompt_version_id"] = prompt
-        tag = self._against.get(group.key) or self.session.settings.prompt_tag
+        tag = self._against.get(group.key) or self.settings.prompt_tag
         if tag:
             found["prompt_tag"] = tag
         return {"benchmark": found}
 
     # --- side by side: --phoenix-benchmark-against=TAG ----------------------------------------
 
-    def against(self, group: Group) -> Group | None:
+    def _against_group(self, group: Group) -> Group | None:
         """The group of the same golden set judged by the version tagged
         --phoenix-benchmark-against (None without it)."""
-        tag = self.session.settings.benchmark_against
+        tag = self.settings.benchmark_against
         if not tag or group.key in self._against:
             return None
         from dataclasses import replace
@@ -173,30 +235,26 @@ class Benchmark:
         self._bases[other.key] = group
         return other
 
-    def gated(self, group: Group) -> bool:
-        """The gates (and the promotion) are the candidate's, not the version compared."""
-        return group.key not in self._against
-
     def _against_judge(self, group: Group) -> Any:
         """The judge under test with its prompt version tagged ``tag`` (the candidate's
         evaluator, built again)."""
-        from ._evaluators.attached import AttachedEvaluators
+        from .._evaluators.attached import AttachedEvaluators
 
         base, tag = self._bases[group.key], self._against[group.key]
         found = self._find(base)
         prompt = getattr(getattr(found, "prompt", None), "prompt_name", None)
-        node = next((n for n in self.session.source.dataset(base).evaluator_nodes
+        node = next((n for n in self.dataset_source.dataset(base).evaluator_nodes
                      if n.get("name") == found.name), None)
         if node is None or not prompt:
-            raise pytest.UsageError(f"--phoenix-benchmark-against={tag}: judge {self.spec!r} is "
-                                    f"not a prompt of Phoenix prompt management, so it has no "
-                                    f"tagged versions to compare with")
-        if self.session.gateway.prompt_version(prompt, tag=tag) is None:
-            raise pytest.UsageError(f"--phoenix-benchmark-against={tag}: prompt {prompt!r} has "
-                                    f"no version tagged {tag!r}")
-        builder = AttachedEvaluators(self.session.gateway, prompt_tag=tag,
-                                     notices=self.session.notices,
-                                     evaluate_on=self.session.settings.evaluate_on)
+            raise UsageProblem(f"--phoenix-benchmark-against={tag}: judge {self.spec!r} is "
+                               f"not a prompt of Phoenix prompt management, so it has no "
+                               f"tagged versions to compare with")
+        if self.ctx.gateway.prompt_version(prompt, tag=tag) is None:
+            raise UsageProblem(f"--phoenix-benchmark-against={tag}: prompt {prompt!r} has "
+                               f"no version tagged {tag!r}")
+        builder = AttachedEvaluators(self.ctx.gateway, prompt_tag=tag,
+                                     notices=self.ctx.notices,
+                                     evaluate_on=self.settings.evaluate_on)
         return builder.build(node, base.dataset_name)
 
     def comparison_lines(self, results: list[CaseResult]) -> list[str]:
@@ -214,7 +272,7 @@ class Benchmark:
             only_mine = [e for e in shared if mine[e] and not theirs[e]]
             only_theirs = [e for e in shared if theirs[e] and not mine[e]]
             names = {r.case.example.id: r.case.case_id for r in results}
-            candidate = self.session.settings.prompt_tag or "the candidate"
+            candidate = self.settings.prompt_tag or "the candidate"
             lines.append(f"{candidate} against {tag} on {base.label}, example by example: "
                          f"both right {sum(mine[e] and theirs[e] for e in shared)}, both wrong "
                          f"{sum(not mine[e] and not theirs[e] for e in shared)}")
@@ -225,17 +283,16 @@ class Benchmark:
                              + (f" ({shown}{more})" if found else ""))
         return lines
 
-    # --- the end of the session --------------------------------------------------------------
+    # --- the end of the run --------------------------------------------------------------
 
     def report_lines(self, results: list[CaseResult]) -> list[str]:
         """n, each metric with its 95 % interval, and the confusion matrix, per group."""
         from tabulate import tabulate
 
-        from ._core import agreement
-        from ._core.gates import human_pairs
+        from .._core import agreement
+        from .._core.gates import human_pairs
 
-        for spec in dict.fromkeys(self.session.settings.datasets):
-            self.against(self.session.group(spec))  # (on xdist's controller: known now)
+        self.groups()  # (on xdist's controller: the groups compared are known now)
         lines: list[str] = []
         by_group: dict[str, list[CaseResult]] = {}
         for result in results:
@@ -243,7 +300,7 @@ class Benchmark:
         for key, members in by_group.items():
             group = members[0].case.group
             judge = self.judge(group)
-            self.cases(group)  # (on xdist's controller: counts the examples left out)
+            self.golden_cases(group)  # (on xdist's controller: counts the examples left out)
             label = group.label
             annotation = judge.names[0]
             head = f"judge {self.spec!r} against human labels on {label}"
@@ -277,22 +334,19 @@ class Benchmark:
         """--phoenix-promote-tag: move the tag to the judged prompt version when every gate
         passed and every result is in Phoenix; the lines that say what happened, or why not."""
 
-        session = self.session
-        tag = session.settings.promote_tag
+        tag = self.settings.promote_tag
         if not tag:
             return []
         prompts = {prompt for group_key in self._judges if group_key not in self._against
                    and (prompt := self._prompt_of(group_key)) is not None}
-        from ._prompt import promotion_blockers
-
-        why = promotion_blockers(session, passed)
+        why = self.outcome.promotion_blockers(passed)
         if not prompts:
             why.append(f"judge {self.spec!r} is not a prompt version in Phoenix prompt "
                        f"management (only an attached LLM judge's prompt can carry a tag)")
         if why:
             return [f"--phoenix-promote-tag={tag}: nothing promoted: {'; '.join(why)}"]
         lines = []
-        gateway = session.gateway.reopened()  # the session's clients are closed by now
+        gateway = self.ctx.gateway.reopened()  # the run's clients are closed by now
         try:
             lines += self._move(gateway, tag, sorted(prompts))
         finally:
@@ -300,8 +354,8 @@ class Benchmark:
         return lines
 
     def _move(self, gateway: Any, tag: str, prompts: list[tuple[str, str]]) -> list[str]:
-        from ._phoenix.http import PhoenixError
-        from ._prompt import move_tag
+        from .._phoenix.http import PhoenixError
+        from .prompt import move_tag
 
         lines = []
         for name, version in prompts:
@@ -312,7 +366,7 @@ class Benchmark:
             except PhoenixError as exc:
                 lines.append(f"--phoenix-promote-tag={tag}: could not move the tag of prompt "
                              f"{name!r}: {exc}")
-                self.session.promotion_failed = True
+                self.outcome.promotion_failed = True
         return lines
 
     def _prompt_of(self, group_key: str) -> tuple[str, str] | None:
@@ -320,92 +374,3 @@ class Benchmark:
         prompt = getattr(inner, "prompt", None)
         name, version = getattr(prompt, "prompt_name", None), getattr(prompt, "version_id", None)
         return (name, version) if name and version else None
-
-
-# --- corrections become data: --phoenix-corrections=PROJECT --------------------------------
-
-
-def add_corrections(session: PhoenixEvalsSession) -> int:
-    """Judge traces a human corrected, as golden examples: each ``Evaluator: NAME`` span of
-    the judges' project that carries a HUMAN annotation named NAME becomes an example of the
-    golden set (input and output as the judge saw them, the human's record under
-    ``metadata["annotations"][NAME]``, the judge's own label beside it), once, in split
-    ``test`` or ``train`` by its trace id. The exit status."""
-    import hashlib
-
-    from ._phoenix.http import PhoenixError
-    from ._phoenix.traces import quote_dsl
-
-    s = session.settings
-    assert s.corrections is not None and s.benchmark is not None
-    golden = s.datasets[0]
-    name = s.benchmark.rsplit("/", 1)[-1]
-    traces = session.traces
-    try:
-        project = traces.project(s.corrections)
-        spans = list(traces.spans(
-            project, condition=f"name == {quote_dsl('Evaluator: ' + name)} and "
-                               f"annotations[{quote_dsl(name)}]", start=None, end=None))
-        humans: dict[str, dict[str, Any]] = {}
-        for found in traces.annotations(project, "span", [r.span_id for r in spans], [name]):
-            if str(found.get("annotator_kind")).upper() == "HUMAN":
-                humans[str(found["span_id"])] = found
-        present = traces.example_ids(golden) or set()
-        examples, already = [], 0
-        for record in spans:
-            row = humans.get(record.span_id)
-            if row is None:
-                continue  # annotated, but by no human: not a correction
-            example_id = f"correction-{record.span_id}"
-            if example_id in present:
-                already += 1
-                continue
-            context = _loaded((record.attributes.get("input") or {}).get("value"))
-            said = _loaded((record.attributes.get("output") or {}).get("value"))
-            judged: dict[str, Any] = next(iter(said.get("results") or []), {}) \
-                if isinstance(said, dict) else {}
-            result = row.get("result") or {}
-            share = int(hashlib.sha256(record.trace_id.encode()).hexdigest()[:8], 16) / 16 ** 8
-            examples.append({
-                "input": _as_object(context.get("input"), "input"),
-                "output": _as_object(context.get("output"), "output"),
-                "metadata": {"annotations": {name: [{
-                    "label": result.get("label"), "score": result.get("score"),
-                    "explanation": result.get("explanation"), "metadata": row.get("metadata"),
-                    "annotator_kind": "HUMAN"}]},
-                    "judge_label": judged.get("label"), "judge_trace_id": record.trace_id},
-                "span_id": None, "example_id": example_id,
-                "split": "test" if share < s.test_share else "train"})
-        answer = traces.append_examples(
-            golden, examples, None,
-            description=f"Golden examples for judge {name!r}, from human corrections "
-                        f"(pytest-phoenix-evals)") if examples else {}
-    except PhoenixError as exc:
-        raise pytest.UsageError(f"--phoenix-corrections {s.corrections!r}: {exc}") from None
-    corrections = len(examples) + already
-    test = sum(e["split"] == "test" for e in examples)
-    print(f"phoenix-evals: {corrections} human correction(s) of judge {name!r} in project "
-          f"{project.name!r}; {len(examples)} added to dataset {golden!r} (train "
-          f"{len(examples) - test}, test {test})"
-          + (f", version {answer.get('version_id')}" if examples else "")
-          + (f"; {already} were in it already" if already else ""), flush=True)
-    if examples:
-        print(f"phoenix-evals: benchmark the judge on them with pytest "
-              f"--phoenix-dataset={golden} --phoenix-benchmark={s.benchmark}", flush=True)
-    return 0
-
-
-def _loaded(value: Any) -> Any:
-    import json
-
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value if value is not None else {}
-
-
-def _as_object(value: Any, key: str) -> dict[str, Any]:
-    """A dataset example's input and output are objects."""
-    return dict(value) if isinstance(value, dict) else {key: value}

@@ -1,0 +1,157 @@
+"""What a run ends with: every result (run here, handed back by xdist's workers, or regated from
+Phoenix), where they went, the gates' decisions, and the summary built from them.
+
+pytest-free: the modes' runs that run no tests (regating an experiment or a window) decide and
+print through the same object as a pytest session does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._core.gates import GateResult
+    from .._core.types import Case, CaseResult, Group
+    from .._report.summary import Summary
+    from .._run.runner import Runner
+    from .._run.sinks.base import UploadReport
+    from .._settings import Settings
+
+
+class Outcome:
+    """Results, uploads, gates and the lines of the summary of one run."""
+
+    def __init__(self, settings: Settings, notices: list[str]) -> None:
+        self.settings = settings
+        self.notices = notices  # the context's: one list for the whole run
+        self.runner: Runner | None = None
+        self.upload_report: UploadReport | None = None
+        self.gate_results: list[GateResult] | None = None
+        #: Lines after the tables: baselines, a benchmark's agreement, promotions, pushes.
+        self.baseline_lines: list[str] = []
+        #: --phoenix-results rows, kept only when that file was asked for.
+        self.rows: list[dict[str, Any]] = []
+        self.written: list[str] = []  # files the run wrote (results, markdown)
+        #: A prompt version could not be pushed or promoted: the exit status says so.
+        self.promotion_failed = False
+        self._others: list[CaseResult] = []
+        self._worker_reports: list[UploadReport] = []
+        self._worker_observer_errors: list[list[str]] = []
+
+    @property
+    def results(self) -> list[CaseResult]:
+        """Every result of the run: run here, handed back by workers, or regated."""
+        mine = self.runner.results if self.runner is not None else []
+        return [*mine, *self._others]
+
+    def take(self, results: Sequence[CaseResult], report: UploadReport | None = None) -> None:
+        """Results made elsewhere (regated from Phoenix) and where they are."""
+        self._others.extend(results)
+        if report is not None:
+            self.upload_report = report
+
+    def keep_row(self, result: CaseResult, url: str | None) -> None:
+        """--phoenix-results: the result's rows, when that file was asked for."""
+        s = self.settings
+        if s.results and not (s.only_failures and result.passed):
+            from .._report.outputs import result_rows
+
+            self.rows += result_rows(result, url)
+
+    # --- pytest-xdist ---------------------------------------------------------------------
+
+    def to_controller(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """On a worker: what the controller's summary needs (plain data)."""
+        from .._run.handover import dump_result
+
+        return {"results": [dump_result(r) for r in self.results],
+                "report": self.upload_report.to_wire() if self.upload_report else None,
+                "rows": self.rows, "notices": self.notices,
+                "observer_errors": self.observer_errors(), **extra}
+
+    def absorb(self, part: dict[str, Any]) -> None:
+        """On xdist's controller: a worker's results, rows, notices and upload report."""
+        from .._run.handover import load_result
+        from .._run.sinks.base import UploadReport
+
+        self._others.extend(load_result(r) for r in part["results"])
+        self.rows.extend(part.get("rows") or ())
+        if part.get("report"):
+            self._worker_reports.append(UploadReport.from_wire(part["report"]))
+        self.notices += [n for n in part.get("notices") or () if n not in self.notices]
+        self._worker_observer_errors += list(part.get("observer_errors") or ())
+
+    def merge_worker_reports(self) -> None:
+        if self._worker_reports:
+            from .._run.sinks.base import UploadReport
+
+            self.upload_report = self.upload_report or UploadReport()
+            for part in self._worker_reports:
+                self.upload_report.merge(part)
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def apply_gates(self, expected: Sequence[Case],
+                    gated: Callable[[Group], bool] = lambda group: True) -> bool | None:
+        """Decide the --phoenix-fail-under gates on every selected case (``expected``, of the
+        groups ``gated`` keeps) and what they did; None without gates."""
+        if not self.settings.gates:
+            return None
+        from .._core.gates import evaluate_gates
+
+        expected = [case for case in expected if gated(case.group)]
+        self.gate_results = evaluate_gates(self.settings.gates, expected, self.results)
+        return all(r.passed for r in self.gate_results)
+
+    def observer_errors(self) -> list[list[str]]:
+        """(observer, case id, error) of each observer call that raised, here and in workers."""
+        mine = [list(e) for e in self.runner.observer_errors] if self.runner else []
+        return mine + self._worker_observer_errors
+
+    def at_risk(self) -> list[str]:
+        """Why the exit status must not be 0 whatever the tests said: results that are not all
+        in Phoenix, or an observer that raised."""
+        reasons = []
+        report = self.upload_report
+        if report is not None and not report.complete:
+            reasons.append("results are not all in Phoenix")
+        if report is not None and report.unjournaled:
+            reasons.append("the journal could not keep every result")
+        if self.observer_errors():
+            reasons.append("an observer of finished cases raised")
+        return reasons
+
+    def promotion_blockers(self, passed: bool | None) -> list[str]:
+        """Why no prompt version may be pushed or promoted on this run's evidence (none when
+        it may): the rule for a judged prompt and a prompt under test alike."""
+        why = []
+        if not self.settings.gates:
+            why.append("no --phoenix-fail-under gate was set, so nothing vouches for it")
+        elif not passed:
+            why.append("a gate failed")
+        if self.at_risk():
+            why.append("not every result is in Phoenix")
+        return why
+
+    # --- the summary ----------------------------------------------------------------------
+
+    def summary_input(self) -> Summary:
+        from .._report.summary import Summary
+
+        s = self.settings
+        return Summary(results=self.results, report=self.upload_report,
+                       no_upload=s.no_upload, notices=self.notices,
+                       gate_results=self.gate_results, baseline_lines=self.baseline_lines,
+                       written=self.written, repetitions=s.repetitions, pass_rule=s.pass_rule,
+                       observer_errors=self.observer_errors(), at_risk=self.at_risk())
+
+    def summary(self) -> list[str]:
+        return self.summary_input().lines()
+
+    def write_outputs(self, exitstatus: int) -> None:
+        """The files asked for: --phoenix-results and the markdown summary."""
+        from .._report.outputs import write_files
+
+        self.written += write_files(self.settings.results, self.settings.summary_md, self.rows,
+                                    self.summary_input(), exitstatus)

@@ -1,0 +1,60 @@
+"""--phoenix-upload-pending: what the journal kept because Phoenix could not take it, posted
+now, each record into the experiment (or project) it was meant for; running it twice adds
+nothing twice. A run that runs no tests. pytest-free."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._core.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from .context import Context
+
+
+def upload_pending(ctx: Context) -> int:
+    """--phoenix-upload-pending: post what the journal kept; the exit status (0 when
+    nothing is left)."""
+    from .._run.sinks.journal import journal_dir
+
+    directory = journal_dir(ctx.host.rootpath)
+    found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    # annotations-*: a project's span (trace) annotations; the rest: experiments.
+    files = [f for f in found if not f.name.startswith("annotations-")]
+    annotation_files = [f for f in found if f.name.startswith("annotations-")]
+    if not found:
+        ctx.say(f"phoenix-evals: nothing pending in {directory}")
+        return 0
+    from .._phoenix.http import PhoenixError
+
+    try:
+        ctx.gateway.dataset_names()  # reachable, and the key works
+    except PhoenixError as exc:
+        raise UsageProblem(str(exc)) from None
+    from .._run.sinks.experiment import replay
+    from .._run.sinks.pace import Pace
+
+    pace = Pace()
+    done = ctx.engine.run(replay(ctx.gateway, files, pace))
+    uploaded, problems, experiments = done.uploaded, done.problems, done.experiments
+    if (notice := pace.overload_notice()) is not None:
+        ctx.say(f"phoenix-evals: {notice}")
+    if annotation_files:
+        from .._run.sinks.span_annotations import replay as replay_annotations
+
+        written, more = ctx.engine.run(replay_annotations(ctx.traces, annotation_files))
+        uploaded += written
+        problems += more
+        if written:
+            ctx.say(f"phoenix-evals: span and trace annotations of {written} case(s) written "
+                    f"to {ctx.gateway.where()}")
+    for url in sorted(experiments):
+        ctx.say(f"phoenix-evals: uploaded into {url}")
+    ctx.say(f"phoenix-evals: {uploaded} pending case(s) uploaded"
+           + (f"; {len(problems)} problem(s):" if problems else ""))
+    for problem in problems[:20]:
+        ctx.say(f"  {problem}")
+    left = sorted(str(f) for f in found if f.exists())
+    if left:
+        ctx.say(f"phoenix-evals: still pending in {', '.join(left)}")
+    return 1 if left else 0

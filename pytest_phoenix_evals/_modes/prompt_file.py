@@ -1,0 +1,155 @@
+"""The prompt file: a prompt version kept in the repository (``--phoenix-task=prompt-file:PATH``),
+read and written out as Phoenix's REST API takes a version, and when two versions are the same.
+
+The file is a prompt version as Phoenix's REST API writes one (``GET
+/v1/prompts/{name}/latest`` gives one to start from), in YAML or JSON, with four shortcuts:
+``messages`` for ``template: {type: chat, messages: ...}``; ``model`` and ``provider`` for
+``model_name`` and ``model_provider``; ``invocation_parameters`` without their ``type`` (the
+provider's family is put around them); ``tools`` as a list of OpenAI-style function tools.
+What is pushed is the written-out form, which the server validates like any version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROMPT, PROMPT_FILE = "prompt:", "prompt-file:"
+# What a prompt file may hold: a REST prompt version's fields, and the shortcuts.
+VERSION_FIELDS = ("description", "metadata", "model_provider", "model_name", "template",
+                  "template_type", "template_format", "invocation_parameters", "tools",
+                  "response_format")
+SHORTCUTS = {"messages": "template", "model": "model_name", "provider": "model_provider"}
+ROLES = ("user", "assistant", "system", "developer", "tool", "ai", "model")
+FORMATS = ("MUSTACHE", "F_STRING", "NONE")
+# The providers the task's model can be called at from here (the judges' clients).
+CALLABLE = ("OPENAI", "AZURE_OPENAI")
+# The server's invocation parameter family of a provider (its "type").
+FAMILIES = {"OPENAI": "openai", "AZURE_OPENAI": "azure_openai", "ANTHROPIC": "anthropic",
+            "GOOGLE": "google", "DEEPSEEK": "deepseek", "XAI": "xai", "OLLAMA": "ollama",
+            "AWS": "aws"}
+
+
+class FileError(ValueError):
+    """A prompt file that is not a prompt version; the message names the key to fix."""
+
+
+def read_prompt_file(path: Path) -> dict[str, Any]:
+    """The prompt version a file holds, written out (FileError naming what to fix)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FileError(f"not JSON: {exc}") from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FileError(f"not YAML: {exc}") from None
+    return prompt_version(data)
+
+
+def prompt_version(data: Any) -> dict[str, Any]:
+    """A prompt file's content as a REST prompt version (the shortcuts written out)."""
+    if not isinstance(data, Mapping):
+        raise FileError(f"holds a {type(data).__name__}, not a mapping of a prompt version's "
+                        f"fields ({', '.join(VERSION_FIELDS)})")
+    unknown = sorted(set(map(str, data)) - set(VERSION_FIELDS) - set(SHORTCUTS))
+    if unknown:
+        raise FileError(f"unknown key(s) {', '.join(unknown)}; a prompt file holds "
+                        f"{', '.join(VERSION_FIELDS)} (or the shortcuts "
+                        f"{', '.join(SHORTCUTS)})")
+    version: dict[str, Any] = {}
+    for key, value in data.items():
+        field = SHORTCUTS.get(str(key), str(key))
+        if field in version:
+            raise FileError(f"both {key!r} and {field!r} are given; keep one")
+        version[field] = {"type": "chat", "messages": value} if key == "messages" else value
+    template = version.get("template")
+    if not isinstance(template, Mapping) or template.get("type") != "chat" or \
+            not isinstance(template.get("messages"), list) or not template["messages"]:
+        raise FileError("needs 'messages' (a list of {role, content}) or a chat 'template'")
+    for index, message in enumerate(template["messages"]):
+        _check_message(index, message)
+    version["template_type"] = str(version.get("template_type") or "CHAT").upper()
+    if version["template_type"] != "CHAT":
+        raise FileError(f"template_type {version['template_type']!r}: only CHAT prompts run "
+                        f"as a task")
+    version["template_format"] = str(version.get("template_format") or "MUSTACHE").upper()
+    if version["template_format"] not in FORMATS:
+        raise FileError(f"template_format {version['template_format']!r} is not one of "
+                        f"{', '.join(FORMATS)}")
+    version["model_provider"] = str(version.get("model_provider") or "OPENAI").upper()
+    if not isinstance(version.get("model_name"), str) or not version["model_name"]:
+        raise FileError("needs 'model' (or model_name): the model the prompt is sent to")
+    family = FAMILIES.get(version["model_provider"], version["model_provider"].lower())
+    parameters = version.get("invocation_parameters") or {}
+    if not isinstance(parameters, Mapping):
+        raise FileError("invocation_parameters must be a mapping, such as {temperature: 0}")
+    if "type" not in parameters:
+        parameters = {"type": family, family: dict(parameters)}
+    version["invocation_parameters"] = dict(parameters)
+    tools = version.get("tools")
+    if isinstance(tools, list):
+        version["tools"] = {"type": "tools", "tools": tools}
+    elif tools is not None and not isinstance(tools, Mapping):
+        raise FileError("tools must be a list of function tools or Phoenix's {type: tools, "
+                        "tools: [...]}")
+    for key in ("tools", "response_format", "description"):
+        if version.get(key) is None:
+            version.pop(key, None)
+    return version
+
+
+def _check_message(index: int, message: Any) -> None:
+    where = f"message {index + 1}"
+    if not isinstance(message, Mapping):
+        raise FileError(f"{where} is a {type(message).__name__}, not {{role, content}}")
+    role = str(message.get("role", "")).lower()
+    if role not in ROLES:
+        raise FileError(f"{where}: role {message.get('role')!r} is not one of "
+                        f"{', '.join(ROLES)}")
+    content = message.get("content")
+    if not isinstance(content, (str, list)):
+        raise FileError(f"{where}: content must be text or a list of parts")
+
+
+# The fields that make two versions the same prompt run (not their description or metadata).
+_COMPARED = ("model_provider", "model_name", "template", "template_format",
+             "invocation_parameters", "tools", "response_format")
+
+
+def same_version(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two prompt versions send the same requests (a pushed file equal to the latest
+    version makes no new one)."""
+    def norm(version: Mapping[str, Any], key: str) -> Any:
+        value = version.get(key)
+        if key == "template" and isinstance(value, Mapping):
+            return {"type": value.get("type"), "messages": [_norm_message(m)
+                                                            for m in value.get("messages") or ()]}
+        return value or None
+
+    return all(norm(a, key) == norm(b, key) for key in _COMPARED)
+
+
+def _norm_message(message: Mapping[str, Any]) -> Any:
+    content = message.get("content")
+    if isinstance(content, list) and len(content) == 1 and \
+            isinstance(content[0], Mapping) and content[0].get("type") == "text":
+        content = content[0].get("text")  # the server may keep a lone text part either way
+    return {"role": str(message.get("role")).lower(), "content": content}
+
+
+def shown_path(path: Path | None, root: Path) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+

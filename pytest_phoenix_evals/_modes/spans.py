@@ -1,0 +1,448 @@
+"""Production judging (``--phoenix-project``): a project's spans (or traces) that lack the
+evaluators' annotations are the cases, each carrying its own output (no task); the evaluators
+are named on the command line (or by a conftest hook); results go back as span (trace)
+annotations, journaled first, never twice; at the end, failing spans can grow a dataset.
+
+pytest-free.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._core.errors import UsageProblem
+from .._run import handover
+from .base import CasePlan, Mode
+
+if TYPE_CHECKING:
+    from .._core.types import CaseResult, Group
+    from .._evaluators.protocol import Evaluator
+    from .._run.sinks.base import Destination, Sink
+    from .._run.sources.spans import Listing, SpanSource
+    from .context import Context
+    from .outcome import Outcome
+
+CATALOG = ("qa_correctness", "hallucination")
+#: Spans read per annotation request while regating a window.
+REGATE_PAGE = 500
+
+
+
+
+class ProductionRun(Mode):
+    """A project's spans (or traces) judged and annotated."""
+
+    name: ClassVar[str] = "production judging"
+
+    def __init__(self, ctx: Context, outcome: Outcome, *, source: SpanSource | None = None,
+                 sink: Sink | None = None) -> None:
+        super().__init__(ctx, outcome)
+        self._source = source
+        self._sink = sink
+
+    # --- what it reads ----------------------------------------------------------------------
+
+    @property
+    def spans(self) -> SpanSource:
+        """The project's spans that lack the evaluators' annotations."""
+        if self._source is None:
+            from .._core.window import window
+            from .._run.sources.spans import (
+                Claims,
+                Listing,
+                SpanSelection,
+                SpanSource,
+                claims_path,
+            )
+
+            s = self.settings
+            assert s.project is not None
+            try:
+                span_window = window(s.since, s.until, s.settle)
+            except ValueError as exc:
+                raise UsageProblem(f"--phoenix-since/--phoenix-until: {exc}") from None
+            selection = SpanSelection(project=s.project, condition=s.spans, window=span_window,
+                                      sample=s.sample, max_spans=s.max_spans, target=s.target,
+                                      rejudge=s.rejudge, reference=s.reference)
+            given = self.ctx.host.workerinput.get(handover.SPANS)
+            listing = Listing.from_wire(json.loads(Path(given).read_text())) if given else None
+            claims = None if listing is not None or s.no_upload else \
+                Claims(claims_path(self.ctx.gateway.url, s.project, s.target))
+            self._source = SpanSource(self.ctx.traces, selection, self._evaluators,
+                                      claims=claims, listing=listing)
+        return self._source
+
+    def source(self) -> SpanSource:
+        return self.spans
+
+    def describe(self) -> str:
+        return f"project {self.settings.project} ({self.settings.target}s)"
+
+    def groups(self) -> list[Group]:
+        return [self.spans.group()]
+
+    def plans(self, group: Group) -> list[CasePlan]:
+        source = self.spans
+        self.evaluators(group)  # checked and equipped before any case
+        return [CasePlan(case, None, source.needed(case), source.output(case))
+                for case in source.cases(group)]
+
+    def prepare(self) -> None:
+        """Check the filter, list the spans, and say what will be judged (before
+        collection)."""
+        listing = self.checked_listing()
+        self.evaluators(self.spans.group())  # equipped (judges, tracing) before cases run
+        for line in self.listing_lines(listing):
+            self.ctx.say(f"phoenix-evals: {line}")
+
+    def checked_listing(self) -> Listing:
+        """The listing, once the project, the judges' projects and the filter are checked;
+        UsageProblem naming what to fix otherwise."""
+        from .._phoenix.http import PhoenixError
+        from .._run.sources.spans import condition_for, evaluator_names
+
+        source, s = self.spans, self.settings
+        if source.listed is not None:  # listed (and checked) already, here or by xdist's
+            return source.listed  # controller
+        traces = self.ctx.traces
+        try:
+            project = source.project
+            self._refuse_a_judge_project(project.name)
+            if s.spans and (problem := traces.filter_problem(project, s.spans)):
+                raise UsageProblem(f"--phoenix-spans {s.spans!r}: Phoenix refuses this span "
+                                   f"filter: {problem}")
+            names = sorted({n for e in source.evaluators() for n in evaluator_names(e)})
+            whole = condition_for(source.selection, names)
+            if problem := traces.filter_problem(project, whole):
+                raise UsageProblem(f"the span filter {whole!r} is refused by Phoenix: "
+                                   f"{problem}")
+            return source.listing()
+        except PhoenixError as exc:
+            raise UsageProblem(f"--phoenix-project {s.project!r}: {exc}") from None
+
+    def _refuse_a_judge_project(self, project: str) -> None:
+        """The loop guard's other half: judging the project the judges trace into would judge
+        the judges' own calls, and grow with every run."""
+        from .._evaluators.protocol import NeedsJudges
+        from .context import JUDGE_PROJECT
+
+        for evaluator in self.spans.evaluators():
+            if not isinstance(evaluator, NeedsJudges):
+                continue
+            traced = getattr(evaluator, "project_name", None) or JUDGE_PROJECT
+            if traced == project:
+                raise UsageProblem(
+                    f"--phoenix-project {project!r} is where judge {evaluator.name!r} traces "
+                    f"its own calls: judging it would judge the judges; pick the project of "
+                    f"your app")
+
+    def listing_lines(self, listing: Listing) -> list[str]:
+        s = self.settings
+        window = self.spans.selection.window
+        what = "trace(s)" if s.target == "trace" else "span(s)"
+        lines = [f"project {listing.project.name!r}: {len(listing.cases)} {what} to judge"
+                 + (f", from {window.describe()}" if window else "")
+                 + (f" (sample {s.sample:g})" if s.sample is not None else "")]
+        calls = self.judge_calls(listing)
+        if calls:
+            lines[0] += f"; {calls} judge call(s)"
+        if listing.judged:
+            lines.append(f"{listing.judged} {what} listed already have every evaluation")
+        if listing.claimed:
+            lines.append(f"{listing.claimed} {what} left to another run on this host judging "
+                         f"them now")
+        if listing.more:
+            lines.append(f"more {what} wait beyond --phoenix-max-spans={s.max_spans}: the next "
+                         f"run takes them (oldest first)")
+        return lines
+
+    def judge_calls(self, listing: Listing) -> int:
+        from .._evaluators.protocol import NeedsJudges
+
+        judges = {e.name for e in self.spans.evaluators() if isinstance(e, NeedsJudges)}
+        return sum(len(judges & set(found.needs)) for found in listing.cases)
+
+    def collect_only_line(self) -> str | None:
+        """--collect-only: how many judge calls the run would make, and about what they
+        cost."""
+        listing = self.spans.listing()
+        calls = self.judge_calls(listing)
+        line = f"phoenix-evals: {len(listing.cases)} case(s), {calls} judge call(s)"
+        prices = self.settings.judge.prices
+        if prices and calls:
+            model = self.settings.judge.model or "gpt-4o-mini"
+            price = prices.get(model) or next(iter(prices.values()))
+            # About 4 characters a token; the prompt around the context and the answer are
+            # guessed at 300 and 80 tokens.
+            tokens_in = sum((len(json.dumps(f.context, default=str)) // 4 + 300) * len(f.needs)
+                            for f in listing.cases)
+            tokens_out = 80 * calls
+            cost = (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
+            line += (f", about {cost:.4f} USD at {price[0]:g}/{price[1]:g} USD per million "
+                     f"tokens")
+        return line
+
+    # --- what it judges with ----------------------------------------------------------------
+
+    def choose_evaluators(self, group: Group, extra: Sequence[Evaluator] = ()
+                          ) -> list[Evaluator]:
+        return [*self.spans.evaluators(group), *extra]
+
+    def _evaluators(self, group: Group) -> list[Evaluator]:
+        """The command line's evaluators, then the conftest hook's."""
+        from .._run.sinks.span_annotations import RESERVED_NAMES
+        from .._run.sources.spans import evaluator_names
+
+        chosen = [e for name in self.settings.evaluators for e in self._named(name)]
+        chosen += self.ctx.host.evaluators_hook(group)
+        if not chosen:
+            raise UsageProblem(
+                f"--phoenix-project {self.settings.project!r}: nothing to judge the spans "
+                f"with: add --phoenix-evaluators=NAME,... ({', '.join(CATALOG)}, a Phoenix "
+                f"judge template, or dataset:NAME) or a pytest_phoenix_evals_evaluators hook")
+        for evaluator in chosen:
+            reserved = RESERVED_NAMES & set(evaluator_names(evaluator))
+            if reserved:
+                raise UsageProblem(f"evaluator {evaluator.name!r} writes annotation "
+                                   f"{sorted(reserved)[0]!r}, a name Phoenix keeps for "
+                                   f"notes: give it another name")
+        return chosen
+
+    def _named(self, name: str) -> list[Evaluator]:
+        from .._evaluators.llm import catalog
+        from .._phoenix.http import PhoenixError
+
+        if name == "qa_correctness":
+            return [catalog.qa_correctness()]
+        if name == "hallucination":
+            return [catalog.hallucination()]
+        if name.startswith("dataset:"):
+            from .dataset import dataset_source
+
+            dataset = name.removeprefix("dataset:")
+            try:
+                source = dataset_source(self.ctx, [])
+                return source.attached_to(source.group(dataset))
+            except PhoenixError as exc:
+                raise UsageProblem(f"--phoenix-evaluators {name!r}: {exc}") from None
+        try:
+            templates = [t.name for t in self.ctx.gateway.classification_evaluator_configs()]
+        except PhoenixError as exc:
+            raise UsageProblem(f"--phoenix-evaluators {name!r}: {exc}") from None
+        if name not in templates:
+            raise UsageProblem(
+                f"--phoenix-evaluators: {name!r} is none of this plugin's judges "
+                f"({', '.join(CATALOG)}) nor a judge template of the Phoenix server "
+                f"({', '.join(sorted(templates)) or 'none'}); for the evaluators attached to a "
+                f"dataset, write dataset:NAME")
+        return [catalog.phoenix_judge(name)]
+
+    # --- where it writes --------------------------------------------------------------------
+
+    def sink(self) -> Sink:
+        if self._sink is None:
+            from .._core.version import plugin_version
+            from .._run.sinks.journal import journal_dir
+            from .._run.sinks.span_annotations import AnnotationSink
+
+            self._sink = AnnotationSink(
+                self.ctx.traces, self.ctx.engine, self.spans.project, self.settings.target,
+                metadata={"plugin": "pytest-phoenix-evals", "plugin_version": plugin_version()},
+                journal_dir=journal_dir(self.ctx.host.rootpath),
+                journal_suffix=self.ctx.journal_suffix())
+        return self._sink
+
+    def announce(self, group: Group, destination: Destination) -> str:
+        return f"phoenix-evals: annotations go to project {group.label}: {destination.url}"
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def for_workers(self, directory: str) -> dict[str, Any]:
+        """On xdist's controller: list the spans once, for every worker to collect the
+        same."""
+        path = Path(directory) / "spans.json"
+        if not path.exists():
+            try:
+                listing = self.checked_listing()
+            except UsageProblem:
+                return {}  # each worker finds the same problem and says it
+            path.write_text(json.dumps(listing.to_wire()))
+            for line in self.listing_lines(listing):
+                self.ctx.say(f"phoenix-evals: {line}")
+        return {handover.SPANS: str(path)}
+
+    def nothing_to_do(self) -> bool:
+        """The listing was made and found nothing to judge (a scheduled run with nothing new
+        exits 0, not pytest's 5)."""
+        listing = self.spans.listed
+        return listing is not None and not listing.cases
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def after_uploads(self) -> None:
+        """After the annotations are written: the notices, failures into a dataset, claims
+        gone."""
+        from .._core.types import NOT_RUN
+
+        if self._source is None:  # nothing was listed: nothing to say
+            return
+        results = self.outcome.results
+        notices = self.ctx.notices
+        worker = bool(self.ctx.host.workerinput)
+        left = [r for r in results if any(s.error for s in r.scores)]
+        if left and not worker:  # (the controller says it for every worker)
+            budget = sum(any(s.error and "budget" in s.error and s.error.startswith(NOT_RUN)
+                             for s in r.scores) for r in results)
+            notices.append(
+                f"{len(left)} case(s) had an evaluator error and got no annotation from it: "
+                f"they are judged again by the next run"
+                + (f" ({budget} stopped by --phoenix-budget-usd)" if budget else ""))
+        gone: set[str] = getattr(self._sink, "gone", set())
+        if gone:
+            notices.append(f"{len(gone)} span(s) were deleted from Phoenix before their "
+                           f"annotations could be written")
+        if self.settings.add_failures_to and not worker:
+            notices += self.add_failures([r for r in results if not r.passed])
+        self._source.release()
+
+    def regate(self) -> int:
+        """``--phoenix-regate=window`` with ``--phoenix-project``: decide the gates over the
+        annotations this plugin already wrote on the window's spans (``--phoenix-since`` ...), by
+        this command line's evaluators and verdict rules. No judge is called; annotations of the
+        same name written by humans or other tools are not read. The exit status."""
+        from dataclasses import replace
+
+        from .._core.baseline import judge, rules_of
+        from .._core.types import CaseResult
+        from .._phoenix.http import PhoenixError
+        from .._run.sinks.base import Destination, UploadReport
+        from .._run.sources.spans import (
+            IDENTIFIER,
+            condition_for,
+            span_case,
+            span_context,
+            subject_of,
+        )
+
+        s = self.settings
+        if s.regate != "window":
+            raise UsageProblem(f"--phoenix-regate={s.regate!r} with --phoenix-project: write "
+                               f"--phoenix-regate=window to decide the gates over the "
+                               f"annotations already written in the window")
+        if not s.gates:
+            raise UsageProblem("--phoenix-regate=window decides --phoenix-fail-under gates: "
+                               "add one, for example --phoenix-fail-under=hallucination=0.95")
+        source, traces = self.spans, self.ctx.traces
+        try:
+            project = source.project
+            rules = rules_of(source.evaluators())
+            names = sorted(rules)
+            selection = replace(source.selection, rejudge=True)  # judged or not: every span
+            condition = condition_for(selection, names)
+            if problem := traces.filter_problem(project, condition):
+                raise UsageProblem(f"the span filter {condition!r} is refused by Phoenix: "
+                                   f"{problem}")
+            group = source.group()
+            results: list[CaseResult] = []
+            unjudged = 0
+            window = selection.window
+            records = list(traces.spans(project, condition=condition,
+                                        start=window.start if window else None,
+                                        end=window.end if window else None))
+            for at in range(0, len(records), REGATE_PAGE):
+                page = records[at:at + REGATE_PAGE]
+                found: dict[str, list[dict[str, Any]]] = {}
+                subjects = [subject_of(r, s.target) for r in page]
+                for row in traces.annotations(project, s.target, subjects, names,
+                                              identifier=IDENTIFIER):
+                    found.setdefault(str(row.get(f"{s.target}_id")), []).append(row)
+                for record, subject in zip(page, subjects, strict=True):
+                    rows = found.get(subject)
+                    if not rows:
+                        unjudged += 1
+                        continue
+                    context = span_context(record, [])
+                    result = CaseResult(case=span_case(record, context, group, s.target),
+                                        output=context["output"])
+                    for row in rows:
+                        outcome = row.get("result") or {}
+                        score, verdict = judge({"name": row["name"], **outcome,
+                                                "annotatorKind": row.get("annotator_kind")},
+                                               rules, s.thresholds)
+                        result.scores.append(score)
+                        result.verdicts.append(verdict)
+                    results.append(result)
+        except PhoenixError as exc:
+            raise UsageProblem(f"--phoenix-regate=window: {exc}") from None
+        report = UploadReport(destinations=[Destination(group=group, id=project.id,
+                                                        url=traces.project_url(project))])
+        self.outcome.take(results, report)
+        passed = self.outcome.apply_gates([r.case for r in results])
+        what = "trace(s)" if s.target == "trace" else "span(s)"
+        self.ctx.say(f"phoenix-evals: regating the annotations of project {project.name!r} from "
+                     f"{window.describe() if window else 'every span'}: {len(results)} {what} "
+                     f"judged earlier; no judge called")
+        if unjudged:
+            self.ctx.notices.append(f"{unjudged} {what} of the window have no annotation from this "
+                                    f"plugin yet and are not counted")
+        for line in self.outcome.summary():
+            self.ctx.say(line)
+        return 0 if passed and results else 1
+
+    def add_failures(self, failed: list[CaseResult]) -> list[str]:
+        """--phoenix-add-failures-to: each failing span once, as the server would make it."""
+        from .._phoenix.http import PhoenixError
+
+        spec = self.settings.add_failures_to
+        assert spec is not None
+        dataset, _, split = spec.partition(":")
+        if not failed:
+            return [f"no failing span to add to dataset {dataset!r}"]
+        if self.settings.no_upload:
+            return [f"--phoenix-no-upload: {len(failed)} failing span(s) not added to {dataset!r}"]
+        traces = self.ctx.traces
+        source = self.spans
+        try:
+            present = traces.example_ids(dataset) or set()
+            todo = [r for r in failed if _example_id(r) not in present]
+            if not todo:
+                return [f"dataset {dataset!r}: every failing span is in it already"]
+            found = {f.record.span_id: f for f in source.listing().cases}
+            nodes = [found[r.case.example.metadata["span_id"]].record.node_id for r in todo]
+            revisions = traces.example_revisions(nodes)
+            examples = []
+            for result, node in zip(todo, nodes, strict=True):
+                revision = revisions.get(node)
+                if revision is None:
+                    continue  # deleted meanwhile
+                examples.append({**revision, "metadata": {**revision["metadata"],
+                                                          **_failed(result)},
+                                 "span_id": result.case.example.metadata["span_id"],
+                                 "example_id": _example_id(result)})
+            if not examples:
+                return [f"dataset {dataset!r}: the failing spans are gone from Phoenix"]
+            answer = traces.append_examples(dataset, examples, split or None)
+        except PhoenixError as exc:
+            return [f"could not add the failing spans to dataset {dataset!r}: {exc}"]
+        return [f"added {len(examples)} failing span(s) to dataset {dataset!r}"
+                + (f" (split {split})" if split else "")
+                + f": version {answer.get('version_id')}; run them with "
+                  f"pytest --phoenix-dataset={dataset}"]
+
+
+def _example_id(result: CaseResult) -> str:
+    """One example per span (or trace), whatever run adds it."""
+    return f"{result.case.group.kind[:-1]}-{result.case.example.id}"
+
+
+def _failed(result: CaseResult) -> dict[str, Any]:
+    from .._core.secrets import redact_value
+
+    failed = [{"evaluator": score.evaluator, "name": score.name, "label": score.label,
+               "score": score.score, "explanation": score.explanation}
+              for score, verdict in zip(result.scores, result.verdicts, strict=False)
+              if verdict.failed]
+    return redact_value({"failed_evaluations": failed})  # type: ignore[no-any-return]
