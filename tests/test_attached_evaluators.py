@@ -62,9 +62,11 @@ def run_mixed(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--phoenix-dataset=mixed", "--phoenix-task=qa_app:answer", *args)
 
 
-def uploaded(admin: PhoenixAdmin, dataset_id: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """(example id, annotation name) -> annotation, for the newest experiment."""
-    experiment = admin.experiments(dataset_id)[0]
+def uploaded(admin: PhoenixAdmin, dataset_id: str, name: str
+             ) -> dict[tuple[str, str], dict[str, Any]]:
+    """(example id, annotation name) -> annotation, for the experiment of that name (a test's
+    own: not "the newest", which is whichever test ran last on the dataset)."""
+    experiment = next(e for e in admin.experiments(dataset_id) if e.get("name") == name)
     return {(a["example_id"], a["name"]): a for a in admin.annotations(experiment["id"])}
 
 
@@ -77,10 +79,10 @@ def essentials(annotation: dict[str, Any]) -> tuple[Any, ...]:
 def test_llm_evaluators_send_the_judge_what_the_server_sends_and_agree_with_it(
         pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
         mixed: dict[str, Any], examples: list[dict[str, Any]]) -> None:
-    result = run_mixed(pytester)
+    result = run_mixed(pytester, "--phoenix-experiment-name=mixed-attached")
     result.assert_outcomes(passed=2, failed=1)
     ours = [r["body"] for r in judge.requests]
-    annotations = uploaded(admin, mixed["id"])
+    annotations = uploaded(admin, mixed["id"], "mixed-attached")
 
     judge.reset()
     contexts = [{"input": e["input"], "reference": e["output"], "output": answer,
@@ -124,14 +126,16 @@ def canonical(body: dict[str, Any]) -> str:
 def test_local_and_server_evaluation_give_equal_annotations(
         pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
         mixed: dict[str, Any]) -> None:
-    local = run_mixed(pytester, "--phoenix-allow-code-evaluators")
+    local = run_mixed(pytester, "--phoenix-allow-code-evaluators",
+                      "--phoenix-experiment-name=mixed-local")
     local.assert_outcomes(passed=2, failed=1)
-    local_annotations = uploaded(admin, mixed["id"])
+    local_annotations = uploaded(admin, mixed["id"], "mixed-local")
     local_calls = len(judge.requests)
 
-    server = run_mixed(pytester, "--phoenix-evaluate-on=server")
+    server = run_mixed(pytester, "--phoenix-evaluate-on=server",
+                       "--phoenix-experiment-name=mixed-on-server")
     server.assert_outcomes(passed=2, failed=1)
-    server_annotations = uploaded(admin, mixed["id"])
+    server_annotations = uploaded(admin, mixed["id"], "mixed-on-server")
     assert len(judge.requests) == 2 * local_calls  # the server called the judge itself
 
     assert set(local_annotations) == set(server_annotations)
