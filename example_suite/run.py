@@ -29,13 +29,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from phoenix_server import free_port, is_healthy, running_server, start_server  # noqa: E402
+from phoenix_server import (  # noqa: E402
+    ensure_server_venv,
+    free_port,
+    is_healthy,
+    running_server,
+    start_server,
+)
 from run_tests import ensure_dev_venv  # noqa: E402
 
 WORKDIR = ROOT / ".phoenix"
@@ -44,12 +51,22 @@ WORKDIR = ROOT / ".phoenix"
 def main() -> int:
     if sys.version_info < (3, 11):
         raise SystemExit(f"Python 3.11+ is needed; this is {sys.version.split()[0]}")
+    say("checking the plugin's virtual environment (.venv; created the first time, one to "
+        "three minutes)")
     python = ensure_dev_venv()
     url = running_server(WORKDIR)
     if url is None:
+        say("checking the Phoenix server's virtual environment (cached; created the first "
+            "time, one to three minutes)")
+        ensure_server_venv()
         port = 6006 if not is_healthy("http://127.0.0.1:6006") else free_port()
-        print(f"starting Phoenix on 127.0.0.1:{port} (data in {WORKDIR}) ...", flush=True)
-        url = start_server(WORKDIR, port=port, detach=True).url
+        say(f"starting Phoenix on 127.0.0.1:{port} (data in {WORKDIR}; 10 to 40 s) ...")
+        started = time.monotonic()
+        url = start_server(WORKDIR, port=port, detach=True, progress=say).url
+        say(f"Phoenix is up at {url} ({time.monotonic() - started:.0f} s)")
+    else:
+        say(f"Phoenix started earlier is up at {url}")
+    say("seeding the example datasets and prompts (once; skipped when they exist)")
     subprocess.run([str(python), str(HERE / "seed.py"), "--url", url], check=True,
                    stdout=subprocess.DEVNULL)
     env = {**os.environ, "PHOENIX_COLLECTOR_ENDPOINT": url}
@@ -63,6 +80,7 @@ def main() -> int:
         print(f"no OPENAI_API_KEY set: the LLM judges answer through the stand-in judge at "
               f"{env['OPENAI_BASE_URL']} (a deterministic fake, not a real model)", flush=True)
     command = [str(python), "-m", "pytest", "--phoenix-dataset=qa-golden", *sys.argv[1:]]
+    print(f"\n--- the example suite: {' '.join(command[2:])} ---", flush=True)
     try:
         code = subprocess.run(command, cwd=HERE, env=env).returncode
         benchmark = [str(python), "-m", "pytest", "--phoenix-dataset=grounded-golden",
@@ -81,6 +99,10 @@ def main() -> int:
     print(f"\nPhoenix is still running at {url}; open the links above to see the experiment "
           f"and the annotated spans.\nStop it with: {stop}")
     return code or benchmarked or prompted or traces
+
+
+def say(message: str) -> None:
+    print(f"[example] {message}", flush=True)
 
 
 def configure_stand_in(env: dict[str, str], switches: dict[str, object]) -> None:

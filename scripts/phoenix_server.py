@@ -25,10 +25,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import venv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,10 @@ SERVER_VERSION = os.environ.get("PHOENIX_EVALS_SERVER_VERSION", "20.26.1")
 #: The jsonpath-ng that Phoenix's lock file and Docker image pin. A pip-installed server gets the
 #: newest instead, and the two read some paths differently (``[*]``, slices, indices).
 PINNED_JSONPATH = "1.8.0"
+
+#: A long step (an install, a server starting) says how it is going at least this often, in
+#: seconds: nobody should wonder whether it hangs.
+PROGRESS_EVERY = 15.0
 
 
 def cache_dir() -> Path:
@@ -87,6 +93,8 @@ def ensure_venv(
              f"minutes)")
         started = time.monotonic()
         venv.EnvBuilder(with_pip=True).create(target)
+        _log(f"{label}: downloading and installing {len(requirements)} requirement(s) and "
+             f"their dependencies ({time.monotonic() - started:.0f} s)")
         command = [str(python), "-m", "pip", "install", "--disable-pip-version-check",
                    "--progress-bar", "off", *requirements]
         code, output = _install(command, label, started)
@@ -99,21 +107,45 @@ def ensure_venv(
 
 
 def _install(command: list[str], label: str, started: float) -> tuple[int, str]:
-    """Run pip, saying how far it got every ten packages (pip's own output is kept for an
-    error message, not shown: it is hundreds of lines)."""
+    """Run pip, saying how far it got every ten packages, and at least every ``PROGRESS_EVERY``
+    seconds (pip's own output is kept for an error message, not shown: it is hundreds of
+    lines, and it says nothing while it installs)."""
     lines, collected = [], 0
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            seconds = time.monotonic() - started
-            if line.startswith(("Collecting ", "Processing ")):
-                collected += 1
-                if collected % 10 == 0:
-                    _log(f"{label}: {collected} packages found ({seconds:.0f} s)")
-            elif line.startswith("Installing collected packages"):
-                _log(f"{label}: installing {collected} packages ({seconds:.0f} s)")
+    doing = "downloading"
+    said = time.monotonic()
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def say(message: str) -> None:
+        nonlocal said
+        with lock:
+            _log(message)
+            said = time.monotonic()
+
+    def keep_saying() -> None:
+        while not finished.wait(1.0):
+            if time.monotonic() - said >= PROGRESS_EVERY:
+                say(f"{label}: still {doing} ({time.monotonic() - started:.0f} s)")
+
+    ticker = threading.Thread(target=keep_saying, daemon=True)
+    ticker.start()
+    try:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                seconds = time.monotonic() - started
+                if line.startswith(("Collecting ", "Processing ")):
+                    collected += 1
+                    if collected % 10 == 0:
+                        say(f"{label}: {collected} packages found ({seconds:.0f} s)")
+                elif line.startswith("Installing collected packages"):
+                    doing = f"installing {collected} packages"
+                    say(f"{label}: {doing} ({seconds:.0f} s)")
+    finally:
+        finished.set()
+        ticker.join()
     return process.returncode, "".join(lines)
 
 
@@ -225,6 +257,7 @@ def start_server(
     timeout: float = 180.0,
     detach: bool = False,
     jsonpath: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunningServer:
     """Start ``phoenix serve`` on 127.0.0.1 with SQLite in ``workdir``; wait until healthy.
 
@@ -232,12 +265,13 @@ def start_server(
     (the ports this function chose; at most three attempts).
 
     jsonpath: run the server on that jsonpath-ng version (see ``ensure_jsonpath_overlay``).
+    progress: told every ``PROGRESS_EVERY`` seconds while the server does not answer yet.
     """
     phoenix = ensure_server_venv()
     workdir.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, _PORT_ATTEMPTS + 1):
         server, taken = _launch(phoenix, workdir, port or free_port(), extra_env, timeout,
-                                detach, jsonpath)
+                                detach, jsonpath, progress)
         if server is not None:
             return server
         if not taken or attempt == _PORT_ATTEMPTS:
@@ -247,7 +281,8 @@ def start_server(
 
 
 def _launch(phoenix: Path, workdir: Path, port: int, extra_env: dict[str, str] | None,
-            timeout: float, detach: bool, jsonpath: str | None
+            timeout: float, detach: bool, jsonpath: str | None,
+            progress: Callable[[str], None] | None = None,
             ) -> tuple[RunningServer | None, bool]:
     """One start: (the server once healthy, else None and whether a port was taken)."""
     url = f"http://127.0.0.1:{port}"
@@ -277,7 +312,9 @@ def _launch(phoenix: Path, workdir: Path, port: int, extra_env: dict[str, str] |
             start_new_session=detach,
         )
     server = RunningServer(url=url, process=process, workdir=workdir, log_path=log_path)
-    deadline = time.monotonic() + timeout
+    launched = time.monotonic()
+    deadline = launched + timeout
+    said = launched
     taken = False
     while time.monotonic() < deadline and not taken:
         if process.poll() is not None:
@@ -286,6 +323,10 @@ def _launch(phoenix: Path, workdir: Path, port: int, extra_env: dict[str, str] |
             (workdir / "server.pid").write_text(f"{process.pid}\n{url}\n")
             return server, False
         time.sleep(0.3)
+        if progress is not None and time.monotonic() - said >= PROGRESS_EVERY:
+            said = time.monotonic()
+            progress(f"Phoenix at {url} does not answer yet ({said - launched:.0f} s; it "
+                     f"usually takes 10 to 40 s; its log: {log_path})")
         taken = _port_taken(log_path, logged)
     server.stop()
     return None, taken or _port_taken(log_path, logged)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from phoenix_admin import PhoenixAdmin
 from phoenix_server import PINNED_JSONPATH, cache_dir, start_server
+from progress import install_heartbeat, start_saying
 from stand_in_judge import StandInJudge
 
 # The cached server environment is found through HOME, which pytester points at each test's
@@ -37,6 +38,10 @@ os.environ.setdefault("PHOENIX_EVALS_CACHE_DIR", str(cache_dir()))
 CLIENT_VARIABLES = ("PHOENIX_ENDPOINT", "PHOENIX_COLLECTOR_ENDPOINT", "PHOENIX_BASE_URL",
                     "OTEL_EXPORTER_OTLP_ENDPOINT", "PHOENIX_HOST", "PHOENIX_PORT",
                     "PHOENIX_API_KEY", "PHOENIX_CLIENT_HEADERS")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install_heartbeat(config)  # never silent for long: see progress.py
 
 
 @pytest.fixture(scope="session")
@@ -56,16 +61,17 @@ def judge(judge_server: StandInJudge, monkeypatch: pytest.MonkeyPatch) -> StandI
 
 
 @pytest.fixture(scope="session")
-def phoenix_url(tmp_path_factory: pytest.TempPathFactory,
-                judge_server: StandInJudge) -> Iterator[str]:
+def phoenix_url(tmp_path_factory: pytest.TempPathFactory, judge_server: StandInJudge,
+                pytestconfig: pytest.Config) -> Iterator[str]:
     """A real Phoenix server on 127.0.0.1 (free ports, SQLite in a temporary directory).
 
     Its LLM evaluators call the stand-in judge (OPENAI_BASE_URL in the server's environment),
     so that what the server computes and what the plugin computes can be compared.
     """
-    server = start_server(tmp_path_factory.mktemp("phoenix-server"),
-                          extra_env={"OPENAI_BASE_URL": judge_server.url,
-                                     "OPENAI_API_KEY": ""})
+    workdir = tmp_path_factory.mktemp("phoenix-server")
+    extra_env = {"OPENAI_BASE_URL": judge_server.url, "OPENAI_API_KEY": ""}
+    server = start_saying(pytestconfig, "starting the test Phoenix server", lambda progress:
+                          start_server(workdir, extra_env=extra_env, progress=progress))
     try:
         yield server.url
     finally:
@@ -80,10 +86,14 @@ def admin(phoenix_url: str) -> Iterator[PhoenixAdmin]:
 
 
 @pytest.fixture(scope="session")
-def pinned_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PhoenixAdmin]:
+def pinned_admin(tmp_path_factory: pytest.TempPathFactory,
+                 pytestconfig: pytest.Config) -> Iterator[PhoenixAdmin]:
     """A second Phoenix server, the same release on the jsonpath-ng that Phoenix's Docker image
     pins (1.8.0; see ``ensure_jsonpath_overlay``). Started only by the tests that ask for it."""
-    server = start_server(tmp_path_factory.mktemp("phoenix-pinned"), jsonpath=PINNED_JSONPATH)
+    workdir = tmp_path_factory.mktemp("phoenix-pinned")
+    server = start_saying(pytestconfig, "starting a Phoenix server on jsonpath-ng "
+                          f"{PINNED_JSONPATH}", lambda progress: start_server(
+                              workdir, jsonpath=PINNED_JSONPATH, progress=progress))
     client = PhoenixAdmin(server.url)
     try:
         yield client

@@ -4,6 +4,7 @@ prompt tags and opt-in local code; a real Phoenix and the stand-in judge through
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -39,32 +40,44 @@ def examples(judged_dataset: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def mixed(admin: PhoenixAdmin, examples: list[dict[str, Any]]) -> dict[str, Any]:
     """Dataset 'mixed': a built-in, two LLM evaluators (one multi-output) and a code one."""
-    dataset_id = admin.create_dataset("mixed", examples)
+    return make_mixed(admin, examples)
+
+
+def make_mixed(admin: PhoenixAdmin, examples: list[dict[str, Any]],
+               suffix: str = "") -> dict[str, Any]:
+    """Dataset 'mixed<suffix>' with prompts 'grader<suffix>' and 'grader-fstring<suffix>': a
+    test that changes its prompts makes its own (a suffix), not to change the module's."""
+    dataset_id = admin.create_dataset(f"mixed{suffix}", examples)
     admin.attach_builtin(dataset_id, "contains", "mentions", {"text": "$.output",
                                                               "words": "$.reference.answer"})
-    judge = admin.create_prompt("grader", [{"role": "system", "content": SYSTEM},
+    judge = admin.create_prompt(f"grader{suffix}", [{"role": "system", "content": SYSTEM},
                                            {"role": "user", "content": USER}],
                                 output_configs=[CORRECTNESS],
                                 invocation_parameters={"temperature": 0.0, "seed": 7})
     admin.attach_llm_evaluator(dataset_id, "grader", judge["prompt_id"], [CORRECTNESS],
                                MAPPING)
-    multi = admin.create_prompt("grader-fstring", [{"role": "user", "content": FSTRING_USER}],
+    multi = admin.create_prompt(f"grader-fstring{suffix}",
+                                [{"role": "user", "content": FSTRING_USER}],
                                 template_format="F_STRING",
                                 output_configs=[CORRECTNESS, HELPFUL])
     admin.attach_llm_evaluator(dataset_id, "two_ways", multi["prompt_id"],
                                [CORRECTNESS, HELPFUL], MAPPING)
     admin.attach_code_evaluator(dataset_id, "mentions_reference", CODE, [BOOLEAN], {})
-    return {"id": dataset_id, "judge_prompt": judge["prompt_id"],
+    return {"id": dataset_id, "name": f"mixed{suffix}", "judge_prompt": judge["prompt_id"],
             "multi_prompt": multi["prompt_id"]}
 
 
-def run_mixed(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("--phoenix-dataset=mixed", "--phoenix-task=qa_app:answer", *args)
+def run_mixed(pytester: pytest.Pytester, *args: str, dataset: str = "mixed"
+              ) -> pytest.RunResult:
+    return pytester.runpytest(f"--phoenix-dataset={dataset}", "--phoenix-task=qa_app:answer",
+                              *args)
 
 
-def uploaded(admin: PhoenixAdmin, dataset_id: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """(example id, annotation name) -> annotation, for the newest experiment."""
-    experiment = admin.experiments(dataset_id)[0]
+def uploaded(admin: PhoenixAdmin, dataset_id: str, name: str
+             ) -> dict[tuple[str, str], dict[str, Any]]:
+    """(example id, annotation name) -> annotation, for the experiment of that name (a test's
+    own: not "the newest", which is whichever test ran last on the dataset)."""
+    experiment = next(e for e in admin.experiments(dataset_id) if e.get("name") == name)
     return {(a["example_id"], a["name"]): a for a in admin.annotations(experiment["id"])}
 
 
@@ -77,10 +90,10 @@ def essentials(annotation: dict[str, Any]) -> tuple[Any, ...]:
 def test_llm_evaluators_send_the_judge_what_the_server_sends_and_agree_with_it(
         pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
         mixed: dict[str, Any], examples: list[dict[str, Any]]) -> None:
-    result = run_mixed(pytester)
+    result = run_mixed(pytester, "--phoenix-experiment-name=mixed-attached")
     result.assert_outcomes(passed=2, failed=1)
     ours = [r["body"] for r in judge.requests]
-    annotations = uploaded(admin, mixed["id"])
+    annotations = uploaded(admin, mixed["id"], "mixed-attached")
 
     judge.reset()
     contexts = [{"input": e["input"], "reference": e["output"], "output": answer,
@@ -124,14 +137,16 @@ def canonical(body: dict[str, Any]) -> str:
 def test_local_and_server_evaluation_give_equal_annotations(
         pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
         mixed: dict[str, Any]) -> None:
-    local = run_mixed(pytester, "--phoenix-allow-code-evaluators")
+    local = run_mixed(pytester, "--phoenix-allow-code-evaluators",
+                      "--phoenix-experiment-name=mixed-local")
     local.assert_outcomes(passed=2, failed=1)
-    local_annotations = uploaded(admin, mixed["id"])
+    local_annotations = uploaded(admin, mixed["id"], "mixed-local")
     local_calls = len(judge.requests)
 
-    server = run_mixed(pytester, "--phoenix-evaluate-on=server")
+    server = run_mixed(pytester, "--phoenix-evaluate-on=server",
+                       "--phoenix-experiment-name=mixed-on-server")
     server.assert_outcomes(passed=2, failed=1)
-    server_annotations = uploaded(admin, mixed["id"])
+    server_annotations = uploaded(admin, mixed["id"], "mixed-on-server")
     assert len(judge.requests) == 2 * local_calls  # the server called the judge itself
 
     assert set(local_annotations) == set(server_annotations)
@@ -147,22 +162,26 @@ def test_local_and_server_evaluation_give_equal_annotations(
 @pytest.mark.usefixtures("qa_app")
 def test_prompt_tag_runs_the_tagged_version_and_notes_prompts_without_it(
         pytester: pytest.Pytester, judge: StandInJudge, admin: PhoenixAdmin,
-        mixed: dict[str, Any]) -> None:
+        examples: list[dict[str, Any]]) -> None:
+    # Dataset and prompts of its own: a new version of the module's 'grader' would change
+    # what the other tests of this module compare with the server.
+    suffix = f"-tagged-{uuid.uuid4().hex[:8]}"
+    mixed = make_mixed(admin, examples, suffix)
     version = admin.add_prompt_version(
         mixed["judge_prompt"], [{"role": "system", "content": "Production grader."},
                                 {"role": "user", "content": USER}],
         output_configs=[CORRECTNESS])
     admin.tag_prompt_version(version, "production")
     result = run_mixed(pytester, "--phoenix-prompt-tag=production", "--phoenix-no-upload",
-                       "-k", "france")
+                       "-k", "france", dataset=mixed["name"])
     result.assert_outcomes(passed=1, deselected=2)
     systems = [r["body"]["messages"][0]["content"] for r in judge.requests]
     assert "Production grader." in systems and SYSTEM not in systems
-    result.stdout.fnmatch_lines(["LLM evaluator 'two_ways' (dataset 'mixed'): prompt "
-                                 "'grader-fstring' has no version tagged 'production'; it runs "
-                                 "the version the server would run"])
+    result.stdout.fnmatch_lines([f"LLM evaluator 'two_ways' (dataset '{mixed['name']}'): "
+                                 f"prompt 'grader-fstring{suffix}' has no version tagged "
+                                 "'production'; it runs the version the server would run"])
     judge.reset()
-    result = run_mixed(pytester, "--phoenix-no-upload", "-k", "france")
+    result = run_mixed(pytester, "--phoenix-no-upload", "-k", "france", dataset=mixed["name"])
     assert SYSTEM in [r["body"]["messages"][0]["content"] for r in judge.requests]
 
 

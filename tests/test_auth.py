@@ -16,6 +16,7 @@ import pytest
 
 from phoenix_admin import PhoenixAdmin
 from phoenix_server import RunningServer, start_server
+from progress import start_saying
 from slow_proxy import SlowProxy
 from stand_in_judge import StandInJudge
 
@@ -54,13 +55,16 @@ def pytest_phoenix_evals_evaluators(config, dataset):
 
 
 @pytest.fixture(scope="module")
-def auth_phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def auth_phoenix(tmp_path_factory: pytest.TempPathFactory,
+                 pytestconfig: pytest.Config) -> Iterator[dict[str, Any]]:
     """A Phoenix with PHOENIX_ENABLE_AUTH, a system API key made through its REST API, and a
     dataset 'secure'."""
-    server: RunningServer = start_server(
-        tmp_path_factory.mktemp("auth-phoenix"),
-        extra_env={"PHOENIX_ENABLE_AUTH": "true", "PHOENIX_SECRET": SECRET,
-                   "PHOENIX_ADMIN_SECRET": ADMIN_SECRET})
+    workdir = tmp_path_factory.mktemp("auth-phoenix")
+    extra_env = {"PHOENIX_ENABLE_AUTH": "true", "PHOENIX_SECRET": SECRET,
+                 "PHOENIX_ADMIN_SECRET": ADMIN_SECRET}
+    server: RunningServer = start_saying(
+        pytestconfig, "starting a Phoenix server with authentication",
+        lambda progress: start_server(workdir, extra_env=extra_env, progress=progress))
     try:
         response = httpx.post(f"{server.url}/v1/system/api_keys",
                               headers={"Authorization": f"Bearer {ADMIN_SECRET}"},

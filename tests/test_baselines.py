@@ -124,11 +124,15 @@ def test_main_is_the_latest_run_on_the_main_branch(pytester: pytest.Pytester, ph
 
 
 def test_a_baseline_that_does_not_exist_is_a_usage_error(
-        pytester: pytest.Pytester, phoenix_env: str, bl_dataset: dict[str, Any]) -> None:
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin,
+        bl_dataset: dict[str, Any]) -> None:
+    # An experiment of its own, so that the dataset has one whatever ran before on 'bl'.
+    admin.http.post(f"/v1/datasets/{bl_dataset['id']}/experiments",
+                    json={"name": "bl-exists"}).raise_for_status()
     result = _run(pytester, GOOD, "--phoenix-baseline=no-such-run")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --phoenix-baseline: no experiment 'no-such-run' on "
-                                 "dataset 'bl'; the latest: *"])
+                                 "dataset 'bl'; the latest: *bl-exists*"])
     result = pytester.runpytest("--phoenix-max-regression=0.1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*a regression is measured against a baseline: add "

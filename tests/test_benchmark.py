@@ -106,6 +106,12 @@ def tagged(admin: PhoenixAdmin, tag: str) -> str:
     return str(response.json()["data"]["id"])
 
 
+def made_since(admin: PhoenixAdmin, dataset_id: str, before: set[str]) -> list[dict[str, Any]]:
+    """The experiments on the dataset that are not in ``before``: this test's own, whatever
+    other tests ran on the golden set before it."""
+    return [e for e in admin.experiments(dataset_id) if e["id"] not in before]
+
+
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--phoenix-dataset=hallucination-golden",
                               f"--phoenix-benchmark={NAME}", "-p", "no:cacheprovider", *args)
@@ -116,6 +122,7 @@ def test_a_judge_is_benchmarked_gated_and_promoted(
         golden: dict[str, Any]) -> None:
     judge.configure(rules=RULES)
     results = pytester.path / "bench.csv"
+    before = {e["id"] for e in admin.experiments(golden["id"])}
     result = run(pytester, "--phoenix-prompt-tag=candidate",
                  "--phoenix-fail-under=agreement(hallucination)>=0.7",
                  "--phoenix-fail-under=kappa(hallucination)>=0.4",
@@ -151,7 +158,7 @@ def test_a_judge_is_benchmarked_gated_and_promoted(
     assert (f"promoted: prompt 'hallucination-judge' version {golden['candidate']} now "
             f"carries tag 'production' (before: version {golden['production']})") in out
     # The experiment on the golden set names the prompt version it judged.
-    experiment = admin.experiments(golden["id"])[0]
+    (experiment,) = made_since(admin, golden["id"], before)
     assert experiment["metadata"]["benchmark"]["prompt_version_id"] == golden["candidate"]
     assert experiment["metadata"]["benchmark"]["human_labels"] == 8
     assert len(admin.runs(experiment["id"])) == 8
@@ -188,6 +195,7 @@ def test_a_candidate_and_a_tagged_version_side_by_side(
     # 6 (see the module docstring). Only the candidate is right on Mombasa; only legacy on the
     # 4 factual answers it labels factual; both on the 2 FABRICATED ones; neither on Madrid.
     judge.configure(rules=[["Be strict.", "hallucinated"], *RULES])
+    before = {e["id"] for e in admin.experiments(golden["id"])}
     result = run(pytester, "--phoenix-prompt-tag=candidate",
                  "--phoenix-benchmark-against=legacy",
                  "--phoenix-fail-under=agreement(hallucination)>=0.3", "-v")
@@ -202,7 +210,7 @@ def test_a_candidate_and_a_tagged_version_side_by_side(
     assert "hallucination-golden[legacy]: 8 cases, 6 passed, 2 failed" in out
     gates = [line for line in out.splitlines() if line.startswith("agreement(")]
     assert len(gates) == 1 and "0.375" in gates[0], gates
-    experiments = admin.experiments(golden["id"])[:2]
+    experiments = made_since(admin, golden["id"], before)
     tags = sorted(e["metadata"]["benchmark"]["prompt_tag"] for e in experiments)
     assert tags == ["candidate", "legacy"]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+
+from phoenix_admin import PhoenixAdmin
 
 
 def assert_clean_usage_error(result: pytest.RunResult, *lines: str) -> None:
@@ -36,10 +39,16 @@ def test_phoenix_url_option_is_named_as_the_source(pytester: pytest.Pytester,
 
 
 def test_unknown_dataset_lists_the_closest_names(pytester: pytest.Pytester, phoenix_env: str,
-                                                 qa_dataset: dict[str, Any]) -> None:
-    result = pytester.runpytest("--phoenix-dataset=qa-gold", "--phoenix-task=x:y")
-    assert_clean_usage_error(result, "ERROR: dataset 'qa-gold' not found in Phoenix at "
-                                     "* Closest datasets: qa*")
+                                                 admin: PhoenixAdmin) -> None:
+    # A dataset name of this test's own, misspelled: the closest names are those of whatever
+    # datasets the server holds, and other tests add theirs to the same server ('qa-gold' was
+    # closer to another test's 'plain-golden' than to 'qa').
+    name = f"closest-{uuid.uuid4().hex[:8]}"
+    admin.create_dataset(name, [{"input": {"question": "q"}, "output": {}, "metadata": {}}])
+    typo = name[:-1]
+    result = pytester.runpytest(f"--phoenix-dataset={typo}", "--phoenix-task=x:y")
+    assert_clean_usage_error(result, f"ERROR: dataset '{typo}' not found in Phoenix at "
+                                     f"* Closest datasets: {name}*")
 
 
 def test_unknown_split_lists_the_splits(pytester: pytest.Pytester, phoenix_env: str,
