@@ -85,6 +85,32 @@ def test_the_guard_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
     assert "pytest_phoenix_evals._session" in _imports(PACKAGE / "plugin.py")
 
 
+# An in-memory sink of the Sink protocol: records every result, uploads nothing.
+MEMORY_SINK = '''
+    class MemorySink:
+        def __init__(self):
+            self.recorded, self.opened = [], []
+        def open(self, group):
+            self.opened.append(group)
+            return Destination(group, "X1", "memory://X1")
+        async def project(self, group):
+            return None
+        def url(self, group):
+            return "memory://X1"
+        def record(self, result):
+            self.recorded.append(result)
+            result.mark(uploaded=True)
+        async def room(self):
+            return None
+        def waiting(self):
+            return 0
+        def drain(self, timeout):
+            return UploadReport(destinations=[self.open(g) for g in dict.fromkeys(
+                                    r.case.group for r in self.recorded)],
+                                uploaded_runs=len(self.recorded))
+'''
+
+
 RUNNER_SCRIPT = textwrap.dedent('''
     import sys
     # No pytest (nor pluggy) in this process: importing either fails.
@@ -126,26 +152,7 @@ RUNNER_SCRIPT = textwrap.dedent('''
                 return str(eval(input["q"]))
             return answer
 
-    class MemorySink:
-        def __init__(self):
-            self.recorded = []
-        def open(self, group):
-            return Destination(group, "X1", "memory://X1")
-        async def project(self, group):
-            return None
-        def url(self, group):
-            return "memory://X1"
-        def record(self, result):
-            self.recorded.append(result)
-            result.mark(uploaded=True)
-        async def room(self):
-            return None
-        def waiting(self):
-            return 0
-        def drain(self, timeout):
-            return UploadReport(destinations=[self.open(GROUP)],
-                                uploaded_runs=len(self.recorded))
-
+    {memory_sink}
     engine = Engine(threads=4)
     sink = MemorySink()
     seen = []
@@ -162,7 +169,7 @@ RUNNER_SCRIPT = textwrap.dedent('''
     assert sink.drain(1).uploaded_runs == 6
     assert "pytest" not in [m for m in sys.modules if sys.modules[m] is not None]
     print("RUNNER OK")
-''')
+''').replace("{memory_sink}", textwrap.dedent(MEMORY_SINK))
 
 
 def test_runner_runs_an_in_memory_source_into_an_in_memory_sink_without_pytest() -> None:
@@ -297,25 +304,7 @@ MODES_SCRIPT = textwrap.dedent('''
     from pytest_phoenix_evals._run.sources.spans import Listing, SpanCase, SpanSelection, SpanSource
     from pytest_phoenix_evals._settings import Settings
 
-    class MemorySink:
-        def __init__(self):
-            self.recorded = []
-        def open(self, group):
-            return Destination(group, "X1", "memory://X1")
-        async def project(self, group):
-            return None
-        def url(self, group):
-            return "memory://X1"
-        def record(self, result):
-            self.recorded.append(result)
-            result.mark(uploaded=True)
-        async def room(self):
-            return None
-        def waiting(self):
-            return 0
-        def drain(self, timeout):
-            return UploadReport(uploaded_runs=len(self.recorded))
-
+    {memory_sink}
     def run(settings, **parts):
         said = []
         ctx = Context(settings, Host(rootpath=Path(tempfile.mkdtemp()), say=said.append,
@@ -417,7 +406,7 @@ MODES_SCRIPT = textwrap.dedent('''
 
     assert "pytest" not in [m for m in sys.modules if sys.modules[m] is not None]
     print("MODES OK")
-''')
+''').replace("{memory_sink}", textwrap.dedent(MEMORY_SINK))
 
 
 def test_modes_run_in_memory_without_pytest() -> None:
