@@ -179,9 +179,10 @@ OPTIONS = (
            "ID", parse=text),
     Option("regate", GATES, "str", "Run no tests: apply this command line's gates, verdict rules "
            "and baseline to an experiment already in Phoenix (its id, or its name with "
-           "--phoenix-dataset); no task and no judge is called. With --phoenix-project, 'window' "
-           "decides the gates over the annotations this plugin wrote on the spans of the window "
-           "(--phoenix-since).", "EXPERIMENT|window", parse=text),
+           "--phoenix-dataset); no task and no judge is called. With --phoenix-run-id, 'run' "
+           "takes the experiment every shard of that run recorded into. With --phoenix-project, "
+           "'window' decides the gates over the annotations this plugin wrote on the spans of the "
+           "window (--phoenix-since).", "EXPERIMENT|run|window", parse=text),
     Option("project", TRACES, "str", "Judge the spans of this Phoenix project (name or id) as "
            "test cases, one per span that lacks the evaluators' annotations; the results are "
            "written back as span annotations.", "PROJECT", parse=text),
