@@ -65,6 +65,26 @@ def number(kind: type[int] | type[float], minimum: float = 0) -> Parse:
     return parse
 
 
+def regression(value: str, source: str) -> float | str:
+    """--phoenix-max-regression: a fraction of a pass rate (0.05 = 5 points), or
+    ``significant`` (a regression the paired test finds at --phoenix-alpha)."""
+    if str(value).strip().lower() == "significant":
+        return "significant"
+    return float(number(float)(value, source))
+
+
+def fraction_open(value: str, source: str) -> float:
+    """A probability strictly between 0 and 1 (a significance level)."""
+    try:
+        got = float(str(value).strip())
+    except ValueError:
+        got = math.nan
+    if not 0 < got < 1:
+        raise pytest.UsageError(f"{source}: {value!r} is not a level between 0 and 1, for "
+                                f"example 0.05")
+    return got
+
+
 def choice(choices: tuple[str, ...]) -> Parse:
     """One of ``choices``, in any case; an empty value keeps the default."""
     quoted = [f"{one!r}" for one in choices]

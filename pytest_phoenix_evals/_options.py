@@ -30,11 +30,13 @@ from ._option_parsers import (
     dot_path,
     flag,
     fraction,
+    fraction_open,
     gates,
     jsonpath,
     moment,
     number,
     prices,
+    regression,
     results_path,
     seconds,
     strings,
@@ -154,8 +156,11 @@ OPTIONS = (
            "version carrying TAG). The summary lists the examples that regressed and improved.",
            "EXPERIMENT", parse=text),
     Option("max_regression", GATES, "str", "With --phoenix-baseline: fail the session when an "
-           "annotation's pass rate falls by more than this (0.05 = 5 points).",
-           "RATE", parse=number(float)),
+           "annotation's pass rate falls by more than this (0.05 = 5 points); or 'significant': "
+           "only when the paired test finds a regression (one-sided exact McNemar p below "
+           "--phoenix-alpha).", "RATE|significant", parse=regression),
+    Option("alpha", GATES, "str", "With --phoenix-max-regression=significant: the significance "
+           "level of the paired test (default {default}).", "LEVEL", parse=fraction_open),
     Option("set_baseline", GATES, "bool", "Make this run the dataset's baseline experiment in "
            "Phoenix once everything is uploaded (for runs on the main branch).", parse=flag),
     Option("summary_md", GATES, "str", "Write a markdown summary (gates, pass rates, failing "
@@ -510,6 +515,9 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
 def _check(settings: Settings, sources: Mapping[str, str | None]) -> Settings:
     """What needs two options: conflicts, the pass rule against the repetitions, offline."""
     _conflicts(settings, sources)
+    if settings.alpha != _DEFAULTS.alpha and settings.max_regression != "significant":
+        raise pytest.UsageError(f"{sources['alpha']}: the level of the paired test of "
+                                f"--phoenix-max-regression=significant; add that")
     if settings.max_regression is not None and settings.baseline is None:
         raise pytest.UsageError(f"{sources['max_regression']}: a regression is measured "
                                 f"against a baseline: add --phoenix-baseline=EXPERIMENT "

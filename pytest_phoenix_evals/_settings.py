@@ -49,7 +49,9 @@ class Settings(NamedTuple):
     thresholds: Mapping[str, Threshold] = MappingProxyType({})
     gates: tuple[Gate, ...] = ()
     baseline: str | None = None
-    max_regression: float | None = None
+    # A fraction of a pass rate, or "significant" (the paired test at ``alpha``).
+    max_regression: float | str | None = None
+    alpha: float = 0.05
     set_baseline: bool = False
     regate: str | None = None
     repetitions: int = 1

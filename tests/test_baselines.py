@@ -5,6 +5,7 @@ experiment with new gates, calling no task and no judge."""
 from __future__ import annotations
 
 import subprocess
+import uuid
 from typing import Any, cast
 
 import pytest
@@ -296,3 +297,66 @@ def test_a_run_with_no_case_of_the_dataset_says_so_and_does_not_fail() -> None:
                          "dataset ran in this run",
                          "  side by side in Phoenix: http://phoenix/datasets/D/compare?"
                          "experimentId=EXP1"]
+
+
+# --- significance: did this change really regress? -----------------------------------------
+
+SIG_EXAMPLES = [{"input": {"question": f"q{i}"}, "output": {"answer": f"a{i}"}, "metadata": {}}
+                for i in range(8)]
+
+
+def _sig_app(wrong: int) -> str:
+    """A task that answers the first ``wrong`` questions wrongly, the rest rightly."""
+    return (f"WRONG = {wrong}\n\ndef answer(input):\n    i = int(input['question'][1:])\n"
+            f"    return 'nope' if i < WRONG else f'a{{i}}'\n")
+
+
+def test_a_regression_fails_only_when_the_paired_test_finds_it(
+        pytester: pytest.Pytester, phoenix_env: str, admin: PhoenixAdmin) -> None:
+    """Against the same baseline, two wrong answers out of eight (b=2, c=0: p=0.25) are not a
+    significant regression and pass; six (p=1/64) are, and fail the session, with b, c, the
+    change, its interval and p in the terminal and the markdown summary."""
+    name = f"sig-{uuid.uuid4().hex[:8]}"
+    dataset_id = admin.create_dataset(name, SIG_EXAMPLES)
+    admin.attach_builtin(dataset_id, "exact_match", "answer_exact",
+                         {"expected": "$.reference.answer", "actual": "$.output"})
+
+    def run(wrong: int, *args: str) -> pytest.RunResult:
+        pytester.makepyfile(sig_app=_sig_app(wrong))
+        return pytester.runpytest_subprocess(f"--phoenix-dataset={name}",
+                                             "--phoenix-task=sig_app:answer",
+                                             "-p", "no:cacheprovider", *args)
+
+    good = run(0, f"--phoenix-experiment-name={name}-good")
+    good.assert_outcomes(passed=8)
+    gated = (f"--phoenix-baseline={name}-good", "--phoenix-max-regression=significant",
+             "--phoenix-fail-under=exact_match=0.2")
+
+    slight = run(2, f"--phoenix-experiment-name={name}-slight", *gated,
+                 "--phoenix-summary-md=slight.md")
+    assert slight.ret == pytest.ExitCode.OK, slight.stdout.str()
+    slight.stdout.fnmatch_lines([
+        f"{name}: compared with baseline {name}-good (*), a regression fails the run when "
+        f"the paired test finds it (p < 0.05)",
+        "exact_match*8*100.0%*75.0%*-25.0 pts*2*0*pass",
+        "  example by example (b: pass to fail, c: fail to pass; 95% intervals by a paired "
+        "bootstrap over examples; p: one-sided exact McNemar test of a regression):",
+        "  exact_match*2*0*-25.0 pts [[]-*, +0.0]*0.25*-0.25 [[]-*, +0]",  # ([[] is "[")
+    ])
+    markdown = (pytester.path / "slight.md").read_text()
+    assert "p (regression)" in markdown and "-25.0 pts [" in markdown
+
+    big = run(6, f"--phoenix-experiment-name={name}-big", *gated)
+    assert big.ret == pytest.ExitCode.TESTS_FAILED, big.stdout.str()
+    big.stdout.fnmatch_lines([
+        "exact_match*8*100.0%*25.0%*-75.0 pts*6*0*FAIL",
+        "  exact_match*6*0*-75.0 pts [[]-*, -*]*0.0156*",
+    ])
+    # The gate alone would pass (25 % >= 20 %): the significant regression failed the run.
+    big.stdout.fnmatch_lines(["*exact_match=0.2*25.0%*pass*"])
+
+    # The level decides: p = 1/64 is not below 0.01; p = 0.25 is below 0.3.
+    stricter = run(6, f"--phoenix-experiment-name={name}-a01", *gated, "--phoenix-alpha=0.01")
+    assert stricter.ret == pytest.ExitCode.OK, stricter.stdout.str()
+    looser = run(2, f"--phoenix-experiment-name={name}-a30", *gated, "--phoenix-alpha=0.3")
+    assert looser.ret == pytest.ExitCode.TESTS_FAILED, looser.stdout.str()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .naming import annotation_names
+from .paired import PairedChange, paired_change
 from .types import Case, CaseResult, Example, Group, OutputConfig, Score, Verdict
 from .verdict import Threshold, decide
 
@@ -73,6 +74,10 @@ def results_of(runs: Sequence[Mapping[str, Any]], examples: Sequence[Example],
     return results
 
 
+#: --phoenix-max-regression=significant: fail only on a regression the paired test finds.
+SIGNIFICANT = "significant"
+
+
 @dataclass
 class Change:
     annotation: str
@@ -82,6 +87,8 @@ class Change:
     regressed: list[str] = field(default_factory=list)
     improved: list[str] = field(default_factory=list)
     failed: bool = False
+    #: The paired statistics over the shared examples (None when none is shared).
+    paired: PairedChange | None = None
 
     @property
     def delta(self) -> float | None:
@@ -108,6 +115,19 @@ def _pass_rates(results: Sequence[CaseResult]) -> dict[str, dict[str, tuple[int,
     return {name: {k: (v[0], v[1]) for k, v in cells.items()} for name, cells in rates.items()}
 
 
+def _mean_scores(results: Sequence[CaseResult]) -> dict[str, dict[str, float]]:
+    """annotation -> example id -> the mean of its runs' numeric scores (errors and missing
+    scores left out)."""
+    found: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for result in results:
+        for score in result.scores:
+            if score.error is None and isinstance(score.score, (int, float)) and \
+                    not isinstance(score.score, bool):
+                found[score.name][result.case.example.id].append(float(score.score))
+    return {name: {k: sum(v) / len(v) for k, v in cells.items()}
+            for name, cells in found.items()}
+
+
 def _natural(text: str) -> list[Any]:
     """ex9 before ex10."""
     import re
@@ -116,10 +136,13 @@ def _natural(text: str) -> list[Any]:
 
 
 def compare(current: Sequence[CaseResult], baseline: Sequence[CaseResult],
-            max_regression: float | None) -> list[Change]:
-    """Per annotation: pass rates over the examples both runs have, and which examples got
-    worse or better."""
+            max_regression: float | str | None, alpha: float = 0.05) -> list[Change]:
+    """Per annotation: pass rates over the examples both runs have, which examples got worse
+    or better, and the paired statistics. ``max_regression``: the most a pass rate may fall
+    (a fraction), or ``significant``: a regression the paired test finds at level
+    ``alpha``."""
     now, before = _pass_rates(current), _pass_rates(baseline)
+    scores_now, scores_before = _mean_scores(current), _mean_scores(baseline)
     names = {r.case.example.id: r.case.case_id for r in current}
     changes = []
     for annotation, cells in now.items():
@@ -137,7 +160,14 @@ def compare(current: Sequence[CaseResult], baseline: Sequence[CaseResult],
                 change.improved.append(names.get(e, e))
         change.regressed.sort(key=_natural)
         change.improved.sort(key=_natural)
-        if max_regression is not None and change.delta is not None:
+        if shared:
+            mine, theirs = scores_now.get(annotation, {}), scores_before.get(annotation, {})
+            change.paired = paired_change(
+                [(cells[e][0] / cells[e][1], old[e][0] / old[e][1]) for e in shared],
+                [(mine[e], theirs[e]) for e in shared if e in mine and e in theirs])
+        if max_regression == SIGNIFICANT:
+            change.failed = change.paired is not None and change.paired.significant(alpha)
+        elif isinstance(max_regression, (int, float)) and change.delta is not None:
             change.failed = change.delta < -max_regression - 1e-9
         changes.append(change)
     return changes

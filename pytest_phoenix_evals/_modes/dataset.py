@@ -318,7 +318,8 @@ class DatasetRun(Mode):
 
         if self._baselines is None:
             self._baselines = Baselines(self.ctx.gateway, self.baseline_spec(),
-                                        self.settings.max_regression, self.settings.thresholds)
+                                        self.settings.max_regression, self.settings.thresholds,
+                                        self.settings.alpha)
         try:
             self._baselines.load(group, exclude)
         except PhoenixError as exc:

@@ -22,8 +22,9 @@ class Baselines:
 
     gateway: Gateway
     spec: str
-    max_regression: float | None
+    max_regression: float | str | None
     thresholds: Mapping[str, Threshold]
+    alpha: float = 0.05
     _found: dict[str, tuple[Group, dict[str, Any], list[dict[str, Any]]]] = field(
         default_factory=dict)
 
@@ -60,7 +61,7 @@ class Baselines:
             before = results_of(runs, loaded.examples, rules_of(evaluators(group)),
                                 self.thresholds, group)
             current = [r for r in results if r.case.group.within(group)]
-            changes = compare(current, before, self.max_regression)
+            changes = compare(current, before, self.max_regression, self.alpha)
             link = self.gateway.experiment_url(group.dataset_id, found["id"])
             mine = next((d for d in report.destinations if d.group.key == group.key),
                         None) if report else None
@@ -75,7 +76,7 @@ class Baselines:
                 continue
             ok = ok and not any(c.failed for c in changes)
             lines += ["", *comparison_lines(changes, group.label, found, link,
-                                             self.max_regression)]
+                                             self.max_regression, self.alpha)]
         return ok, lines
 
 
