@@ -20,7 +20,7 @@ def upload_pending(ctx: Context) -> int:
     directory = journal_dir(ctx.host.rootpath)
     found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
     # annotations-*: a project's span (trace) annotations; the rest: experiments.
-    files = [f for f in found if not f.name.startswith("annotations-")]
+    files = [f for f in found if not f.name.startswith(("annotations-", "failures-"))]
     annotation_files = [f for f in found if f.name.startswith("annotations-")]
     if not found:
         ctx.say(f"phoenix-evals: nothing pending in {directory}")
@@ -48,6 +48,16 @@ def upload_pending(ctx: Context) -> int:
         if written:
             ctx.say(f"phoenix-evals: span and trace annotations of {written} case(s) written "
                     f"to {ctx.gateway.where()}")
+    # failures-*: failing spans meant for a dataset (--phoenix-add-failures-to).
+    failure_files = [f for f in found if f.name.startswith("failures-")]
+    if failure_files:
+        from .failures import replay as replay_failures
+
+        added, more = replay_failures(ctx.traces, failure_files)
+        uploaded += added.added
+        problems += more
+        for line in added.lines:
+            ctx.say(f"phoenix-evals: {line}")
     for url in sorted(experiments):
         ctx.say(f"phoenix-evals: uploaded into {url}")
     ctx.say(f"phoenix-evals: {uploaded} pending case(s) uploaded"

@@ -305,7 +305,7 @@ class ProductionRun(Mode):
             notices.append(f"{len(gone)} span(s) were deleted from Phoenix before their "
                            f"annotations could be written")
         if self.settings.add_failures_to and not worker:
-            notices += self.add_failures([r for r in results if not r.passed])
+            notices += self.add_failures(results)
         self._source.release()
 
     def regate(self) -> int:
@@ -392,57 +392,24 @@ class ProductionRun(Mode):
             self.ctx.say(line)
         return 0 if passed and results else 1
 
-    def add_failures(self, failed: list[CaseResult]) -> list[str]:
-        """--phoenix-add-failures-to: each failing span once, as the server would make it."""
-        from .._phoenix.http import PhoenixError
+    def add_failures(self, results: list[CaseResult]) -> list[str]:
+        """--phoenix-add-failures-to: the spans judged and failed, journaled, then added (with
+        what earlier runs left for the dataset); what is not added yet keeps the exit status
+        from 0 (``failures.py``). The summary's lines."""
+        from .._run.sinks.base import UploadReport
+        from .._run.sinks.journal import journal_dir
+        from .failures import add_failures
 
         spec = self.settings.add_failures_to
         assert spec is not None
-        dataset, _, split = spec.partition(":")
-        if not failed:
-            return [f"no failing span to add to dataset {dataset!r}"]
-        if self.settings.no_upload:
-            return [f"--phoenix-no-upload: {len(failed)} failing span(s) not added to {dataset!r}"]
-        traces = self.ctx.traces
-        source = self.spans
-        try:
-            present = traces.example_ids(dataset) or set()
-            todo = [r for r in failed if _example_id(r) not in present]
-            if not todo:
-                return [f"dataset {dataset!r}: every failing span is in it already"]
-            found = {f.record.span_id: f for f in source.listing().cases}
-            nodes = [found[r.case.example.metadata["span_id"]].record.node_id for r in todo]
-            revisions = traces.example_revisions(nodes)
-            examples = []
-            for result, node in zip(todo, nodes, strict=True):
-                revision = revisions.get(node)
-                if revision is None:
-                    continue  # deleted meanwhile
-                examples.append({**revision, "metadata": {**revision["metadata"],
-                                                          **_failed(result)},
-                                 "span_id": result.case.example.metadata["span_id"],
-                                 "example_id": _example_id(result)})
-            if not examples:
-                return [f"dataset {dataset!r}: the failing spans are gone from Phoenix"]
-            answer = traces.append_examples(dataset, examples, split or None)
-        except PhoenixError as exc:
-            return [f"could not add the failing spans to dataset {dataset!r}: {exc}"]
-        return [f"added {len(examples)} failing span(s) to dataset {dataset!r}"
-                + (f" (split {split})" if split else "")
-                + f": version {answer.get('version_id')}; run them with "
-                  f"pytest --phoenix-dataset={dataset}"]
-
-
-def _example_id(result: CaseResult) -> str:
-    """One example per span (or trace), whatever run adds it."""
-    return f"{result.case.group.kind[:-1]}-{result.case.example.id}"
-
-
-def _failed(result: CaseResult) -> dict[str, Any]:
-    from .._core.secrets import redact_value
-
-    failed = [{"evaluator": score.evaluator, "name": score.name, "label": score.label,
-               "score": score.score, "explanation": score.explanation}
-              for score, verdict in zip(result.scores, result.verdicts, strict=False)
-              if verdict.failed]
-    return redact_value({"failed_evaluations": failed})  # type: ignore[no-any-return]
+        done = add_failures(self.ctx.traces, spec, self.spans.project, results,
+                            journal_dir=journal_dir(self.ctx.host.rootpath),
+                            suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload)
+        if done.pending or done.unjournaled:
+            report = self.outcome.upload_report = self.outcome.upload_report or UploadReport()
+            report.journaled.update(done.pending)
+            report.unjournaled += done.unjournaled
+        if not results:  # no summary is printed without results: said here
+            for line in done.lines:
+                self.ctx.say(f"phoenix-evals: {line}")
+        return done.lines

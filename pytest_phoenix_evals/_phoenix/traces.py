@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -51,9 +51,12 @@ _VALIDATE = """
 query($id: ID!, $condition: String!) { node(id: $id) { ... on Project {
   validateSpanFilterCondition(condition: $condition) { isValid errorMessage } } } }
 """
-# One aliased ``node`` per span (the schema has no plural ``nodes``).
-_EXAMPLE_REVISION = """s{n}: node(id: $id{n}) {{ ... on Span {{ id
-  asExampleRevision {{ input output metadata }} }} }}"""
+# One aliased ``getSpanByOtelId`` per span (the schema has no plural): a span deleted
+# meanwhile answers null for its alias alone, where ``node(id:)`` fails the whole query.
+_EXAMPLE_REVISION = """s{n}: getSpanByOtelId(spanId: $id{n}) {{
+  asExampleRevision {{ input output metadata }} }}"""
+#: Spans read in one ``asExampleRevision`` query.
+REVISIONS_PER_READ = 100
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ class SpanRecord:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
         return cls(**data)
+
+
+@dataclass
+class Revisions:
+    """Spans read as dataset examples (:meth:`Traces.example_revisions`)."""
+
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # by span id
+    gone: set[str] = field(default_factory=set)  # span ids Phoenix no longer has
+    refused: dict[str, str] = field(default_factory=dict)  # span id -> the server's reason
 
 
 def _loads(text: Any) -> dict[str, Any]:
@@ -228,21 +240,57 @@ class Traces:
 
     # --- datasets from spans ----------------------------------------------------------------
 
-    def example_revisions(self, node_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def example_revisions(self, span_ids: Sequence[str]) -> Revisions:
         """The example the server itself would make of each span (``Span.asExampleRevision``),
-        by span node id."""
-        found: dict[str, dict[str, Any]] = {}
-        for at in range(0, len(node_ids), 100):
-            chunk = node_ids[at:at + 100]
-            query = ("query(" + ", ".join(f"$id{n}: ID!" for n in range(len(chunk))) + ") { "
-                     + " ".join(_EXAMPLE_REVISION.format(n=n) for n in range(len(chunk))) + " }")
-            data = self.gateway._graphql(query, {f"id{n}": i for n, i in enumerate(chunk)},
-                                         "reading spans as dataset examples", read=False)
-            for node in data.values():
-                if node and node.get("asExampleRevision"):
-                    revision = node["asExampleRevision"]
-                    found[node["id"]] = {key: _loads(revision.get(key))
-                                         for key in ("input", "output", "metadata")}
+        by span id; the spans Phoenix no longer has, and those it could not make an example of
+        (with why), apart. PhoenixError when a read fails as a whole."""
+        found = Revisions()
+        unique = list(dict.fromkeys(span_ids))
+        doing = "reading spans as dataset examples"
+        gateway = self.gateway
+        for at in range(0, len(unique), REVISIONS_PER_READ):
+            chunk = unique[at:at + REVISIONS_PER_READ]
+            query = ("query(" + ", ".join(f"$id{n}: String!" for n in range(len(chunk)))
+                     + ") { " + " ".join(_EXAMPLE_REVISION.format(n=n)
+                                         for n in range(len(chunk))) + " }")
+            variables = {f"id{n}": i for n, i in enumerate(chunk)}
+
+            def post(query: str = query, variables: dict[str, Any] = variables
+                     ) -> dict[str, Any]:
+                response = gateway._http.post("graphql", json={"query": query,
+                                                               "variables": variables},
+                                              extensions=gateway._extensions(doing))
+                response.raise_for_status()
+                return gateway._graphql_answer(response, doing)
+
+            # Read by hand, not through ``_graphql``: an error on one alias (one span the
+            # server cannot make an example of) must not cost the others theirs.
+            payload = gateway.call(doing, post)
+            refused: dict[str, str] = {}
+            for error in payload.get("errors") or ():
+                error = error if isinstance(error, dict) else {"message": str(error)}
+                path = error.get("path") or [None]
+                alias = path[0] if isinstance(path[0], str) else None
+                message = str(error.get("message", error))
+                if alias is None or not alias.startswith("s") or not alias[1:].isdigit() \
+                        or int(alias[1:]) >= len(chunk):
+                    raise PhoenixError(f"{self.where()} rejected the query while {doing}: "
+                                       f"{message}")
+                refused[chunk[int(alias[1:])]] = message
+            data = payload.get("data") or {}
+            for n, span_id in enumerate(chunk):
+                if span_id in refused:
+                    found.refused[span_id] = refused[span_id]
+                    continue
+                node = data.get(f"s{n}")
+                revision = node.get("asExampleRevision") if isinstance(node, dict) else None
+                if node is None:
+                    found.gone.add(span_id)
+                elif revision is None:
+                    found.refused[span_id] = "the server made no example of it"
+                else:
+                    found.examples[span_id] = {key: _loads(revision.get(key))
+                                               for key in ("input", "output", "metadata")}
         return found
 
     def example_ids(self, dataset: str) -> set[str] | None:

@@ -3,7 +3,8 @@
 One JSON-lines file per experiment (and per pytest-xdist worker) under
 ``<rootdir>/.phoenix-evals/journal/``. A ``case`` line holds exactly what will be posted: the
 run and its evaluations, already redacted; an ``annotations`` line (in ``annotations-*``
-files, of a project's spans) the span or trace annotation rows. A ``done`` line follows once the
+files, of a project's spans) the span or trace annotation rows; a ``failure`` line (in
+``failures-*`` files) a failing span to add to a dataset. A ``done`` line follows once the
 run and every evaluation (or every annotation row) is in Phoenix. A file whose cases are all
 done is deleted at the end of the session; what is left is uploaded later by
 ``pytest --phoenix-upload-pending`` (:meth:`ExperimentSink.replay`, ``span_annotations.replay``),
@@ -84,6 +85,11 @@ class Journal:
                      "rows": rows})
         self.cases += 1
 
+    def failure(self, key: str, record: dict[str, Any]) -> None:
+        """A failing span to add to a dataset (in ``failures-*`` files; _modes/failures.py)."""
+        self._write({**record, "type": "failure", "key": key})
+        self.cases += 1
+
     def mark_done(self, key: str) -> None:
         self._write({"type": "done", "key": key})
         self.done += 1
@@ -124,7 +130,7 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
             continue
         if not _is_record(record):
             bad += 1
-        elif record["type"] in ("case", "annotations"):
+        elif record["type"] in ("case", "annotations", "failure"):
             cases[record["key"]] = record
         else:
             cases.pop(record["key"], None)
@@ -136,6 +142,8 @@ def _is_record(record: Any) -> bool:
         return False
     if record.get("type") == "done":
         return True
+    if record.get("type") == "failure":
+        return all(isinstance(record.get(k), str) for k in ("dataset", "span_id", "example_id"))
     if record.get("type") == "annotations":
         return (record.get("target") in ("span", "trace") and isinstance(record.get("rows"), list)
                 and isinstance(record.get("project"), dict)
