@@ -6,7 +6,7 @@ run in part never moves a tag. Against a real Phoenix and the stand-in model and
 
 from __future__ import annotations
 
-import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,9 @@ def test_a_refused_push_quotes_no_secret_anywhere(
     judge.configure(answers=ANSWERS)
     # The run never reads a version's metadata; the server wants a mapping there, refuses the
     # push (422) and echoes the value it refused.
-    pytester.makefile(".yaml", refused=f"model: gpt-4o-mini\n"
-                                        f"metadata: 'deployed with {secret}'\n"
-                                        f"messages: [{{role: user, content: 'Q: {{{{question}}}}'}}]\n")
+    pytester.makefile(".yaml", refused="model: gpt-4o-mini\n"
+                                       f"metadata: 'deployed with {secret}'\n"
+                                       "messages: [{role: user, content: 'Q: {{question}}'}]\n")
     prompt = unique("s24-refused")
     result = pytester.runpytest(f"--phoenix-dataset={answered}", "-p", "no:cacheprovider",
                                 "--phoenix-task=prompt-file:refused.yaml",
@@ -167,3 +167,156 @@ def test_an_alias_bomb_is_never_pushed(
     assert not judge.requests  # refused before anything ran
     versions = admin.http.get(f"/v1/prompts/{prompt}/versions")
     assert versions.status_code == 404 or versions.json()["data"] == [], versions.text
+
+
+# --- item 15: the golden set's human labels, and a benchmark run in part ---------------------
+
+NAME = "hallucination"
+CONFIG = {"name": NAME, "optimizationDirection": "MAXIMIZE",
+          "values": [{"label": "factual", "score": 1}, {"label": "hallucinated", "score": 0}]}
+RULES = [["FABRICATED", "hallucinated"]]
+
+
+def said(*labels: str) -> dict[str, Any]:
+    """Metadata of an annotated span added to a dataset: one HUMAN record per label."""
+    return {"annotations": {NAME: [{"label": label, "annotator_kind": "HUMAN",
+                                    "identifier": f"person-{i}"}
+                                   for i, label in enumerate(labels)]}}
+
+
+@pytest.fixture
+def golden(admin: PhoenixAdmin) -> dict[str, str]:
+    """A golden set of this test's own, judged by a prompt of its own tagged 'candidate'.
+    The stand-in judge says 'hallucinated' exactly when the answer holds FABRICATED."""
+    name, prompt = unique("s24-golden"), unique("s24-judge")
+    dataset_id = admin.create_dataset(name, [
+        {"input": {"question": q}, "output": {"answer": a}, "metadata": m} for q, a, m in [
+            ("Capital of France?", "Paris, a FABRICATED claim", said("hallucinated")),
+            ("Capital of Japan?", "Tokyo", said("factual")),
+            ("Capital of Peru?", "Lima", said("factual")),
+            # Two people, two answers: no truth to hold the judge to.
+            ("Capital of Italy?", "Rome", said("factual", "hallucinated")),
+            # Spelled unlike the judge's label: can never agree.
+            ("Capital of Ghana?", "Accra", said("Factual")),
+        ]])
+    made = admin.create_prompt(prompt, [{"role": "user", "content": "{{answer}}"}],
+                               output_configs=[CONFIG], tags=["candidate"])
+    admin.attach_llm_evaluator(dataset_id, NAME, prompt, [CONFIG], {"answer": "$.output.answer"},
+                               prompt_version_tag="candidate")
+    return {"name": name, "id": dataset_id, "prompt": prompt, "version": made["version_id"]}
+
+
+def bench(pytester: pytest.Pytester, golden: dict[str, str], *args: str) -> pytest.RunResult:
+    return pytester.runpytest(f"--phoenix-dataset={golden['name']}", f"--phoenix-benchmark={NAME}",
+                              "--phoenix-prompt-tag=candidate", "-p", "no:cacheprovider",
+                              "--phoenix-fail-under=agreement(hallucination)>=0.7",
+                              "--phoenix-promote-tag=production", *args)
+
+
+def production(admin: PhoenixAdmin, prompt: str) -> str | None:
+    response = admin.http.get(f"/v1/prompts/{prompt}/tags/production")
+    return str(response.json()["data"]["id"]) if response.status_code == 200 else None
+
+
+def test_disagreeing_and_misspelled_human_labels_are_said(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
+        golden: dict[str, str]) -> None:
+    judge.configure(rules=RULES)
+    md = pytester.path / "bench.md"
+    result = bench(pytester, golden, "-v", f"--phoenix-summary-md={md}")
+    out = result.stdout.str()
+    # Italy is left out (not judged by whichever record came first); Ghana fails.
+    result.assert_outcomes(passed=3, failed=1)
+    assert "capital-of-italy" not in out.split("phoenix evals")[0], out
+    assert "n=4 (95% confidence intervals)" in out
+    assert re.search(r"1 example\(s\) whose human labels disagree were left out \(ex\d+-"
+                     r"capital-of-italy: 'factual' vs 'hallucinated'\)", out), out
+    assert (f"judge 'hallucination' on {golden['name']}: 1 golden example(s) have a human label "
+            f"that is none of the judge's labels ('factual', 'hallucinated'): 'Factual' (1), "
+            f"meant 'factual'?") in out, out
+    assert "whose human labels disagree were left out" in md.read_text()
+    # The whole golden set ran and the gate passed (3 of 4): promoted.
+    assert result.ret == pytest.ExitCode.OK, out
+    assert production(admin, golden["prompt"]) == golden["version"], out
+    (experiment,) = admin.experiments(golden["id"])
+    assert experiment["metadata"]["benchmark"]["human_labels"] == 4
+    assert experiment["metadata"]["benchmark"]["human_labels_disagree"] == 1
+
+
+@pytest.mark.parametrize("selection", [["-k", "france or japan"], ["--phoenix-limit=2"]])
+def test_a_benchmark_run_in_part_never_moves_the_tag(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge, admin: PhoenixAdmin,
+        golden: dict[str, str], selection: list[str]) -> None:
+    judge.configure(rules=RULES)
+    result = bench(pytester, golden, *selection)
+    out = result.stdout.str()
+    result.assert_outcomes(passed=2)  # every selected case agrees: the gate passes on them
+    assert result.ret == pytest.ExitCode.OK, out
+    assert (f"--phoenix-promote-tag=production: nothing promoted: only 2 of the 4 golden "
+            f"examples of {golden['name']} ran (") in out, out
+    assert "a tag moves only on the whole golden set" in out
+    assert f"{golden['name']}: a partial benchmark: 2 of 4 golden examples selected" in out
+    assert production(admin, golden["prompt"]) is None
+    (experiment,) = admin.experiments(golden["id"])
+    assert experiment["metadata"]["partial_run"]["examples"] == 4
+
+
+def test_a_golden_set_without_human_labels_is_explained(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
+        admin: PhoenixAdmin) -> None:
+    name = unique("s24-unlabelled")
+    admin.create_dataset(name, [
+        {"input": {"question": "Capital of Chad?"}, "output": {"answer": "N'Djamena"},
+         "metadata": {"annotations": {NAME: [{"label": "factual", "annotator_kind": "LLM"}]}}},
+        {"input": {"question": "Capital of Mali?"}, "output": {"answer": "Bamako"},
+         "metadata": {"source": "support-bot"}}])
+    result = pytester.runpytest(f"--phoenix-dataset={name}", f"--phoenix-benchmark={NAME}",
+                                "-p", "no:cacheprovider")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, out
+    assert (f"--phoenix-benchmark 'hallucination': no golden case to run on {name}: 2 of its 2 "
+            f"examples have no human label. A golden example holds a record with "
+            f"\"annotator_kind\": \"HUMAN\"") in out, out
+    assert "Traceback" not in out
+    assert not judge.requests
+
+
+def test_a_correction_people_disagree_on_is_left_out(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
+        admin: PhoenixAdmin) -> None:
+    import time
+
+    import pandas
+
+    from span_app import annotate
+
+    source, golden = unique("s24-judged"), unique("s24-corrected")
+    admin.create_dataset(source, [{"input": {"question": "Capital of Italy?"},
+                                   "output": {"answer": "Rome"}, "metadata": {"label": "x"}}])
+    judge.configure(rules=RULES)
+    results = pytester.path / "judged.csv"
+    pytester.runpytest(f"--phoenix-dataset={source}", f"--phoenix-benchmark={NAME}",
+                       f"--phoenix-results={results}", "-p", "no:cacheprovider")
+    (trace_id,) = list(pandas.read_csv(results)["judge_trace_id"])
+    project = "pytest-phoenix-evals judges"
+    span_id = None
+    deadline = time.monotonic() + 60  # Phoenix stores spans a while after it answers OTLP
+    while span_id is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        response = admin.http.get(f"/v1/projects/{project}/spans",
+                                  params={"trace_id": [trace_id], "limit": 100})
+        if response.status_code == 200:
+            span_id = next((s["context"]["span_id"] for s in response.json()["data"]
+                            if s["name"] == f"Evaluator: {NAME}"), None)
+    annotate(phoenix_env, span_id, NAME, "factual", identifier="alice")
+    annotate(phoenix_env, span_id, NAME, "hallucinated", identifier="bob")
+    added = pytester.runpytest(f"--phoenix-corrections={project}", f"--phoenix-benchmark={NAME}",
+                               f"--phoenix-dataset={golden}", "-p", "no:cacheprovider")
+    out = added.stdout.str() + added.stderr.str()
+    assert added.ret == 0, out
+    assert "1 left out: the people who annotated them disagree" in out, out
+    dataset = admin.dataset_id(golden)
+    examples = [] if dataset is None else \
+        admin.http.get(f"/v1/datasets/{dataset}/examples").json()["data"]["examples"]
+    assert trace_id not in {e["metadata"].get("judge_trace_id") for e in examples}
