@@ -12,3 +12,10 @@ from __future__ import annotations
 class UsageProblem(Exception):
     """A problem with what the user asked for (an option, a file, a dataset, a prompt), not
     with the plugin: the message says what to fix."""
+
+    def __init__(self, message: str) -> None:
+        # The message may quote a server's answer or an exception's text: filtered here, so
+        # that every mode's usage error passes the secret filter on its way out.
+        from .secrets import redact
+
+        super().__init__(redact(message))

@@ -28,23 +28,47 @@ HIDDEN = ("annotations", "label", "score")
 def human_answer(metadata: Mapping[str, Any], names: Sequence[str]
                  ) -> tuple[str | None, float | None]:
     """The human's label and score for the first of ``names`` that has one (None, None when
-    the example has no human label)."""
+    the example has no human label). When several people answered, the first record's (see
+    :func:`disagreement`: the benchmark leaves out an example whose people disagree)."""
+    answers = human_answers(metadata, names)
+    return answers[0] if answers else (None, None)
+
+
+def human_answers(metadata: Mapping[str, Any], names: Sequence[str]
+                  ) -> list[tuple[str | None, float | None]]:
+    """Every HUMAN record's (label, score) for the first of ``names`` that has any, else the
+    hand-made ``metadata["label"]`` (and ``score``); empty when no human said anything."""
     annotations = metadata.get("annotations")
     if isinstance(annotations, Mapping):
         for name in names:
             records = annotations.get(name)
             if isinstance(records, Mapping):
                 records = [records]
-            for record in records if isinstance(records, list) else ():
-                if isinstance(record, Mapping) and \
-                        str(record.get("annotator_kind", "")).upper() == "HUMAN" and \
-                        (record.get("label") is not None or record.get("score") is not None):
-                    label = record.get("label")
-                    return (None if label is None else str(label)), _number(record.get("score"))
+            found = [((None if record.get("label") is None else str(record.get("label"))),
+                      _number(record.get("score")))
+                     for record in (records if isinstance(records, list) else ())
+                     if isinstance(record, Mapping)
+                     and str(record.get("annotator_kind", "")).upper() == "HUMAN"
+                     and (record.get("label") is not None or record.get("score") is not None)]
+            if found:
+                return found
     label, score = metadata.get("label"), _number(metadata.get("score"))
     if label is not None or score is not None:
-        return (None if label is None else str(label)), score
-    return None, None
+        return [((None if label is None else str(label)), score)]
+    return []
+
+
+def disagreement(metadata: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    """The different answers of the people who labelled an example, when they differ (by
+    label; by score when none gave a label); empty when they agree or one person answered.
+    Taking the first would make the truth depend on the order the records were written in."""
+    answers = human_answers(metadata, names)
+    if any(label is not None for label, _ in answers):
+        shown = [repr(label) for label, _ in answers if label is not None]
+    else:
+        shown = [f"{score:g}" for _, score in answers if score is not None]
+    distinct = list(dict.fromkeys(shown))
+    return distinct if len(distinct) > 1 else []
 
 
 def _number(value: Any) -> float | None:

@@ -39,6 +39,9 @@ class JudgeBenchmark(DatasetRun):
         self._judges: dict[str, JudgeUnderTest] = {}
         self._cases: dict[str, list[Case]] = {}
         self.unlabelled: dict[str, int] = {}
+        #: Per group: the golden examples whose people disagree, by case id: their answers.
+        self.disagreed: dict[str, dict[str, list[str]]] = {}
+        self._labelled: dict[str, int] = {}  # golden examples of the whole set (unnarrowed)
         self._against: dict[str, str] = {}  # group key -> the tag it is judged at
         self._bases: dict[str, Group] = {}  # such a group's key -> the candidate's group
 
@@ -55,6 +58,56 @@ class JudgeBenchmark(DatasetRun):
 
     def prepare_group(self, group: Group) -> None:
         self.evaluators(group)  # the judge under test, built and checked now
+        if group.key in self._against:
+            return  # the candidate's golden set, said once
+        if not self.golden_cases(group):
+            raise UsageProblem(self._empty(group))
+        self._check_labels(group)
+
+    def _empty(self, group: Group) -> str:
+        """Why a golden set gives no case: what it holds, and where a human label goes."""
+        judge = self.judge(group)
+        head = f"--phoenix-benchmark {self.spec!r}: no golden case to run on {group.label}"
+        if self._labelled.get(group.key):
+            return (f"{head}: none of the {self._labelled[group.key]} examples with a human "
+                    f"label is among those --phoenix-examples / --phoenix-limit chose")
+        disagreed = len(self.disagreed.get(group.key, {}))
+        total = self.unlabelled.get(group.key, 0) + disagreed
+        held = f"{self.unlabelled.get(group.key, 0)} of its {total} examples have no human " \
+            f"label" if total else "it has no examples"
+        if disagreed:
+            held += f", {disagreed} have human labels that disagree"
+        return (f"{head}: {held}. A golden example holds a record with \"annotator_kind\": "
+                f"\"HUMAN\" and a label (or score) under metadata[\"annotations\"][NAME] (as "
+                f"Phoenix writes annotated spans added to a dataset; NAME one of "
+                f"{', '.join(map(repr, judge.names))}), or a plain metadata[\"label\"]")
+
+    def _check_labels(self, group: Group) -> None:
+        """A notice when human labels are none of the judge's labels (``Factual`` against
+        ``factual``): those cases can never agree."""
+        from collections import Counter
+
+        from .._evaluators.benchmark import human_answer
+
+        judge = self.judge(group)
+        configs = list(judge.output_configs)
+        labels = [str(label) for label, _ in configs[0].values] if configs and \
+            configs[0].kind == "CATEGORICAL" else []
+        if not labels:
+            return
+        outside = Counter(label for case in self.golden_cases(group)
+                          if (label := human_answer(case.example.metadata, judge.names)[0])
+                          is not None and label not in labels)
+        if not outside:
+            return
+        folded = {label.casefold(): label for label in labels}
+        shown = ", ".join(f"{label!r} ({count})" + (
+            f", meant {folded[label.casefold()]!r}?" if label.casefold() in folded else "")
+            for label, count in outside.most_common(5))
+        self.ctx.notice(f"judge {self.spec!r} on {group.label}: {sum(outside.values())} "
+                        f"golden example(s) have a human label that is none of the judge's "
+                        f"labels ({', '.join(map(repr, labels))}): {shown}; those cases can "
+                        f"never agree: fix the golden set's labels")
 
     def plans(self, group: Group) -> list[CasePlan]:
         judge = self.evaluators(group)
@@ -78,7 +131,20 @@ class JudgeBenchmark(DatasetRun):
         return f"benchmark of judge {self.settings.benchmark}"
 
     def selected(self, cases: Sequence[Case]) -> None:
-        return None
+        """A benchmark on some of its golden examples says so, in the summary and in the
+        experiment's metadata; it never promotes (see :meth:`promote`)."""
+        chosen: dict[str, set[str]] = {}
+        for case in cases:
+            chosen.setdefault(case.group.key, set()).add(case.example.id)
+        for group in self.groups():
+            total = self.golden_total(group)
+            ran = len(chosen.get(group.key, ()))
+            if ran >= total:
+                continue
+            why = self.ctx.host.selected_by()
+            self.partial[group.key] = {"cases": ran, "examples": total, "selected_by": why}
+            self.ctx.notice(f"{group.label}: a partial benchmark: {ran} of {total} golden "
+                            f"examples selected ({why}); no tag is moved on it")
 
     def gated(self, group: Group) -> bool:
         """The gates (and the promotion) are the candidate's, not the version compared."""
@@ -186,21 +252,34 @@ class JudgeBenchmark(DatasetRun):
     # --- the golden cases --------------------------------------------------------------------
 
     def golden_cases(self, group: Group) -> list[Case]:
-        """The group's cases whose example has a human label for the judge."""
+        """The group's cases (narrowed by --phoenix-examples, --phoenix-limit) whose example
+        has a human label for the judge, and only one: an example whose people disagree is
+        left out (counted, and said in the report)."""
         if group.key not in self._cases:
             from dataclasses import replace
 
-            from .._evaluators.benchmark import human_answer
+            from .._core.naming import case_id
+            from .._evaluators.benchmark import disagreement, human_answers
 
             judge = self.judge(group)
             base = self._bases.get(group.key)
+            examples = self.dataset_source.dataset(base or group).examples
+            disagreed = {case_id(e): found for e in examples
+                         if (found := disagreement(e.metadata, judge.names))}
+            golden = {e.id for e in examples if human_answers(e.metadata, judge.names)
+                      and case_id(e) not in disagreed}
+            self.disagreed[group.key] = disagreed
+            self.unlabelled[group.key] = len(examples) - len(golden) - len(disagreed)
+            self._labelled[group.key] = len(golden)
             every = self.dataset_source.cases(group) if base is None else [
                 replace(case, group=group) for case in self.dataset_source.cases(base)]
-            kept = [c for c in every if human_answer(c.example.metadata, judge.names) != (None,
-                                                                                         None)]
-            self.unlabelled[group.key] = len(every) - len(kept)
-            self._cases[group.key] = kept
+            self._cases[group.key] = [c for c in every if c.example.id in golden]
         return self._cases[group.key]
+
+    def golden_total(self, group: Group) -> int:
+        """How many golden examples the whole golden set has (not narrowed by any selection)."""
+        self.golden_cases(group)
+        return self._labelled[group.key]
 
     def prompt(self, group: Group) -> tuple[str, str] | None:
         """(prompt name, version id) of the judge under test, when it is a prompt version of
@@ -212,7 +291,9 @@ class JudgeBenchmark(DatasetRun):
         """What the experiment's metadata says of the benchmark: the judge and its prompt."""
         found: dict[str, Any] = {"judge": self.spec,
                                  "human_labels": len(self.golden_cases(group)),
-                                 "without_human_label": self.unlabelled.get(group.key, 0)}
+                                 "without_human_label": self.unlabelled.get(group.key, 0),
+                                 "human_labels_disagree": len(self.disagreed.get(group.key,
+                                                                                 {}))}
         if prompt := self.prompt(group):
             found["prompt"], found["prompt_version_id"] = prompt
         tag = self._against.get(group.key) or self.settings.prompt_tag
@@ -328,6 +409,13 @@ class JudgeBenchmark(DatasetRun):
             left_out = self.unlabelled.get(key, 0)
             if left_out:
                 lines.append(f"  {left_out} example(s) without a human label were left out")
+            disagreed = self.disagreed.get(key) or {}
+            if disagreed:
+                shown = "; ".join(f"{case}: {' vs '.join(answers)}"
+                                  for case, answers in list(disagreed.items())[:5])
+                more = f"; and {len(disagreed) - 5} more" if len(disagreed) > 5 else ""
+                lines.append(f"  {len(disagreed)} example(s) whose human labels disagree were "
+                             f"left out ({shown}{more})")
         return lines + self.comparison_lines(results)
 
     def promote(self, passed: bool | None) -> list[str]:
@@ -340,6 +428,7 @@ class JudgeBenchmark(DatasetRun):
         prompts = {prompt for group_key in self._judges if group_key not in self._against
                    and (prompt := self._prompt_of(group_key)) is not None}
         why = self.outcome.promotion_blockers(passed)
+        why += self._partial_evidence()
         if not prompts:
             why.append(f"judge {self.spec!r} is not a prompt version in Phoenix prompt "
                        f"management (only an attached LLM judge's prompt can carry a tag)")
@@ -352,6 +441,24 @@ class JudgeBenchmark(DatasetRun):
         finally:
             gateway.close()
         return lines
+
+    def _partial_evidence(self) -> list[str]:
+        """Why the results are not the whole golden set (-k, --lf, deselection,
+        --phoenix-examples, --phoenix-limit, a shard): counted from what ran, per candidate
+        group, so that no way of selecting is missed."""
+        ran: dict[str, set[str]] = {}
+        for result in self.outcome.results:
+            ran.setdefault(result.case.group.key, set()).add(result.case.example.id)
+        why = []
+        for group in self.groups():
+            if group.key in self._against:
+                continue
+            total, done = self.golden_total(group), len(ran.get(group.key, ()))
+            if done < total:
+                why.append(f"only {done} of the {total} golden examples of {group.label} ran "
+                           f"({self.ctx.host.selected_by()}); a tag moves only on the whole "
+                           f"golden set")
+        return why
 
     def _move(self, gateway: Any, tag: str, prompts: list[tuple[str, str]]) -> list[str]:
         from .._phoenix.http import PhoenixError

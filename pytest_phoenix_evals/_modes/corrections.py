@@ -33,16 +33,22 @@ def add_corrections(ctx: Context) -> int:
         spans = list(traces.spans(
             project, condition=f"name == {quote_dsl('Evaluator: ' + name)} and "
                                f"annotations[{quote_dsl(name)}]", start=None, end=None))
-        humans: dict[str, dict[str, Any]] = {}
+        humans: dict[str, list[dict[str, Any]]] = {}
         for found in traces.annotations(project, "span", [r.span_id for r in spans], [name]):
             if str(found.get("annotator_kind")).upper() == "HUMAN":
-                humans[str(found["span_id"])] = found
+                humans.setdefault(str(found["span_id"]), []).append(found)
         present = traces.example_ids(golden) or set()
-        examples, already = [], 0
+        examples, already, disagreed = [], 0, 0
         for record in spans:
-            row = humans.get(record.span_id)
-            if row is None:
+            rows = humans.get(record.span_id)
+            if not rows:
                 continue  # annotated, but by no human: not a correction
+            answers = {((r.get("result") or {}).get("label"),
+                        (r.get("result") or {}).get("score")) for r in rows}
+            if len(answers) > 1:
+                disagreed += 1  # people disagree: no truth to learn from, left out
+                continue
+            row = rows[0]
             example_id = f"correction-{record.span_id}"
             if example_id in present:
                 already += 1
@@ -69,13 +75,15 @@ def add_corrections(ctx: Context) -> int:
                         f"(pytest-phoenix-evals)") if examples else {}
     except PhoenixError as exc:
         raise UsageProblem(f"--phoenix-corrections {s.corrections!r}: {exc}") from None
-    corrections = len(examples) + already
+    corrections = len(examples) + already + disagreed
     test = sum(e["split"] == "test" for e in examples)
     ctx.say(f"phoenix-evals: {corrections} human correction(s) of judge {name!r} in project "
             f"{project.name!r}; {len(examples)} added to dataset {golden!r} (train "
             f"{len(examples) - test}, test {test})"
             + (f", version {answer.get('version_id')}" if examples else "")
-            + (f"; {already} were in it already" if already else ""))
+            + (f"; {already} were in it already" if already else "")
+            + (f"; {disagreed} left out: the people who annotated them disagree"
+               if disagreed else ""))
     if examples:
         ctx.say(f"phoenix-evals: benchmark the judge on them with pytest "
                 f"--phoenix-dataset={golden} --phoenix-benchmark={s.benchmark}")

@@ -30,6 +30,14 @@ CALLABLE = ("OPENAI", "AZURE_OPENAI")
 FAMILIES = {"OPENAI": "openai", "AZURE_OPENAI": "azure_openai", "ANTHROPIC": "anthropic",
             "GOOGLE": "google", "DEEPSEEK": "deepseek", "XAI": "xai", "OLLAMA": "ollama",
             "AWS": "aws"}
+# What a prompt file may expand to once parsed: YAML aliases repeat what they point at, so a
+# few hundred bytes can stand for gigabytes (an "alias bomb"), and an alias may even point at
+# its own parent. The parsed value is walked once, every alias counted where it is used, and
+# refused past these bounds, before anything is rendered, compared or pushed. A real prompt
+# version is far inside them: the text bound is at least the file's own size.
+MAX_NODES = 100_000  # values of every mapping and list, and the keys
+MAX_TEXT = 1_000_000  # characters of every key and text, or the file's own size if more
+MAX_DEPTH = 64  # mappings and lists inside one another
 
 
 class FileError(ValueError):
@@ -39,19 +47,52 @@ class FileError(ValueError):
 def read_prompt_file(path: Path) -> dict[str, Any]:
     """The prompt version a file holds, written out (FileError naming what to fix)."""
     text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FileError(f"not JSON: {exc}") from None
-    else:
-        import yaml
+    try:
+        if path.suffix.lower() == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise FileError(f"not JSON: {exc}") from None
+        else:
+            import yaml
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise FileError(f"not YAML: {exc}") from None
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise FileError(f"not YAML: {exc}") from None
+    except RecursionError:  # both parsers recurse once per level of nesting
+        raise FileError(f"nests mappings and lists too deeply to read (a prompt version "
+                        f"needs a few levels; at most {MAX_DEPTH})") from None
+    check_size(data, max(MAX_TEXT, len(text)))
     return prompt_version(data)
+
+
+def check_size(data: Any, max_text: int) -> None:
+    """FileError when ``data`` expands to more than the bounds (:data:`MAX_NODES` values,
+    ``max_text`` characters, :data:`MAX_DEPTH` levels), each alias counted where it is used.
+    Iterative and stopping at the first bound passed, so that it costs at most the bound
+    whatever the file stands for (a self-referencing alias included)."""
+    nodes = text = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if isinstance(value, str):
+            text += len(value)
+        elif isinstance(value, (Mapping, list, tuple)):
+            if depth > MAX_DEPTH:
+                raise FileError(f"nests mappings and lists more than {MAX_DEPTH} deep, the "
+                                f"bound of a prompt file (a prompt version needs a few "
+                                f"levels); does a YAML alias (*name) point at its own parent?")
+            items = [i for pair in value.items() for i in pair] \
+                if isinstance(value, Mapping) else value
+            stack += [(item, depth + 1) for item in items]
+        if nodes > MAX_NODES or text > max_text:
+            what = (f"more than {MAX_NODES:,} values" if nodes > MAX_NODES
+                    else f"more than {max_text:,} characters of text")
+            raise FileError(f"expands to {what}, the bound of a prompt file (YAML aliases, "
+                            f"*name, repeat what their anchors hold, so a few hundred bytes "
+                            f"can stand for gigabytes); write the prompt out without them")
 
 
 def prompt_version(data: Any) -> dict[str, Any]:

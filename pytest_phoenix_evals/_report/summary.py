@@ -33,6 +33,21 @@ class Summary:
     # Why the exit status is 1 whatever the tests said.
     at_risk: Sequence[str] = ()
 
+    def __post_init__(self) -> None:
+        """The lines the modes hand in (notices, the baseline, agreement, push and promotion
+        lines, what was written, observer errors) may quote a server's answer or an
+        exception's text: they pass the secret filter here, where they enter the summary, so
+        that the terminal, the markdown file and $GITHUB_STEP_SUMMARY all get them filtered,
+        whichever mode wrote them."""
+        from .._core.secrets import redactor
+
+        scrub = redactor()
+        self.notices = [scrub(line) for line in self.notices]
+        self.baseline_lines = [scrub(line) for line in self.baseline_lines]
+        self.written = [scrub(line) for line in self.written]
+        self.observer_errors = [[scrub(part) for part in error]
+                                for error in self.observer_errors]
+
     def experiments(self) -> list[tuple[str, str, str]]:
         """(group label, link, what it links to) of each destination, in the order they were
         made: an experiment, or the project whose spans (traces) were annotated."""
