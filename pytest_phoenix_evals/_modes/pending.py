@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from .._core.errors import UsageProblem
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .context import Context
 
 
@@ -19,12 +21,16 @@ def upload_pending(ctx: Context) -> int:
 
     directory = journal_dir(ctx.host.rootpath)
     found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
-    # annotations-*: a project's span (trace) annotations; the rest: experiments.
-    files = [f for f in found if not f.name.startswith("annotations-")]
-    annotation_files = [f for f in found if f.name.startswith("annotations-")]
     if not found:
         ctx.say(f"phoenix-evals: nothing pending in {directory}")
         return 0
+    # annotations-*: a project's span (trace) annotations; the rest: experiments. A file
+    # holding the other kind's records (renamed, or copied in by hand) is named and skipped.
+    misplaced = [odd for f in found if (odd := _misplaced(f)) is not None]
+    skipped = {path for path, _ in misplaced}
+    files = [f for f in found if not f.name.startswith("annotations-") and f not in skipped]
+    annotation_files = [f for f in found if f.name.startswith("annotations-")
+                        and f not in skipped]
     from .._phoenix.http import PhoenixError
 
     try:
@@ -37,6 +43,7 @@ def upload_pending(ctx: Context) -> int:
     pace = Pace()
     done = ctx.engine.run(replay(ctx.gateway, files, pace))
     uploaded, problems, experiments = done.uploaded, done.problems, done.experiments
+    problems = [why for _, why in misplaced] + problems
     if (notice := pace.overload_notice()) is not None:
         ctx.say(f"phoenix-evals: {notice}")
     if annotation_files:
@@ -58,3 +65,23 @@ def upload_pending(ctx: Context) -> int:
     if left:
         ctx.say(f"phoenix-evals: still pending in {', '.join(left)}")
     return 1 if left else 0
+
+
+def _misplaced(path: Path) -> tuple[Path, str] | None:
+    """A journal file whose records are not of the kind its name says: (the file, why it is
+    skipped); None when it is what it says (or cannot be read: its replay says so)."""
+    from .._run.sinks.journal import read_journal
+
+    try:
+        records, _ = read_journal(path)
+    except OSError:
+        return None
+    wanted = "annotations" if path.name.startswith("annotations-") else "case"
+    other = sum(record["type"] != wanted for record in records)
+    if not other:
+        return None
+    held = "experiment results" if wanted == "annotations" else "span or trace annotations"
+    meant = "span or trace annotations" if wanted == "annotations" else "experiment results"
+    return path, (f"{path}: holds {other} record(s) of {held}, but its name says "
+                  f"{meant}: skipped and kept (a file of annotations is named "
+                  f"annotations-<span|trace>-<project id>...jsonl)")
