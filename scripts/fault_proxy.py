@@ -11,6 +11,7 @@ expression, searched) and hits a share of the matching requests with one kind of
 ``reset``   close the connection without an answer (the server never saw the request)
 ``reset-after`` forward, then close the connection without an answer
 ``html``    answer 200 ``text/html`` with a login page, without forwarding (an SSO proxy)
+``not-found`` answer 404 ``text/html``, without forwarding (an ingress during a deploy)
 ``slow``    wait ``delay`` seconds, then forward
 =========== ==============================================================================
 
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-KINDS = ("before", "busy", "after", "reset", "reset-after", "html", "slow")
+KINDS = ("before", "busy", "after", "reset", "reset-after", "html", "slow", "not-found")
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, not forwarded.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -51,6 +52,10 @@ LOGIN_PAGE = b"""<!DOCTYPE html>
 <body><form method="post" action="/sso/login"><h1>Sign in to continue</h1>
 <input name="username"><input name="password" type="password"><button>Sign in</button>
 </form></body></html>
+"""
+
+NOT_FOUND_PAGE = b"""<html><head><title>404 Not Found</title></head>
+<body><center><h1>404 Not Found</h1></center><hr><center>ingress</center></body></html>
 """
 
 
@@ -178,6 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if kind == "html":
             self._answer(200, "text/html; charset=utf-8", LOGIN_PAGE)
+            return
+        if kind == "not-found":
+            self._answer(404, "text/html; charset=utf-8", NOT_FOUND_PAGE)
             return
         if kind == "slow":
             assert rule is not None

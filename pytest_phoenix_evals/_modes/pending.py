@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from .._core.errors import UsageProblem
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .context import Context
 
 
@@ -19,12 +21,16 @@ def upload_pending(ctx: Context) -> int:
 
     directory = journal_dir(ctx.host.rootpath)
     found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
-    # annotations-*: a project's span (trace) annotations; the rest: experiments.
-    files = [f for f in found if not f.name.startswith(("annotations-", "failures-"))]
-    annotation_files = [f for f in found if f.name.startswith("annotations-")]
     if not found:
         ctx.say(f"phoenix-evals: nothing pending in {directory}")
         return 0
+    # annotations-*: a project's span (trace) annotations; failures-*: failing spans meant
+    # for a dataset; the rest: experiments. A file holding another kind's records (renamed,
+    # or copied in by hand) is named and skipped.
+    misplaced = [odd for f in found if (odd := _misplaced(f)) is not None]
+    skipped = {path for path, _ in misplaced}
+    files = [f for f in found if _kind(f) == "case" and f not in skipped]
+    annotation_files = [f for f in found if _kind(f) == "annotations" and f not in skipped]
     from .._phoenix.http import PhoenixError
 
     try:
@@ -37,6 +43,7 @@ def upload_pending(ctx: Context) -> int:
     pace = Pace()
     done = ctx.engine.run(replay(ctx.gateway, files, pace))
     uploaded, problems, experiments = done.uploaded, done.problems, done.experiments
+    problems = [why for _, why in misplaced] + problems
     if (notice := pace.overload_notice()) is not None:
         ctx.say(f"phoenix-evals: {notice}")
     if annotation_files:
@@ -49,7 +56,7 @@ def upload_pending(ctx: Context) -> int:
             ctx.say(f"phoenix-evals: span and trace annotations of {written} case(s) written "
                     f"to {ctx.gateway.where()}")
     # failures-*: failing spans meant for a dataset (--phoenix-add-failures-to).
-    failure_files = [f for f in found if f.name.startswith("failures-")]
+    failure_files = [f for f in found if _kind(f) == "failure" and f not in skipped]
     if failure_files:
         from .failures import replay as replay_failures
 
@@ -68,3 +75,34 @@ def upload_pending(ctx: Context) -> int:
     if left:
         ctx.say(f"phoenix-evals: still pending in {', '.join(left)}")
     return 1 if left else 0
+
+
+#: What a journal file's records are, by the start of its name (else experiment results).
+_KINDS = {"annotations-": ("annotations", "span or trace annotations"),
+          "failures-": ("failure", "failing spans for a dataset")}
+
+
+def _kind(path: Path) -> str:
+    return next((kind for prefix, (kind, _) in _KINDS.items()
+                 if path.name.startswith(prefix)), "case")
+
+
+def _misplaced(path: Path) -> tuple[Path, str] | None:
+    """A journal file whose records are not of the kind its name says: (the file, why it is
+    skipped); None when it is what it says (or cannot be read: its replay says so)."""
+    from .._run.sinks.journal import read_journal
+
+    try:
+        records, _ = read_journal(path)
+    except OSError:
+        return None
+    wanted = _kind(path)
+    odd = [record["type"] for record in records if record["type"] != wanted]
+    if not odd:
+        return None
+    said = {kind: what for kind, what in _KINDS.values()} | {"case": "experiment results"}
+    held = ", ".join(dict.fromkeys(said.get(kind, str(kind)) for kind in odd))
+    return path, (f"{path}: holds {len(odd)} record(s) of {held}, but its name says "
+                  f"{said[wanted]}: skipped and kept (a file of annotations is named "
+                  f"annotations-<span|trace>-<project id>...jsonl, one of failing spans "
+                  f"failures-<dataset>...jsonl)")

@@ -20,6 +20,7 @@ from .base import CasePlan, Mode
 if TYPE_CHECKING:
     from .._core.types import CaseResult, Group
     from .._evaluators.protocol import Evaluator
+    from .._phoenix.traces import Project
     from .._run.sinks.base import Destination, Sink
     from .._run.sources.spans import Listing, SpanSource
     from .context import Context
@@ -69,14 +70,32 @@ class ProductionRun(Mode):
                                       rejudge=s.rejudge, reference=s.reference)
             given = self.ctx.host.workerinput.get(handover.SPANS)
             listing = Listing.from_wire(json.loads(Path(given).read_text())) if given else None
+            traces, target = self.ctx.traces, s.target
+            # Keyed by what the server says it is and the project's id (asked at the first
+            # claim), whatever URL and project name or id this run was given.
             claims = None if listing is not None or s.no_upload else \
-                Claims(claims_path(self.ctx.gateway.url, s.project, s.target))
+                Claims(lambda: claims_path(traces.server_identity(),
+                                           self.spans.project.id, target))
             self._source = SpanSource(self.ctx.traces, selection, self._evaluators,
-                                      claims=claims, listing=listing)
+                                      claims=claims, listing=listing,
+                                      journaled=None if listing is not None else self._journaled)
         return self._source
 
     def source(self) -> SpanSource:
         return self.spans
+
+    def _journaled(self, project: Project) -> tuple[dict[str, set[str]], list[str]]:
+        """The results waiting in this rootdir's journal for the project's spans on this
+        server: they count as judged (upload-pending writes them)."""
+        from .._phoenix.http import mask_url
+        from .._phoenix.traces import normalised_url
+        from .._run.sinks.journal import journal_dir, journaled_names
+
+        traces = self.ctx.traces
+        here = normalised_url(mask_url(traces.gateway.url))
+        return journaled_names(journal_dir(self.ctx.host.rootpath), self.settings.target,
+                               project.id, traces.server_identity(),
+                               lambda url: normalised_url(url) == here)
 
     def describe(self) -> str:
         return f"project {self.settings.project} ({self.settings.target}s)"
@@ -154,6 +173,13 @@ class ProductionRun(Mode):
         if listing.claimed:
             lines.append(f"{listing.claimed} {what} left to another run on this host judging "
                          f"them now")
+        if listing.waiting:
+            lines.append(f"{listing.waiting} {what} have results waiting in the journal, not "
+                         f"judged again: pytest --phoenix-upload-pending")
+        if listing.corrected:
+            lines.append(f"{listing.corrected} {what} carry a person's correction of this "
+                         f"plugin's annotation (annotator kind HUMAN): never judged again")
+        lines += [f"journal not read: {problem}" for problem in listing.problems]
         if listing.more:
             lines.append(f"more {what} wait beyond --phoenix-max-spans={s.max_spans}: the next "
                          f"run takes them (oldest first)")

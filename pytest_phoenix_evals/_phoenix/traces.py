@@ -20,6 +20,7 @@ behind each method are in ``phoenix-notes.md`` ("Spans and span annotations"):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,18 @@ _VALIDATE = """
 query($id: ID!, $condition: String!) { node(id: $id) { ... on Project {
   validateSpanFilterCondition(condition: $condition) { isValid errorMessage } } } }
 """
+# The server's identity: when its database was made, as the creation time of the project
+# ``default`` (made by the first migration, and never deletable: projects.py and
+# project_mutations.py refuse). Phoenix 20.26.1 offers nothing else that is the same for one
+# server whatever URL reaches it and differs between servers (``/arize_phoenix_version`` is
+# the release).
+_IDENTITY = """query { getProjectByName(name: "default") { createdAt } }"""
+_PROJECT_CREATED = """
+query($id: ID!) { node(id: $id) { ... on Project { name createdAt } } }
+"""
+# Phoenix's own 404 for an annotation of a span (trace) it does not have: plain text, from
+# ``annotate_spans`` / ``annotate_traces`` (routers/v1/spans.py, traces.py).
+_UNKNOWN = re.compile(r"(Spans|Traces) with IDs (.+) do not exist\.")
 # One aliased ``getSpanByOtelId`` per span (the schema has no plural): a span deleted
 # meanwhile answers null for its alias alone, where ``node(id:)`` fails the whole query.
 _EXAMPLE_REVISION = """s{n}: getSpanByOtelId(spanId: $id{n}) {{
@@ -107,6 +120,44 @@ def _loads(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+class UnknownSubjects(PhoenixError):
+    """Phoenix's own answer that some spans (traces) of an annotation write do not exist
+    (nothing of the write was stored). Only that plain-text answer of the server: a 404 of a
+    proxy or an ingress is a plain PhoenixError."""
+
+    def __init__(self, message: str, ids: set[str], *, body: str) -> None:
+        super().__init__(message, status=404, body=body)
+        self.ids = ids
+
+
+def unknown_subjects(response: httpx.Response) -> set[str] | None:
+    """The span (trace) ids Phoenix's 404 to an annotation write names; None when the answer
+    is not that one (another 404: a proxy, an ingress during a deploy, a login page)."""
+    if response.status_code != 404 or \
+            not response.headers.get("content-type", "").startswith("text/plain"):
+        return None
+    found = _UNKNOWN.fullmatch(response.text.strip())
+    if found is None:
+        return None
+    ids = {part.strip() for part in found.group(2).split(",")}
+    return ids if all(re.fullmatch(r"[0-9a-fA-F]+", i) for i in ids) else None
+
+
+def normalised_url(url: str) -> str:
+    """A server's URL as one key: scheme, host and port in lower case, a loopback host
+    (``localhost``, ``127.0.0.1``, ``::1``) as one name, the default port written out, no
+    credentials and no trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    scheme = (parts.scheme or "http").lower()
+    host = (parts.hostname or "").lower()
+    if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+        host = "loopback"
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
 def quote_dsl(text: str) -> str:
     """A string literal of the filter DSL (Python syntax)."""
     return repr(str(text))
@@ -117,6 +168,7 @@ class Traces:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._identity: str | None = None
 
     def where(self) -> str:
         return self.gateway.where()
@@ -142,6 +194,25 @@ class Traces:
         gateway._raise_for_status(response, doing)
         data = gateway._json(response, doing, "data")["data"]
         return Project(id=str(data["id"]), name=str(data["name"]))
+
+    def server_identity(self) -> str:
+        """What this server is, whatever URL reaches it: ``phoenix:<when its database was
+        made>``; the normalised URL (loopback names folded) when the server does not say.
+        PhoenixError when it cannot be reached."""
+        if self._identity is None:
+            data = self.gateway._graphql(_IDENTITY, {}, "asking the server what it is",
+                                         read=False)
+            created = (data.get("getProjectByName") or {}).get("createdAt")
+            self._identity = f"phoenix:{created}" if created else \
+                f"url:{normalised_url(self.gateway.url)}"
+        return self._identity
+
+    def project_created(self, project: Project) -> str | None:
+        """When this project (found on this server) was made."""
+        data = self.gateway._graphql(_PROJECT_CREATED, {"id": project.id},
+                                     f"reading project {project.name!r}", read=False)
+        created = (data.get("node") or {}).get("createdAt")
+        return str(created) if created else None
 
     def project_names(self) -> list[str]:
         return [p["name"] for p in self.gateway.pages("v1/projects", "listing projects",
@@ -221,9 +292,10 @@ class Traces:
 
     async def apost_annotations(self, target: Target, rows: Sequence[Mapping[str, Any]]
                                 ) -> None:
-        """Write annotations synchronously (upserted on name, span and identifier). A 404
-        (a span or trace the server does not have: all or nothing, so nothing was written)
-        is a PhoenixError with status 404; the caller splits the batch."""
+        """Write annotations synchronously (upserted on name, span and identifier).
+        Phoenix's own 404 naming spans (traces) it does not have (all or nothing: nothing was
+        written) is :class:`UnknownSubjects`; any other failure, a foreign 404 included, a
+        PhoenixError."""
         what = "span" if target == "span" else "trace"
         doing = f"writing {len(rows)} {what} annotation(s)"
         http = self.gateway._async()
@@ -233,6 +305,10 @@ class Traces:
                 f"v1/{what}_annotations", params={"sync": "true"},
                 json={"data": [dict(r) for r in rows]},
                 extensions=self.gateway._extensions(doing)))
+            if (unknown := unknown_subjects(response)) is not None:
+                raise UnknownSubjects(f"{self.where()} has no {what}(s) "
+                                      f"{', '.join(sorted(unknown))} while {doing}", unknown,
+                                      body=response.text[:500])
             response.raise_for_status()
             self.gateway._json(response, doing, "data")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +81,12 @@ class Journal:
 
     def annotations(self, key: str, target: str, project: dict[str, Any],
                     rows: list[dict[str, Any]]) -> None:
-        """A case of a span source: the annotation rows to write (span_annotations.py)."""
+        """A case of a span source: the annotation rows to write (span_annotations.py), and
+        when they were journaled (upload-pending never writes them over newer ones)."""
+        from datetime import datetime
+
         self._write({"type": "annotations", "key": key, "target": target, "project": project,
-                     "rows": rows})
+                     "rows": rows, "at": datetime.now(UTC).isoformat()})
         self.cases += 1
 
     def failure(self, key: str, record: dict[str, Any]) -> None:
@@ -135,6 +139,40 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], int]:
         else:
             cases.pop(record["key"], None)
     return list(cases.values()), bad
+
+
+def journaled_names(directory: Path, target: str, project_id: str, server_id: str,
+                    same_url: Any) -> tuple[dict[str, set[str]], list[str]]:
+    """The annotations waiting in this folder's journal files for one project and target of
+    one server: subject (span or trace) id -> annotation names; and what could not be read.
+    A record counts when it names this server's identity, or (an older record naming none)
+    when ``same_url(its server)`` says its URL is this server's."""
+    from ..._local import safe_name
+
+    found: dict[str, set[str]] = {}
+    problems: list[str] = []
+    key = f"{target}_id"
+    if not directory.is_dir():
+        return found, problems
+    for path in sorted(directory.glob(f"annotations-{target}-{safe_name(project_id)}*.jsonl")):
+        try:
+            records, _ = read_journal(path)
+        except OSError as exc:
+            problems.append(f"{path}: cannot be read ({exc})")
+            continue
+        for record in records:
+            where = record.get("project") or {}
+            if record.get("type") != "annotations" or record.get("target") != target or \
+                    where.get("id") != project_id:
+                continue
+            mine = where["server_id"] == server_id if where.get("server_id") else \
+                bool(same_url(str(where.get("server") or "")))
+            if not mine:
+                continue
+            for row in record["rows"]:
+                if isinstance(row, dict) and row.get(key) and row.get("name"):
+                    found.setdefault(str(row[key]), set()).add(str(row["name"]))
+    return found, problems
 
 
 def _is_record(record: Any) -> bool:

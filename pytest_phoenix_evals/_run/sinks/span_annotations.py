@@ -7,9 +7,13 @@ nothing, so that its span is judged again by the next run.
 
 Results are journaled first (one line per case, with the exact rows), then written in
 synchronous batches (``sync=true``: the server answers once they are stored). A batch is all or
-nothing on the server: one span deleted meanwhile answers 404 for all of them, so a refused
-batch is split in halves until the spans that are gone are found, and the rest is written.
-``pytest --phoenix-upload-pending`` writes what a session could not (:func:`replay`).
+nothing on the server: one span deleted meanwhile answers 404 for all of them. Only
+Phoenix's own 404 (plain text naming the spans that "do not exist") counts, and only once
+reading the spans back finds them gone: those are dropped and the rest is written. Any other
+404 (a proxy, an ingress during a deploy) leaves the batch in the journal.
+``pytest --phoenix-upload-pending`` writes what a session could not (:func:`replay`): only into
+the server and project it was journaled for (their identity checked), never over an annotation
+that is newer on the server or a person's correction of ours.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +30,7 @@ from ..._core.secrets import redact, redact_value
 from ..._core.text import encodable
 from ..._core.types import CaseResult, Group, Score
 from ..._phoenix.http import PhoenixError
-from ..._phoenix.traces import Project, Target, Traces
+from ..._phoenix.traces import Project, Target, Traces, UnknownSubjects, normalised_url, quote_dsl
 from ..sources.spans import IDENTIFIER
 from .base import Destination, UploadReport
 
@@ -85,32 +90,52 @@ class Written:
     gone: set[str] = field(default_factory=set)  # span (trace) ids the server no longer has
 
 
-async def write_rows(traces: Traces, target: Target, rows: Sequence[dict[str, Any]]
-                     ) -> Written:
-    """Write rows synchronously, splitting a batch the server refuses with a 404 (an unknown
-    span: nothing of it was written) until the spans that are gone are found. PhoenixError
-    for any other failure."""
+#: Times a write is tried again without the spans Phoenix said (and a read confirmed) are gone.
+GONE_ROUNDS = 5
+
+
+async def write_rows(traces: Traces, project: Project, target: Target,
+                     rows: Sequence[dict[str, Any]]) -> Written:
+    """Write rows synchronously. When Phoenix itself answers that some spans (traces) of the
+    batch do not exist (nothing was written), and reading them back from the project finds
+    them gone, their rows are dropped and the rest is written. PhoenixError for any other
+    failure, a 404 that is not Phoenix's own answer included: nothing is taken as deleted on
+    a proxy's word."""
     done = Written()
-    if not rows:
-        return done
-    try:
-        await traces.apost_annotations(target, rows)
-        done.rows += len(rows)
-        return done
-    except PhoenixError as exc:
-        if exc.status != 404:
-            raise
     key = "trace_id" if target == "trace" else "span_id"
-    subjects = list(dict.fromkeys(row[key] for row in rows))
-    if len(subjects) == 1:
-        done.gone.add(subjects[0])
-        return done
-    half = set(subjects[:len(subjects) // 2])
-    for part in ([r for r in rows if r[key] in half], [r for r in rows if r[key] not in half]):
-        more = await write_rows(traces, target, part)
-        done.rows += more.rows
-        done.gone |= more.gone
-    return done
+    todo = list(rows)
+    for _ in range(GONE_ROUNDS):
+        if not todo:
+            return done
+        try:
+            await traces.apost_annotations(target, todo)
+            done.rows += len(todo)
+            return done
+        except UnknownSubjects as exc:
+            subjects = {str(row[key]) for row in todo}
+            named = exc.ids & subjects
+            if not named or exc.ids - subjects:
+                raise PhoenixError(f"{exc}, ids that are not all in the batch: nothing taken "
+                                   f"as deleted", status=404, body=exc.body) from None
+            still = await asyncio.to_thread(_existing, traces, project, target, named)
+            if still:
+                raise PhoenixError(
+                    f"{exc}, but the project still has {', '.join(sorted(still))}: nothing "
+                    f"taken as deleted", status=404, body=exc.body) from None
+            done.gone |= named
+            todo = [row for row in todo if str(row[key]) not in named]
+    raise PhoenixError(f"{traces.where()} kept refusing {target} annotations as spans deleted "
+                       f"{GONE_ROUNDS} times in a row; kept for later")
+
+
+def _existing(traces: Traces, project: Project, target: Target, ids: set[str]) -> set[str]:
+    """Which of these spans (traces) the project has (read back before anything is dropped)."""
+    key = "trace_id" if target == "trace" else "span_id"
+    condition = f"{key} in [{', '.join(quote_dsl(i) for i in sorted(ids))}]"
+    found = set()
+    for record in traces.spans(project, condition=condition, start=None, end=None):
+        found.add(record.trace_id if target == "trace" else record.span_id)
+    return found & ids
 
 
 class AnnotationSink:
@@ -134,10 +159,18 @@ class AnnotationSink:
         self._all: list[concurrent.futures.Future[None]] = []
         self.gone: set[str] = set()
         self.left: dict[str, int] = {}  # case id -> evaluators that errored (judged next time)
+        self._identity: dict[str, Any] | None = None
 
     # --- the Sink protocol ------------------------------------------------------------------
 
     def open(self, group: Group) -> Destination:
+        if self._identity is None:
+            self._identity = {}
+            try:  # journaled with each record: upload-pending writes only into this project
+                self._identity = {"server_id": self._traces.server_identity(),
+                                  "created": self._traces.project_created(self._project)}
+            except PhoenixError:
+                pass  # said by the writes themselves; replay then goes by the URL
         destination = Destination(group=group, id=self._project.id,
                                   url=self._traces.project_url(self._project))
         if not self._report.destinations:
@@ -199,7 +232,7 @@ class AnnotationSink:
         from ..._phoenix.http import mask_url
 
         return {"server": mask_url(self._traces.gateway.url), "id": self._project.id,
-                "name": self._project.name}
+                "name": self._project.name, **(self._identity or {})}
 
     async def _add(self, result: CaseResult) -> None:
         try:
@@ -242,7 +275,7 @@ class AnnotationSink:
     async def _write(self, batch: list[_Pending]) -> None:
         rows = [row for pending in batch for row in pending.rows]
         try:
-            written = await write_rows(self._traces, self._target, rows)
+            written = await write_rows(self._traces, self._project, self._target, rows)
         except Exception as exc:
             reason = str(exc) if isinstance(exc, PhoenixError) else f"{type(exc).__name__}: {exc}"
             self._report.failures.append(f"{len(batch)} case(s) ({batch[0].case_id}, ...): "
@@ -263,10 +296,17 @@ class AnnotationSink:
 
 
 async def replay(traces: Traces, files: Sequence[Path]) -> tuple[int, list[str]]:
-    """Write the pending annotations of these journal files; (cases written, problems)."""
+    """Write the pending annotations of these journal files; (cases written, problems).
+
+    A file's records go only into the server and project they were journaled for: the
+    server's identity (:meth:`Traces.server_identity`), the project's id, name and creation
+    time must agree, else the file is kept and the problem names the server to run against.
+    A row whose span already has a newer annotation of ours on the server, or a person's
+    correction of ours (annotator kind HUMAN), is not written: the newer one stays."""
+    from ..._phoenix.http import mask_url
     from .journal import Journal, read_journal
 
-    here = traces.gateway.url
+    here = mask_url(traces.gateway.url)
     uploaded, problems = 0, []
     for path in files:
         journal = Journal(path)
@@ -283,24 +323,34 @@ async def replay(traces: Traces, files: Sequence[Path]) -> tuple[int, list[str]]
         if unreadable:
             problems.append(f"{path}: {unreadable} line(s) that are not journal records were "
                             f"skipped")
+        other = sum(record["type"] != "annotations" for record in records)
+        if other:
+            journal.close(delete=False)
+            problems.append(f"{path}: holds {other} experiment record(s), not span or trace "
+                            f"annotations: skipped (an experiment's journal file is not named "
+                            f"annotations-*)")
+            continue
         journal.cases = len(records)
-        by_target: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for record in records:
-            by_target.setdefault(record["target"], []).append(record)
-        for target, kept in by_target.items():
-            project = kept[0]["project"]
+            groups.setdefault((record["target"], record["project"]["id"]), []).append(record)
+        for (target, _), kept in groups.items():
             try:
-                await asyncio.to_thread(traces.project, project["id"])
+                found = await asyncio.to_thread(_placed, traces, kept[0]["project"], here)
+                if isinstance(found, str):
+                    problems.append(f"{path}: {found}")
+                    continue
+                newer = await asyncio.to_thread(_newer, traces, found, target, kept)  # type: ignore[arg-type]
+                rows = [row for record in kept for row in record["rows"]
+                        if _row_key(row, target) not in newer]
+                written = await write_rows(traces, found, target, rows)  # type: ignore[arg-type]
             except PhoenixError as exc:
-                problems.append(f"{path}: project {project.get('name')!r} "
-                                f"({project['id']}) is not in {redact(here)}: {exc}")
+                problems.append(f"{path}: {redact(str(exc))}")
                 continue
-            rows = [row for record in kept for row in record["rows"]]
-            try:
-                written = await write_rows(traces, target, rows)  # type: ignore[arg-type]
-            except PhoenixError as exc:
-                problems.append(str(exc))
-                continue
+            if newer:
+                problems.append(f"{len(newer)} journaled {target} annotation(s) not written: "
+                                f"Phoenix has a newer one from this plugin, or a person's "
+                                f"correction of it, which stays")
             if written.gone:
                 problems.append(f"{len(written.gone)} {target}(s) no longer in Phoenix: "
                                 f"their annotations were dropped")
@@ -309,3 +359,72 @@ async def replay(traces: Traces, files: Sequence[Path]) -> tuple[int, list[str]]
                 uploaded += 1
         journal.close(delete=not unreadable)
     return uploaded, problems
+
+
+def _placed(traces: Traces, journaled: Mapping[str, Any], here: str) -> Project | str:
+    """The project a journal record's rows go into on this server, or why not there."""
+    server = str(journaled.get("server") or "")
+    name, project_id = journaled.get("name"), str(journaled["id"])
+    hint = f" (it was journaled for {server}: run with --phoenix-url={server} to write it " \
+        f"there); kept" if server and server != here else "; kept"
+    server_id = journaled.get("server_id")
+    if server_id is not None:
+        if server_id != traces.server_identity():
+            return f"project {name!r} ({project_id}) was journaled for another Phoenix " \
+                   f"server than {here}{hint}"
+    elif server and normalised_url(server) != normalised_url(here):
+        # An older record, which does not say which server it was meant for: only its URL.
+        return f"project {name!r} ({project_id}) was journaled for {server}, not {here}{hint}"
+    try:
+        found = traces.project(project_id)
+    except PhoenixError as exc:
+        if exc.status != 404:
+            raise
+        return f"project {name!r} ({project_id}) is not in {here}{hint}"
+    created = journaled.get("created")
+    if found.name != name or (created and traces.project_created(found) != created):
+        return f"project {project_id} in {here} is not the project {name!r} the annotations " \
+               f"were journaled for (another project of the same id){hint}"
+    return found
+
+
+def _row_key(row: Mapping[str, Any], target: str) -> tuple[str, str]:
+    return str(row.get(f"{target}_id")), str(row.get("name"))
+
+
+def _newer(traces: Traces, project: Project, target: Target,
+           records: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The (subject, name) pairs of these records that must not be written: the server has an
+    annotation of ours updated after the record was journaled (one without a time: any), or a
+    person's correction of ours."""
+    from datetime import datetime
+
+    at: dict[tuple[str, str], datetime | None] = {}
+    for record in records:
+        when = _time(record.get("at"))
+        for row in record["rows"]:
+            at[_row_key(row, target)] = when
+    subjects = sorted({subject for subject, _ in at})
+    names = sorted({name for _, name in at})
+    newer = set()
+    for row in traces.annotations(project, target, subjects, names, identifier=IDENTIFIER):
+        key = _row_key(row, target)
+        if key not in at:
+            continue
+        journaled, there = at[key], _time(row.get("updated_at"))
+        if row.get("annotator_kind") == "HUMAN" or journaled is None or there is None \
+                or there > journaled:
+            newer.add(key)
+    return newer
+
+
+def _time(text: Any) -> Any:
+    from datetime import datetime
+
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

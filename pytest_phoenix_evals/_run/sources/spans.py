@@ -10,8 +10,12 @@ of the same trace retrieved).
 Never twice: the server lists only spans missing an annotation of one of the evaluators'
 names (``not annotations['NAME']``, an existence test), and the annotations of each page are
 then read to give every span only the evaluators whose annotation it lacks (with
-``--phoenix-rejudge``: lacks, or has only from us). Spans another run on this host has claimed
-and not finished are left to it (:class:`Claims`).
+``--phoenix-rejudge``: lacks, or has only from us, unless a person corrected ours: an
+annotation of ours whose annotator kind is now HUMAN is never judged again). A span whose
+result waits in the local journal (not written yet: Phoenix was down, or the run was killed)
+counts as judged: ``pytest --phoenix-upload-pending`` writes it. Spans another run on this host
+has claimed and not finished are left to it (:class:`Claims`), whatever URL, ``TMPDIR`` or
+project name (or id) that run was given.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..._core.errors import UsageProblem
 from ..._core.naming import annotation_names
 from ..._core.types import Case, Example, Group, GroupKind
 from ..._core.window import Window, in_sample, sample_bound
@@ -76,16 +82,21 @@ class Listing:
     more: bool = False  # spans beyond --phoenix-max-spans wait for a later run
     claimed: int = 0  # left to another run on this host
     judged: int = 0  # listed but every evaluation already there
+    waiting: int = 0  # results waiting in the local journal (not judged again)
+    corrected: int = 0  # a person's correction of ours (HUMAN): never rejudged
+    problems: list[str] = field(default_factory=list)  # journal files that could not be read
 
     def to_wire(self) -> dict[str, Any]:
         return {"project": {"id": self.project.id, "name": self.project.name},
                 "cases": [c.to_wire() for c in self.cases], "more": self.more,
-                "claimed": self.claimed, "judged": self.judged}
+                "claimed": self.claimed, "judged": self.judged, "waiting": self.waiting,
+                "corrected": self.corrected, "problems": self.problems}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Listing:
         return cls(Project(**data["project"]), [SpanCase.from_wire(c) for c in data["cases"]],
-                   data["more"], data["claimed"], data["judged"])
+                   data["more"], data["claimed"], data["judged"], data.get("waiting", 0),
+                   data.get("corrected", 0), list(data.get("problems") or ()))
 
 
 def evaluator_names(evaluator: Evaluator) -> list[str]:
@@ -218,13 +229,31 @@ def span_context(record: SpanRecord, documents: Sequence[str],
 
 class Claims:
     """Span ids a live run on this host is judging, in a file locked while it is read and
-    written; a run's claims go when it ends (or when its process is gone)."""
+    written; a run's claims go when it ends (or when its process is gone). ``path`` may be
+    given late (a function called at the first claim: the server's identity and the
+    project's id are asked of the server then)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | Callable[[], Path]) -> None:
+        self._path = path
         self.mine: set[str] = set()
 
+    @property
+    def path(self) -> Path:
+        if callable(self._path):
+            self._path = self._path()
+        return self._path
+
     def _edit(self, change: Callable[[dict[str, int]], None]) -> None:
+        try:
+            self._edit_file(change)
+        except OSError as exc:
+            raise UsageProblem(
+                f"the claims of this run cannot be kept in {self.path.parent} ({exc}): two "
+                f"runs at once would judge the same spans; remove or move what is in the way "
+                f"(a file where that folder should be?), or set XDG_CACHE_HOME to a folder "
+                f"you can write") from None
+
+    def _edit_file(self, change: Callable[[dict[str, int]], None]) -> None:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +262,7 @@ class Claims:
             try:
                 try:
                     held = {k: int(v) for k, v in json.loads(self.path.read_text()).items()}
-                except (OSError, ValueError, AttributeError):
+                except (OSError, ValueError, AttributeError, TypeError):
                     held = {}
                 held = {k: pid for k, pid in held.items() if _alive(pid)}
                 change(held)
@@ -281,12 +310,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def claims_path(server: str, project: str, target: str) -> Path:
-    import hashlib
-    import tempfile
+def claims_dir() -> Path:
+    """Where the claims of every run on this host are kept: the user's cache folder
+    (``XDG_CACHE_HOME``, else ``~/.cache``), the same for every run whatever its ``TMPDIR``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-phoenix-evals" / "claims"
 
-    digest = hashlib.sha256(f"{server}\n{project}\n{target}".encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "pytest-phoenix-evals" / f"claims-{digest}.json"
+
+def claims_path(server_identity: str, project_id: str, target: str) -> Path:
+    """The claims file of one project (by its id) and target on one server (by what the server
+    says it is, not the URL it was reached by)."""
+    import hashlib
+
+    key = f"{server_identity}\n{project_id}\n{target}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return claims_dir() / f"claims-{digest}.json"
 
 
 # --- the source -----------------------------------------------------------------------------
@@ -297,11 +335,15 @@ class SpanSource:
 
     def __init__(self, traces: Traces, selection: SpanSelection,
                  evaluators: Callable[[Group], list[Evaluator]], *,
-                 claims: Claims | None = None, listing: Listing | None = None) -> None:
+                 claims: Claims | None = None, listing: Listing | None = None,
+                 journaled: Callable[[Project], tuple[Mapping[str, set[str]], list[str]]]
+                 | None = None) -> None:
         self.traces = traces
         self.selection = selection
         self._evaluators = evaluators
         self._claims = claims
+        self._journaled = journaled
+        self._waiting: Mapping[str, set[str]] = {}
         self._listing = listing
         self._group: Group | None = None
         self._chosen: list[Evaluator] | None = None
@@ -381,6 +423,8 @@ class SpanSource:
         condition = condition_for(selection, every_name)
         window = selection.window
         listing = Listing(project)
+        if self._journaled is not None:
+            self._waiting, listing.problems = self._journaled(project)
         limit = selection.max_spans
         page: list[SpanRecord] = []
         spans = self.traces.spans(project, condition=condition,
@@ -407,18 +451,30 @@ class SpanSource:
         page = [r for r in page if in_sample(subject_of(r, target), self.selection.sample)]
         subjects = [subject_of(r, target) for r in page]
         every_name = sorted({n for ns in names.values() for n in ns})
-        have: dict[str, dict[str, set[str]]] = {}  # subject -> name -> identifiers
+        # subject -> name -> identifiers of its annotations; ours a person corrected (HUMAN)
+        have: dict[str, dict[str, set[str]]] = {}
+        corrected: dict[str, set[str]] = {}  # subject -> names
         for row in self.traces.annotations(self.project, target, subjects, every_name):
-            subject = row.get("trace_id" if target == "trace" else "span_id")
-            have.setdefault(str(subject), {}).setdefault(row["name"], set()).add(
-                row.get("identifier") or "")
+            subject = str(row.get("trace_id" if target == "trace" else "span_id"))
+            identifier = row.get("identifier") or ""
+            have.setdefault(subject, {}).setdefault(row["name"], set()).add(identifier)
+            if identifier == IDENTIFIER and row.get("annotator_kind") == "HUMAN":
+                corrected.setdefault(subject, set()).add(row["name"])
         wanted: list[tuple[SpanRecord, tuple[str, ...]]] = []
         for record, subject in zip(page, subjects, strict=True):
             present = have.get(subject, {})
-            needs = tuple(name for name, written in names.items()
-                          if self._needs(written, present))
+            fixed = corrected.get(subject, set())
+            waiting = self._waiting.get(subject, set())
+            due = [name for name, written in names.items()
+                   if self._needs(written, present, fixed)]
+            needs = tuple(name for name in due
+                          if not all(n in waiting for n in names[name]))
+            if self.selection.rejudge and any(fixed & set(ns) for ns in names.values()):
+                listing.corrected += 1
             if needs:
                 wanted.append((record, needs))
+            elif len(due) > len(needs):
+                listing.waiting += 1
             else:
                 listing.judged += 1
         room = None if limit is None else limit - len(listing.cases)
@@ -438,14 +494,17 @@ class SpanSource:
         listing.cases += [SpanCase(record, needs, {}) for record, needs in wanted]
         return left > 0
 
-    def _needs(self, written: Sequence[str], present: Mapping[str, set[str]]) -> bool:
+    def _needs(self, written: Sequence[str], present: Mapping[str, set[str]],
+               corrected: AbstractSet[str] = frozenset()) -> bool:
         """Whether an evaluator writing these annotation names is due on a span that has
-        ``present`` (name -> identifiers of the annotations it has)."""
+        ``present`` (name -> identifiers of the annotations it has), ``corrected`` naming
+        those of ours a person has corrected (the UI's editor keeps our identifier and makes
+        the kind HUMAN)."""
         if self.selection.rejudge:
             # Judged again unless someone else's annotation of the name is there (a human's
-            # is never overwritten, nor shadowed by ours).
+            # is never overwritten, nor shadowed by ours), or a person corrected ours.
             return not any(ids - {IDENTIFIER} for name in written
-                           if (ids := present.get(name)))
+                           if (ids := present.get(name))) and not corrected & set(written)
         return any(name not in present for name in written)
 
     def _add_context(self, listing: Listing) -> None:
