@@ -202,7 +202,8 @@ def summary_lines(
         lines.append(f"{total} result(s) are not all in Phoenix yet; they are kept in:")
         lines += [f"  {os.path.relpath(path)} ({count})" for path, count in journaled.items()]
         lines.append("  when Phoenix is back, run `pytest --phoenix-upload-pending` in this "
-                     "directory to upload them into the same experiment")
+                     "directory to upload them where they were meant for (the same "
+                     "experiment, project or dataset)")
     return lines
 
 
