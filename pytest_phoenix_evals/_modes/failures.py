@@ -146,27 +146,17 @@ def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[
 def replay(traces: Traces, files: Sequence[Path]) -> tuple[Added, list[str]]:
     """--phoenix-upload-pending: add the failing spans these journal files keep; (what was
     added and said, problems)."""
-    from .._run.sinks.journal import Journal, read_journal
+    from .._run.sinks.journal import claimed_records
 
     done = Added()
     problems: list[str] = []
     journals: list[Journal] = []
     by_dataset: dict[str, list[_Item]] = {}
     for path in files:
-        journal = Journal(path)
-        try:
-            if not journal.claim():
-                problems.append(f"{path}: in use by another process (a session still "
-                                f"running?): left alone")
-                continue
-            records, unreadable = read_journal(path)
-        except OSError as exc:
-            journal.close(delete=False)
-            problems.append(f"{path}: cannot be read ({exc}); skipped")
+        claimed = claimed_records(path, problems)
+        if claimed is None:
             continue
-        if unreadable:
-            problems.append(f"{path}: {unreadable} line(s) that are not journal records were "
-                            f"skipped")
+        journal, records, unreadable = claimed
         journal.cases = len(records)
         journals.append(journal)
         for record in records:

@@ -436,26 +436,16 @@ async def replay(gateway: Gateway, files: Sequence[Path],
     all done is deleted. Each file is locked while it is worked on: one a running session (or
     another upload-pending) holds is left alone. As many cases post at once as ``pace`` says
     (as a session's uploads: more for a far server, fewer when it answers 429 or 503)."""
-    from .journal import Journal, read_journal
+    from .journal import claimed_records
 
     done = Replayed()
     slots = pace if pace is not None else Pace()
     places = _Places()
     for path in files:
-        journal = Journal(path)
-        try:
-            if not journal.claim():  # a session still writing it, or another upload-pending
-                done.problems.append(f"{path}: in use by another process (a session still "
-                                     f"running?): left alone")
-                continue
-            records, unreadable = read_journal(path)
-        except OSError as exc:  # one file that cannot be read never blocks the others
-            journal.close(delete=False)
-            done.problems.append(f"{path}: cannot be read ({exc}); skipped")
+        claimed = claimed_records(path, done.problems)
+        if claimed is None:
             continue
-        if unreadable:
-            done.problems.append(f"{path}: {unreadable} line(s) that are not journal records "
-                                 f"were skipped")
+        journal, records, unreadable = claimed
         journal.cases = len(records)
         records = [r for r in [await _placed(gateway, r, places, done) for r in records]
                    if r is not None]

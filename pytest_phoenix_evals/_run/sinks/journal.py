@@ -195,3 +195,27 @@ def _is_record(record: Any) -> bool:
                 for k in ("token", "dataset_id", "version_id", "name")))
     return (record.get("type") == "case" and placed and isinstance(record.get("run"), dict)
             and isinstance(record.get("evaluations"), list))
+
+
+def claimed_records(path: Path, problems: list[str]
+                    ) -> tuple[Journal, list[dict[str, Any]], int] | None:
+    """For a replay (--phoenix-upload-pending): the journal file, locked for this process, and
+    its pending records; None, with the reason in ``problems``, when another process holds it
+    (a session still writing it, or another upload-pending) or it cannot be read (one file
+    never blocks the others). Lines that are not records are skipped, said there and counted
+    (the third value: a file holding such lines is kept, not deleted, once replayed)."""
+    journal = Journal(path)
+    try:
+        if not journal.claim():
+            problems.append(f"{path}: in use by another process (a session still running?): "
+                            f"left alone")
+            return None
+        records, unreadable = read_journal(path)
+    except OSError as exc:
+        journal.close(delete=False)
+        problems.append(f"{path}: cannot be read ({exc}); skipped")
+        return None
+    if unreadable:
+        problems.append(f"{path}: {unreadable} line(s) that are not journal records were "
+                        f"skipped")
+    return journal, records, unreadable

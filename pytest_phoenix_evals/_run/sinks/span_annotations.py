@@ -304,25 +304,16 @@ async def replay(traces: Traces, files: Sequence[Path]) -> tuple[int, list[str]]
     A row whose span already has a newer annotation of ours on the server, or a person's
     correction of ours (annotator kind HUMAN), is not written: the newer one stays."""
     from ..._phoenix.http import mask_url
-    from .journal import Journal, read_journal
+    from .journal import claimed_records
 
     here = mask_url(traces.gateway.url)
-    uploaded, problems = 0, []
+    uploaded = 0
+    problems: list[str] = []
     for path in files:
-        journal = Journal(path)
-        try:
-            if not journal.claim():
-                problems.append(f"{path}: in use by another process (a session still "
-                                f"running?): left alone")
-                continue
-            records, unreadable = read_journal(path)
-        except OSError as exc:
-            journal.close(delete=False)
-            problems.append(f"{path}: cannot be read ({exc}); skipped")
+        claimed = claimed_records(path, problems)
+        if claimed is None:
             continue
-        if unreadable:
-            problems.append(f"{path}: {unreadable} line(s) that are not journal records were "
-                            f"skipped")
+        journal, records, unreadable = claimed
         other = sum(record["type"] != "annotations" for record in records)
         if other:
             journal.close(delete=False)
