@@ -176,11 +176,11 @@ def moment(value: str, source: str) -> Any:
 
 def seconds(value: str, source: str) -> float:
     """A duration (``90s``, ``2m``); a bare number is seconds."""
-    from ._core.window import parse_duration
+    from ._core.window import check_seconds, parse_duration
 
     try:
-        return float(value) if value.strip().replace(".", "", 1).isdigit() else \
-            parse_duration(value).total_seconds()
+        return check_seconds(float(value), value) if value.strip().replace(".", "", 1).isdigit() \
+            else parse_duration(value).total_seconds()
     except ValueError as exc:
         raise pytest.UsageError(f"{source}: {exc}") from None
 

@@ -246,7 +246,12 @@ class PhoenixEvalsSession:
                 self.say(f"phoenix-evals: waiting for {waiting} upload(s) to finish (at most "
                          f"{self.settings.upload_timeout:g} s, --phoenix-upload-timeout) ...")
             deadline = time.monotonic() + self.settings.upload_timeout
-            self.outcome.upload_report = sink.drain(max(0.0, deadline - time.monotonic()))
+            try:
+                self.outcome.upload_report = sink.drain(max(0.0, deadline - time.monotonic()))
+            except KeyboardInterrupt as stop:  # SIGTERM or Ctrl-C: stop waiting, keep all
+                self.outcome.interrupted(stop, "waiting for the uploads")
+                self.outcome.upload_report = self._stoppable(
+                    lambda: sink.drain(0.0), "closing the journal") or self.outcome.upload_report
             # Phoenix answered uploads with 429 or 503: it is at capacity, the run slowed.
             pace = getattr(sink, "pace", None)
             notice = pace.overload_notice() if pace is not None else None
@@ -254,11 +259,23 @@ class PhoenixEvalsSession:
                 self.ctx.notices.append(notice)
         self.outcome.merge_worker_reports()
         if self.ctx.built:
-            self.mode.after_uploads()
+            self._stoppable(self.mode.after_uploads, "finishing the mode's writes")
         if self.handed_over_spans is not None:
-            self.ctx.send_handed_over(self.handed_over_spans)
+            spans = self.handed_over_spans
+            self._stoppable(lambda: self.ctx.send_handed_over(spans),
+                            "sending the workers' trace spans")
         if self.ctx.built:
-            self.ctx.shut_down()  # else the plugin was not used: import nothing on the way out
+            # (else the plugin was not used: import nothing on the way out)
+            self._stoppable(self.ctx.shut_down, "sending the trace spans")
+
+    def _stoppable(self, step: Callable[[], Any], what: str) -> Any:
+        """One step of the end that waits on the network: an interrupt (SIGTERM, Ctrl-C)
+        stops it, not the end; the run then exits as interrupted (the outcome says so)."""
+        try:
+            return step()
+        except KeyboardInterrupt as stop:
+            self.outcome.interrupted(stop, what)
+            return None
 
     def finish(self, expected: Sequence[Case],
                exitstatus: int | pytest.ExitCode) -> int | pytest.ExitCode:
@@ -270,20 +287,23 @@ class PhoenixEvalsSession:
                 config=self.config, results=results, report=self.outcome.upload_report)
         passed = self.outcome.apply_gates(expected or [r.case for r in results],
                                           self.mode.gated)
-        steady = self.mode.compare()
-        self.mode.finish(passed)
+        steady = self._stoppable(self.mode.compare, "comparing with the baseline")
+        self._stoppable(lambda: self.mode.finish(passed), "finishing the run")
         # An interrupt, an internal or usage error keeps its own status.
         decided = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
                                  pytest.ExitCode.NO_TESTS_COLLECTED)
         if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.mode.nothing_to_do():
             exitstatus = pytest.ExitCode.OK  # every span judged already: a scheduled success
-        if passed is not None and decided:
+        # Gates over no case at all are not applicable: the status stays as decided above.
+        if passed is not None and decided and self.outcome.gates_apply:
             exitstatus = pytest.ExitCode.OK if passed else pytest.ExitCode.TESTS_FAILED
         # A regression beyond --phoenix-max-regression fails the run either way, and so do
         # results that did not all reach Phoenix (or a broken observer).
         if decided and (steady is False or self.outcome.at_risk()
                         or self.outcome.promotion_failed):
             exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.outcome.interrupted_while and exitstatus != pytest.ExitCode.INTERNAL_ERROR:
+            exitstatus = pytest.ExitCode.INTERRUPTED  # as Ctrl-C during the tests
         self.outcome.write_outputs(int(exitstatus))
         return exitstatus
 

@@ -14,6 +14,10 @@ Every selected case is in every denominator. A case whose task failed, whose eva
 errored, or that never ran (``-x``, an interrupt, a crash) counts as failing a pass-rate gate;
 a mean gate fails outright when any of its cases has no score, and so does any gate when a
 case never ran: a gate never passes on an incomplete run.
+
+A run with no case at all (a scheduled production run with nothing new to judge) gives its
+gates nothing to judge: each is not applicable, says so, and passes without deciding the exit
+status. A run that did have cases and lacks the gate's annotation still fails it.
 """
 
 from __future__ import annotations
@@ -119,6 +123,8 @@ class GateResult:
     value: float | None
     passed: bool
     detail: str = ""
+    #: False when the run had no case at all: the gate passes and decides nothing.
+    applicable: bool = True
 
     @property
     def where(self) -> str:
@@ -159,6 +165,10 @@ def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
         found = by_key.get(case.key)
         datasets[case.group.label].append((case.example, found.pop(0) if found else None))
     out: list[GateResult] = []
+    if not datasets and not by_key:
+        return [GateResult(gate, "(no case)", None, 0, None, True,
+                           "not applicable: the run had no case to judge", applicable=False)
+                for gate in gates]
     for gate in gates:
         known = False
         for dataset, cases in datasets.items():

@@ -20,6 +20,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # How many hex digits of the id decide the sample: 8 give 2**32 buckets.
 SAMPLE_DIGITS = 8
+# The longest duration taken: 100 years back reaches before any span, and a window computed
+# as "now less the duration" stays inside the dates datetime can hold (year 1 onwards).
+MAX_DAYS = 36500
+
+
+def check_seconds(seconds: float, text: str) -> float:
+    """``seconds`` if at most :data:`MAX_DAYS` days, else ValueError naming the largest."""
+    if not seconds <= MAX_DAYS * 86400:  # (also nan)
+        raise ValueError(f"{text.strip()!r} is too long: at most {MAX_DAYS}d (100 years)")
+    return seconds
 
 
 def parse_duration(text: str) -> timedelta:
@@ -27,7 +37,8 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 2h or 7d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    return timedelta(seconds=check_seconds(seconds, text))
 
 
 def parse_moment(text: str) -> timedelta | datetime:

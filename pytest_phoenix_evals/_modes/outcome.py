@@ -35,6 +35,8 @@ class Outcome:
         self.written: list[str] = []  # files the run wrote (results, markdown)
         #: A prompt version could not be pushed or promoted: the exit status says so.
         self.promotion_failed = False
+        #: What the run was doing at its end when an interrupt (SIGTERM, Ctrl-C) stopped it.
+        self.interrupted_while: str | None = None
         self._others: list[CaseResult] = []
         self._worker_reports: list[UploadReport] = []
         self._worker_observer_errors: list[list[str]] = []
@@ -55,9 +57,12 @@ class Outcome:
         """--phoenix-results: the result's rows, when that file was asked for."""
         s = self.settings
         if s.results and not (s.only_failures and result.passed):
+            from .._core.text import encodable
             from .._report.outputs import result_rows
 
-            self.rows += result_rows(result, url)
+            # Text UTF-8 cannot encode (a lone surrogate in a span's input) would fail the
+            # whole file: written as its escape, as the journal and the uploads do.
+            self.rows += encodable(result_rows(result, url))
 
     # --- pytest-xdist ---------------------------------------------------------------------
 
@@ -104,6 +109,12 @@ class Outcome:
         self.gate_results = evaluate_gates(self.settings.gates, expected, self.results)
         return all(r.passed for r in self.gate_results)
 
+    @property
+    def gates_apply(self) -> bool:
+        """Some gate had cases to judge (a run with none leaves the exit status to pytest and
+        the mode: a gate over nothing is not applicable)."""
+        return any(r.applicable for r in self.gate_results or ())
+
     def observer_errors(self) -> list[list[str]]:
         """(observer, case id, error) of each observer call that raised, here and in workers."""
         mine = [list(e) for e in self.runner.observer_errors] if self.runner else []
@@ -122,6 +133,16 @@ class Outcome:
             reasons.append("an observer of finished cases raised")
         return reasons
 
+    def interrupted(self, stop: BaseException, what: str) -> None:
+        """An interrupt stopped a step of the run's end: said in the summary, and the run
+        exits as interrupted; what was not uploaded stays in the journal."""
+        signal = str(stop) or "Ctrl-C"
+        if self.interrupted_while is None:
+            self.interrupted_while = what
+            self.notices.append(f"interrupted ({signal}) while {what}: exit status 2 (as "
+                                f"interrupted); what did not reach Phoenix is kept in the "
+                                f"journal")
+
     def promotion_blockers(self, passed: bool | None) -> list[str]:
         """Why no prompt version may be pushed or promoted on this run's evidence (none when
         it may): the rule for a judged prompt and a prompt under test alike."""
@@ -130,8 +151,12 @@ class Outcome:
             why.append("no --phoenix-fail-under gate was set, so nothing vouches for it")
         elif not passed:
             why.append("a gate failed")
+        elif not self.gates_apply:
+            why.append("no case ran, so no gate had anything to judge")
         if self.at_risk():
             why.append("not every result is in Phoenix")
+        if self.interrupted_while is not None:
+            why.append(f"the run was interrupted while {self.interrupted_while}")
         return why
 
     # --- the summary ----------------------------------------------------------------------
@@ -144,7 +169,9 @@ class Outcome:
                        no_upload=s.no_upload, notices=self.notices,
                        gate_results=self.gate_results, baseline_lines=self.baseline_lines,
                        written=self.written, repetitions=s.repetitions, pass_rule=s.pass_rule,
-                       observer_errors=self.observer_errors(), at_risk=self.at_risk())
+                       observer_errors=self.observer_errors(),
+                       # (an interrupted run exits 2, and its notice says so)
+                       at_risk=[] if self.interrupted_while else self.at_risk())
 
     def summary(self) -> list[str]:
         return self.summary_input().lines()

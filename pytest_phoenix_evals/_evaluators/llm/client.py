@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._core.secrets import redact
+from ..._core.text import encodable
 from ..._core.types import NOT_RUN
 
 # The settings live in a light module that the option table can import; re-exported here.
@@ -105,6 +106,10 @@ class Judges:
         self._semaphore: asyncio.Semaphore | None = None
         self.cache: Any = None  # a JudgeCache with --phoenix-cache
         self.spent = 0.0  # USD, of the calls whose model has a price (--phoenix-judge-price)
+        #: USD held by the priced calls in flight (their estimates), retries' waits included:
+        #: --phoenix-budget-usd counts them as spent until they are answered or given up.
+        self.reserved = 0.0
+        self._largest: dict[str, float] = {}  # the costliest answer so far, by model
 
     def model(self, model_name: str | None) -> str:
         return self.settings.model or model_name or DEFAULT_MODEL
@@ -162,8 +167,11 @@ class Judges:
     async def complete(self, provider: str, params: dict[str, Any],
                        extra_body: dict[str, Any] | None = None, api: str = "chat"
                        ) -> Completion:
-        """One chat completion (or Responses call) with retries; JudgeError after the last."""
-
+        """One chat completion (or Responses call) with retries; JudgeError after the last.
+        Text UTF-8 cannot encode (a lone surrogate, from a span's JSON or a cut UTF-16 pair)
+        is sent as its ``\\udcXX`` escape, as the dataset path uploads it."""
+        params = encodable(params)
+        extra_body = encodable(extra_body)
         endpoint = self.endpoint(provider)
         key = None
         if self.cache is not None:
@@ -177,7 +185,6 @@ class Judges:
                 except (KeyError, TypeError):  # an answer of another shape: a miss
                     pass
         completion = await self._complete(endpoint, params, extra_body, api)
-        self.spent += self.cost(str(params.get("model")), completion.usage) or 0.0
         if key is not None:
             self.cache.put(key, completion)
         return completion
@@ -188,41 +195,80 @@ class Judges:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
         attempts = 1 + max(0, self.settings.retries)
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self._semaphore:
-                    if attempt == 1:  # (a retry is the same call, already started)
-                        self._check_budget()
-                    with _uninstrumented():
-                        if api == "responses":
-                            answer = await client.responses.create(**params,
-                                                                   extra_body=extra_body)
-                            return _from_responses(answer, attempt)
-                        response = await client.chat.completions.create(
-                            **params, extra_body=extra_body, stream=False)
-                return _completion(response, attempt)
-            except Exception as exc:
-                if not _transport_problem(exc):
-                    raise
-                if attempt == attempts or not _retryable(exc):
-                    raise JudgeError(
-                        f"the {self.role} at {endpoint.shown} (model {params.get('model')}) "
-                        f"failed after {attempt} attempt(s): {_describe(exc)}") from None
-                response = getattr(exc, "response", None)
-                await asyncio.sleep(backoff(attempt, getattr(response, "headers", None)))
-        raise AssertionError("unreachable")
+        model = str(params.get("model"))
+        held = 0.0  # this call's reservation
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    async with self._semaphore:
+                        # Every attempt, retries included: a 429 gives the place back unpaid,
+                        # and the budget may be gone by the time the retry gets one again.
+                        self._check_budget(held)
+                        if not held:
+                            held = self._estimate(model, params)
+                            self.reserved += held
+                        with _uninstrumented():
+                            if api == "responses":
+                                answer = await client.responses.create(**params,
+                                                                       extra_body=extra_body)
+                                completion = _from_responses(answer, attempt)
+                            else:
+                                response = await client.chat.completions.create(
+                                    **params, extra_body=extra_body, stream=False)
+                                completion = _completion(response, attempt)
+                    self._pay(model, completion.usage)
+                    return completion
+                except Exception as exc:
+                    if not _transport_problem(exc):
+                        raise
+                    if attempt == attempts or not _retryable(exc):
+                        raise JudgeError(
+                            f"the {self.role} at {endpoint.shown} (model {params.get('model')}) "
+                            f"failed after {attempt} attempt(s): {_describe(exc)}") from None
+                    response = getattr(exc, "response", None)
+                    await asyncio.sleep(backoff(attempt, getattr(response, "headers", None)))
+            raise AssertionError("unreachable")
+        finally:
+            self.reserved -= held
 
-    def _check_budget(self) -> None:
-        """--phoenix-budget-usd: no call starts once the priced spend reaches it. Checked
-        when the call has its place among the concurrent ones, not before it waits for one:
-        calls that queued while the budget lasted started after it was spent."""
+    def _estimate(self, model: str, params: Mapping[str, Any]) -> float:
+        """What a call is held to cost while in flight (0 for a model without a price): the
+        costliest answer of this model so far, or, before the first, its request's prompt at
+        about 4 characters a token (the usual rule of thumb for OpenAI's tokenizers; a
+        tokenizer package would be a large dependency for a bound)."""
+        price = self.settings.prices.get(model)
+        if price is None or self.settings.budget_usd is None:
+            return 0.0
+        if model in self._largest:
+            return self._largest[model]
+        import json
+
+        request = {k: params.get(k) for k in ("messages", "input", "tools") if k in params}
+        tokens = len(json.dumps(request, ensure_ascii=False, default=str)) / 4
+        return tokens * price[0] / 1_000_000
+
+    def _pay(self, model: str, usage: Mapping[str, int]) -> None:
+        cost = self.cost(model, usage)
+        if cost is not None:
+            self.spent += cost
+            self._largest[model] = max(cost, self._largest.get(model, 0.0))
+
+    def _check_budget(self, held: float = 0.0) -> None:
+        """--phoenix-budget-usd: no attempt starts once the priced spend, with what the calls
+        in flight hold, reaches it. Checked before every attempt, when it has its place among
+        the concurrent ones (not before it waits for one: calls that queued while the budget
+        lasted would start after it was spent); ``held`` is this call's own reservation."""
         budget = self.settings.budget_usd
-        if budget is not None and self.spent >= budget:
+        committed = self.spent + self.reserved - held
+        if budget is not None and committed >= budget:
             shared = self.workers
             said = f"--phoenix-budget-usd={budget:g}" if shared == 1 else \
                 f"this worker's share (1/{shared}) of --phoenix-budget-usd={budget * shared:g}"
-            raise JudgeError(f"{NOT_RUN}{said} is spent ({self.spent:.4f} USD): this "
-                             f"{self.role} call was not started")
+            held_by = self.reserved - held
+            raise JudgeError(f"{NOT_RUN}{said} is spent ({self.spent:.4f} USD"
+                             + (f", {held_by:.4f} more held by calls in flight" if held_by
+                                else "")
+                             + f"): this {self.role} call was not started")
 
     def cost(self, model: str, usage: Mapping[str, int]) -> float | None:
         price = self.settings.prices.get(model)
