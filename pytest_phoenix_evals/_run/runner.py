@@ -86,6 +86,7 @@ class Runner:
     def start(self, jobs: Sequence[Job]) -> None:
         """Start every run of these jobs now, at most ``concurrency`` at once, in job order;
         :meth:`run` then only waits for them."""
+        _import_ahead()
         for job in jobs:
             for run in self.runs_of(job.case):
                 self._ahead[_run_key(job.key, run)] = (
@@ -94,6 +95,7 @@ class Runner:
     def run(self, job: Job) -> list[CaseResult]:
         """Every run of the job's case (waiting for those started ahead), each recorded and
         observed."""
+        _import_ahead()
         results = []
         for run in self.runs_of(job.case):
             ahead = self._ahead.pop(_run_key(job.key, run), None)
@@ -211,3 +213,27 @@ class Runner:
 
 def _run_key(key: str, case: Case) -> str:
     return f"{key}#{case.repetition}"
+
+
+#: What a case imports lazily the first time it needs it: on the engine's threads (spans,
+#: names, the journal, the cache) and, while they run, on the main thread (its report).
+_CASE_MODULES = ("_tracing.spans", "_core.naming", "_local", "_run.sinks.journal",
+                 "_phoenix.http", "_evaluators.llm.cache", "_report.outputs", "_report.case",
+                 "_core.repeat")
+
+
+def _import_ahead() -> None:
+    """Import what the cases import lazily, on the calling thread, before any case runs.
+    pytest rewrites the plugin's modules on import (``ast.parse``), and CPython 3.11's AST
+    constructor keeps its recursion count in state the threads share: a module imported on an
+    engine thread while the main thread imports another (a report's) could fail one of the two
+    with "SystemError: AST constructor recursion depth mismatch". (Checked against
+    ``sys.modules`` each time, not a flag: pytester's in-process runs drop what they
+    imported.)"""
+    import importlib
+    import sys
+
+    package = __name__.rsplit(".", 2)[0]
+    for name in _CASE_MODULES:
+        if f"{package}.{name}" not in sys.modules:
+            importlib.import_module(f"{package}.{name}")
