@@ -214,7 +214,9 @@ OPTIONS = (
            "annotations.", "span|trace", parse=choice(get_args(SpanTarget))),
     Option("reference", TRACES, "str", "With --phoenix-project: a JSONPath into the span's "
            "context for the judges' reference, for example $.metadata.documents (the documents "
-           "its trace retrieved) or $.metadata.expected (default: empty).",
+           "its trace retrieved) or $.metadata.expected (default: empty). With "
+           "--phoenix-benchmark: a JSONPath into each golden example's {input, output, "
+           "metadata} for the judge's reference, for example $.metadata.reference.",
            "JSONPATH", parse=jsonpath),
     Option("add_failures_to", TRACES, "str", "With --phoenix-project: add every failing span to "
            "this dataset (made if missing) as an example linked to its span, with the failed "
@@ -447,6 +449,8 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
                    "--phoenix-rejudge judges it again")
     else:
         for option in SPAN_OPTIONS:
+            if option == "reference" and settings.benchmark:
+                continue  # a golden example's reference for the judge under benchmark
             value = getattr(settings, option)
             if value not in (None, (), False, "span"):
                 raise pytest.UsageError(f"{sources[option]}: only with --phoenix-project=NAME "

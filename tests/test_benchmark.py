@@ -238,14 +238,16 @@ def test_our_own_judge_on_a_hand_made_golden_set_has_no_prompt_to_promote(
         pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
         admin: PhoenixAdmin) -> None:
     # Labels as a plain metadata["label"]; no judge attached: this plugin's hallucination
-    # judge is the one under test (the context's reference is the example's own output, so
-    # the stand-in's tag rule agrees unless the FABRICATED rule fires).
+    # judge is the one under test. Its reference is the text the answer was drawn from, in the
+    # metadata (--phoenix-reference), so the stand-in's tag rule agrees unless the FABRICATED
+    # rule fires.
     admin.create_dataset("plain-golden", [
-        {"input": i, "output": {"answer": o}, "metadata": {"label": h}}
+        {"input": i, "output": {"answer": o}, "metadata": {"label": h, "reference": o}}
         for (i, o, _), (_, h) in zip(GOLDEN, PAIRS, strict=False)])
     judge.configure(rules=RULES)
     result = pytester.runpytest("--phoenix-dataset=plain-golden",
                                 "--phoenix-benchmark=hallucination", "-p", "no:cacheprovider",
+                                "--phoenix-reference=$.metadata.reference",
                                 "--phoenix-fail-under=agreement(hallucination)>=0.7",
                                 "--phoenix-promote-tag=production")
     out = result.stdout.str()
@@ -265,12 +267,13 @@ def test_corrections_of_judge_traces_become_golden_examples_once(
     from span_app import annotate
 
     admin.create_dataset("corrected-source", [
-        {"input": i, "output": {"answer": o}, "metadata": {"label": "factual"}}
+        {"input": i, "output": {"answer": o}, "metadata": {"label": "factual", "reference": o}}
         for i, o, _ in GOLDEN[:3]])
     judge.configure(rules=RULES)
     results = pytester.path / "judged.csv"
     judged_run = pytester.runpytest("--phoenix-dataset=corrected-source",
                                     "--phoenix-benchmark=hallucination",
+                                    "--phoenix-reference=$.metadata.reference",
                                     f"--phoenix-results={results}", "-p", "no:cacheprovider")
     judged_run.assert_outcomes(failed=3)
     trace_ids = list(pandas.read_csv(results)["judge_trace_id"])
@@ -323,9 +326,11 @@ def test_corrections_of_judge_traces_become_golden_examples_once(
                 if int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) / 16 ** 8 < 0.5}
     assert in_split("test") == expected
     assert in_split("train") == set(trace_ids[:2]) - expected
-    # And the golden set is ready for a benchmark.
+    # The reference the judge read comes along, and the golden set is ready for a benchmark.
+    assert judged["metadata"]["reference"] == GOLDEN[0][1]
     bench = pytester.runpytest("--phoenix-dataset=corrected-golden",
-                               "--phoenix-benchmark=hallucination", "-p", "no:cacheprovider")
+                               "--phoenix-benchmark=hallucination",
+                               "--phoenix-reference=$.metadata.reference", "-p", "no:cacheprovider")
     bench.assert_outcomes(passed=1, failed=1)
 
 

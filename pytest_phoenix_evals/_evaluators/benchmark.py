@@ -14,12 +14,17 @@ the agreement gates and the report read it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from .._core.types import Example, OutputConfig, Score, Verdict
 from .protocol import Evaluator
+
+#: A reference no golden example holds: what the judge's inputs are worked out with to see
+#: whether they depend on the reference at all.
+_PROBE = "\u2063pytest-phoenix-evals: is the reference read?\u2063"
 
 #: Metadata keys the judge must not read: every annotation record, and the hand-made label.
 HIDDEN = ("annotations", "label", "score")
@@ -88,11 +93,55 @@ class JudgeUnderTest:
 
     kind = "LLM"
 
-    def __init__(self, judge: Evaluator, names: Sequence[str]) -> None:
+    def __init__(self, judge: Evaluator, names: Sequence[str], reference: str | None = None
+                 ) -> None:
         self.judge = judge
         self.name = judge.name
         self.output_configs: Sequence[OutputConfig] = judge.output_configs
         self.names = list(names)  # annotation names the human label may be under
+        #: --phoenix-reference: a JSONPath into the golden example for the judge's reference.
+        self.reference = reference
+
+    def context(self, example: Example) -> dict[str, Any]:
+        """What the judge reads on a golden example: its input, its output (the response the
+        human judged), its metadata without the human labels, and the reference: what
+        --phoenix-reference finds in ``{input, output, metadata}`` (several matches joined by
+        blank lines, as for spans), else the server's rule, the example's output.
+        MappingError when the path finds nothing."""
+        clean = hidden_from_judge(example.metadata)
+        reference = example.reference
+        if self.reference:
+            from .mapping import MappingError, map_inputs
+
+            seen = {"input": example.input, "output": example.reference, "metadata": clean}
+            values = map_inputs(input_schema={"type": "object", "properties": {"reference": {}}},
+                                path_mapping={"reference": self.reference},
+                                literal_mapping=None, context=seen)
+            if "reference" not in values:
+                raise MappingError(f"--phoenix-reference {self.reference!r} finds nothing")
+            reference = values["reference"]
+            if isinstance(reference, list) and reference and all(
+                    isinstance(item, str) for item in reference):
+                reference = "\n\n".join(reference)
+        return {"input": example.input, "reference": reference, "output": example.reference,
+                "metadata": clean}
+
+    def reads_reference(self, context: dict[str, Any]) -> bool:
+        """Whether the judge's inputs on ``context`` depend on its reference: they are worked
+        out (no call is made) with the reference as it is and with a stand-in, and compared.
+        A judge that cannot say (one the server runs) is taken not to."""
+        values = getattr(self.judge, "template_values", None)
+        if not callable(values):
+            return False
+
+        def probe(reference: Any) -> str:
+            try:
+                return json.dumps(values({**context, "reference": reference}), sort_keys=True,
+                                  default=repr)
+            except Exception as exc:  # a mapping or template that fails on one of the two
+                return f"error: {type(exc).__name__}"
+
+        return probe(context.get("reference")) != probe(_PROBE)
 
     # The session equips the judge through the wrapper (judge clients, tracing, template).
     @property
@@ -127,9 +176,8 @@ class JudgeUnderTest:
 
     async def evaluate(self, context: dict[str, Any], example: Example) -> list[Score]:
         label, score = human_answer(example.metadata, self.names)
-        clean = hidden_from_judge(example.metadata)
-        scores = await self.judge.evaluate({**context, "metadata": clean},
-                                           replace(example, metadata=clean))
+        seen = self.context(example)
+        scores = await self.judge.evaluate(seen, replace(example, metadata=seen["metadata"]))
         for found in scores:
             found.metadata = {**(found.metadata or {}), "human_label": label}
             if score is not None:

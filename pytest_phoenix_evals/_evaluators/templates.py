@@ -45,6 +45,18 @@ def variables(template: str, template_format: str) -> dict[str, str]:
 
 
 def _mustache_variables(template: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, kind in _mustache_keys(template):
+        root = key if key == "." else key.split(".")[0]
+        if kind == "section":
+            found[root] = "section"
+        else:
+            found.setdefault(root, "string")
+    return found
+
+
+def _mustache_keys(template: str) -> list[tuple[str, str]]:
+    """(name as written, ``"section"`` or ``"string"``) of each top-level tag."""
     import pystache
 
     # pystache has no public API for the tags of a template; its parse tree's node classes
@@ -56,16 +68,15 @@ def _mustache_variables(template: str) -> dict[str, str]:
     except ParsingError as exc:
         raise TemplateError(str(exc)) from None
     tree = getattr(parsed, "_parse_tree", parsed)
-    found: dict[str, str] = {}
+    found: list[tuple[str, str]] = []
     for node in tree if isinstance(tree, list) else ():
         key = getattr(node, "key", None)
         if not isinstance(key, str) or not key:
             continue
-        root = key if key == "." else key.split(".")[0]
         if isinstance(node, (_SectionNode, _InvertedNode)):
-            found[root] = "section"
+            found.append((key, "section"))
         elif isinstance(node, (_EscapeNode, _LiteralNode)):
-            found.setdefault(root, "string")
+            found.append((key, "string"))
     return found
 
 
@@ -86,6 +97,13 @@ def _root(name: str, template_format: str) -> str:
     return match.group(1) if match else name
 
 
+def roots(template: str, template_format: str) -> set[str]:
+    """The root names a template needs (``input`` for ``{{input.question}}``, ``{a[0]}``'s
+    ``a``), as the server's missing-variable check reads them."""
+    return {_root(name, template_format) for name in variables(template, template_format)
+            if name != "."}
+
+
 def input_schema(texts: Iterable[str], template_format: str) -> dict[str, Any]:
     """The JSON schema of a template's inputs, as the server infers it."""
     sections: set[str] = set()
@@ -97,6 +115,67 @@ def input_schema(texts: Iterable[str], template_format: str) -> dict[str, Any]:
     properties.update({name: {"type": "string"} for name in sorted(strings - sections)})
     return {"type": "object", "properties": properties,
             "required": sorted(sections | strings)}
+
+
+def unfilled(template: str, template_format: str, values: dict[str, Any]) -> list[str]:
+    """The variables of ``template`` (as written) that ``values`` cannot fill.
+
+    The server checks only that each variable's root is there; past it, pystache renders a
+    dotted name that leads nowhere (``{{input.question}}`` when ``input`` is a string or has no
+    ``question``) as an empty string, without a word. Here a Mustache name must lead to a value
+    through objects, key by key, as pystache looks it up for JSON values (a list, a string or a
+    number has no keys to it); a section needs only its root, since an empty or missing
+    section is how Mustache says "nothing". An f-string field must resolve as the server's
+    formatter resolves it."""
+    if template_format == "NONE":
+        return []
+    missing: list[str] = []
+    if template_format == "MUSTACHE":
+        for key, kind in _mustache_keys(template):
+            if key == ".":
+                continue
+            parts = key.split(".")[:1] if kind == "section" else key.split(".")
+            if lookup(values, parts) is _MISSING and key not in missing:
+                missing.append(key)
+        return missing
+    wrapped = {key: _wrap(value) for key, value in values.items()}
+    for field in _fstring_fields(template):
+        try:
+            _SafeFormatter().get_field(field, (), wrapped)
+        except (LookupError, AttributeError, TypeError, ValueError):
+            if field not in missing:
+                missing.append(field)
+    return missing
+
+
+_MISSING = object()
+
+
+def lookup(values: Any, parts: Sequence[str]) -> Any:
+    """The value at ``parts`` through objects only, else a marker of absence."""
+    current = values
+    for part in parts:
+        if not isinstance(current, dict) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def where_missing(name: str, values: dict[str, Any]) -> str:
+    """What is there on the way to a variable that cannot be filled: the longest part of its
+    name that leads somewhere, and the keys (or the kind of value) found there."""
+    parts = [p for p in re.split(r"[.\[\]]", name) if p]
+    at: list[str] = []
+    current: Any = values
+    for part in parts:
+        if not isinstance(current, dict) or part not in current:
+            break
+        at.append(part)
+        current = current[part]
+    where = ".".join(at) or "the context"
+    if isinstance(current, dict):
+        return f"{where} has keys: {', '.join(map(str, current)) or 'none'}"
+    return f"{where} is a {type(current).__name__}, with no keys"
 
 
 # --- rendering ----------------------------------------------------------------------------

@@ -19,13 +19,21 @@ from .base import CasePlan
 from .dataset import DatasetRun
 
 if TYPE_CHECKING:
-    from .._core.types import Case, CaseResult, Group
+    from .._core.types import Case, CaseResult, Group, Score
     from .._evaluators.benchmark import JudgeUnderTest
     from .._evaluators.protocol import Evaluator
+    from .._run.sinks.base import Sink
     from .context import Context
     from .outcome import Outcome
 
 CATALOG = ("qa_correctness", "hallucination")
+#: The annotations each benchmark run carries beside the judge's own.
+HUMAN_LABEL = "human_label"
+AGREEMENT = "agreement"
+
+
+def _plain(estimate: Any) -> dict[str, Any]:
+    return {"value": estimate.value, "low": estimate.low, "high": estimate.high}
 
 
 class JudgeBenchmark(DatasetRun):
@@ -59,10 +67,83 @@ class JudgeBenchmark(DatasetRun):
     def prepare_group(self, group: Group) -> None:
         self.evaluators(group)  # the judge under test, built and checked now
         if group.key in self._against:
+            self._check_inputs(group)
             return  # the candidate's golden set, said once
         if not self.golden_cases(group):
             raise UsageProblem(self._empty(group))
+        self._check_inputs(group)
         self._check_labels(group)
+        self._unused_hooks(group)
+
+    def _check_inputs(self, group: Group) -> None:
+        """Before any call: every golden example gives the judge what it reads. The reference
+        --phoenix-reference names is there; a judge that reads a reference is not handed the
+        response it judges as its own reference; a judge prompt's variables all fill."""
+        from .._evaluators.mapping import MappingError
+
+        judge = self.judge(group)
+        inner = judge.judge
+        unreachable: list[str] = []
+        itself: list[str] = []
+        unfilled: list[str] = []
+        for case in self.golden_cases(group):
+            try:
+                context = judge.context(case.example)
+            except MappingError as exc:
+                unreachable.append(f"{case.case_id}: {exc}" + (f" ({exc.hint})" if exc.hint
+                                                                else ""))
+                continue
+            missing = inner.unfilled(context) if hasattr(inner, "unfilled") else []
+            if missing:
+                from .._evaluators.templates import where_missing
+
+                unfilled.append(f"{case.case_id}: {', '.join(missing)} ("
+                                f"{'; '.join(where_missing(m, context) for m in missing)})")
+            elif context["reference"] == context["output"] and judge.reads_reference(context):
+                itself.append(case.case_id)
+        head = f"--phoenix-benchmark {self.spec!r} on {group.label}"
+        if unreachable:
+            raise UsageProblem(f"{head}: --phoenix-reference finds nothing in "
+                               f"{len(unreachable)} golden example(s): "
+                               f"{'; '.join(unreachable[:5])}. The path is read in the golden "
+                               f"example's {{input, output, metadata}}")
+        if unfilled:
+            raise UsageProblem(f"{head}: the judge prompt's template variable(s) cannot be "
+                               f"filled for {len(unfilled)} golden example(s): "
+                               f"{'; '.join(unfilled[:5])}. Its variables are filled from the "
+                               f"context {{input, output, reference, metadata}}, dotted names "
+                               f"reaching into objects ({{{{input.question}}}})")
+        if itself:
+            shown = ", ".join(itself[:5]) + (f" and {len(itself) - 5} more"
+                                             if len(itself) > 5 else "")
+            where = f"--phoenix-reference {self.settings.reference!r} resolves to" \
+                if self.settings.reference else "without --phoenix-reference, it is"
+            raise UsageProblem(
+                f"{head}: judge {judge.name!r} reads a reference, and {where} the response "
+                f"under judgement itself (the golden example's output) on {len(itself)} "
+                f"example(s) ({shown}): the judge would compare the answer with itself. Put "
+                f"the reference in the golden set and name it with "
+                f"--phoenix-reference=JSONPATH into the example's {{input, output, metadata}}, "
+                f"for example $.metadata.reference, or $.input.context for an LLM span whose "
+                f"prompt template variables Phoenix copied into the input")
+
+    def _unused_hooks(self, group: Group) -> None:
+        """A conftest's task and evaluators do not run in a benchmark (the judge under test
+        alone judges the golden set's own outputs): said, never ignored without a word."""
+        if self.ctx.host.task_hook(group) is not None:
+            self.ctx.notice(f"judge {self.spec!r} on {group.label}: the "
+                            f"pytest_phoenix_evals_task hook is not called in a benchmark: "
+                            f"the judge judges each golden example's own output (a reference "
+                            f"goes with --phoenix-reference=JSONPATH)")
+        judge = self.judge(group).judge
+        others = [e.name for e in self.ctx.host.evaluators_hook(group)
+                  if e is not judge and e.name != judge.name]
+        if others:
+            self.ctx.notice(f"judge {self.spec!r} on {group.label}: the "
+                            f"pytest_phoenix_evals_evaluators hook's evaluator(s) "
+                            f"{', '.join(map(repr, others))} do not run in a benchmark: only "
+                            f"the judge under test does (a judge of the hook named "
+                            f"{self.spec!r} is the one under test)")
 
     def _empty(self, group: Group) -> str:
         """Why a golden set gives no case: what it holds, and where a human label goes."""
@@ -151,9 +232,123 @@ class JudgeBenchmark(DatasetRun):
         return group.key not in self._against
 
     def finish(self, passed: bool | None) -> None:
-        """The agreement report, then --phoenix-promote-tag."""
+        """The agreement report, the figures into each experiment's metadata, then
+        --phoenix-promote-tag."""
         self.outcome.baseline_lines += self.report_lines(self.outcome.results)
+        self._record_figures()
         self.outcome.baseline_lines += self.promote(passed)
+
+    # --- what Phoenix keeps of the benchmark -----------------------------------------------
+
+    def sink(self) -> Sink:
+        """The dataset run's experiment sink, each run also carrying the human label (an
+        annotation of kind HUMAN) and whether the judge agreed with it."""
+        sink = super().sink()
+        if hasattr(sink, "more_scores"):
+            sink.more_scores = self.human_scores
+        return sink
+
+    def human_scores(self, result: CaseResult) -> list[Score]:
+        """``human_label`` (kind HUMAN: the golden example's label, or score) and, for a judge
+        of labels, ``agreement`` (agree 1 / disagree 0; a judge that gave no label disagrees,
+        as in the gates), beside the judge's own annotation on the case's run."""
+        from .._core.secrets import redact, redact_value
+        from .._core.types import Score
+
+        judge = self._judges.get(result.case.group.key)
+        if judge is None:
+            return []
+        found = next((score for score in result.scores if score.name == judge.names[0]
+                      and "human_label" in (score.metadata or {})), None)
+        if found is None:
+            return []
+        human = found.metadata.get("human_label")
+        human_score = found.metadata.get("human_score")
+        if human is None and human_score is None:
+            return []
+        what = {"judge": redact(self.spec), "annotation": judge.names[0]}
+        scores = [Score(name=HUMAN_LABEL, evaluator=judge.name, annotator_kind="HUMAN",
+                        label=None if human is None else redact(str(human)),
+                        score=human_score, metadata=redact_value(dict(what)),
+                        explanation="the label people gave this golden example",
+                        start_time=found.start_time, end_time=found.end_time)]
+        if not judge.continuous and human is not None:
+            agreed = found.error is None and found.label == human
+            said = "no label (an error)" if found.error is not None or found.label is None \
+                else repr(found.label)
+            scores.append(Score(
+                name=AGREEMENT, evaluator=judge.name, annotator_kind="CODE",
+                label="agree" if agreed else "disagree", score=1.0 if agreed else 0.0,
+                explanation=redact(f"the judge said {said}, people said {human!r}"),
+                metadata=redact_value(dict(what)), start_time=found.start_time,
+                end_time=found.end_time))
+        return scores
+
+    def figures(self, results: list[CaseResult]) -> dict[str, dict[str, Any]]:
+        """The summary figures per group, as plain data: n, each metric with its 95 %
+        interval (and the method), the confusion matrix."""
+        from .._core import agreement
+        from .._core.gates import human_pairs
+
+        by_group: dict[str, list[CaseResult]] = {}
+        for result in results:
+            by_group.setdefault(result.case.group.key, []).append(result)
+        found: dict[str, dict[str, Any]] = {}
+        for key, members in by_group.items():
+            judge = self.judge(members[0].case.group)
+            annotation = judge.names[0]
+            figures: dict[str, Any] = {"annotation": annotation}
+            if judge.continuous:
+                pairs, unanswered = human_pairs(annotation, members, scores=True)
+                figures["spearman"] = _plain(agreement.spearman(pairs))
+            else:
+                pairs, unanswered = human_pairs(annotation, members)
+                figures["agreement"] = _plain(agreement.agreement(pairs))
+                figures["kappa"] = _plain(agreement.kappa(pairs))
+                figures["labels"] = {
+                    label: {"precision": _plain(agreement.precision(pairs, label)),
+                            "recall": _plain(agreement.recall(pairs, label)),
+                            "f1": _plain(agreement.f1(pairs, label))}
+                    for label in sorted({h for _, h in pairs})}
+                order, matrix = agreement.confusion(pairs)
+                figures["confusion"] = {"labels": order, "rows": "human label",
+                                        "columns": "judge label", "counts": matrix}
+            figures["n"] = len(pairs)
+            figures["unanswered"] = unanswered
+            figures["intervals"] = agreement.METHODS
+            found[key] = figures
+        return found
+
+    def _record_figures(self) -> None:
+        """The summary figures into each benchmark experiment's metadata
+        (``metadata["benchmark"]["figures"]``); a failure to write them is said and fails
+        the run, as a result that did not reach Phoenix does."""
+        report = self.outcome.upload_report
+        if report is None or not report.destinations:
+            return
+        from .._core.secrets import redact_value
+
+        experiments = {d.group.key: d.id for d in report.destinations}
+        figures = self.figures(self.outcome.results)
+        gateway = None
+        try:
+            for key, found in figures.items():
+                experiment = experiments.get(key)
+                if experiment is None:
+                    continue
+                if gateway is None:
+                    gateway = self.ctx.gateway.reopened()  # the run's clients are closed
+                try:
+                    current = (gateway.experiment(experiment) or {}).get("metadata") or {}
+                    benchmark = {**(current.get("benchmark") or {}), "figures": found}
+                    gateway.add_experiment_metadata(experiment,
+                                                    redact_value({"benchmark": benchmark}))
+                except Exception as exc:
+                    report.failures.append(f"the benchmark's figures could not be written to "
+                                           f"the metadata of experiment {experiment}: {exc}")
+        finally:
+            if gateway is not None:
+                gateway.close()
 
     def corrections(self) -> int:
         """--phoenix-corrections: judge traces people corrected become golden examples."""
@@ -175,7 +370,8 @@ class JudgeBenchmark(DatasetRun):
             # command line gave, and a judge prompt's tool name.
             names = [*annotation_names(found.output_configs), found.name,
                      self.spec.rsplit("/", 1)[-1], *(getattr(found, "tool_configs", None) or {})]
-            self._judges[group.key] = JudgeUnderTest(found, list(dict.fromkeys(names)))
+            self._judges[group.key] = JudgeUnderTest(found, list(dict.fromkeys(names)),
+                                                     reference=self.settings.reference)
         return self._judges[group.key]
 
     def _find(self, group: Group) -> Any:
@@ -206,6 +402,10 @@ class JudgeBenchmark(DatasetRun):
                         f"{evaluator.kind.lower()} evaluator, not a judge: only LLM judges "
                         f"are benchmarked against human labels")
                 return evaluator
+        if not spec.startswith("dataset:"):
+            hooked = self._from_hook(group, name)
+            if hooked is not None:
+                return hooked
         if not spec.startswith("dataset:") and name in CATALOG:
             from .._evaluators.llm import catalog
 
@@ -216,6 +416,21 @@ class JudgeBenchmark(DatasetRun):
             f"(its judges: {', '.join(judges) or 'none'}), and it is none of this plugin's "
             f"judges ({', '.join(CATALOG)}); a judge attached to another dataset is "
             f"dataset:DATASET/EVALUATOR")
+
+    def _from_hook(self, group: Group, name: str) -> Any:
+        """The judge named ``name`` among the pytest_phoenix_evals_evaluators hook's (a
+        catalogue judge given its own paths, ``qa_correctness(reference=...)``), or None."""
+        from .._core.naming import annotation_names
+
+        for evaluator in self.ctx.host.evaluators_hook(group):
+            if name == evaluator.name or name in annotation_names(evaluator.output_configs):
+                if getattr(evaluator, "kind", None) != "LLM":
+                    raise UsageProblem(
+                        f"--phoenix-benchmark {self.spec!r}: the evaluator {evaluator.name!r} "
+                        f"of the pytest_phoenix_evals_evaluators hook is not an LLM judge: "
+                        f"only LLM judges are benchmarked against human labels")
+                return evaluator
+        return None
 
     def _from_prompt(self, reference: str) -> Any:
         """``prompt:NAME[@TAG|@VERSION_ID]``: a judge prompt of Phoenix prompt management (the
@@ -247,7 +462,7 @@ class JudgeBenchmark(DatasetRun):
         config = OutputConfig(kind="CATEGORICAL", name=name,
                               values=tuple((str(label), None) for label in labels))
         return LLMJudge(name=name, prompt=prompt, output_configs=[config],
-                        tool_configs={str(tool): name})
+                        tool_configs={str(tool): name}, whole_context=True)
 
     # --- the golden cases --------------------------------------------------------------------
 

@@ -66,7 +66,10 @@ def add_corrections(ctx: Context) -> int:
                     "label": result.get("label"), "score": result.get("score"),
                     "explanation": result.get("explanation"), "metadata": row.get("metadata"),
                     "annotator_kind": "HUMAN"}]},
-                    "judge_label": judged.get("label"), "judge_trace_id": record.trace_id},
+                    "judge_label": judged.get("label"), "judge_trace_id": record.trace_id,
+                    # the reference the judge read: --phoenix-reference=$.metadata.reference
+                    **({"reference": context["reference"]} if isinstance(context, dict)
+                       and context.get("reference") not in (None, "") else {})},
                 "span_id": None, "example_id": example_id,
                 "split": "test" if share < s.test_share else "train"})
         answer = traces.append_examples(

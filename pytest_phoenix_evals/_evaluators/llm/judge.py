@@ -25,7 +25,7 @@ from typing import Any
 from ..._core.naming import annotation_names
 from ..._core.types import Example, OutputConfig, Score
 from ..mapping import MappingError, map_inputs
-from ..templates import TemplateError, input_schema, render
+from ..templates import TemplateError, input_schema, render, roots, unfilled
 from .client import (
     Completion,
     JudgeError,
@@ -123,6 +123,11 @@ class LLMJudge:
     problem: str | None = None
     # Paths of a mapping written in code that Phoenix would refuse (a usage error at start).
     mapping_problems: list[str] = field(default_factory=list)
+    # A judge prompt of prompt management run on its own (``--phoenix-benchmark=prompt:NAME``):
+    # its variables are filled as the server fills a prompt's variables over the whole
+    # context (``{{input.question}}`` reaches into the input; a whole object renders as the
+    # server's formatter renders it), not cast to strings by an input schema.
+    whole_context: bool = False
     judges: Judges | None = None
     tracing: Any = None
     kind: str = "LLM"
@@ -141,6 +146,35 @@ class LLMJudge:
             assert self.prompt is not None
             self._schema = input_schema(self.prompt.texts(), self.prompt.template_format)
         return self._schema
+
+    def unfilled(self, context: dict[str, Any]) -> list[str]:
+        """With ``whole_context``: the template's variables ``context`` cannot fill (none for
+        other judges: their inputs are mapped and checked by the input schema)."""
+        if not self.whole_context or self.prompt is None:
+            return []
+        missing: list[str] = []
+        for text in self.prompt.texts():
+            missing += [name for name in unfilled(text, self.prompt.template_format, context)
+                        if name not in missing]
+        return missing
+
+    def template_values(self, context: dict[str, Any]) -> dict[str, Any]:
+        """What the template is rendered with for ``context``; MappingError, TemplateError or
+        ValueError when it cannot be filled."""
+        if self.whole_context:
+            assert self.prompt is not None
+            missing = self.unfilled(context)
+            if missing:
+                raise TemplateError(f"template variable(s) {', '.join(missing)} cannot be "
+                                    f"filled from the context")
+            needed: set[str] = set()
+            for text in self.prompt.texts():
+                needed |= roots(text, self.prompt.template_format)
+            return {key: value for key, value in context.items() if key in needed}
+        if self.prepare is not None:
+            return self.prepare(context)
+        return map_inputs(input_schema=self.input_schema(), path_mapping=self.path_mapping,
+                          literal_mapping=self.literal_mapping, context=context)
 
     async def evaluate(self, context: dict[str, Any], example: Example | None = None
                        ) -> list[Score]:
@@ -172,12 +206,7 @@ class LLMJudge:
                         trace: Any) -> list[Score]:
         assert self.prompt is not None and self.judges is not None
         try:
-            if self.prepare is not None:
-                values = self.prepare(context)
-            else:
-                values = map_inputs(input_schema=self.input_schema(),
-                                    path_mapping=self.path_mapping,
-                                    literal_mapping=self.literal_mapping, context=context)
+            values = self.template_values(context)
             messages = self.prompt.render_messages(values)
         except MappingError as exc:
             raise _Failed(str(exc), exc.hint) from None

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._core.secrets import redact, redact_value
 from ..._core.text import encodable
-from ..._core.types import CaseResult, Group
+from ..._core.types import CaseResult, Group, Score
 from ..._phoenix.gateway import Gateway
 from ..._phoenix.http import Observe, PhoenixError, refusal
 from ..engine import Engine
@@ -154,6 +154,9 @@ class ExperimentSink:
         self._journal_suffix = journal_suffix
         self._journals: dict[str, Journal] = {}
         self._intents: dict[str, dict[str, Any]] = {}
+        #: Annotations a mode adds to a case's run beside its scores (the benchmark's human
+        #: label and agreement), journaled and posted with them; redacted by whoever makes them.
+        self.more_scores: Callable[[CaseResult], list[Score]] | None = None
 
     # --- the Sink protocol ----------------------------------------------------------------
 
@@ -388,7 +391,8 @@ class ExperimentSink:
         if result.error:
             run["error"] = result.error
         evaluations = []
-        for score in result.scores:
+        more = self.more_scores(result) if self.more_scores is not None else []
+        for score in [*result.scores, *more]:
             outcome = {k: v for k, v in (("score", score.score), ("label", score.label),
                                          ("explanation", score.explanation)) if v is not None}
             if not outcome and score.error is None:
