@@ -292,10 +292,12 @@ def test_a_correction_people_disagree_on_is_left_out(
 
     source, golden = unique("s24-judged"), unique("s24-corrected")
     admin.create_dataset(source, [{"input": {"question": "Capital of Italy?"},
-                                   "output": {"answer": "Rome"}, "metadata": {"label": "x"}}])
+                                   "output": {"answer": "Rome"},
+                                   "metadata": {"label": "x", "reference": "Rome"}}])
     judge.configure(rules=RULES)
     results = pytester.path / "judged.csv"
     pytester.runpytest(f"--phoenix-dataset={source}", f"--phoenix-benchmark={NAME}",
+                       "--phoenix-reference=$.metadata.reference",
                        f"--phoenix-results={results}", "-p", "no:cacheprovider")
     (trace_id,) = list(pandas.read_csv(results)["judge_trace_id"])
     project = "pytest-phoenix-evals judges"
