@@ -141,8 +141,9 @@ OPTIONS = (
            "limit); a task that takes longer fails its case with a timeout, and its run is "
            "recorded with that error.", "SECONDS", parse=number(float, minimum=0.001)),
     Option("fail_under", GATES, "list", "A gate on the whole run: NAME=0.9 (at least 90%% of the "
-           "cases pass annotation NAME) or mean(NAME)>=0.8 (also >, <=, <), optionally with "
-           "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
+           "cases pass annotation NAME), mean(NAME)>=0.8 (also >, <=, <) or, with "
+           "--phoenix-judge-calibration, corrected(NAME)=0.9, optionally with @split, "
+           "@split=NAME, @metadata.KEY or @metadata.KEY=VALUE to check each split or "
            "metadata value (or one) on its own (repeatable). With gates the exit status follows "
            "them; errored and missing cases count as failures.",
            "GATE", parse=gates, target="gates"),
@@ -161,6 +162,11 @@ OPTIONS = (
            "--phoenix-alpha).", "RATE|significant", parse=regression),
     Option("alpha", GATES, "str", "With --phoenix-max-regression=significant: the significance "
            "level of the paired test (default {default}).", "LEVEL", parse=fraction_open),
+    Option("judge_calibration", GATES, "str", "Also show each gated LLM judge's pass rate "
+           "corrected for the judge's own error (Rogan-Gladen, with a 95%% interval), as its "
+           "benchmark against human labels measured it: 'latest' (the latest --phoenix-benchmark "
+           "of the same prompt version in Phoenix) or a benchmark experiment's id; a gate may "
+           "then read corrected(NAME)=0.9.", "latest|EXPERIMENT_ID", parse=text),
     Option("set_baseline", GATES, "bool", "Make this run the dataset's baseline experiment in "
            "Phoenix once everything is uploaded (for runs on the main branch).", parse=flag),
     Option("summary_md", GATES, "str", "Write a markdown summary (gates, pass rates, failing "
@@ -519,6 +525,15 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
 def _check(settings: Settings, sources: Mapping[str, str | None]) -> Settings:
     """What needs two options: conflicts, the pass rule against the repetitions, offline."""
     _conflicts(settings, sources)
+    if any(gate.metric == "corrected" for gate in settings.gates) and \
+            not settings.judge_calibration:
+        raise pytest.UsageError(f"{sources['fail_under']}: a corrected(NAME) gate needs the "
+                                f"judge's measured error: add --phoenix-judge-calibration=latest "
+                                f"(its latest benchmark against human labels)")
+    if settings.judge_calibration and settings.benchmark:
+        raise pytest.UsageError(f"{sources['judge_calibration']}: not with "
+                                f"{sources['benchmark']}: a benchmark measures the judge's "
+                                f"error against human labels; it is not corrected by it")
     if settings.alpha != _DEFAULTS.alpha and settings.max_regression != "significant":
         raise pytest.UsageError(f"{sources['alpha']}: the level of the paired test of "
                                 f"--phoenix-max-regression=significant; add that")

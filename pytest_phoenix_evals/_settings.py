@@ -52,6 +52,8 @@ class Settings(NamedTuple):
     # A fraction of a pass rate, or "significant" (the paired test at ``alpha``).
     max_regression: float | str | None = None
     alpha: float = 0.05
+    # The benchmark whose measured judge error corrects pass rates: "latest" or an id.
+    judge_calibration: str | None = None
     set_baseline: bool = False
     regate: str | None = None
     repetitions: int = 1

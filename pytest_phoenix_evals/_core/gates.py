@@ -5,7 +5,9 @@ A gate is ``NAME=0.9`` (at least 90 % of the cases pass annotation NAME; ``NAME>
 too, for scores where lower is better). A judge benchmarked against human labels
 (``--phoenix-benchmark``) is gated on its agreement with them: ``agreement(NAME)>=0.9``,
 ``kappa(NAME)>=0.7`` (Cohen's), ``precision(NAME=LABEL)``, ``recall(NAME=LABEL)``,
-``f1(NAME=LABEL)``, and ``spearman(NAME)`` for a judge that gives scores. A suffix scopes it:
+``f1(NAME=LABEL)``, and ``spearman(NAME)`` for a judge that gives scores. With
+--phoenix-judge-calibration, ``corrected(NAME)=0.9`` gates an LLM judge's pass rate corrected
+for the judge's own measured error (``_core/calibration.py``). A suffix scopes it:
 ``@split`` checks each split of the dataset on its own, ``@split=hard`` only the examples in
 split ``hard``, ``@metadata.KEY`` each value of the example metadata KEY,
 ``@metadata.KEY=VALUE`` only those examples.
@@ -26,19 +28,24 @@ import math
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .agreement import METRICS
 from .types import Case, CaseResult, Example
 
-_FUNCTIONS = ("mean", *METRICS)
+if TYPE_CHECKING:
+    from .calibration import Calibration
+
+#: A pass rate corrected for the judge's error (--phoenix-judge-calibration).
+CORRECTED = "corrected"
+_FUNCTIONS = ("mean", CORRECTED, *METRICS)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _GATE = re.compile(
-    r"""^\s*(?:(?P<fn>mean|agreement|kappa|precision|recall|f1|spearman)\(\s*
+    r"""^\s*(?:(?P<fn>mean|corrected|agreement|kappa|precision|recall|f1|spearman)\(\s*
     (?P<fn_name>[^()=]+?)\s*(?:=\s*(?P<fn_label>[^()]+?)\s*)?\)|(?P<name>[^=<>@]+?))\s*
     (?P<op>>=|<=|=|>|<)\s*(?P<value>[-+0-9.eE]+)\s*(?P<percent>%)?\s*
     (?:@\s*(?P<scope>split|metadata\.[^=\s]+)\s*(?:=\s*(?P<only>.+?))?)?\s*$""",
@@ -61,10 +68,12 @@ class Gate:
 
     @property
     def rate(self) -> bool:
-        """A pass rate, shown as a percentage."""
-        return not self.mean and self.metric is None
+        """A pass rate (observed or corrected), shown as a percentage."""
+        return not self.mean and self.metric in (None, CORRECTED)
 
     def describe(self) -> str:
+        if self.metric == CORRECTED:
+            return f"pass rate of {self.name} corrected for the judge >= {100 * self.value:g}%"
         if self.metric is not None:
             what = f"{self.metric}({self.name}{'=' + self.label if self.label else ''})"
             return f"{what} {self.op} {self.value:g}"
@@ -100,7 +109,13 @@ def parse_gate(text: str) -> Gate:
         raise ValueError(f"{text!r}: the bound must be a finite number")
     if match["percent"]:
         value /= 100
-    if metric is not None:
+    if metric == CORRECTED:
+        if op != ">=":
+            raise ValueError(f"{text!r}: a corrected pass-rate gate is corrected(NAME)=RATE (at "
+                             f"least RATE)")
+        if not 0 <= value <= 1:
+            raise ValueError(f"{text!r}: a pass rate is between 0 and 1 (or 0% and 100%)")
+    elif metric is not None:
         low = -1 if metric in ("kappa", "spearman") else 0
         if not low <= value <= 1:
             raise ValueError(f"{text!r}: {metric} is between {low} and 1")
@@ -153,10 +168,12 @@ def _groups(gate: Gate, example: Example) -> list[str]:
 
 
 def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
-                   results: Iterable[CaseResult]) -> list[GateResult]:
+                   results: Iterable[CaseResult],
+                   calibrations: Mapping[str, Calibration] | None = None) -> list[GateResult]:
     """Each gate on each group of cases (a dataset spec, a test function; and the gate's own
     scope): ``expected`` holds every selected case (with its example's splits); a case
-    without a result never ran."""
+    without a result never ran. ``calibrations``: the measured error of each judge's
+    annotation (--phoenix-judge-calibration), for corrected pass rates."""
     by_key: dict[tuple[str, str, int], list[CaseResult]] = defaultdict(list)
     for result in results:
         by_key[result.case.key].append(result)
@@ -185,7 +202,8 @@ def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
                 out.append(GateResult(gate, dataset, gate.only or "?", 0, None, False,
                                       "no case in this group"))
             for group, members in sorted(groups.items()):
-                out.append(_evaluate(gate, dataset, group if gate.scope else None, members))
+                out.append(_evaluate(gate, dataset, group if gate.scope else None, members,
+                                     (calibrations or {}).get(gate.name)))
         if not known:
             every = sorted({s.name for cases in datasets.values() for _, r in cases
                             if r is not None for s in r.scores})
@@ -196,7 +214,8 @@ def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
 
 
 def _evaluate(gate: Gate, dataset: str, group: str | None,
-              members: list[tuple[Example, CaseResult | None]]) -> GateResult:
+              members: list[tuple[Example, CaseResult | None]],
+              calibration: Calibration | None = None) -> GateResult:
     total = len(members)
     missing = sum(result is None for _, result in members)
     passed = scored = 0
@@ -217,7 +236,7 @@ def _evaluate(gate: Gate, dataset: str, group: str | None,
     notes = []
     if missing:
         notes.append(f"{missing} of {total} cases did not run")
-    if gate.metric is not None:
+    if gate.metric is not None and gate.metric != CORRECTED:
         return _agreement(gate, dataset, group, members, notes)
     if gate.mean:
         value = sum(values) / len(values) if values else None
@@ -233,6 +252,20 @@ def _evaluate(gate: Gate, dataset: str, group: str | None,
                           f"direction, a threshold, or an @evaluator rule); gate on "
                           f"mean({gate.name}) instead")
     value = passed / total if total else None
+    if calibration is not None:  # the observed rate, and the rate the judge's error implies
+        corrected = calibration.corrected(passed, total)
+        shown = "undefined" if corrected.value is None else f"{100 * corrected.value:.1f}%"
+        if corrected.low is not None and corrected.high is not None:
+            shown += f" [{100 * corrected.low:.1f}%, {100 * corrected.high:.1f}%]"
+        notes.append(f"corrected for the judge: {shown}"
+                     + (f" ({corrected.why})" if corrected.why else "")
+                     + f"; observed {passed}/{total}; {calibration.describe()}")
+        if gate.metric == CORRECTED:
+            value = corrected.value
+    elif gate.metric == CORRECTED:
+        return GateResult(gate, dataset, group, total, None, False,
+                          f"{gate.name} has no measured judge error: only an LLM judge's "
+                          f"annotation, with --phoenix-judge-calibration, is corrected")
     ok = value is not None and not missing and value >= gate.value
     return GateResult(gate, dataset, group, total, value, ok, "; ".join(notes))
 

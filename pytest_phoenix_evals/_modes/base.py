@@ -108,6 +108,10 @@ class Mode:
         if first:
             _check_mappings(group, equipped)
             self._check_judges(group, equipped)
+            if self.settings.judge_calibration:
+                from .calibrations import calibrations
+
+                self.outcome.calibrations.update(calibrations(self.ctx, equipped))
         return equipped
 
     def version_dependent_paths(self, group: Group, chosen: Sequence[Evaluator]) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .._core.calibration import Calibration
     from .._core.gates import GateResult
     from .._core.types import Case, CaseResult, Group
     from .._report.summary import Summary
@@ -35,6 +36,8 @@ class Outcome:
         self.written: list[str] = []  # files the run wrote (results, markdown)
         #: A prompt version could not be pushed or promoted: the exit status says so.
         self.promotion_failed = False
+        #: Each LLM judge annotation's measured error (--phoenix-judge-calibration).
+        self.calibrations: dict[str, Calibration] = {}
         #: What the run was doing at its end when an interrupt (SIGTERM, Ctrl-C) stopped it.
         self.interrupted_while: str | None = None
         self._others: list[CaseResult] = []
@@ -68,12 +71,15 @@ class Outcome:
 
     def to_controller(self, extra: dict[str, Any]) -> dict[str, Any]:
         """On a worker: what the controller's summary needs (plain data)."""
+        from dataclasses import asdict
+
         from .._run.handover import dump_result
 
         return {"results": [dump_result(r) for r in self.results],
                 "report": self.upload_report.to_wire() if self.upload_report else None,
                 "rows": self.rows, "notices": self.notices,
-                "observer_errors": self.observer_errors(), **extra}
+                "observer_errors": self.observer_errors(),
+                "calibrations": [asdict(c) for c in self.calibrations.values()], **extra}
 
     def absorb(self, part: dict[str, Any]) -> None:
         """On xdist's controller: a worker's results, rows, notices and upload report."""
@@ -86,6 +92,11 @@ class Outcome:
             self._worker_reports.append(UploadReport.from_wire(part["report"]))
         self.notices += [n for n in part.get("notices") or () if n not in self.notices]
         self._worker_observer_errors += list(part.get("observer_errors") or ())
+        if part.get("calibrations"):
+            from .._core.calibration import Calibration
+
+            for found in part["calibrations"]:
+                self.calibrations.setdefault(found["annotation"], Calibration(**found))
 
     def merge_worker_reports(self) -> None:
         if self._worker_reports:
@@ -106,7 +117,8 @@ class Outcome:
         from .._core.gates import evaluate_gates
 
         expected = [case for case in expected if gated(case.group)]
-        self.gate_results = evaluate_gates(self.settings.gates, expected, self.results)
+        self.gate_results = evaluate_gates(self.settings.gates, expected, self.results,
+                                           self.calibrations)
         return all(r.passed for r in self.gate_results)
 
     @property
