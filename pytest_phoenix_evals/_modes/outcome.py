@@ -144,6 +144,7 @@ class Outcome:
                        no_upload=s.no_upload, notices=self.notices,
                        gate_results=self.gate_results, baseline_lines=self.baseline_lines,
                        written=self.written, repetitions=s.repetitions, pass_rule=s.pass_rule,
+                       repetitions_auto=s.repetitions_auto,
                        observer_errors=self.observer_errors(), at_risk=self.at_risk())
 
     def summary(self) -> list[str]:
