@@ -197,6 +197,21 @@ def test_auto_under_xdist_counts_the_runs_made_in_the_gates(
     assert len(admin.runs(experiment["id"])) == 11
 
 
+def test_stopped_early_every_run_made_is_observed_and_in_phoenix(
+        auto_app: tuple[pytest.Pytester, str, str], admin: Any) -> None:
+    """-x stops at the 2nd case; the runs the other cases had made by then (started ahead)
+    are told to the case hook and uploaded all the same."""
+    pytester, name, dataset_id = auto_app
+    experiment_name = f"auto-x-{uuid.uuid4().hex[:8]}"
+    result = pytester.runpytest(*_run_args(name, "-x", "--phoenix-repetitions=auto:5",
+                                           f"--phoenix-experiment-name={experiment_name}"))
+    result.assert_outcomes(passed=1, failed=1)
+    observed = sum(len(r) for r in _runs(pytester).values())
+    experiment = next(e for e in admin.experiments(dataset_id)
+                      if e.get("name") == experiment_name)
+    assert observed == len(admin.runs(experiment["id"])) >= 2
+
+
 @pytest.mark.parametrize(("value", "message"), [
     ("auto:1", "'auto:1': the bound of auto is a whole number of runs >= 2, for example auto:5 "
                "(auto:1 would be one run: leave the option out)"),
