@@ -101,7 +101,9 @@ class CaseItem(pytest.Item):
         if state.settings.repetitions > 1:
             from ._core.repeat import Repeated
 
-            repeated = Repeated(results, state.settings.pass_rule)
+            settings = state.settings
+            repeated = Repeated(results, settings.pass_rule,
+                                settings.repetitions if settings.repetitions_auto else None)
             self.user_properties += [("phoenix.stability", repeated.stability),
                                      ("phoenix.runs_passed", f"{repeated.passes}/{len(results)}")]
             for result in results:

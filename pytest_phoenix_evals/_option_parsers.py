@@ -65,6 +65,22 @@ def number(kind: type[int] | type[float], minimum: float = 0) -> Parse:
     return parse
 
 
+class Several(dict[str, Any]):
+    """What a parser returns when one option fills several settings: each by its name."""
+
+
+def repetitions(value: str, source: str) -> int | Several:
+    """--phoenix-repetitions: N runs of each example, or ``auto[:N]`` (once, again only while
+    its verdict is unsettled, at most N times: the bound and ``repetitions_auto``)."""
+    from ._core.repeat import parse_repetitions
+
+    try:
+        n, auto = parse_repetitions(str(value))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+    return Several(repetitions=n, repetitions_auto=True) if auto else n
+
+
 def regression(value: str, source: str) -> float | str:
     """--phoenix-max-regression: a fraction of a pass rate (0.05 = 5 points), or
     ``significant`` (a regression the paired test finds at --phoenix-alpha)."""

@@ -25,6 +25,7 @@ import pytest
 from ._judge_settings import JudgeApi, JudgeSettings
 from ._option_parsers import (
     Parse,
+    Several,
     choice,
     comma_separated,
     dot_path,
@@ -37,6 +38,7 @@ from ._option_parsers import (
     number,
     prices,
     regression,
+    repetitions,
     results_path,
     seconds,
     strings,
@@ -178,8 +180,10 @@ OPTIONS = (
     Option("only_failures", GATES, "bool", "Keep the report to the failing cases: passing cases "
            "print nothing and are left out of the markdown summary and results file.", parse=flag),
     Option("repetitions", GATES, "str", "Run each example N times (Phoenix's repetition numbers "
-           "1..N); each example is still one test, decided by --phoenix-pass-rule.",
-           "N", parse=number(int, minimum=1)),
+           "1..N); each example is still one test, decided by --phoenix-pass-rule. auto:N runs "
+           "each example once, and again only while its verdict is unsettled (an error, a score "
+           "near its threshold, runs that disagree), at most N times (auto alone: 5).",
+           "N|auto:N", parse=repetitions),
     # Whether a number K fits the repetitions is checked in _check, once both are known.
     Option("pass_rule", GATES, "str", "With repetitions: 'all' runs must pass (default), a "
            "'majority', 'any' one, or a number K of them.", "all|majority|any|K", parse=text),
@@ -415,6 +419,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
             continue
         if option.setting.startswith("judge."):
             judge[option.setting.removeprefix("judge.")] = value
+        elif isinstance(value, Several):  # one option, several settings
+            values.update(value)
         else:
             values[option.setting] = value
     settings = Settings(**values, url_source=sources["url"], judge=JudgeSettings(**judge))

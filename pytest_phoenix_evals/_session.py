@@ -50,6 +50,7 @@ class PhoenixEvalsSession:
         #: from here once every worker has finished.
         self.handed_over_spans: Path | None = None
         self._closed = False
+        self._made: tuple[int, Any] | None = None  # auto repetitions: the runs each case took
 
     def _host(self, say: Callable[[str], None]) -> Host:
         """What the modes may know of pytest: plain values and callables."""
@@ -156,7 +157,8 @@ class PhoenixEvalsSession:
             self._runner = self.outcome.runner = Runner(
                 self.ctx.engine, None if s.no_upload else self.mode.sink(),
                 RunSettings(thresholds=s.thresholds, concurrency=s.concurrency,
-                            task_timeout=s.task_timeout, repetitions=s.repetitions),
+                            task_timeout=s.task_timeout, repetitions=s.repetitions,
+                            auto=s.repetitions_auto, pass_rule=s.pass_rule),
                 tracing=self.ctx.tracing, observers=observers)
         return self._runner
 
@@ -205,6 +207,13 @@ class PhoenixEvalsSession:
         self.runner.record_error(case, error, start)
 
     def runs_of(self, case: Case) -> list[Case]:
+        if self.settings.repetitions_auto:  # the runs it took, here or in an xdist worker
+            from ._core.repeat import RunsMade
+
+            results = self.outcome.results
+            if self._made is None or self._made[0] != len(results):
+                self._made = (len(results), RunsMade(results))
+            return self._made[1].of(case)
         return self.runner.runs_of(case) if self.settings.repetitions > 1 else [case]
 
     def experiment_url(self, group: Group | None) -> str | None:

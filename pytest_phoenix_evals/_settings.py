@@ -57,6 +57,9 @@ class Settings(NamedTuple):
     set_baseline: bool = False
     regate: str | None = None
     repetitions: int = 1
+    # --phoenix-repetitions=auto:N: ``repetitions`` is the bound N; a case runs again only
+    # while its verdict is unsettled (_core/repeat.py).
+    repetitions_auto: bool = False
     task_timeout: float | None = None
     pass_rule: str = "all"  # "all", "majority", "any", or a number K of runs as digits
     results: str | None = None

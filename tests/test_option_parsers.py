@@ -86,7 +86,8 @@ def test_thresholds_and_gates_parse_into_their_types() -> None:
     ("limit", "0", "'0' is not an integer >= 1"),
     ("limit", "2.5", "'2.5' is not an integer >= 1"),
     ("limit", "", "'' is not an integer >= 1"),
-    ("repetitions", "zero", "'zero' is not an integer >= 1"),
+    ("repetitions", "zero", "'zero' is not an integer >= 1, nor auto:N (each example once, "
+                            "again only while its verdict is unsettled, at most N times)"),
     ("concurrency", "0", "'0' is not an integer >= 1"),
     ("judge_concurrency", "-2", "'-2' is not an integer >= 1"),
     ("judge_retries", "-1", "'-1' is not an integer >= 0"),
@@ -263,7 +264,9 @@ def test_an_empty_choice_keeps_its_default(pytester: pytest.Pytester,
 
 def _settings_fields() -> list[str]:
     judge = [f"judge.{name}" for name in JudgeSettings._fields]
-    top = [name for name in Settings._fields if name not in ("judge", "url_source")]
+    # (repetitions_auto is filled by --phoenix-repetitions=auto:N, beside repetitions)
+    top = [name for name in Settings._fields
+           if name not in ("judge", "url_source", "repetitions_auto")]
     return sorted(top + judge)
 
 

@@ -181,6 +181,7 @@ class Outcome:
                        no_upload=s.no_upload, notices=self.notices,
                        gate_results=self.gate_results, baseline_lines=self.baseline_lines,
                        written=self.written, repetitions=s.repetitions, pass_rule=s.pass_rule,
+                       repetitions_auto=s.repetitions_auto,
                        observer_errors=self.observer_errors(),
                        # (an interrupted run exits 2, and its notice says so)
                        at_risk=[] if self.interrupted_while else self.at_risk())

@@ -28,6 +28,7 @@ class Summary:
     written: Sequence[str] = ()
     repetitions: int = 1
     pass_rule: str = "all"
+    repetitions_auto: bool = False  # --phoenix-repetitions=auto:N (repetitions is N)
     # (observer, case id, error) of each observer call that raised.
     observer_errors: Sequence[Sequence[str]] = ()
     # Why the exit status is 1 whatever the tests said.
@@ -81,7 +82,7 @@ class Summary:
         if not self.results:
             return gates[1:] + list(self.written)
         return (self.main_lines() + repetition_lines(self.results, self.repetitions,
-                                                     self.pass_rule)
+                                                     self.pass_rule, self.repetitions_auto)
                 + list(self.baseline_lines) + gates + list(self.written))
 
     def outcome(self, exitstatus: int) -> str:
@@ -94,20 +95,29 @@ class Summary:
         return outcome
 
 
-def repetition_lines(results: Sequence[CaseResult], repetitions: int, pass_rule: str
-                     ) -> list[str]:
-    """With repetitions: how stable the cases were, and which ones were flaky."""
+def repetition_lines(results: Sequence[CaseResult], repetitions: int, pass_rule: str,
+                     auto: bool = False) -> list[str]:
+    """With repetitions: how stable the cases were, and which ones were flaky; with auto,
+    how many runs beyond the first each case took."""
     if repetitions == 1:
         return []
     runs: dict[tuple[str, str], list[CaseResult]] = {}
     for result in results:
         runs.setdefault((result.case.group.key, result.case.example.id), []).append(result)
-    cases = [Repeated(sorted(r, key=lambda x: x.case.repetition), pass_rule)
+    cases = [Repeated(sorted(r, key=lambda x: x.case.repetition), pass_rule,
+                      repetitions if auto else None)
              for r in runs.values()]
     counts = {s: sum(c.stability == s for c in cases)
               for s in ("stable-pass", "flaky", "stable-fail")}
-    lines = ["", f"repetitions: {repetitions} runs per case, pass rule {pass_rule}: "
+    each = f"auto, at most {repetitions}" if auto else f"{repetitions}"
+    lines = ["", f"repetitions: {each} runs per case, pass rule {pass_rule}: "
                  f"{len(cases)} cases, " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    if auto:
+        made = sum(len(c.results) for c in cases)
+        again = sum(len(c.results) > 1 for c in cases)
+        lines.append(f"  runs: {made} for {len(cases)} cases: {made - len(cases)} extra "
+                     f"run(s), {again} case(s) run again until settled (a fixed "
+                     f"{repetitions} would have made {repetitions * len(cases)})")
     flaky = [c for c in cases if c.stability == "flaky"]
     lines += [f"  flaky: {c.case_id} ({c.passes}/{len(c.results)} runs passed; "
               f"{'passes' if c.passed else 'fails'} the rule)" for c in flaky[:30]]

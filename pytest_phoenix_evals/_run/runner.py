@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._core.naming import case_id
+from .._core.repeat import RunsMade
 from .._core.types import Case, CaseResult
 from .._core.verdict import Threshold
 from .._evaluators.protocol import Evaluator
@@ -40,6 +41,10 @@ class RunSettings:
     concurrency: int = 8
     task_timeout: float | None = None
     repetitions: int = 1
+    # --phoenix-repetitions=auto:N: ``repetitions`` is the bound; a case runs again only
+    # while the pass rule's verdict is unsettled (``_core.repeat.settled``).
+    auto: bool = False
+    pass_rule: str = "all"
 
 
 @dataclass(frozen=True)
@@ -72,14 +77,26 @@ class Runner:
         self.observer_errors: list[tuple[str, str, str]] = []
         # Runs started ahead of their job being asked for, by run key.
         self._ahead: dict[str, tuple[Case, concurrent.futures.Future[CaseResult]]] = {}
+        # With auto repetitions: each job's runs started ahead (one future for all of them,
+        # as each run decides the next), and the runs it has finished so far, by job key.
+        self._ahead_auto: dict[str, concurrent.futures.Future[list[CaseResult]]] = {}
+        self._finished: dict[str, list[CaseResult]] = {}
+        self._made: tuple[int, RunsMade] | None = None  # (of how many results, the index)
         self._slots: list[asyncio.Semaphore] = []
 
     def runs_of(self, case: Case) -> list[Case]:
         """The runs of a case: one per repetition, numbered as the server numbers them
-        (1..N)."""
+        (1..N). With auto repetitions, the runs it took (none yet: its first)."""
         n = self.settings.repetitions
-        return [case] if n == 1 else [
-            replace(case, case_id=case_id(case.example, r), repetition=r) for r in range(1, n + 1)]
+        if self.settings.auto:
+            if self._made is None or self._made[0] != len(self.results):
+                self._made = (len(self.results), RunsMade(self.results))
+            return self._made[1].of(self._run(case, 1))
+        return [case] if n == 1 else [self._run(case, r) for r in range(1, n + 1)]
+
+    @staticmethod
+    def _run(case: Case, repetition: int) -> Case:
+        return replace(case, case_id=case_id(case.example, repetition), repetition=repetition)
 
     # --- running jobs -----------------------------------------------------------------------
 
@@ -88,6 +105,9 @@ class Runner:
         :meth:`run` then only waits for them."""
         _import_ahead()
         for job in jobs:
+            if self.settings.auto:
+                self._ahead_auto[job.key] = self.engine.submit(self._until_settled(job))
+                continue
             for run in self.runs_of(job.case):
                 self._ahead[_run_key(job.key, run)] = (
                     run, self.engine.submit(self._limited(job, run)))
@@ -96,6 +116,8 @@ class Runner:
         """Every run of the job's case (waiting for those started ahead), each recorded and
         observed."""
         _import_ahead()
+        if self.settings.auto:
+            return self._run_auto(job)
         results = []
         for run in self.runs_of(job.case):
             ahead = self._ahead.pop(_run_key(job.key, run), None)
@@ -103,6 +125,15 @@ class Runner:
                 self.engine.run(self._recorded(self._run_one(job, run)))
             self.observe(result)
             results.append(result)
+        return results
+
+    def _run_auto(self, job: Job) -> list[CaseResult]:
+        started = self._ahead_auto.pop(job.key, None)
+        results = started.result() if started is not None else \
+            self.engine.run(self._until_settled(job, limited=False))
+        self._finished.pop(job.key, None)
+        for result in results:
+            self.observe(result)
         return results
 
     def stop(self) -> None:
@@ -115,6 +146,14 @@ class Runner:
             if future.done() and not future.cancelled() and future.exception() is None:
                 result = future.result()  # recorded already, when it finished
                 result.mark(reported=True)  # it never will be: nothing waits for its output
+                self.observe(result)
+        auto, self._ahead_auto = self._ahead_auto, {}
+        for runs in auto.values():
+            runs.cancel()
+        finished, self._finished = self._finished, {}
+        for key in auto:  # the runs each finished (recorded then) before it was cancelled
+            for result in finished.get(key, []):
+                result.mark(reported=True)
                 self.observe(result)
 
     def run_all(self) -> list[CaseResult]:
@@ -146,6 +185,34 @@ class Runner:
             if self.sink is not None:  # a sink behind (a slow server): let it catch up first
                 await self.sink.room()
             return await self._recorded(self._run_one(job, run))
+
+    async def _until_settled(self, job: Job, limited: bool = True) -> list[CaseResult]:
+        """Auto repetitions: run 1, then the next while the case is not settled (at most the
+        bound), each recorded the moment it finishes. The runs follow one another in the
+        job's slot: each decides whether there is a next, and pytest waits for the job's
+        runs in item order."""
+        from .._core.repeat import settled
+
+        s = self.settings
+        declared = {e.name: t for e in job.evaluators
+                    if isinstance(t := getattr(e, "threshold", None), Threshold)}
+        results = self._finished.setdefault(job.key, [])
+        if limited:
+            if not self._slots:
+                self._slots.append(asyncio.Semaphore(s.concurrency))
+            await self._slots[0].acquire()
+        try:
+            for repetition in range(1, s.repetitions + 1):
+                if self.sink is not None and limited:
+                    await self.sink.room()
+                results.append(await self._recorded(
+                    self._run_one(job, self._run(job.case, repetition))))
+                if settled(results, s.pass_rule, s.repetitions, s.thresholds, declared):
+                    break
+        finally:
+            if limited:
+                self._slots[0].release()
+        return list(results)
 
     async def _recorded(self, running: Coroutine[Any, Any, CaseResult]) -> CaseResult:
         """The result of ``running``, recorded the moment it is there."""
