@@ -297,6 +297,9 @@ class PhoenixEvalsSession:
         passed = self.outcome.apply_gates(expected or [r.case for r in results],
                                           self.mode.gated)
         steady = self._stoppable(self.mode.compare, "comparing with the baseline")
+        if steady is False:
+            self.outcome.failed_by.append("a regression against the baseline "
+                                          "(--phoenix-max-regression)")
         self._stoppable(lambda: self.mode.finish(passed), "finishing the run")
         # An interrupt, an internal or usage error keeps its own status.
         decided = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,

@@ -352,8 +352,11 @@ def test_a_regression_fails_only_when_the_paired_test_finds_it(
         "exact_match*8*100.0%*25.0%*-75.0 pts*6*0*FAIL",
         "  exact_match*6*0*-75.0 pts [[]-*, -*]*0.0156*",
     ])
-    # The gate alone would pass (25 % >= 20 %): the significant regression failed the run.
-    big.stdout.fnmatch_lines(["*exact_match=0.2*25.0%*pass*"])
+    # The gate alone would pass (25 % >= 20 %): the significant regression failed the run,
+    # and the summary says so.
+    big.stdout.fnmatch_lines(["exit status 1: a regression against the baseline "
+                              "(--phoenix-max-regression)",
+                              "*exact_match=0.2*25.0%*pass*"])
 
     # The level decides: p = 1/64 is not below 0.01; p = 0.25 is below 0.3.
     stricter = run(6, f"--phoenix-experiment-name={name}-a01", *gated, "--phoenix-alpha=0.01")

@@ -40,6 +40,9 @@ class Outcome:
         self.calibrations: dict[str, Calibration] = {}
         #: What the run was doing at its end when an interrupt (SIGTERM, Ctrl-C) stopped it.
         self.interrupted_while: str | None = None
+        #: Why the run failed beside its cases and gates (a regression against the
+        #: baseline), for the summary's exit status line.
+        self.failed_by: list[str] = []
         self._others: list[CaseResult] = []
         self._worker_reports: list[UploadReport] = []
         self._worker_observer_errors: list[list[str]] = []
@@ -184,7 +187,8 @@ class Outcome:
                        repetitions_auto=s.repetitions_auto,
                        observer_errors=self.observer_errors(),
                        # (an interrupted run exits 2, and its notice says so)
-                       at_risk=[] if self.interrupted_while else self.at_risk())
+                       at_risk=[] if self.interrupted_while else
+                       [*self.at_risk(), *self.failed_by])
 
     def summary(self) -> list[str]:
         return self.summary_input().lines()
