@@ -32,10 +32,6 @@ HUMAN_LABEL = "human_label"
 AGREEMENT = "agreement"
 
 
-def _plain(estimate: Any) -> dict[str, Any]:
-    return {"value": estimate.value, "low": estimate.low, "high": estimate.high}
-
-
 class JudgeBenchmark(DatasetRun):
     """The judge under test and the golden cases, per group (one golden dataset)."""
 
@@ -65,67 +61,22 @@ class JudgeBenchmark(DatasetRun):
         return found
 
     def prepare_group(self, group: Group) -> None:
+        from .golden import empty_reason, input_problem, label_notice
+
         self.evaluators(group)  # the judge under test, built and checked now
+        judge, cases = self.judge(group), self.golden_cases(group)
+        if group.key not in self._against and not cases:
+            raise UsageProblem(empty_reason(
+                self.spec, group, judge, self._labelled.get(group.key, 0),
+                self.unlabelled.get(group.key, 0), len(self.disagreed.get(group.key, {}))))
+        problem = input_problem(self.spec, group, judge, cases, self.settings.reference)
+        if problem:
+            raise UsageProblem(problem)
         if group.key in self._against:
-            self._check_inputs(group)
             return  # the candidate's golden set, said once
-        if not self.golden_cases(group):
-            raise UsageProblem(self._empty(group))
-        self._check_inputs(group)
-        self._check_labels(group)
+        if notice := label_notice(self.spec, group, judge, cases):
+            self.ctx.notice(notice)
         self._unused_hooks(group)
-
-    def _check_inputs(self, group: Group) -> None:
-        """Before any call: every golden example gives the judge what it reads. The reference
-        --phoenix-reference names is there; a judge that reads a reference is not handed the
-        response it judges as its own reference; a judge prompt's variables all fill."""
-        from .._evaluators.mapping import MappingError
-
-        judge = self.judge(group)
-        inner = judge.judge
-        unreachable: list[str] = []
-        itself: list[str] = []
-        unfilled: list[str] = []
-        for case in self.golden_cases(group):
-            try:
-                context = judge.context(case.example)
-            except MappingError as exc:
-                unreachable.append(f"{case.case_id}: {exc}" + (f" ({exc.hint})" if exc.hint
-                                                                else ""))
-                continue
-            missing = inner.unfilled(context) if hasattr(inner, "unfilled") else []
-            if missing:
-                from .._evaluators.templates import where_missing
-
-                unfilled.append(f"{case.case_id}: {', '.join(missing)} ("
-                                f"{'; '.join(where_missing(m, context) for m in missing)})")
-            elif context["reference"] == context["output"] and judge.reads_reference(context):
-                itself.append(case.case_id)
-        head = f"--phoenix-benchmark {self.spec!r} on {group.label}"
-        if unreachable:
-            raise UsageProblem(f"{head}: --phoenix-reference finds nothing in "
-                               f"{len(unreachable)} golden example(s): "
-                               f"{'; '.join(unreachable[:5])}. The path is read in the golden "
-                               f"example's {{input, output, metadata}}")
-        if unfilled:
-            raise UsageProblem(f"{head}: the judge prompt's template variable(s) cannot be "
-                               f"filled for {len(unfilled)} golden example(s): "
-                               f"{'; '.join(unfilled[:5])}. Its variables are filled from the "
-                               f"context {{input, output, reference, metadata}}, dotted names "
-                               f"reaching into objects ({{{{input.question}}}})")
-        if itself:
-            shown = ", ".join(itself[:5]) + (f" and {len(itself) - 5} more"
-                                             if len(itself) > 5 else "")
-            where = f"--phoenix-reference {self.settings.reference!r} resolves to" \
-                if self.settings.reference else "without --phoenix-reference, it is"
-            raise UsageProblem(
-                f"{head}: judge {judge.name!r} reads a reference, and {where} the response "
-                f"under judgement itself (the golden example's output) on {len(itself)} "
-                f"example(s) ({shown}): the judge would compare the answer with itself. Put "
-                f"the reference in the golden set and name it with "
-                f"--phoenix-reference=JSONPATH into the example's {{input, output, metadata}}, "
-                f"for example $.metadata.reference, or $.input.context for an LLM span whose "
-                f"prompt template variables Phoenix copied into the input")
 
     def _unused_hooks(self, group: Group) -> None:
         """A conftest's task and evaluators do not run in a benchmark (the judge under test
@@ -144,51 +95,6 @@ class JudgeBenchmark(DatasetRun):
                             f"{', '.join(map(repr, others))} do not run in a benchmark: only "
                             f"the judge under test does (a judge of the hook named "
                             f"{self.spec!r} is the one under test)")
-
-    def _empty(self, group: Group) -> str:
-        """Why a golden set gives no case: what it holds, and where a human label goes."""
-        judge = self.judge(group)
-        head = f"--phoenix-benchmark {self.spec!r}: no golden case to run on {group.label}"
-        if self._labelled.get(group.key):
-            return (f"{head}: none of the {self._labelled[group.key]} examples with a human "
-                    f"label is among those --phoenix-examples / --phoenix-limit chose")
-        disagreed = len(self.disagreed.get(group.key, {}))
-        total = self.unlabelled.get(group.key, 0) + disagreed
-        held = f"{self.unlabelled.get(group.key, 0)} of its {total} examples have no human " \
-            f"label" if total else "it has no examples"
-        if disagreed:
-            held += f", {disagreed} have human labels that disagree"
-        return (f"{head}: {held}. A golden example holds a record with \"annotator_kind\": "
-                f"\"HUMAN\" and a label (or score) under metadata[\"annotations\"][NAME] (as "
-                f"Phoenix writes annotated spans added to a dataset; NAME one of "
-                f"{', '.join(map(repr, judge.names))}), or a plain metadata[\"label\"]")
-
-    def _check_labels(self, group: Group) -> None:
-        """A notice when human labels are none of the judge's labels (``Factual`` against
-        ``factual``): those cases can never agree."""
-        from collections import Counter
-
-        from .._evaluators.benchmark import human_answer
-
-        judge = self.judge(group)
-        configs = list(judge.output_configs)
-        labels = [str(label) for label, _ in configs[0].values] if configs and \
-            configs[0].kind == "CATEGORICAL" else []
-        if not labels:
-            return
-        outside = Counter(label for case in self.golden_cases(group)
-                          if (label := human_answer(case.example.metadata, judge.names)[0])
-                          is not None and label not in labels)
-        if not outside:
-            return
-        folded = {label.casefold(): label for label in labels}
-        shown = ", ".join(f"{label!r} ({count})" + (
-            f", meant {folded[label.casefold()]!r}?" if label.casefold() in folded else "")
-            for label, count in outside.most_common(5))
-        self.ctx.notice(f"judge {self.spec!r} on {group.label}: {sum(outside.values())} "
-                        f"golden example(s) have a human label that is none of the judge's "
-                        f"labels ({', '.join(map(repr, labels))}): {shown}; those cases can "
-                        f"never agree: fix the golden set's labels")
 
     def plans(self, group: Group) -> list[CasePlan]:
         judge = self.evaluators(group)
@@ -284,40 +190,30 @@ class JudgeBenchmark(DatasetRun):
                 end_time=found.end_time))
         return scores
 
-    def figures(self, results: list[CaseResult]) -> dict[str, dict[str, Any]]:
-        """The summary figures per group, as plain data: n, each metric with its 95 %
-        interval (and the method), the confusion matrix."""
-        from .._core import agreement
+    def _pairs(self, results: list[CaseResult]
+               ) -> list[tuple[str, Group, JudgeUnderTest, list[tuple[Any, Any]], int]]:
+        """Per group: (key, group, the judge, its (judge, human) pairs, how many cases the
+        judge did not answer)."""
         from .._core.gates import human_pairs
 
         by_group: dict[str, list[CaseResult]] = {}
         for result in results:
             by_group.setdefault(result.case.group.key, []).append(result)
-        found: dict[str, dict[str, Any]] = {}
+        found = []
         for key, members in by_group.items():
-            judge = self.judge(members[0].case.group)
-            annotation = judge.names[0]
-            figures: dict[str, Any] = {"annotation": annotation}
-            if judge.continuous:
-                pairs, unanswered = human_pairs(annotation, members, scores=True)
-                figures["spearman"] = _plain(agreement.spearman(pairs))
-            else:
-                pairs, unanswered = human_pairs(annotation, members)
-                figures["agreement"] = _plain(agreement.agreement(pairs))
-                figures["kappa"] = _plain(agreement.kappa(pairs))
-                figures["labels"] = {
-                    label: {"precision": _plain(agreement.precision(pairs, label)),
-                            "recall": _plain(agreement.recall(pairs, label)),
-                            "f1": _plain(agreement.f1(pairs, label))}
-                    for label in sorted({h for _, h in pairs})}
-                order, matrix = agreement.confusion(pairs)
-                figures["confusion"] = {"labels": order, "rows": "human label",
-                                        "columns": "judge label", "counts": matrix}
-            figures["n"] = len(pairs)
-            figures["unanswered"] = unanswered
-            figures["intervals"] = agreement.METHODS
-            found[key] = figures
+            group = members[0].case.group
+            judge = self.judge(group)
+            pairs, unanswered = human_pairs(judge.names[0], members, scores=judge.continuous)
+            found.append((key, group, judge, pairs, unanswered))
         return found
+
+    def figures(self, results: list[CaseResult]) -> dict[str, dict[str, Any]]:
+        """The summary figures per group, as plain data: n, each metric with its 95 %
+        interval (and the method), the confusion matrix."""
+        from .._report.agreement import figures
+
+        return {key: figures(judge.names[0], pairs, unanswered, judge.continuous)
+                for key, _, judge, pairs, unanswered in self._pairs(results)}
 
     def _record_figures(self) -> None:
         """The summary figures into each benchmark experiment's metadata
@@ -555,70 +451,32 @@ class JudgeBenchmark(DatasetRun):
 
     def comparison_lines(self, results: list[CaseResult]) -> list[str]:
         """Example by example: what each version got right that the other did not."""
+        from .._report.agreement import versions_lines
+
         lines = []
         right: dict[str, dict[str, bool]] = {}
         for result in results:
             right.setdefault(result.case.group.key, {})[result.case.example.id] = result.passed
+        names = {r.case.example.id: r.case.case_id for r in results}
         for key, base in self._bases.items():
             mine, theirs = right.get(base.key), right.get(key)
-            if mine is None or theirs is None:
-                continue
-            tag = self._against[key]
-            shared = sorted(set(mine) & set(theirs))
-            only_mine = [e for e in shared if mine[e] and not theirs[e]]
-            only_theirs = [e for e in shared if theirs[e] and not mine[e]]
-            names = {r.case.example.id: r.case.case_id for r in results}
-            candidate = self.settings.prompt_tag or "the candidate"
-            lines.append(f"{candidate} against {tag} on {base.label}, example by example: "
-                         f"both right {sum(mine[e] and theirs[e] for e in shared)}, both wrong "
-                         f"{sum(not mine[e] and not theirs[e] for e in shared)}")
-            for who, found in ((candidate, only_mine), (tag, only_theirs)):
-                shown = ", ".join(names[e] for e in found[:10])
-                more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-                lines.append(f"  only {who} right: {len(found)}"
-                             + (f" ({shown}{more})" if found else ""))
+            if mine is not None and theirs is not None:
+                lines += versions_lines(self.settings.prompt_tag or "the candidate",
+                                        self._against[key], base.label, mine, theirs, names)
         return lines
 
     # --- the end of the run --------------------------------------------------------------
 
     def report_lines(self, results: list[CaseResult]) -> list[str]:
         """n, each metric with its 95 % interval, and the confusion matrix, per group."""
-        from tabulate import tabulate
-
-        from .._core import agreement
-        from .._core.gates import human_pairs
+        from .._report.agreement import metric_lines
 
         self.groups()  # (on xdist's controller: the groups compared are known now)
         lines: list[str] = []
-        by_group: dict[str, list[CaseResult]] = {}
-        for result in results:
-            by_group.setdefault(result.case.group.key, []).append(result)
-        for key, members in by_group.items():
-            group = members[0].case.group
-            judge = self.judge(group)
+        for key, group, judge, pairs, unanswered in self._pairs(results):
             self.golden_cases(group)  # (on xdist's controller: counts the examples left out)
-            label = group.label
-            annotation = judge.names[0]
-            head = f"judge {self.spec!r} against human labels on {label}"
-            if judge.continuous:
-                pairs, unanswered = human_pairs(annotation, members, scores=True)
-                lines += [f"{head}: n={len(pairs)}",
-                          f"  spearman: {agreement.spearman(pairs).shown()}"]
-            else:
-                pairs, unanswered = human_pairs(annotation, members)
-                labels = sorted({h for _, h in pairs})
-                lines += [f"{head}: n={len(pairs)} (95% confidence intervals)",
-                          f"  agreement: {agreement.agreement(pairs).shown()}",
-                          f"  kappa:     {agreement.kappa(pairs).shown()}"]
-                for name in labels:
-                    lines.append(f"  {name}: precision {agreement.precision(pairs, name).shown()}"
-                                 f", recall {agreement.recall(pairs, name).shown()}"
-                                 f", f1 {agreement.f1(pairs, name).shown()}")
-                order, matrix = agreement.confusion(pairs)
-                lines.append("  confusion (rows: human label, columns: judge label):")
-                lines += ["    " + row for row in tabulate(
-                    [[human, *counts] for human, counts in zip(order, matrix, strict=True)],
-                    headers=["human \\ judge", *order], tablefmt="simple").splitlines()]
+            lines += metric_lines(f"judge {self.spec!r} against human labels on {group.label}",
+                                  pairs, judge.continuous)
             if unanswered:
                 lines.append(f"  {unanswered} case(s) the judge did not answer")
             left_out = self.unlabelled.get(key, 0)
