@@ -21,12 +21,13 @@ statistics dependency for one formula.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .paired import SEED, percentile
+
 DRAWS = 4000
-SEED = 20261205
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,11 @@ class Calibration:
             return Corrected(value, 0.0, 1.0, "the benchmark cannot rule out a judge no "
                                               "better than chance: benchmark it on more cases")
         draws.sort()
-        return Corrected(value, _quantile(draws, 0.025), _quantile(draws, 0.975))
+        return Corrected(value, percentile(draws, 0.025), percentile(draws, 0.975))
 
 
 def _rogan_gladen(p: float, se: float, sp: float) -> float:
     return min(1.0, max(0.0, (p + sp - 1) / (se + sp - 1)))
-
-
-def _quantile(ordered: Sequence[float], q: float) -> float:
-    position = q * (len(ordered) - 1)
-    below = int(position)
-    above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 def from_figures(annotation: str, figures: Mapping[str, Any], passing: set[str],

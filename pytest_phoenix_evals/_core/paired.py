@@ -59,10 +59,10 @@ def paired_bootstrap(now: Sequence[float], before: Sequence[float],
     differences = [a - b for a, b in zip(now, before, strict=True)]
     rng = random.Random(seed)
     means = sorted(math.fsum(rng.choices(differences, k=n)) / n for _ in range(resamples))
-    return Interval(_percentile(means, 0.025), _percentile(means, 0.975))
+    return Interval(percentile(means, 0.025), percentile(means, 0.975))
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
+def percentile(ordered: Sequence[float], q: float) -> float:
     """The q-quantile of sorted values, interpolated linearly (numpy's default)."""
     position = q * (len(ordered) - 1)
     below = math.floor(position)
