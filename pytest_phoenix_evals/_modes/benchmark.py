@@ -330,35 +330,12 @@ class JudgeBenchmark(DatasetRun):
 
     def _from_prompt(self, reference: str) -> Any:
         """``prompt:NAME[@TAG|@VERSION_ID]``: a judge prompt of Phoenix prompt management (the
-        version tagged --phoenix-prompt-tag, else the latest, when none is named). Its function
-        tools' ``label`` enums are the labels; the annotation is named after the prompt; the
-        template's variables are filled from the context by name (input, output, reference,
-        metadata)."""
-        from .._core.types import OutputConfig
-        from .._evaluators.llm.judge import LLMJudge, PromptSpec
-        from .._phoenix.http import PhoenixError
+        version tagged --phoenix-prompt-tag, else the latest, when none is named), built as
+        production judging builds it (``judge_prompts.py``)."""
+        from .judge_prompts import judge_from_prompt
 
-        name, _, ref = reference.partition("@")
-        try:
-            data = self.ctx.gateway.find_prompt_version(
-                name, ref or self.settings.prompt_tag)
-            prompt = PromptSpec.from_phoenix(name, data)
-        except (PhoenixError, ValueError) as exc:
-            raise UsageProblem(f"--phoenix-benchmark prompt:{reference}: {exc}") from None
-        tools = [t.get("function") or {} for t in (prompt.tools or {}).get("tools") or ()
-                 if t.get("type") == "function"]
-        labelled = [(t.get("name"), ((t.get("parameters") or {}).get("properties") or {})
-                     .get("label", {}).get("enum")) for t in tools]
-        labelled = [(tool, labels) for tool, labels in labelled if tool and labels]
-        if len(labelled) != 1:
-            raise UsageProblem(
-                f"--phoenix-benchmark prompt:{reference}: a judge prompt needs exactly one "
-                f"function tool with a 'label' enum (this version has {len(labelled)})")
-        tool, labels = labelled[0]
-        config = OutputConfig(kind="CATEGORICAL", name=name,
-                              values=tuple((str(label), None) for label in labels))
-        return LLMJudge(name=name, prompt=prompt, output_configs=[config],
-                        tool_configs={str(tool): name}, whole_context=True)
+        return judge_from_prompt(self.ctx, reference, default_tag=self.settings.prompt_tag,
+                                 option="--phoenix-benchmark")
 
     # --- the golden cases --------------------------------------------------------------------
 

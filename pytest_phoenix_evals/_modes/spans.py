@@ -228,7 +228,8 @@ class ProductionRun(Mode):
             raise UsageProblem(
                 f"--phoenix-project {self.settings.project!r}: nothing to judge the spans "
                 f"with: add --phoenix-evaluators=NAME,... ({', '.join(CATALOG)}, a Phoenix "
-                f"judge template, or dataset:NAME) or a pytest_phoenix_evals_evaluators hook")
+                f"judge template, dataset:NAME or prompt:NAME@TAG) or a "
+                f"pytest_phoenix_evals_evaluators hook")
         for evaluator in chosen:
             reserved = RESERVED_NAMES & set(evaluator_names(evaluator))
             if reserved:
@@ -245,6 +246,8 @@ class ProductionRun(Mode):
             return [catalog.qa_correctness()]
         if name == "hallucination":
             return [catalog.hallucination()]
+        if name.startswith("prompt:"):
+            return [self._prompt_judge(name.removeprefix("prompt:"))]
         if name.startswith("dataset:"):
             from .dataset import dataset_source
 
@@ -261,10 +264,28 @@ class ProductionRun(Mode):
         if name not in templates:
             raise UsageProblem(
                 f"--phoenix-evaluators: {name!r} is none of this plugin's judges "
-                f"({', '.join(CATALOG)}) nor a judge template of the Phoenix server "
-                f"({', '.join(sorted(templates)) or 'none'}); for the evaluators attached to a "
-                f"dataset, write dataset:NAME")
+                f"({', '.join(CATALOG)}), nor a judge template of the Phoenix "
+                f"server ({', '.join(sorted(templates)) or 'none'}); for the evaluators "
+                f"attached to a dataset, write dataset:NAME; for a judge prompt of Phoenix prompt "
+                f"management, prompt:NAME or prompt:NAME@TAG")
         return [catalog.phoenix_judge(name)]
+
+    def _prompt_judge(self, reference: str) -> Evaluator:
+        """``prompt:NAME[@TAG]``: the judge prompt the tag names now (a benchmarked prompt
+        promoted by ``--phoenix-promote-tag`` is picked up by the next run), built as the
+        benchmark builds it; its variables must name the span's context."""
+        from .judge_prompts import CONTEXT_KEYS, judge_from_prompt, unfillable
+
+        judge = judge_from_prompt(self.ctx, reference, default_tag=self.settings.prompt_tag,
+                                  option="--phoenix-evaluators")
+        if missing := unfillable(judge):
+            raise UsageProblem(
+                f"--phoenix-evaluators prompt:{reference}: the judge prompt's template "
+                f"variable(s) {', '.join(missing)} name nothing a {self.settings.target} "
+                f"gives: its variables are filled from the context "
+                f"{{{', '.join(CONTEXT_KEYS)}}}, dotted names reaching into them "
+                f"({{{{input}}}}, {{{{output}}}}, {{{{metadata.documents}}}})")
+        return judge
 
     # --- where it writes --------------------------------------------------------------------
 

@@ -49,6 +49,8 @@ class PromptSpec:
     model_name: str | None = None
     version_id: str | None = None
     response_format: dict[str, Any] | None = None
+    # The tag this version was read by (``prompt:NAME@TAG``), recorded on its annotations.
+    version_tag: str | None = None
 
     @classmethod
     def from_phoenix(cls, prompt_name: str, data: dict[str, Any]) -> PromptSpec:
@@ -293,7 +295,12 @@ class LLMJudge:
             if cost is not None:
                 meta["cost_usd"] = round(cost, 8)
         if self.prompt is not None and self.prompt.version_id:
+            # Which version of which prompt judged, and the tag it was followed by: a tag
+            # moved between two runs shows on the annotations each wrote.
+            meta["prompt"] = self.prompt.prompt_name
             meta["prompt_version_id"] = self.prompt.version_id
+            if self.prompt.version_tag:
+                meta["prompt_tag"] = self.prompt.version_tag
         return meta
 
     def _error(self, name: str, message: str, start: datetime, hint: str | None = None,

@@ -69,8 +69,8 @@ def annotation_rows(result: CaseResult, target: Target, meta: Mapping[str, Any]
 def _metadata(score: Score, meta: Mapping[str, Any]) -> dict[str, Any]:
     found: dict[str, Any] = dict(score.metadata or {})
     kept: dict[str, Any] = {k: found[k] for k in (
-        "model", "prompt_version_id", "cost_usd", "judge_cache", "prompt_tokens",
-        "completion_tokens") if k in found}
+        "model", "prompt", "prompt_version_id", "prompt_tag", "cost_usd", "judge_cache",
+        "prompt_tokens", "completion_tokens", "tool_calls") if k in found}
     return {**meta, "evaluator": score.evaluator, **kept}
 
 
