@@ -14,10 +14,12 @@ if TYPE_CHECKING:
     from ._evaluators.llm.catalog import hallucination, phoenix_judge, qa_correctness
     from ._evaluators.llm.judge import LLMJudge, PromptSpec
     from ._evaluators.remote import RemoteEvaluator, remote_evaluator
+    from ._evaluators.tools import ToolCallsEvaluator, tool_calls
 
 __all__ = ["Case", "CaseResult", "CodeEvaluator", "Example", "Group", "LLMJudge", "OutputConfig",
            "PromptSpec", "RemoteEvaluator", "Score", "Verdict", "__version__", "evaluator",
-           "hallucination", "phoenix_judge", "qa_correctness", "remote_evaluator"]
+           "ToolCallsEvaluator", "hallucination", "phoenix_judge", "qa_correctness",
+           "remote_evaluator", "tool_calls"]
 
 _EXPORTS = {
     "evaluator": "._evaluators.code", "CodeEvaluator": "._evaluators.code",
@@ -25,6 +27,7 @@ _EXPORTS = {
     "phoenix_judge": "._evaluators.llm.catalog",
     "LLMJudge": "._evaluators.llm.judge", "PromptSpec": "._evaluators.llm.judge",
     "remote_evaluator": "._evaluators.remote", "RemoteEvaluator": "._evaluators.remote",
+    "tool_calls": "._evaluators.tools", "ToolCallsEvaluator": "._evaluators.tools",
     "Case": "._core.types", "CaseResult": "._core.types", "Example": "._core.types",
     "Group": "._core.types",
     "OutputConfig": "._core.types", "Score": "._core.types", "Verdict": "._core.types",

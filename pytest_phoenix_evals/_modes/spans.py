@@ -228,7 +228,7 @@ class ProductionRun(Mode):
             raise UsageProblem(
                 f"--phoenix-project {self.settings.project!r}: nothing to judge the spans "
                 f"with: add --phoenix-evaluators=NAME,... ({', '.join(CATALOG)}, a Phoenix "
-                f"judge template, dataset:NAME or prompt:NAME@TAG) or a "
+                f"judge template, tool_calls, dataset:NAME or prompt:NAME@TAG) or a "
                 f"pytest_phoenix_evals_evaluators hook")
         for evaluator in chosen:
             reserved = RESERVED_NAMES & set(evaluator_names(evaluator))
@@ -248,6 +248,13 @@ class ProductionRun(Mode):
             return [catalog.hallucination()]
         if name.startswith("prompt:"):
             return [self._prompt_judge(name.removeprefix("prompt:"))]
+        if name == "tool_calls" or name.startswith("tool_calls:"):
+            from .._evaluators.tools import from_spec
+
+            try:
+                return [from_spec(name)]
+            except ValueError as exc:
+                raise UsageProblem(f"--phoenix-evaluators {name!r}: {exc}") from None
         if name.startswith("dataset:"):
             from .dataset import dataset_source
 
@@ -264,7 +271,7 @@ class ProductionRun(Mode):
         if name not in templates:
             raise UsageProblem(
                 f"--phoenix-evaluators: {name!r} is none of this plugin's judges "
-                f"({', '.join(CATALOG)}), nor a judge template of the Phoenix "
+                f"({', '.join(CATALOG)}), nor tool_calls, nor a judge template of the Phoenix "
                 f"server ({', '.join(sorted(templates)) or 'none'}); for the evaluators "
                 f"attached to a dataset, write dataset:NAME; for a judge prompt of Phoenix prompt "
                 f"management, prompt:NAME or prompt:NAME@TAG")

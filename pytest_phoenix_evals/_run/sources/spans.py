@@ -198,15 +198,64 @@ def documents_of(attributes: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def output_tool_calls(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The tool calls an LLM span's output messages carry (``message.tool_calls``), in order,
+    as ``{"name", "arguments"}``."""
+    found = []
+    for message in _indexed(_dig(attributes, "llm", "output_messages")):
+        message = message.get("message", message) if isinstance(message, Mapping) else {}
+        for call in _indexed(message.get("tool_calls")):
+            call = call.get("tool_call", call) if isinstance(call, Mapping) else {}
+            name = _dig(call, "function", "name")
+            if isinstance(name, str):
+                found.append({"name": name,
+                              "arguments": _json(_dig(call, "function", "arguments"))})
+    return found
+
+
+def tool_span_call(record: SpanRecord) -> dict[str, Any]:
+    """What a TOOL span called, as ``{"name", "arguments"}``: ``tool.name`` (else the span's
+    name) with ``tool_call.function.arguments``, else its ``input.value``."""
+    attributes = record.attributes
+    name = _dig(attributes, "tool", "name")
+    arguments = _dig(attributes, "tool_call", "function", "arguments")
+    if arguments is None:
+        arguments = _value(attributes, "input")
+    return {"name": name if isinstance(name, str) and name else record.name,
+            "arguments": _json(arguments)}
+
+
+def _started(record: SpanRecord) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(record.start_time.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return 0.0
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def span_context(record: SpanRecord, documents: Sequence[str],
-                 reference: str | None = None) -> dict[str, Any]:
+                 reference: str | None = None,
+                 tool_calls: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The evaluation context of a span, the server's four keys."""
     attributes = record.attributes
     metadata = {**record.metadata, "span_id": record.span_id, "trace_id": record.trace_id,
                 "name": record.name, "span_kind": record.span_kind,
                 "model": _dig(attributes, "llm", "model_name"),
                 "start_time": record.start_time, "attributes": attributes,
-                "documents": list(documents)}
+                "documents": list(documents),
+                # The calls made: a trace's TOOL spans in order, else the span's own output's.
+                "tool_calls": list(tool_calls) if tool_calls is not None
+                else output_tool_calls(attributes)}
     context = {"input": span_input(attributes), "output": span_output(attributes),
                "reference": "", "metadata": metadata}
     if reference:
@@ -219,8 +268,9 @@ def span_context(record: SpanRecord, documents: Sequence[str],
             raise MappingError(f"--phoenix-reference {reference!r} finds nothing in span "
                                f"{record.span_id}")
         value = values["reference"]
+        # Texts (documents) are joined; a list of objects (expected tool calls) stays one.
         context["reference"] = "\n\n".join(map(str, value)) if isinstance(value, list) \
-            else value
+            and all(isinstance(v, str) for v in value) else value
     return context
 
 
@@ -510,10 +560,28 @@ class SpanSource:
     def _add_context(self, listing: Listing) -> None:
         """Each case's context, with the documents retrieved in its trace (and, for a trace,
         the root span's input and output)."""
-        documents = self._documents([c.record.trace_id for c in listing.cases])
+        trace_ids = [c.record.trace_id for c in listing.cases]
+        documents = self._documents(trace_ids)
+        tools = self._tool_calls(trace_ids) if self.selection.target == "trace" else None
         for found in listing.cases:
-            found.context = span_context(found.record, documents.get(found.record.trace_id, []),
-                                         self.selection.reference)
+            trace_id = found.record.trace_id
+            found.context = span_context(found.record, documents.get(trace_id, []),
+                                         self.selection.reference,
+                                         tools.get(trace_id, []) if tools is not None else None)
+
+    def _tool_calls(self, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Per trace, the calls its TOOL spans made, in the order they started."""
+        spans: dict[str, list[SpanRecord]] = {}
+        unique = list(dict.fromkeys(trace_ids))
+        for at in range(0, len(unique), 100):
+            chunk = unique[at:at + 100]
+            condition = (f"span_kind == 'TOOL' and trace_id in "
+                         f"[{', '.join(quote_dsl(t) for t in chunk)}]")
+            for record in self.traces.spans(self.project, condition=condition, start=None,
+                                            end=None):
+                spans.setdefault(record.trace_id, []).append(record)
+        return {trace_id: [tool_span_call(r) for r in sorted(found, key=_started)]
+                for trace_id, found in spans.items()}
 
     def _documents(self, trace_ids: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
