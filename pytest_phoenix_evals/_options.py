@@ -203,8 +203,11 @@ OPTIONS = (
            "written back as span annotations.", "PROJECT", parse=text),
     Option("evaluators", TRACES, "list", "Evaluators for --phoenix-project (comma-separated or "
            "repeated): qa_correctness and hallucination (this plugin's judges), a judge template "
-           "of the Phoenix server by name (correctness, faithfulness, ...), or dataset:NAME for "
-           "the evaluators attached to dataset NAME.", "NAME,...", parse=comma_separated),
+           "of the Phoenix server by name (correctness, faithfulness, ...), dataset:NAME for "
+           "the evaluators attached to dataset NAME, prompt:NAME[@TAG] for a judge prompt of "
+           "Phoenix prompt management (the version the tag names), or "
+           "tool_calls[:exact][:any-order] for an agent's tool calls against "
+           "--phoenix-reference.", "NAME,...", parse=comma_separated),
     Option("spans", TRACES, "str", "With --phoenix-project: which spans, in Phoenix's span filter "
            "language (default: span_kind == 'LLM'), for example \"span_kind == 'LLM' and name == "
            "'ChatCompletion'\".", "FILTER", parse=text),
