@@ -124,6 +124,14 @@ def test_the_evaluator_scores_a_context_and_errors_on_a_reference_without_calls(
     assert error.error is not None and "the reference holds no tool calls" in error.error
     [empty] = asyncio.run(evaluator.evaluate({**context, "reference": ""}))
     assert empty.error is not None and "--phoenix-reference" in empty.error
+    # Other places, by JSONPath into the context.
+    placed = tool_calls(expected="$.reference.plan", made="$.output.steps")
+    [moved] = asyncio.run(placed.evaluate({
+        **context, "reference": {"plan": [SEARCH.to_json()]},
+        "output": {"steps": [SEARCH.to_json()]}}))
+    assert (moved.label, moved.score) == ("pass", 1.0)
+    [nowhere] = asyncio.run(placed.evaluate(context))
+    assert nowhere.error is not None and "path '$.reference.plan' finds nothing" in nowhere.error
 
 
 def test_the_command_line_names_its_rules() -> None:

@@ -287,6 +287,11 @@ class ToolCallsEvaluator:
     name: str = "tool_calls"
     arguments: ArgumentsRule = "subset"
     order: OrderRule = "strict"
+    # JSONPaths into the context, as an attached evaluator's mapping: where the expected calls
+    # are (default: the reference) and the calls made (default: the output, then
+    # metadata.tool_calls).
+    expected: str | None = None
+    made: str | None = None
     kind: str = "CODE"
     output_configs: Sequence[OutputConfig] = ()
 
@@ -305,8 +310,9 @@ class ToolCallsEvaluator:
         config = self.output_configs[0]
         rules = {"arguments": self.arguments, "order": self.order}
         try:
-            expected = self._expected(context.get("reference"))
-            actual = self._actual(context)
+            expected = self._expected(self._at(context, self.expected, "reference"))
+            actual = find_calls(self._at(context, self.made, "output")) or [] if self.made \
+                else self._actual(context)
         except NotToolCalls as exc:
             return [Score(name=self.name, evaluator=self.name, error=str(exc), config=config,
                           metadata={"tool_calls": rules}, start_time=start,
@@ -317,6 +323,25 @@ class ToolCallsEvaluator:
                       explanation=found.explanation(),
                       metadata={"tool_calls": {**rules, **found.to_json()}}, config=config,
                       start_time=start, end_time=datetime.now(UTC))]
+
+    @staticmethod
+    def _at(context: dict[str, Any], path: str | None, key: str) -> Any:
+        if path is None:
+            return context.get(key)
+        from .mapping import MappingError, map_inputs
+
+        try:
+            values = map_inputs(input_schema={"type": "object", "properties": {"value": {}}},
+                                path_mapping={"value": path}, literal_mapping=None,
+                                context=context)
+        except MappingError as exc:
+            values, problem = {}, str(exc).replace(" for key 'value'", "")
+        else:
+            problem = "no value"
+        if "value" not in values:
+            raise NotToolCalls(f"path {path!r} finds nothing in the context "
+                               f"{{input, output, reference, metadata}} ({problem})")
+        return values["value"]
 
     def _expected(self, reference: Any) -> list[ToolCall]:
         if reference is None or reference == "":
@@ -342,13 +367,16 @@ class ToolCallsEvaluator:
 
 
 def tool_calls(*, name: str = "tool_calls", arguments: ArgumentsRule = "subset",
-               order: OrderRule = "strict") -> ToolCallsEvaluator:
+               order: OrderRule = "strict", expected: str | None = None,
+               made: str | None = None) -> ToolCallsEvaluator:
     """The tool-use evaluator: the calls made (the output's tool calls, else the span's or
     trace's ``metadata.tool_calls``) against the reference's expected calls. ``arguments``:
     ``"subset"`` (the expected arguments a JSON subset of those made) or ``"exact"``;
     ``order``: ``"strict"`` or ``"any"``. Label pass / fail, score matched / max(expected,
-    made)."""
-    return ToolCallsEvaluator(name=name, arguments=arguments, order=order)
+    made). ``expected`` and ``made`` are JSONPaths into the context for other places
+    (``expected="$.reference.plan"``)."""
+    return ToolCallsEvaluator(name=name, arguments=arguments, order=order, expected=expected,
+                              made=made)
 
 
 def from_spec(spec: str) -> ToolCallsEvaluator:
