@@ -271,3 +271,17 @@ def test_the_claim_never_counts_as_a_result(
                                 "-p", "no:cacheprovider")
     assert "1 span(s) to judge" in judged.stdout.str(), judged.stdout.str()
     assert ours(phoenix_env, project, [sent[0].llm_id], "answered") == {sent[0].llm_id: 1}
+
+
+def test_a_run_on_xdist_workers_claims_once_and_releases_its_claims(
+        pytester: pytest.Pytester, phoenix_env: str) -> None:
+    """Under xdist the controller lists and claims; the claims go when the session ends."""
+    pytester.makeconftest(CONFTEST)
+    project = unique("xdist")
+    sent = emit(phoenix_env, project, CONVERSATIONS)
+    ids = [s.llm_id for s in sent]
+    result = pytester.runpytest(f"--phoenix-project={project}", "--phoenix-settle=0s",
+                                "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+    assert ours(phoenix_env, project, ids, "answered") == {i: 1 for i in ids}
+    assert claims(phoenix_env, project, ids) == []
