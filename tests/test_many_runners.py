@@ -231,6 +231,7 @@ def test_shards_split_a_project_and_cover_every_span_and_trace_once(
                               "--phoenix-sample=0.5", "--phoenix-rejudge", "--co")
     expected = sum(in_selection(i, 0.5, (1, 2)) for i in spans)
     assert f"{expected} case(s)" in both.stdout.str(), both.stdout.str()
+    assert claims(phoenix_env, project, spans) == []  # --collect-only holds nothing after it
 
 
 def test_bad_shards_and_claim_ttls_are_usage_errors(pytester: pytest.Pytester) -> None:
