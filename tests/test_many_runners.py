@@ -89,8 +89,13 @@ def ours(url: str, project: str, ids: list[str], name: str, target: str = "span"
 # --- claims on the server ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("max_spans", [None, 5], ids=["all", "at-most-5-each"])
 def test_two_runs_with_nothing_shared_but_the_server_judge_each_span_once(
-        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge) -> None:
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
+        max_spans: int | None) -> None:
+    """Without a bound, the run whose claims came first takes every span and the other none;
+    with --phoenix-max-spans=5 each, neither can take all nine: they split them, the second
+    going on past the spans the first holds."""
     project = unique("machines")
     sent = emit(phoenix_env, project, CONVERSATIONS * 3)
     ids = [s.llm_id for s in sent]
@@ -98,14 +103,17 @@ def test_two_runs_with_nothing_shared_but_the_server_judge_each_span_once(
     runs = []
     for name in ("a", "b"):
         work, env = isolated(pytester.path, name)
+        bound = [f"--phoenix-max-spans={max_spans}"] if max_spans else []
         runs.append(start(work, env, project, "--phoenix-evaluators=qa_correctness",
-                          "--phoenix-concurrency=1"))
+                          "--phoenix-concurrency=1", *bound))
     outs = [run.communicate(timeout=300)[0] for run in runs]
     for run, out in zip(runs, outs, strict=True):
         assert run.returncode == 0, out
     # Every span judged once, by one of the two: the judge was called 9 times, not 18.
     assert len(judge.requests) == 9, outs
     assert sum(listed(out) for out in outs) == 9, outs
+    if max_spans:
+        assert all(0 < listed(out) <= max_spans for out in outs), outs
     assert ours(phoenix_env, project, ids, "qa_correctness") == {i: 1 for i in ids}
     # Each run released its claims when it ended: nothing is left on the spans.
     assert claims(phoenix_env, project, ids) == []
