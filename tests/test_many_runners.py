@@ -229,10 +229,12 @@ def test_shards_split_a_project_and_cover_every_span_and_trace_once(
             assert result.ret in (0, pytest.ExitCode.OK), text
             mine = {i for i in ids if in_selection(i, None, (k, 3))}
             assert listed(text, target) == len(mine), (k, text)
+            assert f"(shard {k}/3)" in text, text
             now = ours(phoenix_env, project, ids, "answered", target)
             assert set(now) - set(seen) == mine, (k, target)
             seen = now
         assert seen == {i: 1 for i in ids}, target
+        assert claims(phoenix_env, project, ids, target) == [], target
     # A shard's spans are the server's to filter: a sample and a shard together.
     both = pytester.runpytest(f"--phoenix-project={project}", "--phoenix-settle=0s",
                               "-p", "no:cacheprovider", "--phoenix-shard=1/2",

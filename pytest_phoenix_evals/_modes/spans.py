@@ -156,7 +156,8 @@ class ProductionRun(Mode):
         what = "trace(s)" if s.target == "trace" else "span(s)"
         lines = [f"project {listing.project.name!r}: {len(listing.cases)} {what} to judge"
                  + (f", from {window.describe()}" if window else "")
-                 + (f" (sample {s.sample:g})" if s.sample is not None else "")]
+                 + (f" (sample {s.sample:g})" if s.sample is not None else "")
+                 + (f" (shard {s.shard[0]}/{s.shard[1]})" if s.shard else "")]
         calls = self.judge_calls(listing)
         if calls:
             lines[0] += f"; {calls} judge call(s)"
