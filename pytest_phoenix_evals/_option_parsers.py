@@ -201,6 +201,18 @@ def seconds(value: str, source: str) -> float:
         raise pytest.UsageError(f"{source}: {exc}") from None
 
 
+def shard(value: str, source: str) -> tuple[int, int] | None:
+    """``K/N``: the K-th of N shards (1-based)."""
+    if not value:
+        return None
+    from ._core.window import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
+
 def jsonpath(value: str, source: str) -> str | None:
     """A JSONPath the server would store (its syntax check)."""
     if not value:

@@ -41,6 +41,7 @@ from ._option_parsers import (
     repetitions,
     results_path,
     seconds,
+    shard,
     strings,
     task,
     text,
@@ -241,6 +242,13 @@ OPTIONS = (
     Option("settle", TRACES, "str", "With --phoenix-project: leave the spans of the last DURATION "
            "for a later run, as Phoenix makes spans queryable some time after they arrive "
            "(default {default} s; 0s takes everything).", "DURATION", parse=seconds),
+    Option("shard", TRACES, "str", "With --phoenix-project: judge only shard K of N (1-based), "
+           "chosen by span (trace) id as --phoenix-sample is: the same subjects on every host, "
+           "and the N shards together hold every subject once; for a CI job matrix or an "
+           "indexed Kubernetes Job.", "K/N", parse=shard),
+    Option("claim_ttl", TRACES, "str", "With --phoenix-project: how long this run's claims on "
+           "the subjects it judges hold when the run dies without releasing them (default "
+           "{default} s); longer than the run takes.", "DURATION", parse=seconds),
     Option("benchmark", BENCHMARKS, "str", "Benchmark this LLM judge against the human labels of "
            "the --phoenix-dataset golden set (metadata annotations[NAME] records by a HUMAN, or "
            "metadata label): no task, the example's output is judged, a case passes when the "
@@ -337,8 +345,10 @@ OPTIONS = (
 )
 
 #: The options that only mean something with --phoenix-project.
-SPAN_OPTIONS = ("spans", "evaluators", "since", "until", "sample", "max_spans", "target",
-                "rejudge", "reference", "add_failures_to")
+SPAN_OPTIONS: tuple[str, ...] = ("spans", "evaluators", "since", "until", "sample",
+                                 "max_spans", "target", "rejudge", "reference",
+                                 "add_failures_to")
+SPAN_OPTIONS += ("shard", "claim_ttl")
 
 
 _INI_TYPES: dict[Kind, Literal["string", "linelist", "bool"]] = {
@@ -467,7 +477,7 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
             if option == "reference" and settings.benchmark:
                 continue  # a golden example's reference for the judge under benchmark
             value = getattr(settings, option)
-            if value not in (None, (), False, "span"):
+            if value not in (None, (), False, "span") and value != getattr(_DEFAULTS, option):
                 raise pytest.UsageError(f"{sources[option]}: only with --phoenix-project=NAME "
                                         f"(the project whose spans to judge)")
     if settings.benchmark:

@@ -87,6 +87,8 @@ class Settings(NamedTuple):
     max_spans: int | None = None
     target: SpanTarget = "span"
     rejudge: bool = False
+    shard: tuple[int, int] | None = None  # (K, N), 1-based
+    claim_ttl: float = 3600.0  # seconds a dead run's claims hold
     reference: str | None = None
     add_failures_to: str | None = None
     # Judges benchmarked against human labels.

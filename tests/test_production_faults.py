@@ -55,7 +55,7 @@ def prod(pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge,
     pytester.makeconftest(CONFTEST)
     # Four attempts per request, as in production, but with short waits between them.
     monkeypatch.setattr("pytest_phoenix_evals._phoenix.http.RETRY_DELAYS", (0.05, 0.1, 0.2))
-    # The claims of this test's runs in a cache folder of its own.
+    # A cache folder of its own (the claims are on the server since issue 26).
     monkeypatch.setenv("XDG_CACHE_HOME", str(pytester.path / "cache"))
     return phoenix_env
 
@@ -253,28 +253,6 @@ def test_two_runs_at_once_named_differently_do_not_judge_the_same_spans(
 
 
 # --- item 10 (part): clear messages, no traceback --------------------------------------------
-
-
-def test_a_file_where_the_claims_folder_should_be_is_a_usage_error(
-        pytester: pytest.Pytester, prod: str) -> None:
-    project = unique("blocked")
-    emit(prod, project, CONVERSATIONS[:1])
-    for base in ("cache", "tmp"):
-        pytester.mkdir(base)
-        pytester.path.joinpath(base, "pytest-phoenix-evals").write_text("not a folder")
-    # A real process: TMPDIR is read once per process (the plugin's claims were kept there).
-    answer = subprocess.run(
-        [sys.executable, "-m", "pytest", f"--phoenix-project={project}",
-         "--phoenix-settle=0s", "-p", "no:cacheprovider"],
-        cwd=pytester.path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TMPDIR": str(pytester.path / "tmp"),
-             "XDG_CACHE_HOME": str(pytester.path / "cache")})
-    text = answer.stdout + answer.stderr
-    assert answer.returncode == pytest.ExitCode.USAGE_ERROR, text
-    assert "Traceback" not in text and "INTERNALERROR" not in text, text
-    assert f"cannot be kept in {pytester.path / 'cache' / 'pytest-phoenix-evals' / 'claims'}" \
-        in text
-    assert "a file where that folder should be?" in text
 
 
 def test_a_journal_file_of_the_other_kind_is_named_and_skipped(

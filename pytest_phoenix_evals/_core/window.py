@@ -8,10 +8,18 @@ A sample of a fraction ``f`` keeps the spans whose id, read as a hexadecimal num
 the lowest ``f`` of the id space: the same span is in or out on every run and host, a lower
 rate's sample is inside a higher rate's, and the server can apply it as a filter on the id
 (``span_id < '...'``, compared as text, which for ids of the same length is the same order).
+
+A shard ``K/N`` (``--phoenix-shard``) cuts the same id space the same way: the sample's part of
+it (all of it without a sample) in N equal ranges, of which it keeps range K. The N shards
+together hold every id of the sample exactly once, each shard is the same on every host, and the
+server applies it as a filter too (``span_id >= '...' and span_id < '...'``). Ids that are not
+hexadecimal (a session's id is whatever the app chose) are placed by the SHA-256 of their text
+instead, on this side only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -91,5 +99,52 @@ def sample_bound(fraction: float) -> str | None:
 
 def in_sample(span_id: str, fraction: float | None) -> bool:
     """The same rule on this side (for what the server could not filter)."""
-    bound = sample_bound(fraction) if fraction is not None else None
-    return bound is None or span_id[:SAMPLE_DIGITS].lower() < bound
+    return in_selection(span_id, fraction, None)
+
+
+#: The id space the sample and the shards divide (8 hex digits).
+SPACE = 16 ** SAMPLE_DIGITS
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1-based: ``1/4`` to ``4/4``); ValueError naming the form otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a shard K/N, for example 2/4 for the second of "
+                         f"four")
+    k, n = int(match.group(1)), int(match.group(2))
+    if not 1 <= k <= n:
+        raise ValueError(f"{text!r}: K must be 1 to N (the shards of {n} are 1/{n} to "
+                         f"{n}/{n})" if n else f"{text!r}: N must be at least 1")
+    return k, n
+
+
+def id_range(sample: float | None, shard: tuple[int, int] | None
+             ) -> tuple[str | None, str | None]:
+    """The id prefixes kept, ``[low, high)`` (None: no bound on that side): the lowest
+    ``sample`` of the id space, cut in N equal ranges of which range K is kept. Integer
+    arithmetic, so shard K's ``high`` is exactly shard K+1's ``low``."""
+    top = SPACE if sample is None or sample >= 1 else int(sample * SPACE)
+    low, high = 0, top
+    if shard is not None:
+        k, n = shard
+        low, high = (k - 1) * top // n, k * top // n
+    return (format(low, f"0{SAMPLE_DIGITS}x") if low > 0 else None,
+            format(high, f"0{SAMPLE_DIGITS}x") if high < SPACE else None)
+
+
+def id_key(subject: str) -> str:
+    """What the sample and the shards compare: a hexadecimal id in lower case; any other id
+    (a session's) as the SHA-256 of its text."""
+    if _HEX.match(subject):
+        return subject.lower()
+    return hashlib.sha256(subject.encode()).hexdigest()
+
+
+def in_selection(subject: str, sample: float | None, shard: tuple[int, int] | None) -> bool:
+    """Whether a subject's id is in the sample and the shard (the server's filter, on this
+    side)."""
+    low, high = id_range(sample, shard)
+    key = id_key(subject)[:SAMPLE_DIGITS]
+    return (low is None or key >= low) and (high is None or key < high)

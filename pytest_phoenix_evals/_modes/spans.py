@@ -51,13 +51,7 @@ class ProductionRun(Mode):
         """The project's spans that lack the evaluators' annotations."""
         if self._source is None:
             from .._core.window import window
-            from .._run.sources.spans import (
-                Claims,
-                Listing,
-                SpanSelection,
-                SpanSource,
-                claims_path,
-            )
+            from .._run.sources.spans import Claims, Listing, SpanSelection, SpanSource
 
             s = self.settings
             assert s.project is not None
@@ -67,15 +61,13 @@ class ProductionRun(Mode):
                 raise UsageProblem(f"--phoenix-since/--phoenix-until: {exc}") from None
             selection = SpanSelection(project=s.project, condition=s.spans, window=span_window,
                                       sample=s.sample, max_spans=s.max_spans, target=s.target,
-                                      rejudge=s.rejudge, reference=s.reference)
+                                      rejudge=s.rejudge, reference=s.reference,
+                                      shard=s.shard)
             given = self.ctx.host.workerinput.get(handover.SPANS)
             listing = Listing.from_wire(json.loads(Path(given).read_text())) if given else None
-            traces, target = self.ctx.traces, s.target
-            # Keyed by what the server says it is and the project's id (asked at the first
-            # claim), whatever URL and project name or id this run was given.
+            # Claimed on the server: runs at once on any host judge each subject once.
             claims = None if listing is not None or s.no_upload else \
-                Claims(lambda: claims_path(traces.server_identity(),
-                                           self.spans.project.id, target))
+                Claims(self.ctx.traces, s.target, ttl=s.claim_ttl)
             self._source = SpanSource(self.ctx.traces, selection, self._evaluators,
                                       claims=claims, listing=listing,
                                       journaled=None if listing is not None else self._journaled)
@@ -164,15 +156,16 @@ class ProductionRun(Mode):
         what = "trace(s)" if s.target == "trace" else "span(s)"
         lines = [f"project {listing.project.name!r}: {len(listing.cases)} {what} to judge"
                  + (f", from {window.describe()}" if window else "")
-                 + (f" (sample {s.sample:g})" if s.sample is not None else "")]
+                 + (f" (sample {s.sample:g})" if s.sample is not None else "")
+                 + (f" (shard {s.shard[0]}/{s.shard[1]})" if s.shard else "")]
         calls = self.judge_calls(listing)
         if calls:
             lines[0] += f"; {calls} judge call(s)"
         if listing.judged:
             lines.append(f"{listing.judged} {what} listed already have every evaluation")
         if listing.claimed:
-            lines.append(f"{listing.claimed} {what} left to another run on this host judging "
-                         f"them now")
+            lines.append(f"{listing.claimed} {what} left to another run judging them now "
+                         f"(claimed in Phoenix)")
         if listing.waiting:
             lines.append(f"{listing.waiting} {what} have results waiting in the journal, not "
                          f"judged again: pytest --phoenix-upload-pending")
@@ -180,6 +173,10 @@ class ProductionRun(Mode):
             lines.append(f"{listing.corrected} {what} carry a person's correction of this "
                          f"plugin's annotation (annotator kind HUMAN): never judged again")
         lines += [f"journal not read: {problem}" for problem in listing.problems]
+        if listing.unclaimed:
+            lines.append(f"judging without claims, as Phoenix refused them "
+                         f"({listing.unclaimed}): a run at the same time may judge the same "
+                         f"{what}")
         if listing.more:
             lines.append(f"more {what} wait beyond --phoenix-max-spans={s.max_spans}: the next "
                          f"run takes them (oldest first)")
@@ -360,7 +357,8 @@ class ProductionRun(Mode):
                            f"annotations could be written")
         if self.settings.add_failures_to and not worker:
             notices += self.add_failures(results)
-        self._source.release()
+        if problem := self._source.release():
+            notices.append(problem)
 
     def regate(self) -> int:
         """``--phoenix-regate=window`` with ``--phoenix-project``: decide the gates over the

@@ -314,6 +314,43 @@ class Traces:
 
         await self.gateway.acall(doing, post)
 
+    def post_annotations(self, target: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """:meth:`apost_annotations` from pytest's thread (the claims, written while listing):
+        synchronous, all or nothing; :class:`UnknownSubjects` for Phoenix's own 404 naming
+        subjects it does not have."""
+        doing = f"writing {len(rows)} {target} annotation(s)"
+        gateway = self.gateway
+
+        def post() -> httpx.Response:
+            return raise_for_retryable(gateway._http.post(
+                f"v1/{target}_annotations", params={"sync": "true"},
+                json={"data": [dict(r) for r in rows]}, extensions=gateway._extensions(doing)))
+
+        response = gateway.call(doing, post)
+        if (unknown := unknown_subjects(response)) is not None:
+            raise UnknownSubjects(f"{self.where()} has no {target}(s) "
+                                  f"{', '.join(sorted(unknown))} while {doing}", unknown,
+                                  body=response.text[:500])
+        gateway._raise_for_status(response, doing)
+
+    def delete_annotations(self, project: Project, target: str, name: str,
+                           identifier: str) -> None:
+        """Delete every annotation of this name and identifier in the project (Phoenix's
+        ``DELETE /v1/projects/{p}/{target}_annotations``, 204 also when none matched;
+        ``delete_all=true`` waives its time-range bound, the name and identifier narrow it).
+        With auth on, a non-admin key deletes only the rows it wrote."""
+        doing = f"deleting the {target} annotations {name!r} of {identifier!r}"
+        gateway = self.gateway
+        path = f"v1/projects/{quote(project.id, safe='')}/{target}_annotations"
+
+        def delete() -> httpx.Response:
+            return raise_for_retryable(gateway._http.delete(
+                path, params={"name": name, "identifier": identifier, "delete_all": "true"},
+                extensions=gateway._extensions(doing)))
+
+        response = gateway.call(doing, delete)
+        gateway._raise_for_status(response, doing)
+
     # --- datasets from spans ----------------------------------------------------------------
 
     def example_revisions(self, span_ids: Sequence[str]) -> Revisions:

@@ -13,25 +13,23 @@ then read to give every span only the evaluators whose annotation it lacks (with
 ``--phoenix-rejudge``: lacks, or has only from us, unless a person corrected ours: an
 annotation of ours whose annotator kind is now HUMAN is never judged again). A span whose
 result waits in the local journal (not written yet: Phoenix was down, or the run was killed)
-counts as judged: ``pytest --phoenix-upload-pending`` writes it. Spans another run on this host
-has claimed and not finished are left to it (:class:`Claims`), whatever URL, ``TMPDIR`` or
-project name (or id) that run was given.
+counts as judged: ``pytest --phoenix-upload-pending`` writes it. Spans another run (on this
+host or any other) has claimed on the server and not finished are left to it
+(:class:`Claims`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-from ..._core.errors import UsageProblem
 from ..._core.naming import annotation_names
 from ..._core.types import Case, Example, Group, GroupKind
-from ..._core.window import Window, in_sample, sample_bound
+from ..._core.window import Window, id_range, in_selection
 from ..._evaluators.mapping import MappingError
 from ..._evaluators.protocol import Evaluator
 from ..._phoenix.traces import Project, SpanRecord, Target, Traces, quote_dsl
@@ -54,6 +52,7 @@ class SpanSelection:
     target: Target = "span"
     rejudge: bool = False
     reference: str | None = None  # a JSONPath into the span's context, for ``reference``
+    shard: tuple[int, int] | None = None  # (K, N): shard K of N, by id (window.id_range)
 
 
 @dataclass
@@ -80,23 +79,26 @@ class Listing:
     project: Project
     cases: list[SpanCase] = field(default_factory=list)
     more: bool = False  # spans beyond --phoenix-max-spans wait for a later run
-    claimed: int = 0  # left to another run on this host
+    claimed: int = 0  # left to another run judging them now (its claims on the server)
     judged: int = 0  # listed but every evaluation already there
     waiting: int = 0  # results waiting in the local journal (not judged again)
     corrected: int = 0  # a person's correction of ours (HUMAN): never rejudged
     problems: list[str] = field(default_factory=list)  # journal files that could not be read
+    unclaimed: str = ""  # why this run judges without claims (the server refused them)
 
     def to_wire(self) -> dict[str, Any]:
         return {"project": {"id": self.project.id, "name": self.project.name},
                 "cases": [c.to_wire() for c in self.cases], "more": self.more,
                 "claimed": self.claimed, "judged": self.judged, "waiting": self.waiting,
-                "corrected": self.corrected, "problems": self.problems}
+                "corrected": self.corrected, "problems": self.problems,
+                "unclaimed": self.unclaimed}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Listing:
         return cls(Project(**data["project"]), [SpanCase.from_wire(c) for c in data["cases"]],
                    data["more"], data["claimed"], data["judged"], data.get("waiting", 0),
-                   data.get("corrected", 0), list(data.get("problems") or ()))
+                   data.get("corrected", 0), list(data.get("problems") or ()),
+                   str(data.get("unclaimed") or ""))
 
 
 def evaluator_names(evaluator: Evaluator) -> list[str]:
@@ -115,10 +117,12 @@ def condition_for(selection: SpanSelection, names: Sequence[str]) -> str:
     parts = [f"({selection.condition or DEFAULT_FILTER})"]
     if selection.target == "trace":
         parts.append("parent_id is None")
-    bound = sample_bound(selection.sample) if selection.sample is not None else None
-    if bound is not None:
-        key = "trace_id" if selection.target == "trace" else "span_id"
-        parts.append(f"{key} < {quote_dsl(bound)}")
+    low, high = id_range(selection.sample, selection.shard)
+    key = "trace_id" if selection.target == "trace" else "span_id"
+    if low is not None:
+        parts.append(f"{key} >= {quote_dsl(low)}")
+    if high is not None:
+        parts.append(f"{key} < {quote_dsl(high)}")
     if selection.target == "span" and not selection.rejudge and names:
         parts.append(f"({lacks_condition(names)})")
     return " and ".join(parts)
@@ -274,107 +278,178 @@ def span_context(record: SpanRecord, documents: Sequence[str],
     return context
 
 
-# --- claims: two runs on one host never judge the same span ---------------------------------
+# --- claims: two runs at once, anywhere, never judge the same subject ------------------------
+
+#: The name of the claim annotations (never an evaluator's: the listing reads only the
+#: evaluators' names, so a claim never counts as a result).
+CLAIM_NAME = f"{IDENTIFIER}.claim"
+
+
+def claim_identifier(run: str) -> str:
+    """A run's claims carry an identifier of their own, so that each run's claim of a subject
+    is a row of its own (the server upserts on name, subject and identifier)."""
+    return f"{CLAIM_NAME}:{run}"
+
+
+def _when(text: Any) -> datetime:
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _row_number(row: Mapping[str, Any]) -> int:
+    """The row id inside an annotation's global id (``SpanAnnotation:42``, base64): the order
+    in which the server inserted the rows, which breaks ties between equal ``created_at``
+    (SQLite keeps whole seconds)."""
+    import base64
+    import binascii
+
+    try:
+        return int(base64.b64decode(str(row.get("id"))).decode().rpartition(":")[2])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return 0
 
 
 class Claims:
-    """Span ids a live run on this host is judging, in a file locked while it is read and
-    written; a run's claims go when it ends (or when its process is gone). ``path`` may be
-    given late (a function called at the first claim: the server's identity and the
-    project's id are asked of the server then)."""
+    """Subjects (spans, traces) this run judges, claimed on the server so that two runs at
+    once, on one host or on two, judge each subject once.
 
-    def __init__(self, path: Path | Callable[[], Path]) -> None:
-        self._path = path
+    Phoenix 20.26.1 has no lock or lease, so a claim is an annotation named
+    :data:`CLAIM_NAME` on the subject, with an identifier of this run's own
+    (:func:`claim_identifier`). A run writes its claims of a batch synchronously, then reads
+    back every claim of those subjects: it judges a subject only when its claim is the
+    earliest live one there, by the server's order (``created_at``, then the row id: the
+    same order for every reader). A claim is live until its ``updated_at`` plus the TTL its
+    run wrote in its metadata, measured on the server's clock (against the ``created_at`` of
+    this run's own claim, written just before). A run deletes its claims when it ends
+    (``DELETE /v1/projects/{p}/span_annotations?name=&identifier=&delete_all=true``); one that
+    died leaves them to expire, and the next run to meet them deletes them."""
+
+    def __init__(self, traces: Traces, target: Target, *, ttl: float,
+                 run: str | None = None) -> None:
+        import uuid
+
+        self.traces = traces
+        self.target = target
+        self.ttl = ttl
+        self.run = run or uuid.uuid4().hex
+        self.identifier = claim_identifier(self.run)
         self.mine: set[str] = set()
+        self._project: Project | None = None
+        self._now: datetime | None = None  # the server's time at this run's latest claim
+        self._swept: set[str] = set()
 
-    @property
-    def path(self) -> Path:
-        if callable(self._path):
-            self._path = self._path()
-        return self._path
+    def _row(self, subject: str) -> dict[str, Any]:
+        import os
+        import socket
 
-    def _edit(self, change: Callable[[dict[str, int]], None]) -> None:
+        from ..._core.secrets import redact_value
+
+        row = {f"{self.target}_id": subject, "name": CLAIM_NAME, "annotator_kind": "CODE",
+               "identifier": self.identifier,
+               "result": {"label": "claimed",
+                          "explanation": f"pytest-phoenix-evals run {self.run} is judging "
+                                         f"this {self.target}; the claim goes when the run "
+                                         f"ends"},
+               "metadata": {"run": self.run, "host": socket.gethostname(),
+                            "pid": os.getpid(), "ttl_seconds": self.ttl}}
+        return dict(redact_value(row))
+
+    def _expired(self, row: Mapping[str, Any], now: datetime) -> bool:
+        from datetime import timedelta
+
+        metadata = row.get("metadata")
+        metadata = metadata if isinstance(metadata, Mapping) else {}
         try:
-            self._edit_file(change)
-        except OSError as exc:
-            raise UsageProblem(
-                f"the claims of this run cannot be kept in {self.path.parent} ({exc}): two "
-                f"runs at once would judge the same spans; remove or move what is in the way "
-                f"(a file where that folder should be?), or set XDG_CACHE_HOME to a folder "
-                f"you can write") from None
+            ttl = float(metadata.get("ttl_seconds", self.ttl))
+            return _when(row.get("updated_at") or row["created_at"]) + \
+                timedelta(seconds=ttl) < now
+        except (KeyError, TypeError, ValueError):
+            return False  # a claim we cannot read holds (never judge twice)
 
-    def _edit_file(self, change: Callable[[dict[str, int]], None]) -> None:
-        import fcntl
+    def _claims_of(self, subjects: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        assert self._project is not None
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in self.traces.annotations(self._project, self.target, subjects,
+                                           [CLAIM_NAME]):
+            found.setdefault(str(row.get(f"{self.target}_id")), []).append(row)
+        return found
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    def _write(self, subjects: list[str]) -> list[str]:
+        """Write this run's claims of ``subjects``; those written (a subject Phoenix no
+        longer has is dropped: a synchronous write names them and stores nothing)."""
+        from ..._phoenix.traces import UnknownSubjects
+
+        while subjects:
             try:
-                try:
-                    held = {k: int(v) for k, v in json.loads(self.path.read_text()).items()}
-                except (OSError, ValueError, AttributeError, TypeError):
-                    held = {}
-                held = {k: pid for k, pid in held.items() if _alive(pid)}
-                change(held)
-                self.path.write_text(json.dumps(held))
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+                self.traces.post_annotations(self.target, [self._row(s) for s in subjects])
+                return subjects
+            except UnknownSubjects as exc:
+                subjects = [s for s in subjects if s not in exc.ids]
+        return subjects
 
-    def take(self, ids: Sequence[str], at_most: int | None = None) -> set[str]:
+    def _sweep(self, identifiers: set[str]) -> None:
+        """Delete the claims of runs whose claims expired (they died)."""
+        assert self._project is not None
+        for identifier in sorted(identifiers - self._swept):
+            self._swept.add(identifier)
+            self.traces.delete_annotations(self._project, self.target, CLAIM_NAME, identifier)
+
+    def take(self, project: Project, ids: Sequence[str], at_most: int | None = None
+             ) -> set[str]:
         """Claim (in order, at most ``at_most``) those of ``ids`` no other live run holds;
-        the ones claimed."""
+        the ones this run won. PhoenixError when the server cannot be asked."""
+        self._project = project
         taken: set[str] = set()
-
-        def change(held: dict[str, int]) -> None:
-            for span_id in ids:
-                if at_most is not None and len(taken) >= at_most:
-                    return
-                if held.get(span_id, os.getpid()) == os.getpid():
-                    held[span_id] = os.getpid()
-                    taken.add(span_id)
-
-        self._edit(change)
+        candidates = list(dict.fromkeys(ids))
+        while candidates and (at_most is None or len(taken) < at_most):
+            if self._now is not None:  # skip what another run holds, by the server's clock
+                held = self._claims_of(candidates)
+                candidates = [s for s in candidates if not any(
+                    r.get("identifier") != self.identifier and not self._expired(r, self._now)
+                    for r in held.get(s, ()))]
+            room = len(candidates) if at_most is None else at_most - len(taken)
+            batch, candidates = candidates[:room], candidates[room:]
+            if not batch:
+                break
+            batch = self._write(batch)
+            if not batch:
+                continue
+            dead: set[str] = set()
+            for subject, rows in self._claims_of(batch).items():
+                own = next((r for r in rows if r.get("identifier") == self.identifier), None)
+                if own is None:
+                    continue
+                now = _when(own["created_at"])
+                self._now = max(self._now, now) if self._now else now
+                live = []
+                for row in rows:
+                    if row is own or not self._expired(row, now):
+                        live.append(row)
+                    elif row.get("identifier"):
+                        dead.add(str(row["identifier"]))
+                first = min(live, key=lambda r: (_when(r["created_at"]), _row_number(r)))
+                if first is own:
+                    taken.add(subject)
+            self._sweep(dead - {self.identifier})
         self.mine |= taken
         return taken
 
-    def release(self) -> None:
-        if not self.mine:
-            return
+    def release(self) -> str | None:
+        """Delete this run's claims; why not, when they could not be (they expire)."""
+        from ..._phoenix.http import PhoenixError
 
-        def change(held: dict[str, int]) -> None:
-            for span_id in self.mine:
-                if held.get(span_id) == os.getpid():
-                    del held[span_id]
-
-        self._edit(change)
-        self.mine = set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def claims_dir() -> Path:
-    """Where the claims of every run on this host are kept: the user's cache folder
-    (``XDG_CACHE_HOME``, else ``~/.cache``), the same for every run whatever its ``TMPDIR``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-phoenix-evals" / "claims"
-
-
-def claims_path(server_identity: str, project_id: str, target: str) -> Path:
-    """The claims file of one project (by its id) and target on one server (by what the server
-    says it is, not the URL it was reached by)."""
-    import hashlib
-
-    key = f"{server_identity}\n{project_id}\n{target}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return claims_dir() / f"claims-{digest}.json"
+        if self._project is None:
+            return None
+        try:
+            self.traces.delete_annotations(self._project, self.target, CLAIM_NAME,
+                                           self.identifier)
+        except PhoenixError as exc:
+            return (f"the claims of this run could not be released ({exc}): other runs leave "
+                    f"those {self.target}s until the claims expire "
+                    f"(--phoenix-claim-ttl={self.ttl:g}s)")
+        finally:
+            self.mine = set()
+        return None
 
 
 # --- the source -----------------------------------------------------------------------------
@@ -458,9 +533,9 @@ class SpanSource:
         needs = set(self._by_key[case.key].needs)
         return [e for e in self.evaluators() if e.name in needs]
 
-    def release(self) -> None:
-        if self._claims is not None:
-            self._claims.release()
+    def release(self) -> str | None:
+        """This run's claims gone; why not, when they could not be."""
+        return self._claims.release() if self._claims is not None else None
 
     # --- listing ----------------------------------------------------------------------------
 
@@ -498,7 +573,8 @@ class SpanSource:
         """Add the spans of ``page`` that still need an evaluator; True once the listing is
         full (and some span of the page was left)."""
         target = self.selection.target
-        page = [r for r in page if in_sample(subject_of(r, target), self.selection.sample)]
+        page = [r for r in page if in_selection(subject_of(r, target), self.selection.sample,
+                                                self.selection.shard)]
         subjects = [subject_of(r, target) for r in page]
         every_name = sorted({n for ns in names.values() for n in ns})
         # subject -> name -> identifiers of its annotations; ours a person corrected (HUMAN)
@@ -530,8 +606,9 @@ class SpanSource:
         room = None if limit is None else limit - len(listing.cases)
         if room == 0:
             return bool(wanted)
-        if self._claims is not None and wanted:
-            free = self._claims.take([subject_of(r, target) for r, _ in wanted], room)
+        free = self._claim([subject_of(r, target) for r, _ in wanted], room, listing) \
+            if self._claims is not None and wanted and not listing.unclaimed else None
+        if free is not None:
             taken = [(r, n) for r, n in wanted if subject_of(r, target) in free]
             # Claimed by another run: those before the last one taken, or all when none was.
             last = wanted.index(taken[-1]) + 1 if taken else len(wanted)
@@ -543,6 +620,22 @@ class SpanSource:
             wanted = wanted[:room] if room is not None else wanted
         listing.cases += [SpanCase(record, needs, {}) for record, needs in wanted]
         return left > 0
+
+    def _claim(self, subjects: list[str], room: int | None, listing: Listing
+               ) -> set[str] | None:
+        """The subjects this run won (:meth:`Claims.take`); None when the server refused the
+        claims: then this run judges without them, and says so. The claims only keep runs at
+        once from paying for the same judgement twice; the results stay one annotation per
+        name, subject and identifier whoever writes them, and refusing the claims usually
+        means refusing the results too, which are then journaled."""
+        from ..._phoenix.http import PhoenixError
+
+        assert self._claims is not None
+        try:
+            return self._claims.take(self.project, subjects, room)
+        except PhoenixError as exc:
+            listing.unclaimed = str(exc)
+            return None
 
     def _needs(self, written: Sequence[str], present: Mapping[str, set[str]],
                corrected: AbstractSet[str] = frozenset()) -> bool:
