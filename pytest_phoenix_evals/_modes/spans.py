@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .outcome import Outcome
 
-CATALOG = ("qa_correctness", "hallucination")
+CATALOG = ("qa_correctness", "hallucination", "conversation_resolution")
 #: Spans read per annotation request while regating a window.
 REGATE_PAGE = 500
 
@@ -302,6 +302,8 @@ class ProductionRun(Mode):
             return [catalog.qa_correctness()]
         if name == "hallucination":
             return [catalog.hallucination()]
+        if name == "conversation_resolution":
+            return [catalog.conversation_resolution()]
         if name.startswith("dataset:"):
             from .dataset import dataset_source
 
