@@ -245,3 +245,64 @@ def test_a_refused_session_filter_is_a_usage_error(
     assert result.ret == 4
     err = result.stderr.str()
     assert "session filter" in err and "Traceback" not in err + result.stdout.str()
+
+
+def dataset_examples(url: str, name: str) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        datasets = client.get("/v1/datasets", params={"name": name}).json()["data"]
+        assert len(datasets) == 1
+        answer = client.get(f"/v1/datasets/{datasets[0]['id']}/examples").json()
+        examples: list[dict[str, Any]] = answer["data"]["examples"]
+        return examples
+
+
+SECRET = "tok-planted-5e55-10n-secret"
+
+
+def test_a_failing_session_becomes_one_example_once(
+        pytester: pytest.Pytester, sessions_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUPPORT_BOT_API_TOKEN", SECRET)
+    project, dataset = unique("sessions-failures"), unique("session-regressions")
+    good, bad = unique("good"), unique("bad")
+    emit_sessions(sessions_env, project, {
+        good: [("Capital of France?", "Paris.")],
+        bad: [("Capital of Spain?", "Barcelona."),
+              (f"My token is {SECRET}", "Noted.")]})
+    result = run(pytester, project, "--phoenix-settle=0s", f"--phoenix-add-failures-to={dataset}")
+    assert result.ret == 1
+    assert f"added 1 failing span(s) to dataset {dataset!r}" in result.stdout.str()
+    examples = dataset_examples(sessions_env, dataset)
+    assert len(examples) == 1
+    example = examples[0]
+    turns = example["input"]["turns"]
+    assert [t["output"] for t in turns] == ["Barcelona.", "Noted."]
+    assert SECRET not in json.dumps(example) and "***" in json.dumps(turns)  # the filter
+    assert example["metadata"]["session_id"] == bad and example["metadata"]["turns"] == 2
+    assert example["metadata"]["failed_evaluations"][0]["name"] == "no_wrong_turn"
+    # Judged again (--phoenix-rejudge), the same session adds nothing twice.
+    again = run(pytester, project, "--phoenix-settle=0s", "--phoenix-rejudge",
+                f"--phoenix-add-failures-to={dataset}")
+    assert again.ret == 1
+    assert len(dataset_examples(sessions_env, dataset)) == 1
+
+
+def test_gates_over_a_window_of_sessions_read_our_annotations_alone(
+        pytester: pytest.Pytester, sessions_env: str) -> None:
+    project = unique("sessions-window")
+    good, bad, other = unique("good"), unique("bad"), unique("other")
+    emit_sessions(sessions_env, project, {good: [("a", "b")], bad: [("c", "Barcelona")]})
+    judged = run(pytester, project, "--phoenix-settle=0s")
+    assert judged.ret == 1
+    emit_sessions(sessions_env, project, {other: [("e", "f")]})  # not judged yet
+    (pytester.path / "seen.jsonl").unlink()
+    strict = run(pytester, project, "--phoenix-regate=window", "--phoenix-since=1h",
+                 "--phoenix-settle=0s", "--phoenix-fail-under=no_wrong_turn=0.9")
+    out = strict.stdout.str()
+    assert strict.ret == 1, out
+    assert "2 session(s) judged earlier; no judge called" in out
+    assert "50.0%" in out
+    assert "1 session(s) of the window have no annotation from this plugin yet" in out
+    assert not seen(pytester)  # no evaluator ran
+    lenient = run(pytester, project, "--phoenix-regate=window", "--phoenix-since=1h",
+                  "--phoenix-settle=0s", "--phoenix-fail-under=no_wrong_turn=0.5")
+    assert lenient.ret == 0, lenient.stdout.str()

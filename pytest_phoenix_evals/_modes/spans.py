@@ -557,13 +557,19 @@ class ProductionRun(Mode):
         from 0 (``failures.py``). The summary's lines."""
         from .._run.sinks.base import UploadReport
         from .._run.sinks.journal import journal_dir
+        from .._run.sources.sessions import SessionListing
         from .failures import add_failures
 
         spec = self.settings.add_failures_to
         assert spec is not None
+        listed = self.spans.listed
+        # A session's turns, from the listing (a result lets go of its output once written).
+        outputs = {c.record.session_id: c.context["output"] for c in listed.cases} \
+            if isinstance(listed, SessionListing) else None
         done = add_failures(self.ctx.traces, spec, self.spans.project, results,
                             journal_dir=journal_dir(self.ctx.host.rootpath),
-                            suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload)
+                            suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload,
+                            outputs=outputs)
         if done.pending or done.unjournaled:
             report = self.outcome.upload_report = self.outcome.upload_report or UploadReport()
             report.journaled.update(done.pending)
