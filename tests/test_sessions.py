@@ -306,3 +306,17 @@ def test_gates_over_a_window_of_sessions_read_our_annotations_alone(
     lenient = run(pytester, project, "--phoenix-regate=window", "--phoenix-since=1h",
                   "--phoenix-settle=0s", "--phoenix-fail-under=no_wrong_turn=0.5")
     assert lenient.ret == 0, lenient.stdout.str()
+
+
+def test_under_xdist_each_session_is_judged_once(
+        pytester: pytest.Pytester, sessions_env: str) -> None:
+    project = unique("sessions-xdist")
+    ids = [unique(f"s{n}") for n in range(4)]
+    emit_sessions(sessions_env, project, {i: [(f"q {i}", "a"), ("more", "b")] for i in ids})
+    result = run(pytester, project, "--phoenix-settle=0s", "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=4)
+    lines = (pytester.path / "seen.jsonl").read_text().splitlines()
+    judged = Counter(json.loads(line)["metadata"]["session_id"] for line in lines)
+    assert judged == dict.fromkeys(ids, 1)
+    assert set(ours(sessions_env, project, ids)) == {f"{i}/no_wrong_turn" for i in ids}
