@@ -320,3 +320,37 @@ def test_under_xdist_each_session_is_judged_once(
     judged = Counter(json.loads(line)["metadata"]["session_id"] for line in lines)
     assert judged == dict.fromkeys(ids, 1)
     assert set(ours(sessions_env, project, ids)) == {f"{i}/no_wrong_turn" for i in ids}
+
+
+def test_the_example_bots_conversation_is_judged_as_one_session(
+        pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge) -> None:
+    """The example suite's traced bot (openai through openinference-instrumentation-openai)
+    holding a three-turn conversation: one session, its turns in order, judged whole."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project, session = unique("bot-sessions"), unique("support-chat")
+    judge.configure(answers=[["Thanks", "You are welcome."], ["sure", "Yes, it is Madrid."],
+                             ["Spain", "Madrid"]],
+                    rules=[["<conversation>", "resolved"]])
+    app = Path(__file__).resolve().parent.parent / "example_suite" / "traced_app.py"
+    subprocess.run([sys.executable, str(app), "--project", project, "--phoenix-url", phoenix_env,
+                    "--model-url", judge.url, "--session", session,
+                    "What is the capital of Spain?", "Are you sure?", "Thanks!"],
+                   check=True, timeout=120)
+    pytester.makeconftest("")
+    calls = len(judge.requests)
+    result = run(pytester, project, "--phoenix-settle=0s",
+                 "--phoenix-evaluators=conversation_resolution", "-v")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert f"phoenix:{project}::session-{session} PASSED" in out
+    assert len(judge.requests) == calls + 1  # one judge call for the whole conversation
+    prompt = json.dumps(judge.requests[-1]["body"]["messages"])
+    turns = ["What is the capital of Spain?", "Madrid", "Are you sure?", "Yes, it is Madrid.",
+             "Thanks!", "You are welcome."]
+    assert all(t in prompt for t in turns)
+    assert [prompt.index(t) for t in turns] == sorted(prompt.index(t) for t in turns)
+    written = ours(phoenix_env, project, [session])
+    assert written[f"{session}/conversation_resolution"]["result"]["label"] == "resolved"
