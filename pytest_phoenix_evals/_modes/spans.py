@@ -226,7 +226,8 @@ class ProductionRun(Mode):
         unsettled: int = getattr(listing, "unsettled", 0)  # sessions only
         if unsettled:
             lines.append(f"{unsettled} session(s) had a trace within "
-                         f"--phoenix-settle={s.settle:g}s: left until they settle")
+                         f"--phoenix-settle={s.settle:g}s (or after --phoenix-until): left "
+                         f"until they settle")
         if listing.claimed:
             lines.append(f"{listing.claimed} {what} left to another run on this host judging "
                          f"them now")
