@@ -354,3 +354,35 @@ def test_the_example_bots_conversation_is_judged_as_one_session(
     assert [prompt.index(t) for t in turns] == sorted(prompt.index(t) for t in turns)
     written = ours(phoenix_env, project, [session])
     assert written[f"{session}/conversation_resolution"]["result"]["label"] == "resolved"
+
+
+def test_a_session_deleted_meanwhile_does_not_sink_the_batch(
+        pytester: pytest.Pytester, phoenix_env: str) -> None:
+    # The server refuses a synchronous batch of session annotations whole when one session is
+    # unknown; a session deleted between listing and writing must not cost the others theirs.
+    project = unique("sessions-gone")
+    keep, doomed = unique("keep"), unique("doomed")
+    emit_sessions(phoenix_env, project, {keep: [("a", "b")], doomed: [("c", "d"), ("e", "f")]})
+    pytester.makeconftest(f"""
+import httpx
+from pytest_phoenix_evals import evaluator
+
+@evaluator(name="deletes")
+def deletes(metadata):
+    if metadata["session_id"] == {doomed!r}:  # deleted in Phoenix while its case runs
+        httpx.delete({phoenix_env!r} + "/v1/sessions/" + metadata["session_id"]
+                     ).raise_for_status()
+    return True
+
+def pytest_phoenix_evals_evaluators(config, dataset, group):
+    return [deletes]
+""")
+    result = run(pytester, project, "--phoenix-settle=0s")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0, out
+    assert "could not upload" not in out
+    assert "1 session(s) were deleted from Phoenix before their annotations could be written" \
+        in out
+    assert set(ours(phoenix_env, project, [keep])) == {f"{keep}/deletes"}
+    assert not list((pytester.path / ".phoenix-evals" / "journal").glob("*.jsonl"))

@@ -388,7 +388,8 @@ class ProductionRun(Mode):
                 + (f" ({budget} stopped by --phoenix-budget-usd)" if budget else ""))
         gone: set[str] = getattr(self._sink, "gone", set())
         if gone:
-            notices.append(f"{len(gone)} span(s) were deleted from Phoenix before their "
+            what = "session(s)" if self.settings.target == "session" else "span(s)"
+            notices.append(f"{len(gone)} {what} were deleted from Phoenix before their "
                            f"annotations could be written")
         if self.settings.add_failures_to and not worker:
             notices += self.add_failures(results)
