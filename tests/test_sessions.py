@@ -386,3 +386,25 @@ def pytest_phoenix_evals_evaluators(config, dataset, group):
         in out
     assert set(ours(phoenix_env, project, [keep])) == {f"{keep}/deletes"}
     assert not list((pytester.path / ".phoenix-evals" / "journal").glob("*.jsonl"))
+
+
+def test_rejudge_overwrites_only_our_session_annotations(
+        pytester: pytest.Pytester, sessions_env: str) -> None:
+    project = unique("sessions-rejudge")
+    ours_only, human = unique("ours"), unique("human")
+    emit_sessions(sessions_env, project, {ours_only: [("a", "b")], human: [("c", "d")]})
+    assert run(pytester, project, "--phoenix-settle=0s").ret == 0
+    # A person's annotation of the same name (another identifier) on one session.
+    with httpx.Client(base_url=sessions_env, timeout=10) as client:
+        client.post("/v1/session_annotations", params={"sync": "true"}, json={"data": [{
+            "session_id": human, "name": "no_wrong_turn", "annotator_kind": "HUMAN",
+            "result": {"label": "False"}, "identifier": "alice"}]}).raise_for_status()
+    (pytester.path / "seen.jsonl").unlink()
+    again = run(pytester, project, "--phoenix-settle=0s", "--phoenix-rejudge")
+    assert again.ret == 0, again.stdout.str()
+    assert set(seen(pytester)) == {ours_only}  # the person's session is left alone
+    assert set(ours(sessions_env, project, [ours_only, human])) == {
+        f"{ours_only}/no_wrong_turn", f"{human}/no_wrong_turn"}  # one row each, no double
+    theirs = [r for r in session_annotations(sessions_env, project, [human])
+              if r["identifier"] == "alice"]
+    assert len(theirs) == 1 and theirs[0]["result"]["label"] == "False"
