@@ -408,3 +408,16 @@ def test_rejudge_overwrites_only_our_session_annotations(
     theirs = [r for r in session_annotations(sessions_env, project, [human])
               if r["identifier"] == "alice"]
     assert len(theirs) == 1 and theirs[0]["result"]["label"] == "False"
+
+
+def test_since_keeps_the_sessions_that_started_in_the_window(
+        pytester: pytest.Pytester, sessions_env: str) -> None:
+    project = unique("sessions-since")
+    old, new = unique("old"), unique("new")
+    emit_sessions(sessions_env, project, {old: [("a", "b"), ("c", "d")]}, ago=7200)
+    emit_sessions(sessions_env, project, {new: [("e", "f")]}, ago=600)
+    result = run(pytester, project, "--phoenix-since=1h", "--phoenix-settle=0s")
+    assert result.ret == 0, result.stdout.str()
+    assert f"project {project!r}: 1 session(s) to judge" in result.stdout.str()
+    assert set(seen(pytester)) == {new}
+    assert set(ours(sessions_env, project, [old, new])) == {f"{new}/no_wrong_turn"}

@@ -10,7 +10,7 @@ number of turns, the first and last times and the token counts.
 
 Settled only: a session whose last trace ended within ``--phoenix-settle`` (or after
 ``--phoenix-until``) may still grow, and is left for a later run; ``--phoenix-since`` keeps the
-sessions that started since. Those times are compared here, on the listed sessions.
+sessions that started since (the server applies that one; the settle is compared here).
 
 Never twice, as for spans: the server lists only sessions missing an annotation of one of the
 evaluators' names (``not session_annotations['NAME']`` in the session filter language, an
@@ -106,9 +106,13 @@ def lacks_condition(names: Sequence[str]) -> str:
 
 
 def session_condition(selection: SessionSelection, names: Sequence[str]) -> str | None:
-    """The session filter the server applies: the user's, and (unless rejudging) the missing
-    annotations."""
+    """The session filter the server applies: the user's, the start of the window
+    (``--phoenix-since``), and (unless rejudging) the missing annotations. The settle is
+    compared here (:func:`settled`), so that the listing can say how many sessions wait."""
     parts = [f"({selection.condition})"] if selection.condition else []
+    window = selection.window
+    if window is not None and window.start is not None:
+        parts.append(f"start_time >= {quote_dsl(window.start.isoformat())}")
     if not selection.rejudge and names:
         parts.append(f"({lacks_condition(names)})")
     return " and ".join(parts) or None
