@@ -24,8 +24,10 @@ def answer_length(output):
     return len(output)
 
 
-def pytest_phoenix_evals_evaluators(config, dataset):
+def pytest_phoenix_evals_evaluators(config, dataset, group):
     if dataset == "qa-prompt":  # (a prompt's runs: its attached evaluator reads them)
+        return []
+    if group.kind == "sessions":  # whole conversations: the command line's session judge
         return []
     # qa_correctness reads question/answer/reference from the example's input, the task's
     # output and the reference output ({"answer": ...} stands for its single value).

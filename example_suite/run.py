@@ -16,7 +16,9 @@ which is pushed as a new version and tagged production when its gate passes.
 Then production traces: ``traced_app.py`` (a support bot instrumented with
 openinference-instrumentation-openai) answers two questions into the project ``support-bot``,
 ``pytest --phoenix-project=support-bot`` judges its new spans and adds the failing one to the
-dataset ``support-bot-regressions``, and a second run finds nothing left to judge. The server
+dataset ``support-bot-regressions``, and a second run finds nothing left to judge. Then the bot
+holds a three-turn conversation (one session), and ``pytest --phoenix-target=session
+--phoenix-evaluators=conversation_resolution`` judges it as a whole. The server
 stays up afterwards so that you can look at the experiment, the annotated spans and the dataset.
 
 LLM judges call OpenAI when OPENAI_API_KEY is set (or the OpenAI-compatible server at
@@ -152,6 +154,31 @@ def production_traces(python: Path, url: str, env: dict[str, str], *, stand_in: 
     print(f"\n--- {' '.join(judge[2:])} ---", flush=True)
     subprocess.run(judge, cwd=HERE, env=env)  # fails: one answer is wrong, as intended
     print("\n--- the same command again: every span is judged already ---", flush=True)
+    again = subprocess.run(judge, cwd=HERE, env=env).returncode
+    return again or conversation(python, url, env, stand_in=stand_in)
+
+
+def conversation(python: Path, url: str, env: dict[str, str], *, stand_in: bool) -> int:
+    """A three-turn conversation of the support bot (one session), judged as a whole by the
+    plugin's session judge. The exit status of the judging run."""
+    import uuid
+
+    if stand_in:  # the app's model answers each turn; the judge finds the conversation resolved
+        configure_stand_in(env, {
+            "answers": [["Thanks", "You are welcome."], ["sure", "Yes, it is Madrid."],
+                        ["Spain", "Madrid"]],
+            "rules": [["<conversation>", "resolved"]]})
+    session = f"support-chat-{uuid.uuid4().hex[:8]}"
+    print(f"\n--- production sessions: the support bot holds conversation {session} ---",
+          flush=True)
+    subprocess.run([str(python), str(HERE / "traced_app.py"), "--project", "support-bot",
+                    "--phoenix-url", url, "--session", session,
+                    "What is the capital of Spain?", "Are you sure?", "Thanks!"],
+                   check=True, env=env)
+    judge = [str(python), "-m", "pytest", "--phoenix-project=support-bot",
+             "--phoenix-target=session", "--phoenix-evaluators=conversation_resolution",
+             "--phoenix-settle=0s", "-p", "no:cacheprovider"]
+    print(f"\n--- {' '.join(judge[2:])} ---", flush=True)
     return subprocess.run(judge, cwd=HERE, env=env).returncode
 
 

@@ -2,7 +2,7 @@
 instrumented by ``openinference-instrumentation-openai``, exporting its spans over OTLP.
 
     python example_suite/traced_app.py --project support-bot --phoenix-url URL \\
-        [--model-url URL] [--model NAME] [QUESTION ...]
+        [--model-url URL] [--model NAME] [--session ID] [QUESTION ...]
 
 Each question is one trace: a root ``support-bot`` CHAIN span, a ``retrieve`` RETRIEVER span
 (the documents looked up for the question) and the ``ChatCompletion`` LLM span that the
@@ -10,6 +10,10 @@ instrumentation records for the model call, which gets the documents in its prom
 model is OpenAI's unless ``--model-url`` (or OPENAI_BASE_URL) points at another
 OpenAI-compatible server, such as the stand-in model the example suite starts. The script waits
 until Phoenix can query the spans it sent, so that a judging run right after finds them.
+
+With ``--session ID`` the questions are the turns of one conversation: every span of each
+trace carries OpenInference's ``session.id`` (``using_session``), and the model sees the
+conversation so far, so that ``--phoenix-target=session`` can judge it as a whole.
 """
 
 from __future__ import annotations
@@ -49,10 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phoenix-url", required=True)
     parser.add_argument("--model-url", default=os.environ.get("OPENAI_BASE_URL"))
     parser.add_argument("--model", default="gpt-4o-mini")
+    parser.add_argument("--session", default=None,
+                        help="one conversation: every question is a turn of this session id")
     parser.add_argument("questions", nargs="*", default=list(QUESTIONS))
     args = parser.parse_args(argv)
 
+    from contextlib import nullcontext
+
     from openai import OpenAI
+    from openinference.instrumentation import using_session
     from openinference.instrumentation.openai import OpenAIInstrumentor
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -68,19 +77,25 @@ def main(argv: list[str] | None = None) -> int:
     tracer = provider.get_tracer("support-bot")
     client = OpenAI(base_url=args.model_url,
                     api_key=os.environ.get("OPENAI_API_KEY") or "no-key-needed")
+    history: list[dict[str, str]] = []  # the conversation so far (with --session)
     for question in args.questions:
-        with tracer.start_as_current_span("support-bot", attributes={
-                "openinference.span.kind": "CHAIN", "input.value": question}) as root:
+        session = using_session(args.session) if args.session else nullcontext()
+        with session, tracer.start_as_current_span("support-bot", attributes={
+                "openinference.span.kind": "CHAIN", "input.value": question,
+                **({"session.id": args.session} if args.session else {})}) as root:
             with tracer.start_as_current_span("retrieve", attributes={
                     "openinference.span.kind": "RETRIEVER", "input.value": question}) as span:
                 documents = retrieve(question)
                 for i, text in enumerate(documents):
                     span.set_attribute(f"retrieval.documents.{i}.document.content", text)
             answer = client.chat.completions.create(model=args.model, messages=[
-                {"role": "system", "content": SYSTEM + "\n".join(documents)},
+                {"role": "system", "content": SYSTEM + "\n".join(documents)}, *history,
                 {"role": "user", "content": question}])
             text = answer.choices[0].message.content or ""
             root.set_attribute("output.value", text)
+            if args.session:
+                history += [{"role": "user", "content": question},
+                            {"role": "assistant", "content": text}]
         print(f"{question} -> {text}")
     OpenAIInstrumentor().uninstrument()
     provider.shutdown()

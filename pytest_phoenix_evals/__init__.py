@@ -11,20 +11,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._core.types import Case, CaseResult, Example, Group, OutputConfig, Score, Verdict
     from ._evaluators.code import CodeEvaluator, evaluator
-    from ._evaluators.llm.catalog import hallucination, phoenix_judge, qa_correctness
+    from ._evaluators.llm.catalog import (
+        conversation_resolution,
+        hallucination,
+        phoenix_judge,
+        qa_correctness,
+    )
     from ._evaluators.llm.judge import LLMJudge, PromptSpec
     from ._evaluators.remote import RemoteEvaluator, remote_evaluator
     from ._evaluators.tools import ToolCallsEvaluator, tool_calls
 
 __all__ = ["Case", "CaseResult", "CodeEvaluator", "Example", "Group", "LLMJudge", "OutputConfig",
-           "PromptSpec", "RemoteEvaluator", "Score", "Verdict", "__version__", "evaluator",
-           "ToolCallsEvaluator", "hallucination", "phoenix_judge", "qa_correctness",
-           "remote_evaluator", "tool_calls"]
+           "PromptSpec", "RemoteEvaluator", "Score", "ToolCallsEvaluator", "Verdict",
+           "__version__", "conversation_resolution", "evaluator", "hallucination",
+           "phoenix_judge", "qa_correctness", "remote_evaluator", "tool_calls"]
 
 _EXPORTS = {
     "evaluator": "._evaluators.code", "CodeEvaluator": "._evaluators.code",
     "qa_correctness": "._evaluators.llm.catalog", "hallucination": "._evaluators.llm.catalog",
     "phoenix_judge": "._evaluators.llm.catalog",
+    "conversation_resolution": "._evaluators.llm.catalog",
     "LLMJudge": "._evaluators.llm.judge", "PromptSpec": "._evaluators.llm.judge",
     "remote_evaluator": "._evaluators.remote", "RemoteEvaluator": "._evaluators.remote",
     "tool_calls": "._evaluators.tools", "ToolCallsEvaluator": "._evaluators.tools",

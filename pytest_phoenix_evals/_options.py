@@ -225,7 +225,10 @@ OPTIONS = (
            "N", parse=number(int, minimum=1)),
     Option("target", TRACES, "str", "With --phoenix-project: 'span' (default) judges each span; "
            "'trace' judges whole traces (the root span's input and output) and writes trace "
-           "annotations.", "span|trace", parse=choice(get_args(SpanTarget))),
+           "annotations; 'session' judges whole conversations (the session.id attribute: its "
+           "turns in order) once no new trace came for --phoenix-settle, writes session "
+           "annotations, and reads --phoenix-spans as a session filter.", "span|trace|session",
+           parse=choice(get_args(SpanTarget))),
     Option("reference", TRACES, "str", "With --phoenix-project: a JSONPath into the span's "
            "context for the judges' reference, for example $.metadata.documents (the documents "
            "its trace retrieved) or $.metadata.expected (default: empty). With "

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._core.verdict import Threshold
 
 EvaluateOn = Literal["local", "server"]  # where attached evaluators run
-SpanTarget = Literal["span", "trace"]  # what a project's cases judge
+SpanTarget = Literal["span", "trace", "session"]  # what a project's cases judge
 
 
 # NamedTuples rather than frozen dataclasses: as immutable, and defining them costs a fraction

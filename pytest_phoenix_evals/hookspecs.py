@@ -43,7 +43,7 @@ def pytest_phoenix_evals_evaluators(config: pytest.Config, dataset: str, group: 
     """Add evaluators defined in code for ``dataset`` (``group``: as for the task hook).
 
     With ``--phoenix-project``, ``dataset`` is the project's name and ``group.kind`` is
-    ``"spans"`` (or ``"traces"``): the evaluators judge the project's spans.
+    ``"spans"`` (or ``"traces"``, ``"sessions"``): the evaluators judge the project's spans.
 
     Return a list of callables (sync or async; bound by parameter name: ``input``, ``output``,
     ``expected``/``reference``, ``metadata``, ``example``), evaluators made with

@@ -44,7 +44,7 @@ class Example:
         }
 
 
-GroupKind = Literal["dataset", "test", "spans", "traces"]
+GroupKind = Literal["dataset", "test", "spans", "traces", "sessions"]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ pytest-free. Imports no other mode (``spans.py`` passes what it needs).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,22 @@ def failed_evaluations(result: CaseResult) -> list[dict[str, Any]]:
     return redact_value(failed)  # type: ignore[no-any-return]
 
 
+def session_example(result: CaseResult, turns: Any) -> dict[str, Any]:
+    """A failing session as one example: its turns as the input, its metadata (session id,
+    trace ids, times, token counts); redacted and journaled as it is."""
+    from .._core.text import encodable
+
+    metadata = {k: v for k, v in result.case.example.metadata.items()}
+    kept: dict[str, Any] = encodable(redact_value({"input": {"turns": turns},
+                                                   "output": {}, "metadata": metadata}))
+    return kept
+
+
+def _source(record: dict[str, Any]) -> str:
+    """What an item's example is read from: its span, or (a session) the record itself."""
+    return str(record["span_id"] or record["example_id"])
+
+
 @dataclass
 class Added:
     """What adding failing spans did, for the summary and the exit status."""
@@ -95,7 +111,8 @@ class _Item:
 
 
 def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[CaseResult],
-                 *, journal_dir: Path | None, suffix: str, no_upload: bool) -> Added:
+                 *, journal_dir: Path | None, suffix: str, no_upload: bool,
+                 outputs: Mapping[str, Any] | None = None) -> Added:
     """``--phoenix-add-failures-to=DATASET[:SPLIT]`` at the end of a run: this run's failing
     spans, journaled, then added with those earlier runs left for the same dataset."""
     dataset, _, split = spec.partition(":")
@@ -115,11 +132,15 @@ def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[
         journals.append(mine)
     where = {"id": project.id, "name": project.name}
     for result in failing:
-        span_id = str(result.case.example.metadata["span_id"])
+        session = result.case.group.kind == "sessions"
+        span_id = "" if session else str(result.case.example.metadata["span_id"])
         record: dict[str, Any] = {
             "key": example_id(result), "dataset": dataset, "split": split or None,
             "project": where, "span_id": span_id, "example_id": example_id(result),
             "failed": failed_evaluations(result)}
+        if session:  # no span to copy: the conversation itself is the example
+            record["content"] = session_example(result, (outputs or {}).get(
+                result.case.example.id, result.output))
         journal = mine
         if journal is not None:
             try:  # on disk before Phoenix is asked anything
@@ -254,7 +275,11 @@ def _add(traces: Traces, dataset: str, split: str | None, items: list[_Item], do
         todo = [item for item in items if not item.done]
         if not todo:
             return [f"dataset {dataset!r}: every failing span is in it already"]
-        revisions = traces.example_revisions([item.record["span_id"] for item in todo])
+        revisions = traces.example_revisions([item.record["span_id"] for item in todo
+                                              if "content" not in item.record])
+        for item in todo:
+            if "content" in item.record:
+                revisions.examples[_source(item.record)] = item.record["content"]
     except PhoenixError as exc:
         for item in items:
             if not item.done:
@@ -273,7 +298,7 @@ def _add(traces: Traces, dataset: str, split: str | None, items: list[_Item], do
                            f"{revisions.refused[item.record['span_id']]}")
     ready: dict[str, list[_Item]] = {}
     for item in todo:
-        if item.record["span_id"] in revisions.examples:
+        if _source(item.record) in revisions.examples:
             ready.setdefault(item.record["example_id"], []).append(item)
     batches = [list(ready.values())[at:at + APPEND] for at in range(0, len(ready), APPEND)]
     versions: list[str] = []
@@ -306,7 +331,7 @@ def _append(traces: Traces, dataset: str, batch: list[list[_Item]],
     payload = []
     for group in batch:
         record = group[0].record
-        revision = examples[record["span_id"]]
+        revision = examples[_source(record)]
         metadata = {**revision["metadata"], "failed_evaluations": record.get("failed") or []}
         # The secret filter on everything copied: a key a user pasted into the app is in the
         # span, and would otherwise be in every copy of the dataset.

@@ -22,11 +22,12 @@ if TYPE_CHECKING:
     from .._evaluators.protocol import Evaluator
     from .._phoenix.traces import Project
     from .._run.sinks.base import Destination, Sink
+    from .._run.sources.sessions import SessionListing, SessionSource
     from .._run.sources.spans import Listing, SpanSource
     from .context import Context
     from .outcome import Outcome
 
-CATALOG = ("qa_correctness", "hallucination")
+CATALOG = ("qa_correctness", "hallucination", "conversation_resolution")
 #: Spans read per annotation request while regating a window.
 REGATE_PAGE = 500
 
@@ -38,7 +39,8 @@ class ProductionRun(Mode):
 
     name: ClassVar[str] = "production judging"
 
-    def __init__(self, ctx: Context, outcome: Outcome, *, source: SpanSource | None = None,
+    def __init__(self, ctx: Context, outcome: Outcome, *,
+                 source: SpanSource | SessionSource | None = None,
                  sink: Sink | None = None) -> None:
         super().__init__(ctx, outcome)
         self._source = source
@@ -47,8 +49,10 @@ class ProductionRun(Mode):
     # --- what it reads ----------------------------------------------------------------------
 
     @property
-    def spans(self) -> SpanSource:
-        """The project's spans that lack the evaluators' annotations."""
+    def spans(self) -> SpanSource | SessionSource:
+        """The project's spans (traces, sessions) that lack the evaluators' annotations."""
+        if self._source is None and self.settings.target == "session":
+            self._source = self._sessions()
         if self._source is None:
             from .._core.window import window
             from .._run.sources.spans import Claims, Listing, SpanSelection, SpanSource
@@ -73,8 +77,33 @@ class ProductionRun(Mode):
                                       journaled=None if listing is not None else self._journaled)
         return self._source
 
-    def source(self) -> SpanSource:
+    def source(self) -> SpanSource | SessionSource:
         return self.spans
+
+    def _sessions(self) -> SessionSource:
+        """``--phoenix-target=session``: the project's settled sessions (``--phoenix-spans``
+        read as a session filter)."""
+        from .._core.window import window
+        from .._run.sources.sessions import SessionListing, SessionSelection, SessionSource
+        from .._run.sources.spans import Claims
+
+        s = self.settings
+        assert s.project is not None
+        try:
+            session_window = window(s.since, s.until, s.settle)
+        except ValueError as exc:
+            raise UsageProblem(f"--phoenix-since/--phoenix-until: {exc}") from None
+        selection = SessionSelection(project=s.project, condition=s.spans, window=session_window,
+                                     sample=s.sample, max_spans=s.max_spans, rejudge=s.rejudge,
+                                     reference=s.reference, shard=s.shard)
+        given = self.ctx.host.workerinput.get(handover.SPANS)
+        listing = SessionListing.from_wire(json.loads(Path(given).read_text())) if given \
+            else None
+        traces = self.ctx.traces
+        claims = None if listing is not None or s.no_upload else \
+            Claims(traces, "session", ttl=s.claim_ttl)
+        return SessionSource(traces, selection, self._evaluators, claims=claims, listing=listing,
+                             journaled=None if listing is not None else self._journaled)
 
     def _journaled(self, project: Project) -> tuple[dict[str, set[str]], list[str]]:
         """The results waiting in this rootdir's journal for the project's spans on this
@@ -109,16 +138,18 @@ class ProductionRun(Mode):
         for line in self.listing_lines(listing):
             self.ctx.say(f"phoenix-evals: {line}")
 
-    def checked_listing(self) -> Listing:
+    def checked_listing(self) -> Listing | SessionListing:
         """The listing, once the project, the judges' projects and the filter are checked;
         UsageProblem naming what to fix otherwise."""
         from .._phoenix.http import PhoenixError
-        from .._run.sources.spans import condition_for, evaluator_names
+        from .._run.sources.spans import SpanSource, condition_for, evaluator_names
 
         source, s = self.spans, self.settings
         if source.listed is not None:  # listed (and checked) already, here or by xdist's
             return source.listed  # controller
         traces = self.ctx.traces
+        if not isinstance(source, SpanSource):
+            return self._checked_sessions(source)
         try:
             project = source.project
             self._refuse_a_judge_project(project.name)
@@ -129,6 +160,27 @@ class ProductionRun(Mode):
             whole = condition_for(source.selection, names)
             if problem := traces.filter_problem(project, whole):
                 raise UsageProblem(f"the span filter {whole!r} is refused by Phoenix: "
+                                   f"{problem}")
+            return source.listing()
+        except PhoenixError as exc:
+            raise UsageProblem(f"--phoenix-project {s.project!r}: {exc}") from None
+
+    def _checked_sessions(self, source: SessionSource) -> SessionListing:
+        """The session listing, once the project, the judges' projects and the session filter
+        are checked."""
+        from .._phoenix.http import PhoenixError
+
+        s, traces = self.settings, self.ctx.traces
+        try:
+            project = source.project
+            self._refuse_a_judge_project(project.name)
+            if s.spans and (problem := traces.session_filter_problem(project, s.spans)):
+                raise UsageProblem(f"--phoenix-spans {s.spans!r} (with --phoenix-target="
+                                   f"session, a session filter): Phoenix refuses this session "
+                                   f"filter: {problem}")
+            whole = source.condition()
+            if whole and (problem := traces.session_filter_problem(project, whole)):
+                raise UsageProblem(f"the session filter {whole!r} is refused by Phoenix: "
                                    f"{problem}")
             return source.listing()
         except PhoenixError as exc:
@@ -150,10 +202,10 @@ class ProductionRun(Mode):
                     f"its own calls: judging it would judge the judges; pick the project of "
                     f"your app")
 
-    def listing_lines(self, listing: Listing) -> list[str]:
+    def listing_lines(self, listing: Listing | SessionListing) -> list[str]:
         s = self.settings
         window = self.spans.selection.window
-        what = "trace(s)" if s.target == "trace" else "span(s)"
+        what = f"{s.target}(s)"
         lines = [f"project {listing.project.name!r}: {len(listing.cases)} {what} to judge"
                  + (f", from {window.describe()}" if window else "")
                  + (f" (sample {s.sample:g})" if s.sample is not None else "")
@@ -163,6 +215,11 @@ class ProductionRun(Mode):
             lines[0] += f"; {calls} judge call(s)"
         if listing.judged:
             lines.append(f"{listing.judged} {what} listed already have every evaluation")
+        unsettled: int = getattr(listing, "unsettled", 0)  # sessions only
+        if unsettled:
+            lines.append(f"{unsettled} session(s) had a trace within "
+                         f"--phoenix-settle={s.settle:g}s (or after --phoenix-until): left "
+                         f"until they settle")
         if listing.claimed:
             lines.append(f"{listing.claimed} {what} left to another run judging them now "
                          f"(claimed in Phoenix)")
@@ -182,7 +239,7 @@ class ProductionRun(Mode):
                          f"run takes them (oldest first)")
         return lines
 
-    def judge_calls(self, listing: Listing) -> int:
+    def judge_calls(self, listing: Listing | SessionListing) -> int:
         from .._evaluators.protocol import NeedsJudges
 
         judges = {e.name for e in self.spans.evaluators() if isinstance(e, NeedsJudges)}
@@ -243,6 +300,8 @@ class ProductionRun(Mode):
             return [catalog.qa_correctness()]
         if name == "hallucination":
             return [catalog.hallucination()]
+        if name == "conversation_resolution":
+            return [catalog.conversation_resolution()]
         if name.startswith("prompt:"):
             return [self._prompt_judge(name.removeprefix("prompt:"))]
         if name == "tool_calls" or name.startswith("tool_calls:"):
@@ -353,7 +412,8 @@ class ProductionRun(Mode):
                 + (f" ({budget} stopped by --phoenix-budget-usd)" if budget else ""))
         gone: set[str] = getattr(self._sink, "gone", set())
         if gone:
-            notices.append(f"{len(gone)} span(s) were deleted from Phoenix before their "
+            what = "session(s)" if self.settings.target == "session" else "span(s)"
+            notices.append(f"{len(gone)} {what} were deleted from Phoenix before their "
                            f"annotations could be written")
         if self.settings.add_failures_to and not worker:
             notices += self.add_failures(results)
@@ -373,6 +433,7 @@ class ProductionRun(Mode):
         from .._run.sinks.base import Destination, UploadReport
         from .._run.sources.spans import (
             IDENTIFIER,
+            SpanSource,
             condition_for,
             span_case,
             span_context,
@@ -388,6 +449,8 @@ class ProductionRun(Mode):
             raise UsageProblem("--phoenix-regate=window decides --phoenix-fail-under gates: "
                                "add one, for example --phoenix-fail-under=hallucination=0.95")
         source, traces = self.spans, self.ctx.traces
+        if not isinstance(source, SpanSource):
+            return self._regate_sessions(source)
         try:
             project = source.project
             rules = rules_of(source.evaluators())
@@ -444,19 +507,96 @@ class ProductionRun(Mode):
             self.ctx.say(line)
         return 0 if passed and results else 1
 
+    def _regate_sessions(self, source: SessionSource) -> int:
+        """``--phoenix-regate=window`` for sessions: the window's settled sessions (those
+        started since ``--phoenix-since``), decided by our session annotations alone."""
+        from dataclasses import replace
+
+        from .._core.baseline import judge, rules_of
+        from .._core.types import CaseResult
+        from .._phoenix.http import PhoenixError
+        from .._run.sinks.base import Destination, UploadReport
+        from .._run.sources.sessions import (
+            session_case,
+            session_context,
+            settled,
+            started_since,
+        )
+        from .._run.sources.spans import IDENTIFIER
+
+        s, traces = self.settings, self.ctx.traces
+        results: list[CaseResult] = []
+        unjudged = 0
+        try:
+            project = source.project
+            rules = rules_of(source.evaluators())
+            names = sorted(rules)
+            source.selection = replace(source.selection, rejudge=True)  # judged or not
+            condition = source.condition()
+            if condition and (problem := traces.session_filter_problem(project, condition)):
+                raise UsageProblem(f"the session filter {condition!r} is refused by Phoenix: "
+                                   f"{problem}")
+            group = source.group()
+            window = source.selection.window
+            records = [r for r in traces.sessions(project, condition=condition)
+                       if settled(r, window) and started_since(r, window)]
+            for at in range(0, len(records), REGATE_PAGE):
+                page = records[at:at + REGATE_PAGE]
+                found: dict[str, list[dict[str, Any]]] = {}
+                for row in traces.annotations(project, "session", [r.session_id for r in page],
+                                              names, identifier=IDENTIFIER):
+                    found.setdefault(str(row.get("session_id")), []).append(row)
+                for record in page:
+                    rows = found.get(record.session_id)
+                    if not rows:
+                        unjudged += 1
+                        continue
+                    context = session_context(record, {})
+                    result = CaseResult(case=session_case(record, context, group),
+                                        output=context["output"])
+                    for row in rows:
+                        outcome = row.get("result") or {}
+                        score, verdict = judge({"name": row["name"], **outcome,
+                                                "annotatorKind": row.get("annotator_kind")},
+                                               rules, s.thresholds)
+                        result.scores.append(score)
+                        result.verdicts.append(verdict)
+                    results.append(result)
+        except PhoenixError as exc:
+            raise UsageProblem(f"--phoenix-regate=window: {exc}") from None
+        report = UploadReport(destinations=[Destination(group=group, id=project.id,
+                                                        url=traces.project_url(project))])
+        self.outcome.take(results, report)
+        passed = self.outcome.apply_gates([r.case for r in results])
+        self.ctx.say(f"phoenix-evals: regating the session annotations of project "
+                     f"{project.name!r} from {window.describe() if window else 'every session'}"
+                     f": {len(results)} session(s) judged earlier; no judge called")
+        if unjudged:
+            self.ctx.notices.append(f"{unjudged} session(s) of the window have no annotation "
+                                    f"from this plugin yet and are not counted")
+        for line in self.outcome.summary():
+            self.ctx.say(line)
+        return 0 if passed and results else 1
+
     def add_failures(self, results: list[CaseResult]) -> list[str]:
         """--phoenix-add-failures-to: the spans judged and failed, journaled, then added (with
         what earlier runs left for the dataset); what is not added yet keeps the exit status
         from 0 (``failures.py``). The summary's lines."""
         from .._run.sinks.base import UploadReport
         from .._run.sinks.journal import journal_dir
+        from .._run.sources.sessions import SessionListing
         from .failures import add_failures
 
         spec = self.settings.add_failures_to
         assert spec is not None
+        listed = self.spans.listed
+        # A session's turns, from the listing (a result lets go of its output once written).
+        outputs = {c.record.session_id: c.context["output"] for c in listed.cases} \
+            if isinstance(listed, SessionListing) else None
         done = add_failures(self.ctx.traces, spec, self.spans.project, results,
                             journal_dir=journal_dir(self.ctx.host.rootpath),
-                            suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload)
+                            suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload,
+                            outputs=outputs)
         if done.pending or done.unjournaled:
             report = self.outcome.upload_report = self.outcome.upload_report or UploadReport()
             report.journaled.update(done.pending)

@@ -37,7 +37,9 @@ IDS_PER_READ = 1000
 #: Spans in one page of ``Project.spans`` (the server's maximum).
 SPANS_PER_PAGE = 1000
 
-Target = Literal["span", "trace"]
+Target = Literal["span", "trace", "session"]
+#: Sessions listed in one page of ``GET /v1/projects/{p}/sessions`` (each with its traces).
+SESSIONS_PER_PAGE = 100
 
 _SPANS_QUERY = """
 query($id: ID!, $first: Int!, $after: String, $timeRange: TimeRange, $filter: String) {
@@ -47,6 +49,10 @@ query($id: ID!, $first: Int!, $after: String, $timeRange: TimeRange, $filter: St
       pageInfo { hasNextPage endCursor }
       edges { node { id name spanKind startTime parentId statusCode
                      context { spanId traceId } attributes metadata } } } } } }
+"""
+_VALIDATE_SESSIONS = """
+query($id: ID!, $condition: String!) { node(id: $id) { ... on Project {
+  validateSessionFilterCondition(condition: $condition) { isValid errorMessage } } } }
 """
 _VALIDATE = """
 query($id: ID!, $condition: String!) { node(id: $id) { ... on Project {
@@ -63,7 +69,7 @@ query($id: ID!) { node(id: $id) { ... on Project { name createdAt } } }
 """
 # Phoenix's own 404 for an annotation of a span (trace) it does not have: plain text, from
 # ``annotate_spans`` / ``annotate_traces`` (routers/v1/spans.py, traces.py).
-_UNKNOWN = re.compile(r"(Spans|Traces) with IDs (.+) do not exist\.")
+_UNKNOWN = re.compile(r"(Spans|Traces|Sessions) with IDs (.+) do not exist\.")
 # One aliased ``getSpanByOtelId`` per span (the schema has no plural): a span deleted
 # meanwhile answers null for its alias alone, where ``node(id:)`` fails the whole query.
 _EXAMPLE_REVISION = """s{n}: getSpanByOtelId(spanId: $id{n}) {{
@@ -99,6 +105,27 @@ class SpanRecord:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One session as listed (``GET /v1/projects/{p}/sessions``): its traces in time order."""
+
+    node_id: str  # the GraphQL global id
+    session_id: str  # the app's ``session.id``
+    start_time: str
+    end_time: str
+    trace_ids: tuple[str, ...]  # in start-time order, as the server gives them
+    token_count_prompt: int = 0
+    token_count_completion: int = 0
+    token_count_total: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {**self.__dict__, "trace_ids": list(self.trace_ids)}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SessionRecord:
+        return cls(**{**data, "trace_ids": tuple(data["trace_ids"])})
 
 
 @dataclass
@@ -140,6 +167,8 @@ def unknown_subjects(response: httpx.Response) -> set[str] | None:
     if found is None:
         return None
     ids = {part.strip() for part in found.group(2).split(",")}
+    if found.group(1) == "Sessions":  # the app's own ids, any text (read back before use)
+        return ids if all(ids) else None
     return ids if all(re.fullmatch(r"[0-9a-fA-F]+", i) for i in ids) else None
 
 
@@ -256,6 +285,56 @@ class Traces:
                 return
             after = page["pageInfo"]["endCursor"]
 
+    # --- sessions ---------------------------------------------------------------------------
+
+    def session_filter_problem(self, project: Project, condition: str) -> str | None:
+        """Why the server refuses a session filter (None when it takes it)."""
+        data = self.gateway._graphql(_VALIDATE_SESSIONS,
+                                     {"id": project.id, "condition": condition},
+                                     f"checking the session filter {condition!r}", read=False)
+        answer = (data.get("node") or {}).get("validateSessionFilterCondition") or {}
+        if answer.get("isValid"):
+            return None
+        return str(answer.get("errorMessage") or "the server gave no reason")
+
+    def sessions(self, project: Project, *, condition: str | None
+                 ) -> Iterator[SessionRecord]:
+        """The project's sessions matching ``condition`` (the session filter language), in
+        the order Phoenix made them, page by page (the caller stops when it has enough)."""
+        path = f"v1/projects/{quote(project.id, safe='')}/sessions"
+        doing = f"listing the sessions of project {project.name!r}"
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": SESSIONS_PER_PAGE, "order": "asc"}
+            if condition:
+                params["filter"] = condition
+            if cursor:
+                params["cursor"] = cursor
+            response = self.gateway._get(path, params, doing, read=False)
+            self.gateway._raise_for_status(response, doing)
+            body = self.gateway._json(response, doing, "data")
+            for item in body["data"]:
+                yield SessionRecord(
+                    node_id=str(item["id"]), session_id=str(item["session_id"]),
+                    start_time=str(item["start_time"]), end_time=str(item["end_time"]),
+                    trace_ids=tuple(str(t["trace_id"]) for t in item.get("traces") or ()),
+                    token_count_prompt=int(item.get("token_count_prompt") or 0),
+                    token_count_completion=int(item.get("token_count_completion") or 0),
+                    token_count_total=int(item.get("token_count_total") or 0))
+            cursor = body.get("next_cursor")
+            if not cursor:
+                return
+
+    def session_project(self, session_id: str) -> str | None:
+        """The id of the project holding this session (None: Phoenix has no such session)."""
+        doing = f"reading session {session_id!r}"
+        response = self.gateway._get(f"v1/sessions/{quote(session_id, safe='')}", None, doing,
+                                     read=False)
+        if response.status_code == 404 and "not found" in response.text:
+            return None
+        self.gateway._raise_for_status(response, doing)
+        return str(self.gateway._json(response, doing, "data")["data"]["project_id"])
+
     # --- annotations ------------------------------------------------------------------------
 
     def annotations(self, project: Project, target: Target, ids: Sequence[str],
@@ -264,7 +343,7 @@ class Traces:
         """The annotations of these spans (or traces) with these names (only those with
         ``identifier`` when given): the server's rows, ``span_id``/``trace_id`` included."""
         rows: list[dict[str, Any]] = []
-        what = "span" if target == "span" else "trace"
+        what = target
         path = f"v1/projects/{quote(project.id, safe='')}/{what}_annotations"
         doing = f"reading the {what} annotations of project {project.name!r}"
         unique = list(dict.fromkeys(ids))
@@ -296,7 +375,7 @@ class Traces:
         Phoenix's own 404 naming spans (traces) it does not have (all or nothing: nothing was
         written) is :class:`UnknownSubjects`; any other failure, a foreign 404 included, a
         PhoenixError."""
-        what = "span" if target == "span" else "trace"
+        what = target
         doing = f"writing {len(rows)} {what} annotation(s)"
         http = self.gateway._async()
 

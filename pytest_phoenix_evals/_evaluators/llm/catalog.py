@@ -1,6 +1,7 @@
 """Judges to use from code, with nothing set up in Phoenix.
 
-``qa_correctness`` and ``hallucination`` carry prompts of our own and answer through a
+``qa_correctness``, ``hallucination`` and ``conversation_resolution`` (a session judge: did the
+conversation reach a resolution?) carry prompts of our own and answer through a
 ``record_response(explanation, label)`` function call, the way Phoenix Evals' judges answer.
 ``phoenix_judge(name)`` builds a judge from one of the server's built-in classification
 templates, fetched from the server when the session starts (their text is Phoenix's and is
@@ -40,6 +41,17 @@ _HALLUCINATION_SYSTEM = (
     "reference text. Judge only support by the reference, not general truth. Think it through "
     "briefly, then reply only by calling record_response with your explanation and a label."
 )
+_RESOLUTION_SYSTEM = (
+    "You review a whole conversation between a user and an assistant, turn by turn, and decide "
+    "how it ended. It is resolved when, by the last turn, the assistant has answered or done "
+    "what the user came for and nothing the user asked for is left open (thanks or a natural "
+    "close count as a sign of it). It is unresolved when the user gave up or dropped the "
+    "request, asked the same thing again without getting further, was left waiting, or the "
+    "conversation stopped on a question nobody answered. Judge the outcome of the whole "
+    "conversation, not the tone of single turns. Think it through briefly, then reply only by "
+    "calling record_response with your explanation and a label."
+)
+_CONVERSATION_USER = "<conversation>\n{{conversation}}\n</conversation>"
 _USER = (
     "<question>\n{{question}}\n</question>\n\n<answer>\n{{answer}}\n</answer>\n\n"
     "<reference>\n{{reference}}\n</reference>"
@@ -71,14 +83,42 @@ def judge_inputs(paths: Mapping[str, str]):  # type: ignore[no-untyped-def]
     return prepare
 
 
+def conversation_text(turns: Any) -> str:
+    """A session's turns (``[{"input": ..., "output": ...}, ...]``) as numbered User and
+    Assistant lines; anything else shown as the other judges show a value."""
+    if not isinstance(turns, list) or not all(isinstance(t, Mapping) for t in turns):
+        return _readable(turns)
+    lines = []
+    for n, turn in enumerate(turns, 1):
+        lines.append(f"Turn {n}\nUser: {_readable(turn.get('input'))}\n"
+                     f"Assistant: {_readable(turn.get('output'))}")
+    return "\n\n".join(lines)
+
+
+def conversation_inputs(path: str):  # type: ignore[no-untyped-def]
+    """The input of a conversation judge: the turns at ``path``, written out turn by turn."""
+
+    def prepare(context: dict[str, Any]) -> dict[str, Any]:
+        values = map_inputs(input_schema={"type": "object", "properties": {"conversation": {}}},
+                            path_mapping={"conversation": path}, literal_mapping=None,
+                            context=context)
+        if "conversation" not in values:
+            raise MappingError("no value for conversation")
+        return {"conversation": conversation_text(values["conversation"])}
+
+    return prepare
+
+
 def _judge(name: str, system: str, labels: tuple[tuple[str, float], ...],
            description: str, paths: Mapping[str, str | None], model: str | None,
-           provider: str, invocation_parameters: Mapping[str, Any] | None) -> LLMJudge:
-    chosen = {key: paths.get(key) or default for key, default in _DEFAULT_PATHS.items()}
+           provider: str, invocation_parameters: Mapping[str, Any] | None, *,
+           user: str = _USER, prepare: Any = None) -> LLMJudge:
+    chosen = {key: paths.get(key) or default for key, default in _DEFAULT_PATHS.items()} \
+        if prepare is None else {k: v for k, v in paths.items() if v}
     config = OutputConfig(kind="CATEGORICAL", name=name, direction="MAXIMIZE", values=labels)
     prompt = PromptSpec(
         prompt_name=name,
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": _USER}],
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
         template_format="MUSTACHE",
         tools={"type": "tools",
                "tools": [label_tool(TOOL, [label for label, _ in labels], description)],
@@ -87,7 +127,7 @@ def _judge(name: str, system: str, labels: tuple[tuple[str, float], ...],
                                "openai": dict(invocation_parameters or {"temperature": 0.0})},
         model_provider=provider, model_name=model)
     return LLMJudge(name=name, prompt=prompt, output_configs=[config],
-                    tool_configs={TOOL: name}, prepare=judge_inputs(chosen),
+                    tool_configs={TOOL: name}, prepare=prepare or judge_inputs(chosen),
                     mapping_problems=mapping_problems(chosen))
 
 
@@ -111,6 +151,20 @@ def hallucination(*, name: str = "hallucination", question: str | None = None,
                   "Record whether the answer is factual or hallucinated.",
                   {"question": question, "answer": answer, "reference": reference},
                   model, provider, invocation_parameters)
+
+
+def conversation_resolution(*, name: str = "conversation_resolution",
+                            conversation: str | None = None, model: str | None = None,
+                            provider: str = "OPENAI",
+                            invocation_parameters: Mapping[str, Any] | None = None) -> LLMJudge:
+    """Did the conversation reach a resolution? A session judge: it reads the turns (a
+    session case's output, or the JSONPath ``conversation``). Labels: resolved (1) /
+    unresolved (0)."""
+    path = conversation or "$.output"
+    return _judge(name, _RESOLUTION_SYSTEM, (("resolved", 1.0), ("unresolved", 0.0)),
+                  "Record whether the conversation reached a resolution.",
+                  {"conversation": path}, model, provider, invocation_parameters,
+                  user=_CONVERSATION_USER, prepare=conversation_inputs(path))
 
 
 class ServerTemplateJudge(LLMJudge):

@@ -183,7 +183,8 @@ def _is_record(record: Any) -> bool:
     if record.get("type") == "failure":
         return all(isinstance(record.get(k), str) for k in ("dataset", "span_id", "example_id"))
     if record.get("type") == "annotations":
-        return (record.get("target") in ("span", "trace") and isinstance(record.get("rows"), list)
+        return (record.get("target") in ("span", "trace", "session")
+                and isinstance(record.get("rows"), list)
                 and isinstance(record.get("project"), dict)
                 and isinstance(record["project"].get("id"), str))
     experiment = record.get("experiment")

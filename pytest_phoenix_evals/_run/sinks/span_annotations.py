@@ -49,7 +49,7 @@ RESERVED_NAMES = frozenset({"note"})
 def annotation_rows(result: CaseResult, target: Target, meta: Mapping[str, Any]
                     ) -> list[dict[str, Any]]:
     """The rows to write for a case, redacted: one per score that has a result."""
-    key = "trace_id" if target == "trace" else "span_id"
+    key = f"{target}_id"
     rows = []
     for score in result.scores:
         if score.error is not None:
@@ -102,7 +102,7 @@ async def write_rows(traces: Traces, project: Project, target: Target,
     failure, a 404 that is not Phoenix's own answer included: nothing is taken as deleted on
     a proxy's word."""
     done = Written()
-    key = "trace_id" if target == "trace" else "span_id"
+    key = f"{target}_id"
     todo = list(rows)
     for _ in range(GONE_ROUNDS):
         if not todo:
@@ -129,7 +129,10 @@ async def write_rows(traces: Traces, project: Project, target: Target,
 
 
 def _existing(traces: Traces, project: Project, target: Target, ids: set[str]) -> set[str]:
-    """Which of these spans (traces) the project has (read back before anything is dropped)."""
+    """Which of these spans (traces, sessions) the project has (read back before anything is
+    dropped)."""
+    if target == "session":  # the app's own ids: read one by one (rare: a session deleted)
+        return {i for i in ids if traces.session_project(i) == project.id}
     key = "trace_id" if target == "trace" else "span_id"
     condition = f"{key} in [{', '.join(quote_dsl(i) for i in sorted(ids))}]"
     found = set()
