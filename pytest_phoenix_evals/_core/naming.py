@@ -59,3 +59,7 @@ def annotation_names(configs: Sequence[OutputConfig]) -> list[str]:
         return [base]
     return [f"{base}.{config.name}" for config in configs]
 
+
+#: The identifier of every annotation this plugin writes on a span, trace or session (never
+#: empty, never starting with ``online:``, which the server keeps for itself).
+IDENTIFIER = "pytest-phoenix-evals"

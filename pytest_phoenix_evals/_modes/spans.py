@@ -55,7 +55,8 @@ class ProductionRun(Mode):
             self._source = self._sessions()
         if self._source is None:
             from .._core.window import window
-            from .._run.sources.spans import Claims, Listing, SpanSelection, SpanSource
+            from .._run.sources.claims import Claims
+            from .._run.sources.spans import Listing, SpanSelection, SpanSource
 
             s = self.settings
             assert s.project is not None
@@ -84,8 +85,8 @@ class ProductionRun(Mode):
         """``--phoenix-target=session``: the project's settled sessions (``--phoenix-spans``
         read as a session filter)."""
         from .._core.window import window
+        from .._run.sources.claims import Claims
         from .._run.sources.sessions import SessionListing, SessionSelection, SessionSource
-        from .._run.sources.spans import Claims
 
         s = self.settings
         assert s.project is not None
@@ -428,11 +429,11 @@ class ProductionRun(Mode):
         from dataclasses import replace
 
         from .._core.baseline import judge, rules_of
+        from .._core.naming import IDENTIFIER
         from .._core.types import CaseResult
         from .._phoenix.http import PhoenixError
         from .._run.sinks.base import Destination, UploadReport
         from .._run.sources.spans import (
-            IDENTIFIER,
             SpanSource,
             condition_for,
             span_case,
@@ -513,6 +514,7 @@ class ProductionRun(Mode):
         from dataclasses import replace
 
         from .._core.baseline import judge, rules_of
+        from .._core.naming import IDENTIFIER
         from .._core.types import CaseResult
         from .._phoenix.http import PhoenixError
         from .._run.sinks.base import Destination, UploadReport
@@ -522,7 +524,6 @@ class ProductionRun(Mode):
             settled,
             started_since,
         )
-        from .._run.sources.spans import IDENTIFIER
 
         s, traces = self.settings, self.ctx.traces
         results: list[CaseResult] = []

@@ -26,12 +26,12 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..._core.naming import IDENTIFIER
 from ..._core.secrets import redact, redact_value
 from ..._core.text import encodable
 from ..._core.types import CaseResult, Group, Score
 from ..._phoenix.http import PhoenixError
 from ..._phoenix.traces import Project, Target, Traces, UnknownSubjects, normalised_url, quote_dsl
-from ..sources.spans import IDENTIFIER
 from .base import Destination, UploadReport
 
 if TYPE_CHECKING:

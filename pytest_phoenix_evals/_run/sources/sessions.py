@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..._core.naming import IDENTIFIER
 from ..._core.types import Case, Example, Group
 from ..._core.window import Window, in_selection
 from ..._evaluators.mapping import MappingError
 from ..._evaluators.protocol import Evaluator
 from ..._phoenix.traces import Project, SessionRecord, Traces, quote_dsl
-from .spans import IDENTIFIER, Claims, evaluator_names, span_input, span_output
+from .claims import Claims
+from .spans import evaluator_names, span_input, span_output
 
 #: Traces whose root spans are read in one listing request.
 TRACES_PER_READ = 100
