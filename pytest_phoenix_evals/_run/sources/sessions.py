@@ -22,19 +22,18 @@ judged, and sessions another run has claimed are left to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..._core.naming import IDENTIFIER
-from ..._core.types import Case, Example, Group
+from ..._core.types import Case, Example, Group, GroupKind
 from ..._core.window import Window, in_selection
 from ..._evaluators.mapping import MappingError
-from ..._evaluators.protocol import Evaluator
-from ..._phoenix.traces import Project, SessionRecord, Traces, quote_dsl
-from .claims import Claims
+from ..._phoenix.traces import Project, SessionRecord, quote_dsl
 from .spans import evaluator_names, span_input, span_output
+from .subjects import SubjectSource
 
 #: Traces whose root spans are read in one listing request.
 TRACES_PER_READ = 100
@@ -184,88 +183,19 @@ def session_case(record: SessionRecord, context: Mapping[str, Any], group: Group
     return Case(example=example, case_id=f"session-{record.session_id}", group=group)
 
 
-class SessionSource:
+class SessionSource(SubjectSource[SessionSelection, SessionListing]):
     """A project's settled sessions as cases; listed once (on xdist's controller) or given a
     listing."""
 
-    def __init__(self, traces: Traces, selection: SessionSelection,
-                 evaluators: Callable[[Group], list[Evaluator]], *,
-                 claims: Claims | None = None, listing: SessionListing | None = None,
-                 journaled: Callable[[Project], tuple[Mapping[str, set[str]], list[str]]]
-                 | None = None) -> None:
-        self.traces = traces
-        self.selection = selection
-        self._evaluators = evaluators
-        self._claims = claims
-        self._journaled = journaled
-        self._waiting: Mapping[str, set[str]] = {}
-        self._listing = listing
-        self._group: Group | None = None
-        self._chosen: list[Evaluator] | None = None
-        self._cases: list[Case] | None = None
-        self._by_key: dict[tuple[str, str, int], SessionCase] = {}
-
-    @property
-    def project(self) -> Project:
-        if self._listing is not None:
-            return self._listing.project
-        if not hasattr(self, "_project"):
-            self._project = self.traces.project(self.selection.project)
-        return self._project
-
-    def group(self) -> Group:
-        if self._group is None:
-            project = self.project
-            self._group = Group(kind="sessions", key=f"sessions:{project.id}",
-                                label=project.name, dataset_id=project.id,
-                                dataset_name=project.name, version_id="")
-        return self._group
-
-    def groups(self) -> list[Group]:
-        return [self.group()]
-
-    def evaluators(self, group: Group | None = None) -> list[Evaluator]:
-        if self._chosen is None:
-            self._chosen = self._evaluators(self.group())
-        return self._chosen
-
-    def task(self, group: Group) -> None:
-        return None
-
-    @property
-    def listed(self) -> SessionListing | None:
-        return self._listing
-
-    def listing(self) -> SessionListing:
-        if self._listing is None:
-            self._listing = self._list()
-        return self._listing
+    def kind(self) -> GroupKind:
+        return "sessions"
 
     def condition(self) -> str | None:
         names = sorted({n for e in self.evaluators() for n in evaluator_names(e)})
         return session_condition(self.selection, names)
 
-    def cases(self, group: Group | None = None) -> list[Case]:
-        if self._cases is None:
-            listing = self.listing()
-            group = self.group()
-            self._cases = []
-            for found in listing.cases:
-                case = session_case(found.record, found.context, group)
-                self._cases.append(case)
-                self._by_key[case.key] = found
-        return self._cases
-
-    def output(self, case: Case) -> Any:
-        return self._by_key[case.key].context["output"]
-
-    def needed(self, case: Case) -> list[Evaluator]:
-        needs = set(self._by_key[case.key].needs)
-        return [e for e in self.evaluators() if e.name in needs]
-
-    def release(self) -> None:
-        if self._claims is not None:
-            self._claims.release()
+    def _case(self, found: Any, group: Group) -> Case:
+        return session_case(found.record, found.context, group)
 
     # --- listing ----------------------------------------------------------------------------
 
@@ -345,19 +275,6 @@ class SessionSource:
             wanted = wanted[:room] if room is not None else wanted
         listing.cases += [SessionCase(record, needs, {}) for record, needs in wanted]
         return left > 0
-
-    def _claim(self, subjects: list[str], room: int | None, listing: SessionListing
-               ) -> set[str] | None:
-        """The sessions this run won (as for spans: :meth:`SpanSource._claim`); None when
-        the server refused the claims, which the listing then says."""
-        from ..._phoenix.http import PhoenixError
-
-        assert self._claims is not None
-        try:
-            return self._claims.take(self.project, subjects, room)
-        except PhoenixError as exc:
-            listing.unclaimed = str(exc)
-            return None
 
     def _needs(self, written: Sequence[str], present: Mapping[str, set[str]],
                corrected: set[str]) -> bool:

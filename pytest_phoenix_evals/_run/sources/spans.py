@@ -21,7 +21,7 @@ host or any other) has claimed on the server and not finished are left to it
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,8 +32,8 @@ from ..._core.types import Case, Example, Group, GroupKind
 from ..._core.window import Window, id_range, in_selection
 from ..._evaluators.mapping import MappingError
 from ..._evaluators.protocol import Evaluator
-from ..._phoenix.traces import Project, SpanRecord, Target, Traces, quote_dsl
-from .claims import Claims
+from ..._phoenix.traces import Project, SpanRecord, Target, quote_dsl
+from .subjects import SubjectSource
 
 DEFAULT_FILTER = "span_kind == 'LLM'"
 
@@ -278,87 +278,15 @@ def span_context(record: SpanRecord, documents: Sequence[str],
 # --- the source -----------------------------------------------------------------------------
 
 
-class SpanSource:
-    """A project's spans as cases; listed once (on xdist's controller) or given a listing."""
+class SpanSource(SubjectSource[SpanSelection, Listing]):
+    """A project's spans (or traces) as cases; listed once (on xdist's controller) or given a
+    listing."""
 
-    def __init__(self, traces: Traces, selection: SpanSelection,
-                 evaluators: Callable[[Group], list[Evaluator]], *,
-                 claims: Claims | None = None, listing: Listing | None = None,
-                 journaled: Callable[[Project], tuple[Mapping[str, set[str]], list[str]]]
-                 | None = None) -> None:
-        self.traces = traces
-        self.selection = selection
-        self._evaluators = evaluators
-        self._claims = claims
-        self._journaled = journaled
-        self._waiting: Mapping[str, set[str]] = {}
-        self._listing = listing
-        self._group: Group | None = None
-        self._chosen: list[Evaluator] | None = None
-        self._cases: list[Case] | None = None
-        self._by_key: dict[tuple[str, str, int], SpanCase] = {}
+    def kind(self) -> GroupKind:
+        return "spans" if self.selection.target == "span" else "traces"
 
-    @property
-    def project(self) -> Project:
-        if self._listing is not None:
-            return self._listing.project
-        if not hasattr(self, "_project"):
-            self._project = self.traces.project(self.selection.project)
-        return self._project
-
-    def group(self) -> Group:
-        if self._group is None:
-            project = self.project
-            kind: GroupKind = "spans" if self.selection.target == "span" else "traces"
-            self._group = Group(kind=kind, key=f"{kind}:{project.id}", label=project.name,
-                                dataset_id=project.id, dataset_name=project.name,
-                                version_id="")
-        return self._group
-
-    def groups(self) -> list[Group]:
-        return [self.group()]
-
-    def evaluators(self, group: Group | None = None) -> list[Evaluator]:
-        if self._chosen is None:
-            self._chosen = self._evaluators(self.group())
-        return self._chosen
-
-    def task(self, group: Group) -> None:
-        return None
-
-    @property
-    def listed(self) -> Listing | None:
-        """The listing, if it was made."""
-        return self._listing
-
-    def listing(self) -> Listing:
-        """List the spans now (once)."""
-        if self._listing is None:
-            self._listing = self._list()
-        return self._listing
-
-    def cases(self, group: Group | None = None) -> list[Case]:
-        if self._cases is None:
-            listing = self.listing()
-            group = self.group()
-            self._cases = []
-            for found in listing.cases:
-                case = span_case(found.record, found.context, group, self.selection.target)
-                self._cases.append(case)
-                self._by_key[case.key] = found
-        return self._cases
-
-    def output(self, case: Case) -> Any:
-        return self._by_key[case.key].context["output"]
-
-    def needed(self, case: Case) -> list[Evaluator]:
-        """The evaluators whose annotation this case's span lacks."""
-        needs = set(self._by_key[case.key].needs)
-        return [e for e in self.evaluators() if e.name in needs]
-
-    def release(self) -> str | None:
-        """This run's claims gone; why not, when they could not be."""
-        return self._claims.release() if self._claims is not None else None
+    def _case(self, found: Any, group: Group) -> Case:
+        return span_case(found.record, found.context, group, self.selection.target)
 
     # --- listing ----------------------------------------------------------------------------
 
@@ -443,22 +371,6 @@ class SpanSource:
             wanted = wanted[:room] if room is not None else wanted
         listing.cases += [SpanCase(record, needs, {}) for record, needs in wanted]
         return left > 0
-
-    def _claim(self, subjects: list[str], room: int | None, listing: Listing
-               ) -> set[str] | None:
-        """The subjects this run won (:meth:`Claims.take`); None when the server refused the
-        claims: then this run judges without them, and says so. The claims only keep runs at
-        once from paying for the same judgement twice; the results stay one annotation per
-        name, subject and identifier whoever writes them, and refusing the claims usually
-        means refusing the results too, which are then journaled."""
-        from ..._phoenix.http import PhoenixError
-
-        assert self._claims is not None
-        try:
-            return self._claims.take(self.project, subjects, room)
-        except PhoenixError as exc:
-            listing.unclaimed = str(exc)
-            return None
 
     def _needs(self, written: Sequence[str], present: Mapping[str, set[str]],
                corrected: AbstractSet[str] = frozenset()) -> bool:
