@@ -9,7 +9,7 @@ pytest-free.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +18,7 @@ from .._run import handover
 from .base import CasePlan, Mode
 
 if TYPE_CHECKING:
-    from .._core.types import CaseResult, Group
+    from .._core.types import Case, CaseResult, Group
     from .._evaluators.protocol import Evaluator
     from .._phoenix.traces import Project
     from .._run.sinks.base import Destination, Sink
@@ -428,11 +428,9 @@ class ProductionRun(Mode):
         same name written by humans or other tools are not read. The exit status."""
         from dataclasses import replace
 
-        from .._core.baseline import judge, rules_of
+        from .._core.baseline import rules_of
         from .._core.naming import IDENTIFIER
-        from .._core.types import CaseResult
         from .._phoenix.http import PhoenixError
-        from .._run.sinks.base import Destination, UploadReport
         from .._run.sources.spans import (
             SpanSource,
             condition_for,
@@ -481,43 +479,23 @@ class ProductionRun(Mode):
                         unjudged += 1
                         continue
                     context = span_context(record, [])
-                    result = CaseResult(case=span_case(record, context, group, s.target),
-                                        output=context["output"])
-                    for row in rows:
-                        outcome = row.get("result") or {}
-                        score, verdict = judge({"name": row["name"], **outcome,
-                                                "annotatorKind": row.get("annotator_kind")},
-                                               rules, s.thresholds)
-                        result.scores.append(score)
-                        result.verdicts.append(verdict)
-                    results.append(result)
+                    results.append(self._regated(span_case(record, context, group, s.target),
+                                                 context["output"], rows, rules))
         except PhoenixError as exc:
             raise UsageProblem(f"--phoenix-regate=window: {exc}") from None
-        report = UploadReport(destinations=[Destination(group=group, id=project.id,
-                                                        url=traces.project_url(project))])
-        self.outcome.take(results, report)
-        passed = self.outcome.apply_gates([r.case for r in results])
         what = "trace(s)" if s.target == "trace" else "span(s)"
-        self.ctx.say(f"phoenix-evals: regating the annotations of project {project.name!r} from "
-                     f"{window.describe() if window else 'every span'}: {len(results)} {what} "
-                     f"judged earlier; no judge called")
-        if unjudged:
-            self.ctx.notices.append(f"{unjudged} {what} of the window have no annotation from this "
-                                    f"plugin yet and are not counted")
-        for line in self.outcome.summary():
-            self.ctx.say(line)
-        return 0 if passed and results else 1
+        return self._window_decided(project, group, results, unjudged, what,
+                                    f"the annotations of project {project.name!r} from "
+                                    f"{window.describe() if window else 'every span'}")
 
     def _regate_sessions(self, source: SessionSource) -> int:
         """``--phoenix-regate=window`` for sessions: the window's settled sessions (those
         started since ``--phoenix-since``), decided by our session annotations alone."""
         from dataclasses import replace
 
-        from .._core.baseline import judge, rules_of
+        from .._core.baseline import rules_of
         from .._core.naming import IDENTIFIER
-        from .._core.types import CaseResult
         from .._phoenix.http import PhoenixError
-        from .._run.sinks.base import Destination, UploadReport
         from .._run.sources.sessions import (
             session_case,
             session_context,
@@ -525,7 +503,7 @@ class ProductionRun(Mode):
             started_since,
         )
 
-        s, traces = self.settings, self.ctx.traces
+        traces = self.ctx.traces
         results: list[CaseResult] = []
         unjudged = 0
         try:
@@ -553,28 +531,44 @@ class ProductionRun(Mode):
                         unjudged += 1
                         continue
                     context = session_context(record, {})
-                    result = CaseResult(case=session_case(record, context, group),
-                                        output=context["output"])
-                    for row in rows:
-                        outcome = row.get("result") or {}
-                        score, verdict = judge({"name": row["name"], **outcome,
-                                                "annotatorKind": row.get("annotator_kind")},
-                                               rules, s.thresholds)
-                        result.scores.append(score)
-                        result.verdicts.append(verdict)
-                    results.append(result)
+                    results.append(self._regated(session_case(record, context, group),
+                                                 context["output"], rows, rules))
         except PhoenixError as exc:
             raise UsageProblem(f"--phoenix-regate=window: {exc}") from None
-        report = UploadReport(destinations=[Destination(group=group, id=project.id,
-                                                        url=traces.project_url(project))])
-        self.outcome.take(results, report)
+        return self._window_decided(project, group, results, unjudged, "session(s)",
+                                    f"the session annotations of project {project.name!r} from "
+                                    f"{window.describe() if window else 'every session'}")
+
+    def _regated(self, case: Case, output: Any, rows: list[dict[str, Any]],
+                 rules: Mapping[str, Any]) -> CaseResult:
+        """A subject's annotations of ours as its result, judged by this command line's
+        verdict rules."""
+        from .._core.baseline import judge
+        from .._core.types import CaseResult
+
+        result = CaseResult(case=case, output=output)
+        for row in rows:
+            score, verdict = judge({"name": row["name"], **(row.get("result") or {}),
+                                    "annotatorKind": row.get("annotator_kind")},
+                                   rules, self.settings.thresholds)
+            result.scores.append(score)
+            result.verdicts.append(verdict)
+        return result
+
+    def _window_decided(self, project: Project, group: Group, results: list[CaseResult],
+                        unjudged: int, what: str, regated: str) -> int:
+        """The gates over a regated window, said; the exit status."""
+        from .._run.sinks.base import Destination, UploadReport
+
+        url = self.ctx.traces.project_url(project)
+        self.outcome.take(results, UploadReport(destinations=[
+            Destination(group=group, id=project.id, url=url)]))
         passed = self.outcome.apply_gates([r.case for r in results])
-        self.ctx.say(f"phoenix-evals: regating the session annotations of project "
-                     f"{project.name!r} from {window.describe() if window else 'every session'}"
-                     f": {len(results)} session(s) judged earlier; no judge called")
+        self.ctx.say(f"phoenix-evals: regating {regated}: {len(results)} {what} judged earlier; "
+                     f"no judge called")
         if unjudged:
-            self.ctx.notices.append(f"{unjudged} session(s) of the window have no annotation "
-                                    f"from this plugin yet and are not counted")
+            self.ctx.notices.append(f"{unjudged} {what} of the window have no annotation from "
+                                    f"this plugin yet and are not counted")
         for line in self.outcome.summary():
             self.ctx.say(line)
         return 0 if passed and results else 1
