@@ -12,7 +12,7 @@ figures are worked out by hand here:
   kappa = (0.75 - 0.53125) / (1 - 0.53125) = 0.4667
 - hallucinated: precision = 2/3 (judge said h 3 times, 2 right), recall = 2/3 (human said h 3
   times, judge found 2), f1 = 2*2 / (2*2 + 1 + 1) = 0.6667
-- confusion (rows human, columns judge): h -> [2, 1], f -> [1, 4]
+- confusion (rows human, columns judge, labels sorted): f -> [4, 1], h -> [1, 2]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_the_metrics_equal_the_hand_computed_values() -> None:
     assert math.isclose(agreement.recall(PAIRS, "hallucinated").value or 0, 2 / 3)
     assert math.isclose(agreement.f1(PAIRS, "hallucinated").value or 0, 2 / 3)
     assert math.isclose(agreement.recall(PAIRS, "factual").value or 0, 4 / 5)
-    assert agreement.confusion(PAIRS) == (["hallucinated", "factual"], [[2, 1], [1, 4]])
+    assert agreement.confusion(PAIRS) == (["factual", "hallucinated"], [[4, 1], [1, 2]])
     # Wilson's interval for 6 of 8: centre (0.75 + z^2/16) / (1 + z^2/8).
     low, high = agreement.agreement(PAIRS).low, agreement.agreement(PAIRS).high
     assert low is not None and high is not None
@@ -144,7 +144,7 @@ def test_a_judge_is_benchmarked_gated_and_promoted(
     assert "2 example(s) without a human label were left out" in out
     assert "human \\ judge" in out
     rows = [line.split() for line in out.splitlines()]
-    assert ["hallucinated", "2", "1"] in rows and ["factual", "1", "4"] in rows, out
+    assert ["factual", "4", "1"] in rows and ["hallucinated", "1", "2"] in rows, out
     markdown = (pytester.path / "bench.md").read_text()
     assert "agreement: 0.750 [0.409, 0.929]" in markdown and "human \\ judge" in markdown
     # The judge never read the human labels (its prompt maps the whole metadata).

@@ -164,9 +164,11 @@ def _pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 
 def confusion(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[list[int]]]:
-    """The labels (the human's first, in order of appearance, then the judge's others) and the
-    matrix: row = human label, column = judge label."""
-    labels = list(dict.fromkeys([h for _, h in pairs] + [j for j, _ in pairs]))
+    """The labels (the human's first, then the judge's others, each sorted, so that the matrix
+    does not depend on the order the cases finished in) and the matrix: row = human label,
+    column = judge label."""
+    human = sorted({h for _, h in pairs})
+    labels = human + sorted({j for j, _ in pairs} - set(human))
     counts = Counter(pairs)
     return labels, [[counts[(judge, human)] for judge in labels] for human in labels]
 
