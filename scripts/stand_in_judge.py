@@ -29,7 +29,8 @@ Faults apply to chat completions, checked in this order:
 * ``latency`` [0.0]: seconds to sleep before answering every request.
 * ``malformed`` [None] with ``malformed_count`` [None: every request, else the next N]: answers
   that carry tool calls are spoiled: ``no_tool_call``, ``bad_label``, ``bad_json``,
-  ``missing_label`` or ``wrong_tool``.
+  ``missing_label``, ``wrong_tool`` or ``empty_arguments`` (the arguments an empty string, as
+  some models send for a function without parameters).
 * ``rules`` [[]]: ``[substring, label]`` pairs; the first whose substring occurs in the messages'
   text and whose label is in the enum decides the label.
 * ``answers`` [[]]: ``[substring, text]`` pairs; the first whose substring occurs in the
@@ -65,7 +66,8 @@ POSITIVE = ("correct", "factual", "relevant", "faithful", "non-toxic", "non_toxi
             "true", "good")
 NEGATIVE = ("incorrect", "hallucinated", "unrelated", "irrelevant", "unfaithful", "toxic", "fail",
             "no", "false", "bad")
-MALFORMED_MODES = ("no_tool_call", "bad_label", "bad_json", "missing_label", "wrong_tool")
+MALFORMED_MODES = ("no_tool_call", "bad_label", "bad_json", "missing_label", "wrong_tool",
+                   "empty_arguments")
 DEFAULTS: dict[str, Any] = {
     "latency": 0.0, "fail_429": 0, "retry_after": "0", "retry_after_ms": None, "fail_5xx": 0,
     "error_status": 500, "hang": 0, "hang_seconds": 5.0, "malformed": None,
@@ -134,6 +136,8 @@ def spoil(mode: str, calls: list[dict[str, Any]]) -> None:
             function["arguments"] = json.dumps({"explanation": "stand-in judge: no label given"})
         elif mode == "wrong_tool":
             function["name"] = "not_a_tool"
+        elif mode == "empty_arguments":
+            function["arguments"] = ""
 
 
 def words(text: str) -> int:

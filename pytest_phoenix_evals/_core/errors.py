@@ -19,3 +19,9 @@ class UsageProblem(Exception):
         from .secrets import redact
 
         super().__init__(redact(message))
+
+
+class RunError(Exception):
+    """A task's failure whose message is the whole of the run's error, stored as it is (the
+    engine prefixes other exceptions with their class name): the prompt task words its errors
+    exactly as the Phoenix server stores those of a playground run."""

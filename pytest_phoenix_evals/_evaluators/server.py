@@ -128,7 +128,11 @@ class ServerEvaluator:
             return self._builtin_scores(results, names, start, end)
         if len(results) == 1 and results[0].get("error"):
             only = self.output_configs[0] if len(self.output_configs) == 1 else None
-            return [Score(name=names[0], evaluator=self.name, annotator_kind=kind,
+            # An LLM judge that failed as a whole: one annotation, named as the server's
+            # runner names it (the first config's name, never "<first>.<first>").
+            name = self.output_configs[0].name if kind == "LLM" and self.output_configs \
+                else names[0]
+            return [Score(name=name, evaluator=self.name, annotator_kind=kind,
                           error=results[0]["error"], config=only, start_time=start,
                           end_time=end)]
         by_config = {config.name: (config, name)

@@ -181,11 +181,28 @@ class PromptUnderTest:
 
     def check(self, group: Group, run: DatasetRun) -> None:
         """Every example of the group can fill the template (else a usage error naming the
-        variable and the example's keys, before anything runs)."""
+        variable and the example's keys, before anything runs), and some example has the
+        appended messages (a path that none has is a mistake in the option). An example
+        whose appended messages cannot be read runs, and errors as on the server."""
         if group.key in self._checked or group.kind != "dataset":
             return
         self._checked.add(group.key)
         examples = run.dataset_source.dataset(group).examples
+        messages_path = self.task.messages_path
+        if messages_path and examples:
+            from .._run.prompt_task import value_at
+
+            reasons = []
+            for example in examples:
+                try:
+                    value_at(example.input, messages_path)
+                    break
+                except (KeyError, TypeError) as exc:
+                    reasons.append(str(exc))
+            else:
+                raise UsageProblem(
+                    f"--phoenix-prompt-messages={messages_path}: no example of {group.label} "
+                    f"has it ({reasons[0]}); the path is a dot path into the example's input")
         problems = [(example.id, problem) for example in examples
                     if (problem := self.task.problem(example)) is not None]
         if not problems:

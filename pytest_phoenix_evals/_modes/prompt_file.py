@@ -26,10 +26,15 @@ ROLES = ("user", "assistant", "system", "developer", "tool", "ai", "model")
 FORMATS = ("MUSTACHE", "F_STRING", "NONE")
 # The providers the task's model can be called at from here (the judges' clients).
 CALLABLE = ("OPENAI", "AZURE_OPENAI")
-# The server's invocation parameter family of a provider (its "type").
-FAMILIES = {"OPENAI": "openai", "AZURE_OPENAI": "azure_openai", "ANTHROPIC": "anthropic",
-            "GOOGLE": "google", "DEEPSEEK": "deepseek", "XAI": "xai", "OLLAMA": "ollama",
-            "AWS": "aws"}
+# The server's invocation parameter family of a provider (its "type"): "openai" for every
+# OpenAI-compatible provider, Azure OpenAI included (``_expected_invocation_family`` in the
+# server's input_types/PromptVersionInput.py).
+FAMILIES = {"ANTHROPIC": "anthropic", "GOOGLE": "google", "AWS": "aws"}
+# The older types of that family, which the server rewrites as "openai" on every write and read
+# of a version (``normalize_invocation_parameters_for_write`` in phoenix/db/types/prompts.py),
+# so that the playground only ever runs "openai" parameters: read the same way here.
+LEGACY_OPENAI_TYPES = ("azure_openai", "deepseek", "xai", "ollama", "cerebras", "fireworks",
+                       "groq", "moonshot", "perplexity", "together", "zai", "meta")
 # What a prompt file may expand to once parsed: YAML aliases repeat what they point at, so a
 # few hundred bytes can stand for gigabytes (an "alias bomb"), and an alias may even point at
 # its own parent. The parsed value is walked once, every alias counted where it is used, and
@@ -128,13 +133,13 @@ def prompt_version(data: Any) -> dict[str, Any]:
     version["model_provider"] = str(version.get("model_provider") or "OPENAI").upper()
     if not isinstance(version.get("model_name"), str) or not version["model_name"]:
         raise FileError("needs 'model' (or model_name): the model the prompt is sent to")
-    family = FAMILIES.get(version["model_provider"], version["model_provider"].lower())
+    family = FAMILIES.get(version["model_provider"], "openai")
     parameters = version.get("invocation_parameters") or {}
     if not isinstance(parameters, Mapping):
         raise FileError("invocation_parameters must be a mapping, such as {temperature: 0}")
     if "type" not in parameters:
         parameters = {"type": family, family: dict(parameters)}
-    version["invocation_parameters"] = dict(parameters)
+    version["invocation_parameters"] = openai_family(parameters)
     tools = version.get("tools")
     if isinstance(tools, list):
         version["tools"] = {"type": "tools", "tools": tools}
@@ -145,6 +150,15 @@ def prompt_version(data: Any) -> dict[str, Any]:
         if version.get(key) is None:
             version.pop(key, None)
     return version
+
+
+def openai_family(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Invocation parameters as the server keeps them: an older OpenAI-family type
+    (``azure_openai``, ``deepseek``, ...) becomes ``openai`` with the same values."""
+    kind = parameters.get("type")
+    if kind in LEGACY_OPENAI_TYPES and isinstance(parameters.get(kind), Mapping):
+        return {"type": "openai", "openai": dict(parameters[kind])}
+    return dict(parameters)
 
 
 def _check_message(index: int, message: Any) -> None:
@@ -173,6 +187,8 @@ def same_version(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         if key == "template" and isinstance(value, Mapping):
             return {"type": value.get("type"), "messages": [_norm_message(m)
                                                             for m in value.get("messages") or ()]}
+        if key == "invocation_parameters" and isinstance(value, Mapping):
+            return openai_family(value) or None
         return value or None
 
     return all(norm(a, key) == norm(b, key) for key in _COMPARED)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .._core.binding import bind, call, task_arguments
+from .._core.errors import RunError
 from .._core.secrets import redact, redact_value
 from .._core.text import encodable
 from .._core.types import Case, CaseResult, Score
@@ -156,6 +157,8 @@ async def _run_task(case: Case, task: Callable[..., Any],
         result.output = as_json(raw)
     except OutputNotSerialisable as exc:
         result.error = str(exc)
+    except RunError as exc:
+        result.error = encodable(redact(str(exc)))
     except Exception as exc:
         # wait_for's own TimeoutError is raised from the cancellation of the task; a
         # TimeoutError of the task's own is an error like any other.

@@ -12,9 +12,22 @@ The server's path is the ``chatCompletionOverDataset`` subscription, whose exper
 2. The template variables are ``{"input", "reference", "metadata"}`` of the example, taken at the
    dot path ``template_variables_path`` (default ``input``: ``{{question}}`` is
    ``input.question``; empty: the whole context), and every message's text is rendered with
-   them (``formatted_messages``, the same formatters as LLM evaluators).
+   them (``formatted_messages``, the same formatters as LLM evaluators). A name needs only its
+   root (``{input.question}`` needs ``input``, ``{items[0]}`` needs ``items``); past the root the
+   formatter resolves it or fails.
 3. With ``appended_messages_path``, the OpenAI-style messages found at that dot path of the
    example's input are appended.
+
+An example whose messages cannot be built (a name the formatter cannot resolve, appended
+messages that are not a list of objects, a tool message without its call id on Chat
+Completions) is a run whose error is the server's ``str(error)``, word for word (a
+``KeyError`` quoted, as ``str`` quotes it), and the other examples run on
+(``TaskWorkItem.execute``). Two differences remain: a template variable whose root an example
+lacks refuses the run before anything is called (the server records an error run per
+example), and a dotted or indexed name that fails with ``AttributeError`` or ``IndexError``
+(``{meta.lang}`` without ``lang``, ``{items[0]}`` of an empty list) is an error run here, while
+the server's runner lets those two escape its ``except`` and records no run at all for the
+example.
 4. The request is built as for an LLM judge (one code path: ``request_params`` /
    ``responses_params`` in ``_evaluators/llm/client.py``), with the version's provider, model,
    invocation parameters, tools, tool choice and response format.
@@ -38,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._core.errors import RunError
 from .._core.types import Example
 from .._evaluators.llm.client import (
     ROLES,
@@ -46,15 +60,15 @@ from .._evaluators.llm.client import (
     request_params,
     responses_params,
 )
-from .._evaluators.templates import TemplateError, input_schema, render
+from .._evaluators.templates import TemplateError, render, roots
 from .engine import CASE_TRACER
 
 if TYPE_CHECKING:
     from .._evaluators.llm.judge import PromptSpec
 
-class PromptTaskError(Exception):
+class PromptTaskError(RunError):
     """The example cannot be run through the prompt (a variable or appended message missing);
-    the message is the run's error, worded like the server's."""
+    the message is the run's error, worded like the server's (its ``str(error)``)."""
 
 
 def playground_messages(template_messages: Sequence[Mapping[str, Any]]
@@ -158,9 +172,11 @@ def appended_messages(example: Example, path: str) -> list[dict[str, Any]]:
     return out
 
 
-def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
+def chat_message(message: Mapping[str, Any], api: str = "chat") -> dict[str, Any]:
     """A playground message as the Chat Completions message the server sends (its key order:
-    the request bodies are compared byte for byte)."""
+    the request bodies are compared byte for byte). A tool message without its call id is an
+    error on Chat Completions; on the Responses API it is kept here without one, and
+    :func:`~.._evaluators.llm.client.responses_input` drops it, as the server does."""
     role, content = message["role"], message["content"]
     if role == "assistant" and message.get("tool_calls") is not None:
         return {"content": content, "role": "assistant", "tool_calls": [
@@ -171,6 +187,8 @@ def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
             for call in message["tool_calls"]]}
     if role == "tool":
         if message.get("tool_call_id") is None:
+            if api == "responses":
+                return {"content": content, "role": "tool"}
             raise ValueError("tool_call_id is required for tool messages")
         return {"content": content, "role": "tool", "tool_call_id": message["tool_call_id"]}
     return {"content": content, "role": role}
@@ -178,18 +196,22 @@ def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_output(completion: Completion, params: Mapping[str, Any], api: str = "chat"
                ) -> dict[str, Any]:
-    """The run's output as the server reads it off a playground run's LLM span (step 5). For
-    the Responses API the span's output messages are written by OpenInference's instrumentation
-    of it, which leaves out arguments that are exactly ``{}``."""
+    """The run's output as the server reads it off a playground run's LLM span (step 5).
+
+    On Chat Completions the server writes the span's output messages itself
+    (``_llm_output_messages``): an empty text and empty arguments are not written, so the
+    output has no ``content`` and ``"arguments": null`` for them (and a call with neither a
+    name nor arguments is left out). For the Responses API they are written by OpenInference's
+    instrumentation, which keeps an empty answer (``"content": ""``) and empty arguments
+    (``""``) but leaves out arguments that are exactly ``{}``."""
     message: dict[str, Any] = {"role": "assistant"}
-    if completion.content:
+    if completion.content or (api == "responses" and completion.content is not None):
         message["content"] = completion.content
-    if completion.tool_calls:
-        message["tool_calls"] = [
-            {"function": {"name": call.name, "arguments": None
-                          if api == "responses" and call.arguments == "{}"
-                          else _decoded(call.arguments)}}
-            for call in completion.tool_calls]
+    calls = [{"function": {"name": call.name, "arguments": _arguments(call.arguments, api)}}
+             for call in completion.tool_calls
+             if api == "responses" or call.name or call.arguments]
+    if calls:
+        message["tool_calls"] = calls
     # The tools offered, as the span records them (JSON, so None becomes null and back); on the
     # Responses API those the answer echoes take the place of the request's, index by index.
     tools = json.loads(json.dumps(list(params.get("tools") or ()), ensure_ascii=False))
@@ -208,6 +230,13 @@ def without_list_indexes(path: str) -> str:
     """``path`` without its indexes into the output's own lists (``$.output.messages[0].content``
     is ``$.output.messages.content`` here), for the jsonpath-ng version check."""
     return _OUTPUT_LISTS.sub(lambda m: m.group(1) + (m.group(2) or ""), path.strip())
+
+
+def _arguments(arguments: str, api: str) -> Any:
+    """A tool call's arguments as the run's output holds them (see :func:`run_output`)."""
+    if api == "responses":
+        return None if arguments == "{}" else _decoded(arguments)
+    return _decoded(arguments) if arguments else None
 
 
 def _decoded(arguments: str) -> Any:
@@ -238,25 +267,28 @@ class PromptTask:
         return self.prompt.model_name or "gpt-4o-mini"
 
     def template_names(self) -> list[str]:
-        """The root names of the template's variables (what an example must provide);
-        TemplateError when the template does not parse."""
+        """The root names of the template's variables (what an example must provide: the
+        server's formatters check only that each name's root is given, ``input`` for
+        ``{input.question}``, ``items`` for ``{items[0]}``); TemplateError when the template
+        does not parse."""
         if self._names is None:
-            schema = input_schema([m["content"] for m in self._messages],
-                                  self.prompt.template_format)
-            self._names = [name for name in schema["required"] if name != "."]
+            found: set[str] = set()
+            for message in self._messages:
+                found |= roots(message["content"], self.prompt.template_format)
+            self._names = sorted(found)
         return self._names
 
     def problem(self, example: Example) -> str | None:
-        """Why ``example`` cannot be run through the prompt (None when it can): checked for
-        every example before anything runs."""
+        """Why ``example`` cannot fill the template (None when it can): checked for every
+        example before anything runs. What the server records as an error run past the
+        template's roots (a name that does not resolve, appended messages that cannot be
+        read) is left to the run, which errors as the server's does."""
         try:
             values = template_variables(example, self.variables_path)
-            if self.messages_path:
-                appended_messages(example, self.messages_path)
             missing = [n for n in self.template_names()
                        if not isinstance(values, Mapping) or n not in values]
         except (KeyError, TypeError, ValueError) as exc:  # (TemplateError is a ValueError)
-            return _text(exc)
+            return str(exc)
         if not missing:
             return None
         where = f"its {self.variables_path!r}" if self.variables_path else "its context"
@@ -265,8 +297,9 @@ class PromptTask:
         return (f"template variable(s) {', '.join(missing)} cannot be filled from {where}; "
                 f"its keys: {keys or 'none'}")
 
-    def messages(self, example: Example) -> list[dict[str, Any]]:
-        """The messages sent for ``example``, as Chat Completions messages."""
+    def messages(self, example: Example, api: str = "chat") -> list[dict[str, Any]]:
+        """The messages sent for ``example``, as Chat Completions messages; PromptTaskError
+        holding the server's words when they cannot be built."""
         try:
             values = template_variables(example, self.variables_path)
             if not isinstance(values, Mapping):
@@ -276,15 +309,16 @@ class PromptTask:
                                                 dict(values))} for m in self._messages]
             if self.messages_path:
                 rendered += appended_messages(example, self.messages_path)
-            return [chat_message(m) for m in rendered]
-        except (TemplateError, KeyError, TypeError, ValueError) as exc:
-            raise PromptTaskError(_text(exc)) from None
+            return [chat_message(m, api) for m in rendered]
+        except (TemplateError, LookupError, AttributeError, TypeError, ValueError) as exc:
+            # (LookupError: the KeyError and IndexError of a name that does not resolve)
+            raise PromptTaskError(str(exc)) from None
 
     def request(self, example: Example) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
         """(API, request keyword arguments, extra_body) for ``example``."""
         api = self.models.api(self.prompt.model_provider, self.model)
         build = responses_params if api == "responses" else request_params
-        params, extra_body = build(self.model, self.messages(example), self.prompt.tools,
+        params, extra_body = build(self.model, self.messages(example, api), self.prompt.tools,
                                    self.prompt.invocation_parameters,
                                    self.prompt.response_format)
         return api, params, extra_body
@@ -309,8 +343,3 @@ class PromptTask:
             output = run_output(completion, params, api)
             span.set_output(output)
         return output
-
-
-def _text(exc: BaseException) -> str:
-    """An exception's message as the server's run error shows it (a KeyError unquoted)."""
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -387,7 +387,8 @@ def _from_responses(response: Any, attempts: int) -> Completion:
         usage = {"prompt_tokens": response.usage.input_tokens or 0,
                  "completion_tokens": response.usage.output_tokens or 0,
                  "total_tokens": response.usage.total_tokens or 0}
-    return Completion(model=response.model or "", content="".join(texts) or None,
+    # An answer whose text is empty is "" (Phoenix records it so), no text at all None.
+    return Completion(model=response.model or "", content="".join(texts) if texts else None,
                       tool_calls=calls, usage=usage, attempts=attempts,
                       echoed_tools=[tool.model_dump(mode="json")
                                     for tool in getattr(response, "tools", None) or ()])

@@ -183,7 +183,7 @@ class LLMJudge:
         start = datetime.now(UTC)
         names = annotation_names(self.output_configs) or [self.name]
         if self.problem is not None or self.prompt is None:
-            return [self._error(names[0], self.problem or "no prompt", start)]
+            return [self._error(self.problem or "no prompt", start)]
         if self.tracing is None:
             return await self._run(context, names, start, None)
         with self.tracing.evaluator(self.name, context) as trace:
@@ -201,8 +201,7 @@ class LLMJudge:
         try:
             return await self._evaluate(context, names, start, trace)
         except _Failed as failed:
-            return [self._error(names[0], failed.message, start, failed.hint,
-                                failed.completion)]
+            return [self._error(failed.message, start, failed.hint, failed.completion)]
 
     async def _evaluate(self, context: dict[str, Any], names: list[str], start: datetime,
                         trace: Any) -> list[Score]:
@@ -303,9 +302,14 @@ class LLMJudge:
                 meta["prompt_tag"] = self.prompt.version_tag
         return meta
 
-    def _error(self, name: str, message: str, start: datetime, hint: str | None = None,
+    def _error(self, message: str, start: datetime, hint: str | None = None,
                completion: Completion | None = None) -> Score:
+        """The one annotation of a judge that failed as a whole. The server names it as it
+        names the evaluator (``LLMEvaluator.evaluate``: its single error result takes the
+        ``name`` the runner passed, the first output config's), so a multi-output judge's
+        error is ``acc``, not ``acc.acc``."""
         config = self.output_configs[0] if len(self.output_configs) == 1 else None
+        name = self.output_configs[0].name if self.output_configs else self.name
         return Score(name=name, evaluator=self.name, annotator_kind="LLM", error=message,
                      hint=hint, config=config, metadata=self._metadata(completion),
                      start_time=start, end_time=datetime.now(UTC))
