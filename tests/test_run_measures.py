@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fault_proxy import FaultProxy, Rule
 from phoenix_admin import PhoenixAdmin
 from stand_in_judge import StandInJudge
 
@@ -99,3 +100,110 @@ def test_a_cost_gate_without_uploads_fails_and_says_why(
         "*sum(cost)<=1*3*-*FAIL*Phoenix computes the cost from the runs' traces, and nothing "
         "was uploaded*",
         "*max(latency)<=600*3*s*pass*n=3; the run's own largest: no interval"])
+
+
+def test_a_prompt_runs_on_several_models_side_by_side(
+        pytester: pytest.Pytester, measured: dict[str, Any], judge: StandInJudge,
+        admin: PhoenixAdmin) -> None:
+    result = run(pytester, measured, "--phoenix-model=gpt-4o-mini,gpt-4.1",
+                 "--phoenix-fail-under=contains=0.5", "--phoenix-summary-md=summary.md",
+                 "--phoenix-experiment-name=compare")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=4, failed=2)  # each model: France and Hamlet right
+    assert result.ret == pytest.ExitCode.OK, out  # the gates (66.7% >= 50%) decide
+    # Each model was sent the same prompt, and each has an experiment named by it.
+    models = sorted(r["body"]["model"] for r in judge.requests
+                    if r["path"] == "/v1/chat/completions")
+    assert models == ["gpt-4.1"] * 3 + ["gpt-4o-mini"] * 3
+    experiments = {e["name"]: e for e in admin.experiments(measured["id"])}
+    assert set(experiments) == {"compare (gpt-4o-mini)", "compare (gpt-4.1)"}
+    assert experiments["compare (gpt-4.1)"]["metadata"]["task"]["model_name"] == "gpt-4.1"
+    # Each model gated on its own; side by side with intervals, cost and latency.
+    name = measured["name"]
+    result.stdout.fnmatch_lines([
+        f"*contains=0.5*{name} (gpt-4o-mini)*3*66.7%*pass*",
+        f"*contains=0.5*{name} (gpt-4.1)*3*66.7%*pass*",
+    ])
+    table = out[out.index("models side by side (2):"):].splitlines()
+    assert re.match(r"model\s+cases\s+contains pass rate \[95% CI\]\s+cost\s+latency p50\s+"
+                    r"latency p95", table[1]), table
+    costs = {}
+    for line in table[3:5]:
+        model, cases, rate, low, high, cost, *_ = line.split()
+        assert (cases, rate, low, high) == ("3", "66.7%", "[21,", "94]"), line
+        costs[model] = float(cost.removeprefix("$"))
+    # Phoenix's built-in prices: gpt-4.1 costs more than gpt-4o-mini for the same tokens.
+    assert 0 < costs["gpt-4o-mini"] < costs["gpt-4.1"], costs
+    md = Path(pytester.path, "summary.md").read_text()
+    assert "### Models side by side" in md
+    assert re.search(r"\| gpt-4\.1 \| 3 \| 66\.7% \[21, 94\] \| \$0\.\d+ \| \d+\.\d\d s \| "
+                     r"\d+\.\d\d s \|", md), md
+
+
+def mermaid(markdown: str) -> list[str]:
+    return re.findall(r"```mermaid\n(.*?)```", markdown, re.DOTALL)
+
+
+def test_the_markdown_summary_charts_each_gated_pass_rate_over_recent_experiments(
+        pytester: pytest.Pytester, measured: dict[str, Any], judge: StandInJudge) -> None:
+    gate = "--phoenix-fail-under=contains=0.5"
+    first = run(pytester, measured, gate, "--phoenix-set-baseline",
+                "--phoenix-summary-md=first.md")
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    [chart] = mermaid(Path(pytester.path, "first.md").read_text())
+    assert 'x-axis ["this run"]' in chart and "line [0.667]" in chart
+    # The model now gets Spain right too; a third run, without the gate, charts nothing.
+    judge.configure(answers=[*ANSWERS[:2], ["capital of Spain", "Madrid, of course."]])
+    second = run(pytester, measured, gate, "--phoenix-summary-md=second.md")
+    assert second.ret == pytest.ExitCode.OK
+    md = Path(pytester.path, "second.md").read_text()
+    [chart] = mermaid(md)
+    assert chart.splitlines() == [
+        "xychart-beta",
+        '    title "contains: pass rate, recent experiments"',
+        '    x-axis ["baseline", "this run"]',
+        '    y-axis "pass rate" 0 --> 1',
+        "    line [0.667, 1.000]"]
+    assert f"#### Pass rate of contains on {measured['name']}" in md
+    assert "| baseline |" in md and "| 66.7% |" in md and "| this run | this run | 100.0% |" in md
+    third = run(pytester, measured, "--phoenix-summary-md=third.md")
+    assert third.ret == pytest.ExitCode.OK and not mermaid(
+        Path(pytester.path, "third.md").read_text())
+
+
+def test_a_chart_that_cannot_be_read_says_so_and_changes_nothing(
+        pytester: pytest.Pytester, measured: dict[str, Any], phoenix_env: str) -> None:
+    # Only the chart lists the dataset's experiments here; that listing meets an ingress 404.
+    with FaultProxy(phoenix_env, [Rule(r"^GET /v1/datasets/[^/]+/experiments",
+                                       "not-found")]) as proxy:
+        result = run(pytester, measured, f"--phoenix-url={proxy.url}",
+                     "--phoenix-fail-under=contains=0.5", "--phoenix-summary-md=summary.md")
+        assert proxy.counts["not-found"] >= 1
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    md = Path(pytester.path, "summary.md").read_text()
+    assert not mermaid(md)
+    assert re.search(r"#### Pass rate of contains on measured-\w+\n\nno chart: the recent "
+                     r"experiments could not be read \(`[^\n`]*404[^\n`]*`\); this run's "
+                     r"result does not depend on them\.", md), md
+    assert "| `contains=0.5` | " in md and "| 66.7% |" in md
+
+
+def test_several_models_under_xdist_share_one_experiment_each(
+        pytester: pytest.Pytester, measured: dict[str, Any], judge: StandInJudge,
+        admin: PhoenixAdmin) -> None:
+    result = run(pytester, measured, "-n", "2", "--phoenix-model=gpt-4o-mini,gpt-4.1",
+                 "--phoenix-experiment-name=xdist", "--phoenix-fail-under=p95(latency)<=600",
+                 "--phoenix-fail-under=sum(cost)<=1")
+    result.assert_outcomes(passed=4, failed=2)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    experiments = {e["name"]: e for e in admin.experiments(measured["id"])}
+    assert set(experiments) == {"xdist (gpt-4o-mini)", "xdist (gpt-4.1)"}
+    assert all(len(admin.runs(e["id"])) == 3 for e in experiments.values())
+    # The workers' run times and traces reached the controller's gates and table.
+    result.stdout.fnmatch_lines([
+        "models side by side (2):", "*", "*",
+        r"gpt-4o-mini*3*66.7% [[]21, 94[]]*$0.0*s*s",
+        r"gpt-4.1*3*66.7% [[]21, 94[]]*$0.0*s*s",
+    ])
+    assert len(re.findall(r"p95\(latency\)<=600 .* pass ", result.stdout.str())) == 2
+    assert len(re.findall(r"sum\(cost\)<=1 .* \$0\.0\d* .* pass ", result.stdout.str())) == 2

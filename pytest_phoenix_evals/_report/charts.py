@@ -38,7 +38,7 @@ def pass_rate_chart(annotation: str, where: str, points: Sequence[ChartPoint]) -
              '    y-axis "pass rate" 0 --> 1',
              f"    line [{', '.join(f'{p.rate:.3f}' for p in shown)}]",
              "```", "",
-             "| experiment | | pass rate |", "| --- | --- | --- |"]
+             "| point | experiment | pass rate |", "| --- | --- | --- |"]
     for point in points:
         rate = "-" if point.rate is None else f"{100 * point.rate:.1f}%"
         name = point.experiment.replace("|", "\\|")
@@ -49,5 +49,7 @@ def pass_rate_chart(annotation: str, where: str, points: Sequence[ChartPoint]) -
 def unreadable_chart(annotation: str, where: str, why: str) -> str:
     """What stands in the chart's place when the recent experiments cannot be read (the run's
     result does not change)."""
+    shown = " ".join(why.split()).replace("`", "'")  # one line, quoted: it may hold HTML
+    shown = shown if len(shown) <= 300 else shown[:299] + "…"
     return (f"#### Pass rate of {annotation} on {where}\n\nno chart: the recent experiments "
-            f"could not be read ({why}); this run's result does not depend on them.\n")
+            f"could not be read (`{shown}`); this run's result does not depend on them.\n")
