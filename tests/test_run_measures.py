@@ -207,3 +207,19 @@ def test_several_models_under_xdist_share_one_experiment_each(
     ])
     assert len(re.findall(r"p95\(latency\)<=600 .* pass ", result.stdout.str())) == 2
     assert len(re.findall(r"sum\(cost\)<=1 .* \$0\.0\d* .* pass ", result.stdout.str())) == 2
+
+
+def test_each_model_is_compared_with_the_baseline(
+        pytester: pytest.Pytester, measured: dict[str, Any], judge: StandInJudge) -> None:
+    first = run(pytester, measured, "--phoenix-experiment-name=before")
+    first.assert_outcomes(passed=2, failed=1)
+    judge.configure(answers=[*ANSWERS[:2], ["capital of Spain", "Madrid, of course."]])
+    result = run(pytester, measured, "--phoenix-model=gpt-4o-mini,gpt-4.1",
+                 "--phoenix-baseline=previous", "--phoenix-max-regression=0")
+    result.assert_outcomes(passed=6)
+    assert result.ret == pytest.ExitCode.OK
+    name = measured["name"]
+    for model in ("gpt-4o-mini", "gpt-4.1"):
+        result.stdout.fnmatch_lines([
+            f"{name} ({model}): compared with baseline before (*), at most 0 pts of regression "
+            f"allowed", "*", "*", "contains*3*66.7%*100.0%*+33.3 pts*0*1*pass"])
