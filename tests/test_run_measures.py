@@ -223,3 +223,16 @@ def test_each_model_is_compared_with_the_baseline(
         result.stdout.fnmatch_lines([
             f"{name} ({model}): compared with baseline before (*), at most 0 pts of regression "
             f"allowed", "*", "*", "contains*3*66.7%*100.0%*+33.3 pts*0*1*pass"])
+
+
+def test_a_partial_run_on_several_models_is_said_for_each(
+        pytester: pytest.Pytester, measured: dict[str, Any], admin: PhoenixAdmin) -> None:
+    result = run(pytester, measured, "--phoenix-model=gpt-4o-mini,gpt-4.1", "-k", "France",
+                 "--phoenix-experiment-name=partial")
+    result.assert_outcomes(passed=2)
+    name = measured["name"]
+    for model in ("gpt-4o-mini", "gpt-4.1"):
+        result.stdout.fnmatch_lines([f"{name} ({model}): a partial run: 1 of 3 examples "
+                                     f"selected (-k 'France')*"])
+    experiments = {e["name"]: e for e in admin.experiments(measured["id"])}
+    assert experiments["partial (gpt-4.1)"]["metadata"]["partial_run"]["cases"] == 1

@@ -242,7 +242,7 @@ class DatasetRun(Mode):
         for case in cases:
             counts[case.group.key] = counts.get(case.group.key, 0) + 1
             groups[case.group.key] = case.group
-        mine = {g.key for g in self.dataset_source.groups()}
+        mine = {g.key for g in self.shared_groups()}
         for key, group in groups.items():
             if group.kind != "dataset" or group.key not in mine:
                 continue
@@ -469,6 +469,8 @@ class DatasetRun(Mode):
             group=group, id=experiment["id"],
             url=self.ctx.gateway.experiment_url(dataset.id, experiment["id"]))])
         self.outcome.take(results, report)
+        self.outcome.costs_problem = ("--phoenix-regate reads no cost: gate it on the run "
+                                      "itself")
         passed = self.outcome.apply_gates(expected)
         steady = self.compare()
         self.ctx.say(f"phoenix-evals: regating experiment {experiment.get('name')!r} "
