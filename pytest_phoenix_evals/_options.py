@@ -279,6 +279,10 @@ OPTIONS = (
            "every result is in Phoenix, move this prompt version tag (for example production) to "
            "the prompt version under test (the one --phoenix-push-prompt made). Also with "
            "--phoenix-benchmark: to the judged prompt version.", "TAG", parse=text),
+    Option("model", PROMPTS, "list", "With a prompt as the task: run it on these models "
+           "instead of the prompt's own (comma-separated or repeated), one experiment each, "
+           "named by its model; the summary puts them side by side (pass rates, cost, "
+           "latency).", "MODEL,...", parse=comma_separated, target="models"),
     Option("prompt_variables", PROMPTS, "str", "With a prompt as the task: the dot path in the "
            "example's {input, reference, metadata} whose keys fill the template's variables "
            "(default {default}; '.' for the whole context, then {{input.question}}).",
@@ -530,6 +534,18 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
         raise pytest.UsageError(f"{sources['baseline']}: {settings.baseline!r} compares with "
                                 f"a version of the prompt under test: only with "
                                 f"--phoenix-task=prompt:NAME or prompt-file:PATH")
+    if settings.models and not prompt_task:
+        raise pytest.UsageError(f"{sources['model']}: only with a prompt as the task "
+                                f"(--phoenix-task=prompt:NAME or prompt-file:PATH): a Python "
+                                f"task chooses its own model")
+    if settings.models:
+        for other in ("push_prompt", "promote_tag"):
+            if getattr(settings, other):
+                refuse(other, "model", "the version in Phoenix names its own model, and this "
+                       "run tested it on another; run it on its own model to promote it")
+        if settings.set_baseline and len(settings.models) > 1:
+            refuse("set_baseline", "model", "one experiment is a dataset's baseline, and this "
+                   "run makes one per model")
     for option in ("prompt_variables", "prompt_messages"):
         given = getattr(settings, option)
         if given != getattr(_DEFAULTS, option) and not prompt_task:

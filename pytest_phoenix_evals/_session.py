@@ -294,6 +294,7 @@ class PhoenixEvalsSession:
         if results:
             self.config.hook.pytest_phoenix_evals_session_finish(
                 config=self.config, results=results, report=self.outcome.upload_report)
+        self._stoppable(self.mode.measure, "reading the runs' cost from Phoenix")
         passed = self.outcome.apply_gates(expected or [r.case for r in results],
                                           self.mode.gated)
         steady = self._stoppable(self.mode.compare, "comparing with the baseline")
@@ -301,6 +302,7 @@ class PhoenixEvalsSession:
             self.outcome.failed_by.append("a regression against the baseline "
                                           "(--phoenix-max-regression)")
         self._stoppable(lambda: self.mode.finish(passed), "finishing the run")
+        self._stoppable(self.mode.pictures, "reading the recent experiments for the charts")
         # An interrupt, an internal or usage error keeps its own status.
         decided = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
                                  pytest.ExitCode.NO_TESTS_COLLECTED)

@@ -36,6 +36,8 @@ class Settings(NamedTuple):
     prompt_variables: str = "input"
     prompt_messages: str | None = None
     push_prompt: str | None = None
+    # A prompt as the task, run on each of these models (--phoenix-model).
+    models: tuple[str, ...] = ()
     splits: tuple[str, ...] = ()
     dataset_version: str | None = None
     examples: tuple[str, ...] = ()

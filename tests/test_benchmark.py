@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from typing import Any
 
@@ -147,6 +148,11 @@ def test_a_judge_is_benchmarked_gated_and_promoted(
     assert ["factual", "4", "1"] in rows and ["hallucinated", "1", "2"] in rows, out
     markdown = (pytester.path / "bench.md").read_text()
     assert "agreement: 0.750 [0.409, 0.929]" in markdown and "human \\ judge" in markdown
+    # ... and as tables: the metrics, the per-label figures, the confusion matrix.
+    assert "| agreement | 0.750 [0.409, 0.929] | Wilson score interval |" in markdown
+    assert re.search(r"\| hallucinated \| 0\.667 \[[0-9.]+, [0-9.]+\] \| 0\.667 \[", markdown)
+    assert "| human \\ judge | factual | hallucinated |" in markdown
+    assert "| **factual** | 4 | 1 |" in markdown and "| **hallucinated** | 1 | 2 |" in markdown
     # The judge never read the human labels (its prompt maps the whole metadata).
     bodies = json.dumps([r["body"] for r in judge.requests])
     assert "HUMAN" not in bodies and "annotator_kind" not in bodies and "checked by hand" \

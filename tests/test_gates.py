@@ -7,6 +7,8 @@ Spain wrong: exact_match passes 2 of 4, contains 3 of 4; edit_distance (recorded
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pytest_phoenix_evals._core.gates import parse_gate
 
@@ -154,3 +156,40 @@ def test_gates_under_xdist_cover_every_workers_cases(pytester: pytest.Pytester,
         "*contains=0.75*qa*4*75.0%*pass*",
         "*exact_match=1@metadata.topic*qa [[]metadata.topic=geography[]]*2*50.0%*FAIL*",
     ])
+
+
+def test_latency_and_cost_gates_parse_and_bad_ones_say_what_to_write() -> None:
+    gate = parse_gate("p95(latency)<=2.5")
+    assert (gate.name, gate.stat, gate.op, gate.value, gate.rate) == ("latency", "p95", "<=",
+                                                                      2.5, False)
+    assert parse_gate("mean(latency)=1.2").op == "<="  # "=" bounds a measure from above
+    assert parse_gate("sum(cost)<=0.50").describe() == "sum(cost) <= $0.5000"
+    assert parse_gate("mean(correct)>=0.5").stat is None  # still an annotation's mean
+    for text, says in [("latency<=2", "latency is gated by a statistic"),
+                       ("p95(correct)<=2", "p95 is a statistic of the run's latency or cost"),
+                       ("p0(latency)<1", "latency is gated by a statistic"),
+                       ("p95(latency)<=2%", "in seconds")]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            parse_gate(text)
+
+
+def test_a_percentiles_interval_is_scipys_order_statistic_interval() -> None:
+    """The distribution-free interval of a quantile: the order statistics scipy's binomial
+    distribution picks, each tail at most 2.5 %."""
+    from pytest_phoenix_evals._core.measures import _order_interval, statistic
+    from scipy.stats import binom
+
+    for n, q in [(3, 0.95), (20, 0.5), (72, 0.95), (100, 0.5), (500, 0.95), (1000, 0.99)]:
+        low = int(binom.ppf(0.025, n, q))  # the largest l with P(B <= l - 1) <= 2.5 %
+        while low > 0 and binom.cdf(low - 1, n, q) > 0.025:
+            low -= 1
+        high = int(binom.ppf(0.975, n, q)) + 1  # the smallest u with P(B <= u - 1) >= 97.5 %
+        expected = (low, high if high <= n else 0)
+        assert _order_interval(n, q) == expected, (n, q)
+    values = [float(v) for v in range(1, 101)]
+    p50 = statistic("p50", values)
+    assert (p50.value, p50.low, p50.high) == (50.5, 40.0, 61.0)
+    mean = statistic("mean", values)
+    assert mean.value == 50.5 and mean.low is not None and mean.high is not None
+    assert 44 < mean.low < 50.5 < mean.high < 57  # the bootstrap's, about +-1.96 * 2.9
+    assert statistic("sum", [0.25, 0.5]).value == 0.75

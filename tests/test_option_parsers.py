@@ -131,8 +131,10 @@ def test_thresholds_and_gates_parse_into_their_types() -> None:
                                     "mean(NAME)>=0.8 (mean score; also >, <=, <), or with "
                                     "--phoenix-benchmark agreement(NAME), kappa(NAME), "
                                     "precision(NAME=LABEL), recall(NAME=LABEL), "
-                                    "f1(NAME=LABEL), spearman(NAME), optionally followed by "
-                                    "@split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE"),
+                                    "f1(NAME=LABEL), spearman(NAME), or the run's latency "
+                                    "(seconds) and cost (USD): p95(latency)<=2.5, "
+                                    "sum(cost)<=0.5, optionally followed by @split, "
+                                    "@split=NAME, @metadata.KEY or @metadata.KEY=VALUE"),
     ("results", "out.txt", "'out.txt': the results file must end in .csv, .parquet, .jsonl "
                            "(the format follows the suffix)"),
 ])

@@ -12,6 +12,12 @@ for the judge's own measured error (``_core/calibration.py``). A suffix scopes i
 split ``hard``, ``@metadata.KEY`` each value of the example metadata KEY,
 ``@metadata.KEY=VALUE`` only those examples.
 
+The run's measures are gated by a statistic: ``p95(latency)<=2.5``, ``mean(latency)<=1.2``,
+``max(latency)``, ``sum(cost)<=0.50``, ``mean(cost)`` (``p1`` to ``p99``, ``mean``, ``max``,
+``sum``; ``latency`` and ``cost`` in them are the measures, never annotations). Latency is the
+task's run time in seconds, as the experiment run records it; cost is what Phoenix computed in
+USD for the LLM spans of the run's trace (:mod:`.measures`).
+
 Every selected case is in every denominator. A case whose task failed, whose evaluator
 errored, or that never ran (``-x``, an interrupt, a crash) counts as failing a pass-rate gate;
 a mean gate fails outright when any of its cases has no score, and so does any gate when a
@@ -33,6 +39,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .agreement import METRICS
+from .measures import (
+    MEASURES,
+    STATISTICS,
+    RunCost,
+    costs_of,
+    latency,
+    quantile_of,
+    statistic,
+    usd,
+)
 from .types import Case, CaseResult, Example
 
 if TYPE_CHECKING:
@@ -45,7 +61,8 @@ _FUNCTIONS = ("mean", CORRECTED, *METRICS)
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _GATE = re.compile(
-    r"""^\s*(?:(?P<fn>mean|corrected|agreement|kappa|precision|recall|f1|spearman)\(\s*
+    r"""^\s*(?:(?P<fn>mean|max|sum|p\d{1,2}|corrected|agreement|kappa|precision|recall|f1|
+    spearman)\(\s*
     (?P<fn_name>[^()=]+?)\s*(?:=\s*(?P<fn_label>[^()]+?)\s*)?\)|(?P<name>[^=<>@]+?))\s*
     (?P<op>>=|<=|=|>|<)\s*(?P<value>[-+0-9.eE]+)\s*(?P<percent>%)?\s*
     (?:@\s*(?P<scope>split|metadata\.[^=\s]+)\s*(?:=\s*(?P<only>.+?))?)?\s*$""",
@@ -65,13 +82,24 @@ class Gate:
     # An agreement metric with human labels (agreement, kappa, ...), else None.
     metric: str | None = None
     label: str | None = None  # the label of precision, recall and F1
+    #: The statistic of a run's measure (latency, cost): mean, max, sum, p95, ...; else None.
+    stat: str | None = None
 
     @property
     def rate(self) -> bool:
         """A pass rate (observed or corrected), shown as a percentage."""
-        return not self.mean and self.metric in (None, CORRECTED)
+        return not self.mean and self.metric is None and self.stat is None or \
+            self.metric == CORRECTED
+
+    def shown(self, value: float) -> str:
+        """A value of what the gate measures, with its unit."""
+        if self.stat is not None:
+            return usd(value) if self.name == "cost" else f"{value:.3g} s"
+        return f"{100 * value:.1f}%" if self.rate else f"{value:.4g}"
 
     def describe(self) -> str:
+        if self.stat is not None:
+            return f"{self.stat}({self.name}) {self.op} {self.shown(self.value)}"
         if self.metric == CORRECTED:
             return f"pass rate of {self.name} corrected for the judge >= {100 * self.value:g}%"
         if self.metric is not None:
@@ -88,9 +116,13 @@ def parse_gate(text: str) -> Gate:
         raise ValueError(
             f"{text!r} is not a gate: use NAME=0.9 (pass rate), mean(NAME)>=0.8 (mean score; "
             f"also >, <=, <), or with --phoenix-benchmark agreement(NAME), kappa(NAME), "
-            f"precision(NAME=LABEL), recall(NAME=LABEL), f1(NAME=LABEL), spearman(NAME), "
+            f"precision(NAME=LABEL), recall(NAME=LABEL), f1(NAME=LABEL), spearman(NAME), or "
+            f"the run's latency (seconds) and cost (USD): p95(latency)<=2.5, sum(cost)<=0.5, "
             f"optionally followed by @split, @split=NAME, @metadata.KEY or @metadata.KEY=VALUE")
     function = match["fn"]
+    named = (match["fn_name"] if function else match["name"]).strip()
+    if named in MEASURES or (function and function not in _FUNCTIONS):
+        return _measure_gate(text, match, function, named)
     mean = function == "mean"
     metric = function if function not in (None, "mean") else None
     name = (match["fn_name"] if function else match["name"]).strip()
@@ -129,6 +161,29 @@ def parse_gate(text: str) -> Gate:
                 scope=match["scope"], only=match["only"], metric=metric, label=label)
 
 
+def _measure_gate(text: str, match: re.Match[str], function: str | None, name: str) -> Gate:
+    """``p95(latency)<=2.5``, ``sum(cost)<=0.5``, ...: a statistic of one of the run's
+    measures."""
+    if name not in MEASURES:
+        raise ValueError(f"{text!r}: {function} is a statistic of the run's latency or cost: "
+                         f"{function}(latency) or {function}(cost)")
+    if function is None or function not in STATISTICS and quantile_of(function) is None:
+        raise ValueError(f"{text!r}: {name} is gated by a statistic: p95({name})<=X, "
+                         f"mean({name})<=X, max({name})<=X or sum({name})<=X")
+    if match["fn_label"] or match["percent"]:
+        raise ValueError(f"{text!r}: a {name} gate is {function}({name})<=X, in "
+                         f"{'seconds' if name == 'latency' else 'USD'}")
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise ValueError(f"{text!r}: {match['value']!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r}: the bound must be a finite number")
+    op = "<=" if match["op"] == "=" else match["op"]
+    return Gate(text=text.strip(), name=name, mean=False, op=op, value=value,
+                scope=match["scope"], only=match["only"], stat=function)
+
+
 @dataclass
 class GateResult:
     gate: Gate
@@ -150,7 +205,7 @@ class GateResult:
     def shown_value(self) -> str:
         if self.value is None:
             return "-"
-        return f"{100 * self.value:.1f}%" if self.gate.rate else f"{self.value:.4g}"
+        return self.gate.shown(self.value)
 
 
 def _groups(gate: Gate, example: Example) -> list[str]:
@@ -169,11 +224,15 @@ def _groups(gate: Gate, example: Example) -> list[str]:
 
 def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
                    results: Iterable[CaseResult],
-                   calibrations: Mapping[str, Calibration] | None = None) -> list[GateResult]:
+                   calibrations: Mapping[str, Calibration] | None = None,
+                   costs: Mapping[str, RunCost] | None = None,
+                   costs_problem: str | None = None) -> list[GateResult]:
     """Each gate on each group of cases (a dataset spec, a test function; and the gate's own
     scope): ``expected`` holds every selected case (with its example's splits); a case
     without a result never ran. ``calibrations``: the measured error of each judge's
-    annotation (--phoenix-judge-calibration), for corrected pass rates."""
+    annotation (--phoenix-judge-calibration), for corrected pass rates. ``costs``: what
+    Phoenix computed for each run's trace, by trace id (None when it could not be read:
+    ``costs_problem`` says why)."""
     by_key: dict[tuple[str, str, int], list[CaseResult]] = defaultdict(list)
     for result in results:
         by_key[result.case.key].append(result)
@@ -187,6 +246,11 @@ def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
                            "not applicable: the run had no case to judge", applicable=False)
                 for gate in gates]
     for gate in gates:
+        if gate.stat is not None:  # a measure of the run: every dataset has it
+            for dataset, cases in datasets.items():
+                for group, members in _scoped(gate, cases):
+                    out.append(_measure(gate, dataset, group, members, costs, costs_problem))
+            continue
         known = False
         for dataset, cases in datasets.items():
             names = {s.name for _, r in cases if r is not None for s in r.scores}
@@ -211,6 +275,68 @@ def evaluate_gates(gates: Sequence[Gate], expected: Iterable[Case],
                                   f"no annotation named {gate.name!r}; annotations: "
                                   f"{', '.join(every) or 'none'}"))
     return out
+
+
+def _scoped(gate: Gate, cases: list[tuple[Example, CaseResult | None]]
+            ) -> list[tuple[str | None, list[tuple[Example, CaseResult | None]]]]:
+    """The cases of each value of the gate's scope (one group, None, without a scope)."""
+    groups: dict[str, list[tuple[Example, CaseResult | None]]] = defaultdict(list)
+    for example, outcome in cases:
+        for group in _groups(gate, example):
+            groups[group].append((example, outcome))
+    if not groups and gate.scope is not None:
+        return [(gate.only or "?", [])]
+    return [(group if gate.scope else None, members)
+            for group, members in sorted(groups.items())]
+
+
+def _measure(gate: Gate, dataset: str, group: str | None,
+             members: list[tuple[Example, CaseResult | None]],
+             costs: Mapping[str, RunCost] | None, problem: str | None) -> GateResult:
+    """A statistic of the task's latency or cost over the group's cases, with its interval."""
+    assert gate.stat is not None
+    total = len(members)
+    if not total:
+        return GateResult(gate, dataset, group, 0, None, False, "no case in this group")
+    ran = [result for _, result in members if result is not None]
+    missing = total - len(ran)
+    notes = [f"{missing} of {total} cases did not run"] if missing else []
+    if gate.name == "latency":
+        values = [v for r in ran if (v := latency(r)) is not None]
+        unmeasured = len(ran) - len(values)
+        if unmeasured:
+            notes.append(f"{unmeasured} case(s) without a run time")
+    else:
+        if costs is None:
+            return GateResult(gate, dataset, group, total, None, False,
+                              problem or "the cost was not read from Phoenix")
+        values, untraced, unpriced = costs_of(ran, costs)
+        unmeasured = untraced + unpriced
+        if untraced:
+            notes.append(f"{untraced} case(s) whose trace Phoenix does not have: cost unknown")
+        if unpriced:
+            notes.append(f"{unpriced} case(s) spent tokens of a model Phoenix has no price "
+                         f"for: add one in Phoenix (Settings, Models)")
+    found = statistic(gate.stat, values)
+    if found.value is not None and found.method:
+        notes.append(_interval_note(gate, found))
+    ok = (found.value is not None and not missing and not unmeasured
+          and _OPS[gate.op](found.value, gate.value))
+    return GateResult(gate, dataset, group, total, found.value, ok, "; ".join(notes))
+
+
+def _interval_note(gate: Gate, found: Any) -> str:
+    """n, the 95 % interval and how it was made (or why there is none)."""
+    if found.low is None and found.high is None:
+        return f"n={found.n}; {found.method}"
+    low = gate.shown(found.low) if found.low is not None else "-inf"
+    high = gate.shown(found.high) if found.high is not None else "unbounded"
+    note = f"n={found.n}, 95% CI [{low}, {high}] ({found.method})"
+    q = quantile_of(gate.stat or "")
+    if q is not None and found.high is None:
+        note += (f"; {math.ceil(math.log(0.025) / math.log(q))} cases bound a "
+                 f"{gate.stat} from above")
+    return note
 
 
 def _evaluate(gate: Gate, dataset: str, group: str | None,

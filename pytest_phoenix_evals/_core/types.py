@@ -70,6 +70,9 @@ class Group:
     # dataset group it runs on.
     test: str | None = None
     parent: str | None = None
+    # One of several runs of a dataset spec that differ by what runs: the model a prompt runs
+    # on (--phoenix-model), which names its experiment.
+    variant: str | None = None
 
     def within(self, other: Group) -> bool:
         """This group is ``other`` or a test function run on it."""

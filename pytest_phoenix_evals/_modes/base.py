@@ -201,6 +201,10 @@ class Mode:
     def after_uploads(self) -> None:
         """Once the results are uploaded (or given up on), before the engine stops."""
 
+    def measure(self) -> None:
+        """Before the gates: read what the run's gates and summary need from Phoenix after
+        the uploads (the runs' cost)."""
+
     def compare(self) -> bool | None:
         """The comparison with a baseline, for the summary; False when it fails the run,
         None without one."""
@@ -208,6 +212,10 @@ class Mode:
 
     def finish(self, passed: bool | None) -> None:
         """What the mode does once the gates are decided (lines into the summary)."""
+
+    def pictures(self) -> None:
+        """After the end: what only the markdown summary shows (charts), read failure-
+        tolerantly (``outcome.markdown``)."""
 
     def nothing_to_do(self) -> bool:
         """Whether the run found nothing to do and that is a success (pytest's 'no tests')."""

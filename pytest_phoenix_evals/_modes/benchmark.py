@@ -141,6 +141,7 @@ class JudgeBenchmark(DatasetRun):
         """The agreement report, the figures into each experiment's metadata, then
         --phoenix-promote-tag."""
         self.outcome.baseline_lines += self.report_lines(self.outcome.results)
+        self.outcome.markdown += self.report_markdown(self.outcome.results)
         self._record_figures()
         self.outcome.baseline_lines += self.promote(passed)
 
@@ -467,6 +468,14 @@ class JudgeBenchmark(DatasetRun):
                 lines.append(f"  {len(disagreed)} example(s) whose human labels disagree were "
                              f"left out ({shown}{more})")
         return lines + self.comparison_lines(results)
+
+    def report_markdown(self, results: list[CaseResult]) -> list[str]:
+        """The same figures as tables, for the markdown summary: one section per group."""
+        from .._report.agreement import metric_markdown
+
+        return [metric_markdown(f"Judge {self.spec} against human labels on {group.label}",
+                                pairs, unanswered, judge.continuous)
+                for _, group, judge, pairs, unanswered in self._pairs(results)]
 
     def promote(self, passed: bool | None) -> list[str]:
         """--phoenix-promote-tag: move the tag to the judged prompt version when every gate

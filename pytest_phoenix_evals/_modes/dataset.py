@@ -8,6 +8,7 @@ pytest-free.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,6 +79,12 @@ class DatasetRun(Mode):
     def groups(self) -> list[Group]:
         return self.spec_groups()
 
+    def shared_groups(self) -> list[Group]:
+        """The groups of the command line's specs that xdist's workers share an experiment
+        of, and that are compared with a baseline: one per spec (a prompt on several models:
+        one per spec and model)."""
+        return self.spec_groups()
+
     def plans(self, group: Group) -> list[CasePlan]:
         task = self.task(group)
         if task is None:  # tests requesting phoenix_example may run it; checked later
@@ -113,7 +120,7 @@ class DatasetRun(Mode):
         if not self.settings.offline:
             self.ctx.notices.extend(source.save_snapshots(self.ctx.host.rootpath))
         if self.settings.baseline:
-            for group in bases:
+            for group in self.shared_groups():
                 self.load_baseline(group)
 
     def prepare_group(self, group: Group) -> None:
@@ -235,7 +242,7 @@ class DatasetRun(Mode):
         for case in cases:
             counts[case.group.key] = counts.get(case.group.key, 0) + 1
             groups[case.group.key] = case.group
-        mine = {g.key for g in self.dataset_source.groups()}
+        mine = {g.key for g in self.shared_groups()}
         for key, group in groups.items():
             if group.kind != "dataset" or group.key not in mine:
                 continue
@@ -255,15 +262,14 @@ class DatasetRun(Mode):
             return {handover.EXPERIMENTS: {}}
         if self._shared is None:
             self._shared = {}
-            for spec in dict.fromkeys(self.settings.datasets):
+            for group in self.shared_groups():
                 try:
-                    group = self.group(spec)
                     self._shared[group.key] = self.sink().open(group).to_wire()
                     self.ctx.say(f"phoenix-evals: experiment for {group.label}: "
                                  f"{self._shared[group.key]['url']}")
                 except Exception as exc:  # the workers then make their own, and say why
                     self.ctx.notices.append(f"could not make one experiment for all xdist "
-                                            f"workers on dataset {spec!r}: {exc}")
+                                            f"workers on dataset {group.label!r}: {exc}")
         return {handover.EXPERIMENTS: self._shared}
 
     def to_controller(self) -> dict[str, Any]:
@@ -301,6 +307,88 @@ class DatasetRun(Mode):
             except Exception as exc:
                 self.ctx.notices.append(f"could not note the partial run in the metadata of "
                                         f"experiment {made['id']}: {exc}")
+
+    def wants_costs(self) -> bool:
+        """A gate names the runs' cost."""
+        return any(g.stat is not None and g.name == "cost" for g in self.settings.gates)
+
+    def measure(self) -> None:
+        """The cost Phoenix computed for each run's trace, when a gate (or the summary) needs
+        it: read once the spans were sent, waiting for the server to store them (at most
+        --phoenix-upload-timeout); what cannot be read is said by the gates."""
+        if not self.wants_costs():
+            return
+        outcome = self.outcome
+        report = outcome.upload_report
+        if self.settings.no_upload or report is None or not report.destinations:
+            outcome.costs_problem = ("Phoenix computes the cost from the runs' traces, and "
+                                     "nothing was uploaded")
+            return
+        from .._run.costs import read_costs
+
+        wanted = {r.trace_id for r in outcome.results if r.trace_id}
+        gateway = self.ctx.gateway.reopened()  # the run's clients are closed by now
+        try:
+            outcome.costs, outcome.costs_problem = read_costs(
+                gateway, [d.id for d in report.destinations if d.group.kind in
+                          ("dataset", "test")], wanted, self.settings.upload_timeout)
+        finally:
+            gateway.close()
+
+    def pictures(self) -> None:
+        """--phoenix-summary-md (and $GITHUB_STEP_SUMMARY): each pass-rate gate's annotation
+        charted over the dataset's recent experiments, marking this run and the baseline. Read
+        after the run, for the markdown only: a chart that cannot be read says so there, and
+        the run's result never depends on it."""
+        s = self.settings
+        if not (s.summary_md or os.environ.get("GITHUB_STEP_SUMMARY")) or \
+                self.outcome.gate_results is None:
+            return
+        this = {(r.dataset, r.gate.name): r.value for r in self.outcome.gate_results
+                if r.gate.rate and r.gate.metric is None and r.gate.scope is None
+                and r.value is not None}
+        if not this:
+            return
+        from .._report.charts import (
+            BASELINE,
+            THIS_RUN,
+            ChartPoint,
+            pass_rate_chart,
+            short_time,
+            unreadable_chart,
+        )
+
+        report = self.outcome.upload_report
+        ours = [d.id for d in report.destinations] if report is not None else []
+        gateway = self.ctx.gateway.reopened()  # the run's clients are closed by now
+        try:
+            for group in self.groups():
+                names = [name for where, name in this if where == group.label]
+                if group.kind != "dataset" or not names:
+                    continue
+                try:
+                    points = self.recent(gateway, group, names, ours)
+                except Exception as exc:  # a chart never changes the run
+                    self.outcome.markdown += [unreadable_chart(name, group.label, str(exc))
+                                              for name in names]
+                    continue
+                for name in names:
+                    shown = [ChartPoint(BASELINE if p.baseline else short_time(p.created_at),
+                                        p.name, p.rates[name]) for p in points]
+                    shown.append(ChartPoint(THIS_RUN, THIS_RUN, this[(group.label, name)]))
+                    self.outcome.markdown.append(pass_rate_chart(name, group.label, shown))
+        finally:
+            gateway.close()
+
+    def recent(self, gateway: Any, group: Group, names: Sequence[str], exclude: Sequence[str]
+               ) -> list[Any]:
+        """The group's dataset's recent experiments with the pass rates of ``names``."""
+        from .._core.baseline import rules_of
+        from .._run.baselines import recent_pass_rates
+
+        return recent_pass_rates(gateway, group, self.dataset_source.dataset(group),
+                                 rules_of(self.evaluators(group)), self.settings.thresholds,
+                                 names, exclude)
 
     def baseline_spec(self) -> str:
         """The experiment(s) --phoenix-baseline names."""
@@ -381,6 +469,8 @@ class DatasetRun(Mode):
             group=group, id=experiment["id"],
             url=self.ctx.gateway.experiment_url(dataset.id, experiment["id"]))])
         self.outcome.take(results, report)
+        self.outcome.costs_problem = ("--phoenix-regate reads no cost: gate it on the run "
+                                      "itself")
         passed = self.outcome.apply_gates(expected)
         steady = self.compare()
         self.ctx.say(f"phoenix-evals: regating experiment {experiment.get('name')!r} "

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .._core.calibration import Calibration
     from .._core.gates import GateResult
+    from .._core.measures import RunCost
     from .._core.types import Case, CaseResult, Group
     from .._report.summary import Summary
     from .._run.runner import Runner
@@ -43,6 +44,12 @@ class Outcome:
         #: Why the run failed beside its cases and gates (a regression against the
         #: baseline), for the summary's exit status line.
         self.failed_by: list[str] = []
+        #: What Phoenix computed for each run's trace, by trace id (read at the end when a
+        #: gate or the summary needs it), or why it could not be read.
+        self.costs: dict[str, RunCost] | None = None
+        self.costs_problem: str | None = None
+        #: Markdown sections the markdown summary adds after its tables (charts, matrices).
+        self.markdown: list[str] = []
         self._others: list[CaseResult] = []
         self._worker_reports: list[UploadReport] = []
         self._worker_observer_errors: list[list[str]] = []
@@ -121,7 +128,7 @@ class Outcome:
 
         expected = [case for case in expected if gated(case.group)]
         self.gate_results = evaluate_gates(self.settings.gates, expected, self.results,
-                                           self.calibrations)
+                                           self.calibrations, self.costs, self.costs_problem)
         return all(r.passed for r in self.gate_results)
 
     @property
@@ -185,7 +192,7 @@ class Outcome:
                        gate_results=self.gate_results, baseline_lines=self.baseline_lines,
                        written=self.written, repetitions=s.repetitions, pass_rule=s.pass_rule,
                        repetitions_auto=s.repetitions_auto,
-                       observer_errors=self.observer_errors(),
+                       observer_errors=self.observer_errors(), markdown=self.markdown,
                        # (an interrupted run exits 2, and its notice says so)
                        at_risk=[] if self.interrupted_while else
                        [*self.at_risk(), *self.failed_by])

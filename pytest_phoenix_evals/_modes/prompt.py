@@ -48,12 +48,39 @@ class PromptTaskRun(DatasetRun):
             self.ctx.closers.append(self._prompt.aclose)
         return self._prompt
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """--phoenix-model: the models the prompt runs on (none: the prompt's own)."""
+        return self.settings.models
+
+    def groups(self) -> list[Group]:
+        """Each spec's group; on several models, one group per spec and model (each an
+        experiment of its own, named by its model)."""
+        bases = self.spec_groups()
+        if len(self.models) < 2:
+            return bases
+        return [self.dataset_source.variant_group(base, model)
+                for base in bases for model in self.models]
+
+    def shared_groups(self) -> list[Group]:
+        return self.groups()
+
+    def model_of(self, group: Group) -> str | None:
+        """The model a group runs the prompt on (None: the prompt's own)."""
+        if group.variant is not None:
+            return group.variant
+        return self.models[0] if self.models else None
+
     def find_task(self, group: Group) -> PromptTask:
         self.prompt.check(group, self)  # every example fills the template, before any runs
-        return self.prompt.task
+        return self.prompt.task_for(self.model_of(group))
 
     def metadata(self, group: Group) -> dict[str, Any]:
-        return self.prompt.metadata()
+        return self.prompt.metadata(self.model_of(group))
+
+    def wants_costs(self) -> bool:
+        """Several models are compared on their cost too."""
+        return len(self.models) > 1 or super().wants_costs()
 
     def known_paths(self) -> Callable[[str], str]:
         """A prompt's output: its lists are lists."""
@@ -78,9 +105,25 @@ class PromptTaskRun(DatasetRun):
         return super().baseline_problem(group, problem)
 
     def finish(self, passed: bool | None) -> None:
-        """--phoenix-push-prompt, then --phoenix-promote-tag."""
+        """The models side by side, then --phoenix-push-prompt and --phoenix-promote-tag."""
+        if len(self.models) > 1:
+            self._side_by_side()
         if self._prompt is not None:
             self.outcome.baseline_lines += self._prompt.finish(passed)
+
+    def _side_by_side(self) -> None:
+        """Each model's pass rates (with intervals), cost and latency: in the terminal, and as
+        a table in the markdown summary."""
+        from .._report.models import model_lines, model_markdown, model_rows
+
+        groups = self.groups()
+        results = self.outcome.results
+        rows = model_rows([(group.variant or group.label, group.label,
+                            [r for r in results if r.case.group.key == group.key])
+                           for group in groups], self.outcome.costs,
+                          self.outcome.costs_problem)
+        self.outcome.baseline_lines += ["", *model_lines(rows)]
+        self.outcome.markdown.append(model_markdown(rows))
 
 
 class PromptUnderTest:
@@ -101,6 +144,7 @@ class PromptUnderTest:
         else:
             self._from_phoenix(spec.removeprefix(PROMPT))
         self.task = self._task()
+        self._tasks: dict[str | None, PromptTask] = {None: self.task}
         self._checked: set[str] = set()
         self.baseline_version: tuple[str, str, str] | None = None  # --phoenix-baseline=prompt:
 
@@ -179,6 +223,15 @@ class PromptUnderTest:
     def version_id(self) -> str | None:
         return self.version.get("id")
 
+    def task_for(self, model: str | None) -> PromptTask:
+        """The prompt as a task on ``model`` (None: its own), sharing the task's clients."""
+        if model not in self._tasks:
+            from dataclasses import replace
+
+            base = self.task
+            self._tasks[model] = replace(base, prompt=replace(base.prompt, model_name=model))
+        return self._tasks[model]
+
     def check(self, group: Group, run: DatasetRun) -> None:
         """Every example of the group can fill the template (else a usage error naming the
         variable and the example's keys, before anything runs), and some example has the
@@ -216,12 +269,15 @@ class PromptUnderTest:
             f"point --phoenix-prompt-variables at the part of the example that holds them "
             f"(now {self.task.variables_path or '.'!r})")
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, model: str | None = None) -> dict[str, Any]:
         """What the experiment records of its task (the server cannot store a task config
         for an experiment made over REST; see docs/prompt-iteration.md)."""
-        found: dict[str, Any] = {"kind": "prompt", "model_provider": self.task.prompt.
-                                 model_provider, "model_name": self.task.model,
-                                 "template_variables_path": self.task.variables_path}
+        task = self.task_for(model)
+        found: dict[str, Any] = {"kind": "prompt", "model_provider": task.prompt.
+                                 model_provider, "model_name": task.model,
+                                 "template_variables_path": task.variables_path}
+        if model is not None:
+            found["model_name_of_version"] = self.task.model
         if self.name:
             found.update(prompt=self.name, prompt_version_id=self.version_id)
             if self.ref:

@@ -50,6 +50,13 @@ query($id: ID!, $after: String) { node(id: $id) { ... on Experiment {
     } }
   } } } }
 """
+_COSTS_QUERY = """
+query($id: ID!, $after: String) { node(id: $id) { ... on Experiment {
+  runs(first: 200, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node { traceId trace { id } costSummary { total { cost tokens } } } }
+  } } } }
+"""
 _BASELINE_QUERY = """
 query($id: ID!) { node(id: $id) { ... on Dataset { baselineExperiment { id name } } } }
 """
@@ -220,6 +227,29 @@ class DatasetCalls(GatewayBase):
         """Make the experiment its dataset's baseline."""
         self._graphql(_SET_BASELINE, {"id": experiment_id}, "setting the dataset's baseline",
                       read=False)
+
+    def run_costs(self, experiment_id: str) -> list[dict[str, Any]]:
+        """What Phoenix computed for each run's trace (GraphQL ``ExperimentRun.costSummary``:
+        the summed cost of the trace's priced spans): {trace_id, traced (Phoenix has stored
+        the trace), cost (USD), tokens}. Not kept on the tape: it changes as spans arrive."""
+        runs: list[dict[str, Any]] = []
+        after = None
+        while True:
+            data = self._graphql(_COSTS_QUERY, {"id": experiment_id, "after": after},
+                                 f"reading the cost of the runs of experiment {experiment_id}",
+                                 read=False)
+            node = data.get("node")
+            if not node:
+                raise PhoenixError(f"experiment {experiment_id!r} not found in {self.where()}")
+            page = node["runs"]
+            for edge in page["edges"]:
+                run = edge["node"]
+                total = (run.get("costSummary") or {}).get("total") or {}
+                runs.append({"trace_id": run.get("traceId"), "traced": bool(run.get("trace")),
+                             "cost": total.get("cost"), "tokens": total.get("tokens")})
+            if not page["pageInfo"]["hasNextPage"]:
+                return runs
+            after = page["pageInfo"]["endCursor"]
 
     def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         """Every run of an experiment with its annotations (GraphQL, page by page), as

@@ -70,6 +70,35 @@ def metric_lines(head: str, pairs: Pairs, continuous: bool) -> list[str]:
     return lines
 
 
+def _md(text: object) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def metric_markdown(head: str, pairs: Pairs, unanswered: int, continuous: bool) -> str:
+    """The markdown summary's tables of the same figures: each metric with its 95 % interval,
+    precision, recall and F1 per label, and the confusion matrix (rows: the human label,
+    columns: the judge's)."""
+    found = _estimates(pairs, continuous)
+    lines = [f"### {_md(head)}", "", f"n={len(pairs)}"
+             + (f"; {unanswered} case(s) the judge did not answer" if unanswered else ""), "",
+             "| metric | value [95% CI] | interval |", "| --- | --- | --- |"]
+    for name in ("spearman",) if continuous else ("agreement", "kappa"):
+        lines.append(f"| {name} | {found[name].shown()} | {_md(agreement.METHODS[name])} |")
+    if continuous:
+        return "\n".join(lines) + "\n"
+    lines += ["", "| label | precision | recall | f1 |", "| --- | --- | --- | --- |"]
+    for label, metrics in found["labels"].items():
+        lines.append(f"| {_md(label)} | {metrics['precision'].shown()} | "
+                     f"{metrics['recall'].shown()} | {metrics['f1'].shown()} |")
+    order, matrix = found["confusion"]
+    lines += ["", "Confusion matrix (rows: human label, columns: judge label):", "",
+              "| human \\ judge | " + " | ".join(_md(label) for label in order) + " |",
+              "| --- |" + " ---: |" * len(order)]
+    lines += [f"| **{_md(human)}** | " + " | ".join(str(c) for c in counts) + " |"
+              for human, counts in zip(order, matrix, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
 def versions_lines(candidate: str, tag: str, label: str, mine: dict[str, bool],
                    theirs: dict[str, bool], names: dict[str, str]) -> list[str]:
     """Two versions of a judge on one golden set, example by example: what each got right

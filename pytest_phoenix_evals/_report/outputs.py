@@ -136,9 +136,10 @@ def _cell(text: Any) -> str:
 
 def markdown_summary(results: Sequence[CaseResult], terminal: Sequence[str],
                      experiments: Iterable[tuple[str, str, str]], gates: Sequence[Any] | None,
-                     outcome: str) -> str:
+                     outcome: str, sections: Sequence[str] = ()) -> str:
     """A GitHub-flavoured markdown report: the verdict, gates, per-annotation table (the
-    terminal summary's), experiment links and the failing cases."""
+    terminal summary's), the modes' sections (charts, tables), experiment links and the
+    failing cases."""
     lines = ["## Phoenix evals", "", outcome, ""]
     if gates:
         lines += ["| gate | dataset | cases | value | needs | result | notes |",
@@ -148,6 +149,8 @@ def markdown_summary(results: Sequence[CaseResult], terminal: Sequence[str],
                   f"{'pass' if g.passed else '**FAIL**'} | {_cell(g.detail)} |" for g in gates]
         lines.append("")
     lines += ["```", *terminal, "```", ""]
+    for section in sections:
+        lines += [section.rstrip("\n"), ""]
     links = [f"- {label}: [{noun} in Phoenix]({url})" for label, url, noun in experiments]
     if links:
         lines += links + [""]
@@ -201,7 +204,8 @@ def write_files(results_path: str | None, markdown_path: str | None,
         # The terminal's tables, with the baseline comparison and the judge benchmark report.
         terminal = [*summary.main_lines(), *summary.baseline_lines]
         text = markdown_summary(summary.results, terminal, summary.experiments(),
-                                summary.gate_results, summary.outcome(exitstatus))
+                                summary.gate_results, summary.outcome(exitstatus),
+                                summary.markdown)
         try:
             written += [f"markdown summary: {w}" for w in write_markdown(text, markdown_path)]
         except OSError as exc:

@@ -33,6 +33,8 @@ class Summary:
     observer_errors: Sequence[Sequence[str]] = ()
     # Why the exit status is 1 whatever the tests said.
     at_risk: Sequence[str] = ()
+    # Markdown sections for the markdown summary only (charts, a benchmark's tables).
+    markdown: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         """The lines the modes hand in (notices, the baseline, agreement, push and promotion
@@ -45,6 +47,7 @@ class Summary:
         scrub = redactor()
         self.notices = [scrub(line) for line in self.notices]
         self.baseline_lines = [scrub(line) for line in self.baseline_lines]
+        self.markdown = [scrub(section) for section in self.markdown]
         self.written = [scrub(line) for line in self.written]
         self.observer_errors = [[scrub(part) for part in error]
                                 for error in self.observer_errors]

@@ -97,3 +97,50 @@ def set_baselines(gateway: Gateway, report: UploadReport) -> list[str]:
             notices.append(f"{experiment.group.label}: could not make this run the baseline: "
                            f"{exc}")
     return notices
+
+
+#: Past experiments a chart reads at most (--phoenix-summary-md): one read of runs each.
+RECENT = 9
+
+
+@dataclass
+class Point:
+    """One past experiment on a chart: its pass rate per annotation (None without the
+    annotation), judged by today's rules on today's examples."""
+
+    id: str
+    name: str
+    created_at: str
+    rates: dict[str, float | None]
+    baseline: bool = False
+
+
+def recent_pass_rates(gateway: Gateway, group: Group, loaded: LoadedDataset,
+                      rules: Mapping[str, Any], thresholds: Mapping[str, Threshold],
+                      names: Sequence[str], exclude: Sequence[str], limit: int = RECENT
+                      ) -> list[Point]:
+    """The dataset's ``limit`` newest experiments (never one in ``exclude``: this run's),
+    oldest first, each with the pass rate of every annotation in ``names`` as the gates count
+    it (every run in the denominator); the dataset's baseline is among them even when older.
+    PhoenixError when Phoenix cannot be read."""
+    from .._core.baseline import results_of
+
+    experiments = [e for e in gateway.dataset_experiments(loaded.id) if e["id"] not in exclude]
+    chosen = experiments[:limit]
+    baseline = gateway.baseline_experiment(loaded.id, loaded.name)
+    if baseline is not None and baseline["id"] not in {e["id"] for e in chosen}:
+        chosen += [e for e in experiments if e["id"] == baseline["id"]]
+    points = []
+    for experiment in sorted(chosen, key=lambda e: e.get("created_at") or ""):
+        runs = gateway.experiment_runs(experiment["id"])
+        results = results_of(runs, loaded.examples, rules, thresholds, group)
+        rates: dict[str, float | None] = {}
+        for name in names:
+            has = [r for r in results if any(s.name == name for s in r.scores)]
+            passed = sum(any(s.name == name and v.status == "pass"
+                             for s, v in zip(r.scores, r.verdicts)) for r in results)
+            rates[name] = passed / len(results) if has else None
+        points.append(Point(experiment["id"], str(experiment.get("name") or ""),
+                            str(experiment.get("created_at") or ""), rates,
+                            baseline is not None and experiment["id"] == baseline["id"]))
+    return points

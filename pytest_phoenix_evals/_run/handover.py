@@ -8,6 +8,7 @@ without importing it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ def dump_result(result: CaseResult) -> dict[str, Any]:
         "metadata": example.metadata, "case_id": result.case.case_id,
         "repetition": result.case.repetition, "error": result.error,
         "trace_id": result.trace_id,
+        # (the task's latency, for the gates and the summary)
+        "start_time": result.start_time.isoformat() if result.start_time else None,
+        "end_time": result.end_time.isoformat() if result.end_time else None,
         "scores": [{f: getattr(s, f) for f in _SCORE_FIELDS} for s in result.scores],
         "verdicts": [[v.status, v.rule] for v in result.verdicts],
     }
@@ -83,5 +87,10 @@ def load_result(data: dict[str, Any]) -> CaseResult:
         case=Case(example=example, case_id=data["case_id"], repetition=data["repetition"],
                   group=group),
         error=data["error"], trace_id=data["trace_id"],
+        start_time=_moment(data.get("start_time")), end_time=_moment(data.get("end_time")),
         scores=[Score(**score) for score in data["scores"]],
         verdicts=[Verdict(status, rule) for status, rule in data["verdicts"]])
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

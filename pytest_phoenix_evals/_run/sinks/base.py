@@ -77,14 +77,15 @@ def group_to_wire(group: Group) -> dict[str, Any]:
     return {"kind": group.kind, "key": group.key, "label": group.label,
             "dataset_id": group.dataset_id, "dataset_name": group.dataset_name,
             "version_id": group.version_id, "splits": list(group.splits), "test": group.test,
-            "parent": group.parent}
+            "parent": group.parent, "variant": group.variant}
 
 
 def group_from_wire(data: dict[str, Any]) -> Group:
     return Group(kind=data["kind"], key=data["key"], label=data["label"],
                  dataset_id=data["dataset_id"], dataset_name=data["dataset_name"],
                  version_id=data["version_id"], splits=tuple(data.get("splits") or ()),
-                 test=data.get("test"), parent=data.get("parent"))
+                 test=data.get("test"), parent=data.get("parent"),
+                 variant=data.get("variant"))
 
 
 class Sink(Protocol):

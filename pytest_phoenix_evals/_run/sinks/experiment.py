@@ -62,6 +62,8 @@ class ExperimentPlan:
         return run_token(self.run_id, group) if self.run_id is not None else None
 
     def name_for(self, group: Group) -> str:
+        if group.variant:
+            return f"{self.name} ({group.variant})"
         return f"{self.name} {group.test.rsplit('::', 1)[-1]}" if group.test else self.name
 
     def metadata_for(self, group: Group) -> dict[str, Any]:

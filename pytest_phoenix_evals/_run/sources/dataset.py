@@ -175,6 +175,14 @@ class DatasetSource:
         self._by_key.setdefault(tested.key, self._of(group))
         return tested
 
+    def variant_group(self, group: Group, variant: str) -> Group:
+        """The group of one variant of a spec's run (a model of --phoenix-model): the same
+        cases, an experiment of its own."""
+        varied = replace(group, key=f"{group.key}#variant={variant}",
+                         label=f"{group.label} ({variant})", variant=variant)
+        self._by_key.setdefault(varied.key, self._of(group))
+        return varied
+
     def _of(self, group: Group) -> _Loaded:
         return self._by_key[group.key]
 
