@@ -119,6 +119,11 @@ def test_two_runs_with_nothing_shared_but_the_server_judge_each_span_once(
     assert claims(phoenix_env, project, ids) == []
 
 
+# Long enough for the next pytest process to start and list on a busy 2-core machine (6 s was
+# not: the claims expired before it listed, and it judged the spans the test says it leaves).
+TTL = 30
+
+
 def test_a_run_that_dies_leaves_its_claims_to_expire(
         pytester: pytest.Pytester, phoenix_env: str, judge: StandInJudge) -> None:
     project = unique("dies")
@@ -127,7 +132,7 @@ def test_a_run_that_dies_leaves_its_claims_to_expire(
     judge.configure(latency=2.0, rules=RULES)
     work, env = isolated(pytester.path, "dies")
     dying = start(work, env, project, "--phoenix-evaluators=qa_correctness",
-                  "--phoenix-concurrency=1", "--phoenix-claim-ttl=6s")
+                  "--phoenix-concurrency=1", f"--phoenix-claim-ttl={TTL}s")
     deadline = time.monotonic() + 120
     while len(claims(phoenix_env, project, ids)) < len(ids):
         assert dying.poll() is None and time.monotonic() < deadline, dying.stdout
@@ -151,7 +156,7 @@ def test_a_run_that_dies_leaves_its_claims_to_expire(
     assert judge.requests == []
 
     # Once they expired, the next run judges those spans, and clears the dead run's claims.
-    time.sleep(max(0.0, killed_at + 7 - time.monotonic()))
+    time.sleep(max(0.0, killed_at + TTL + 1 - time.monotonic()))
     work, env = isolated(pytester.path, "later")
     later = start(work, env, project, "--phoenix-evaluators=qa_correctness")
     out = later.communicate(timeout=300)[0]
