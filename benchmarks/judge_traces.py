@@ -190,6 +190,24 @@ def measure_main(argv: list[str]) -> int:
 
 # --- the server's side ------------------------------------------------------------------------
 
+def post_payloads(url: str, payloads: Path) -> int:
+    """Post every OTLP payload of the file to ``{url}/v1/traces``; a 503 (the server's span
+    queue at capacity) is waited out and the post repeated. How many posts were refused."""
+    import httpx
+
+    refused = 0
+    with httpx.Client(timeout=300, headers={"Content-Type": "application/x-protobuf"}
+                      ) as http, payloads.open("rb") as source:
+        while header := source.read(8):
+            body = source.read(int.from_bytes(header, "big"))
+            while (status := http.post(f"{url}/v1/traces", content=body).status_code) == 503:
+                refused += 1
+                time.sleep(1.0)
+            if status != 200:
+                raise SystemExit(f"Phoenix answered {status} to an OTLP post")
+    return refused
+
+
 class Server:
     def __init__(self, workdir: Path) -> None:
         sys.path.insert(0, str(ROOT / "scripts"))
@@ -228,20 +246,9 @@ class Server:
     def ingest(self, payloads: Path, project: str, expected: int) -> dict[str, float]:
         """Post the payloads; seconds until every span is listed and the server is idle, its
         CPU seconds, and how many posts were answered 503 (and repeated)."""
-        import httpx
-
         self.wait_idle()
-        cpu, started, refused = self.cpu(), time.perf_counter(), 0
-        with httpx.Client(timeout=300, headers={"Content-Type": "application/x-protobuf"}
-                          ) as http, payloads.open("rb") as source:
-            while header := source.read(8):
-                body = source.read(int.from_bytes(header, "big"))
-                while (status := http.post(f"{self.url}/v1/traces",
-                                           content=body).status_code) == 503:
-                    refused += 1
-                    time.sleep(1.0)
-                if status != 200:
-                    raise SystemExit(f"Phoenix answered {status} to an OTLP post")
+        cpu, started = self.cpu(), time.perf_counter()
+        refused = post_payloads(self.url, payloads)
         posted = time.perf_counter() - started
         while (count := self.span_count(project)) < expected:
             if time.perf_counter() - started > 3600:

@@ -349,9 +349,10 @@ def test_every_judge_span_reaches_phoenix_through_a_small_spool_and_a_busy_serve
     server holds each exactly once (read back from it)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fault_proxy import FaultProxy, Rule
     from pytest_phoenix_evals._evaluators.llm.trace import JudgeTrace
     from pytest_phoenix_evals._tracing import export
+
+    from fault_proxy import FaultProxy, Rule
 
     monkeypatch.setattr(export, "_SPOOL_BATCH", 16)
     monkeypatch.setattr(export, "_POST_SPANS", 64)
