@@ -188,6 +188,44 @@ def measure_main(argv: list[str]) -> int:
     return 0
 
 
+def loss_main(argv: list[str]) -> int:
+    """``judge_traces.py loss CALLS FOLDER [URL]``: CALLS judge calls traced as fast as the
+    code makes their spans (no model call), through the plugin's own Tracing, which sends
+    them to the server at URL at the end as a session does (shut down with the session's
+    patience, 10 s before, 120 s now); without URL as a pytest-xdist worker has it (the spool
+    handed over in FOLDER: only what is lost on the way to the spool). Prints one JSON line:
+    spans lost, spans ended."""
+    calls, folder = int(argv[0]), Path(argv[1])
+    url = argv[2] if len(argv) > 2 else None  # a server: the spool is sent there at the end
+    from pytest_phoenix_evals._evaluators.llm.trace import JudgeTrace
+    from pytest_phoenix_evals._tracing.export import Tracing
+    from pytest_phoenix_evals._tracing.spans import llm_attributes
+
+    tracing = Tracing(url, {}) if url else Tracing("http://127.0.0.1:9", hand_over=folder)
+    judge = JudgeTrace(tracing, "judges")
+    started, before = time.perf_counter(), False
+    for i in range(calls):
+        context = subject_context(i)
+        c = conversation(i)
+        messages = [{"role": "system", "content": "You check answers against a reference."},
+                    {"role": "user", "content": f"{c['question']} {c['answer']} {c['document']}"}]
+        with judge.evaluator("qa_correctness", context) as call:
+            before = hasattr(call, "prompt")
+            if before:  # the code before: a Prompt span too
+                call.prompt("qa_correctness", {"question": c["question"]}, messages)
+            with call.llm("gpt-4o-mini", "OPENAI", {"messages": messages}) as llm:
+                llm.set_attributes(llm_attributes(
+                    output_messages=[{"role": "assistant", "content": "correct"}],
+                    prompt_tokens=50, completion_tokens=5))
+            call.finish([{"name": "qa_correctness", "label": "correct", "score": 1.0,
+                          "explanation": "stand-in"}], None)
+    made = time.perf_counter() - started
+    tracing.shutdown(timeout_seconds=10 if before else 120)  # the session's, then and now
+    lost, ended = tracing.lost_spans
+    print(json.dumps({"lost": lost, "ended": ended, "seconds": made}))
+    return 0
+
+
 # --- the server's side ------------------------------------------------------------------------
 
 def post_payloads(url: str, payloads: Path) -> int:
@@ -367,6 +405,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="production spans, each judged by both judges (1000)")
     parser.add_argument("--no-server", action="store_true",
                         help="only the figures of one call, no server")
+    parser.add_argument("--loss", type=int, default=0,
+                        help="then trace this many calls as fast as they are made, and count\n"
+                             "the spans lost on the way to the spool (0: not)")
     parser.add_argument("--keep-workdir", action="store_true")
     return parser.parse_args(argv)
 
@@ -374,6 +415,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> int:
     if sys.argv[1:2] == ["measure"]:
         return measure_main(sys.argv[2:])
+    if sys.argv[1:2] == ["loss"]:
+        return loss_main(sys.argv[2:])
     if Path(sys.prefix).resolve() != DEV_VENV.resolve():
         sys.path.insert(0, str(ROOT / "scripts"))
         from run_tests import ensure_dev_venv
@@ -409,6 +452,20 @@ def main() -> int:
             log("the server stores one annotation a call")
             figures["annotations"] = server.annotate(rows[list(rows)[-1]]["root_ids"])
         print(report(rows, figures, args))
+        if args.loss:
+            for label, path in (("before", workdir / "before"), ("after", None)):
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    str(p) for p in (path, ROOT / "scripts") if p is not None))
+                done = subprocess.run(
+                    [sys.executable, str(Path(__file__).resolve()), "loss", str(args.loss),
+                     str(workdir / f"loss-{label}"), *([server.url] if server else [])],
+                    check=True, env=env,
+                    capture_output=True, text=True)
+                out = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"{args.loss} judge calls traced as fast as they are made, {label}: "
+                      f"{out['lost']} of {out['ended']} spans lost "
+                      f"({'sent to the server' if server else 'on the way to the spool'}) "
+                      f"(made in {out['seconds']:.1f} s)")
         failed = False
     finally:
         judge.stop()
