@@ -329,6 +329,56 @@ class Server:
         self.running.stop()
 
 
+def plugin_loss(n: int, before: Path, workdir: Path, judge_url: str, server: Server
+                ) -> list[str]:
+    """The plugin itself (the code before, then this checkout's) judging ``n`` production
+    LLM spans with both judges, as ``benchmarks/spans.py``'s memory run does (judge latency
+    0, concurrency 16), each on its own project of the same server; then the judge spans the
+    server holds, read back once it is idle, against the 2n judge calls. Lines to print."""
+    import re
+
+    import spans as span_bench
+
+    lines = []
+    projects = {"before": f"loss-before-{n}", "after": f"loss-after-{n}"}
+    for project in projects.values():
+        span_bench.emit(server.url, project, n, traces=False)
+    while any(server.span_count(p) < n for p in projects.values()):
+        time.sleep(5)
+    server.wait_idle()
+    for label, project in projects.items():
+        judged_before = server.span_count(span_bench.JUDGE_PROJECT)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PHOENIX_", "OTEL_", "OPENAI_", "PYTEST_"))}
+        env.update(PHOENIX_COLLECTOR_ENDPOINT=server.url, OPENAI_BASE_URL=judge_url,
+                   OPENAI_API_KEY="bench-not-a-key")
+        if label == "before":
+            env["PYTHONPATH"] = str(before)
+        run_dir = workdir / f"run-{label}"
+        run_dir.mkdir()
+        (run_dir / "pytest.ini").write_text("[pytest]\n")
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                   f"--phoenix-project={project}",
+                   "--phoenix-evaluators=qa_correctness,hallucination", "--phoenix-settle=0s",
+                   "--phoenix-concurrency=16", "--phoenix-judge-concurrency=16",
+                   "--phoenix-reference=$.metadata.reference"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        (workdir / f"run-{label}.log").write_text(done.stdout + done.stderr)
+        server.wait_idle(timeout=3600)
+        stored = server.span_count(span_bench.JUDGE_PROJECT) - judged_before
+        said = re.findall(r"(\d+) of (\d+) trace span\(s\)[^\n]*", done.stdout)
+        per_call = 3 if label == "before" else 2
+        lines.append(f"plugin judging {n} spans ({label}, exit {done.returncode}, {wall:.0f} s): "
+                     f"the server holds {stored} judge spans of {2 * n * per_call} "
+                     f"({2 * n} calls x {per_call}); the run said: "
+                     + (f"{said[0][0]} of {said[0][1]} trace spans did not reach Phoenix"
+                        if said else "nothing lost"))
+        log(lines[-1])
+    return lines
+
+
 # --- the comparison ---------------------------------------------------------------------------
 
 def checkout(rev: str, into: Path) -> Path:
@@ -408,6 +458,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--loss", type=int, default=0,
                         help="then trace this many calls as fast as they are made, and count\n"
                              "the spans lost on the way to the spool (0: not)")
+    parser.add_argument("--plugin-loss", type=int, default=0,
+                        help="then run the plugin (before and after) on this many production\n"
+                             "spans and count the judge spans the server holds (0: not)")
     parser.add_argument("--keep-workdir", action="store_true")
     return parser.parse_args(argv)
 
@@ -452,6 +505,13 @@ def main() -> int:
             log("the server stores one annotation a call")
             figures["annotations"] = server.annotate(rows[list(rows)[-1]]["root_ids"])
         print(report(rows, figures, args))
+        if args.plugin_loss:
+            if server is None:
+                server = Server(workdir / "phoenix")
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            for line in plugin_loss(args.plugin_loss, workdir / "before", workdir, judge.url,
+                                    server):
+                print(line)
         if args.loss:
             for label, path in (("before", workdir / "before"), ("after", None)):
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(
