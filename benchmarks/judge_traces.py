@@ -3,6 +3,7 @@
 this checkout's code beside an earlier commit's, side by side.
 
     python3 benchmarks/judge_traces.py [--before REV] [--calls 1000] [--no-server]
+                                       [--loss N] [--plugin-loss N]
 
 For each code (``--before``, default the commit this branch started from, taken out of git
 into a temporary folder; and this checkout) a process of its own runs the plugin's own judges
@@ -20,6 +21,11 @@ seconds; and, for scale, the same number of annotations (one a call, on its judg
 span, 200 a request, ``POST /v1/span_annotations?sync=true``, 4 at once), which is what the
 judge calls exist for. That is the server's cost of the traces, counted into the floor of
 ``benchmarks/spans.py`` (its ``judge_trace_floor``).
+
+``--loss N`` then traces N judge calls as fast as each code makes their spans and sends them
+as a session does (the before code's 10 s at the end, this one's 120 s of patience), counting
+the spans lost; ``--plugin-loss N`` runs the plugin itself (each code) on N production spans
+and reads back how many judge spans the server holds.
 """
 
 from __future__ import annotations
