@@ -23,7 +23,7 @@ judge calls exist for. That is the server's cost of the traces, counted into the
 ``benchmarks/spans.py`` (its ``judge_trace_floor``).
 
 ``--loss N`` then traces N judge calls as fast as each code makes their spans and sends them
-as a session does (the before code's 10 s at the end, this one's 120 s of patience), counting
+as a session does (the before code's 10 s at the end, this one's 300 s of patience), counting
 the spans lost; ``--plugin-loss N`` runs the plugin itself (each code) on N production spans
 and reads back how many judge spans the server holds.
 """
@@ -198,7 +198,7 @@ def loss_main(argv: list[str]) -> int:
     """``judge_traces.py loss CALLS FOLDER [URL]``: CALLS judge calls traced as fast as the
     code makes their spans (no model call), through the plugin's own Tracing, which sends
     them to the server at URL at the end as a session does (shut down with the session's
-    patience, 10 s before, 120 s now); without URL as a pytest-xdist worker has it (the spool
+    patience, 10 s before, 300 s now); without URL as a pytest-xdist worker has it (the spool
     handed over in FOLDER: only what is lost on the way to the spool). Prints one JSON line:
     spans lost, spans ended."""
     calls, folder = int(argv[0]), Path(argv[1])
@@ -226,7 +226,7 @@ def loss_main(argv: list[str]) -> int:
             call.finish([{"name": "qa_correctness", "label": "correct", "score": 1.0,
                           "explanation": "stand-in"}], None)
     made = time.perf_counter() - started
-    tracing.shutdown(timeout_seconds=10 if before else 120)  # the session's, then and now
+    tracing.shutdown(timeout_seconds=10 if before else 300)  # the session's, then and now
     lost, ended = tracing.lost_spans
     print(json.dumps({"lost": lost, "ended": ended, "seconds": made}))
     return 0

@@ -35,7 +35,7 @@ JUDGE_PROJECT = "pytest-phoenix-evals judges"
 #: The end of the session waits for Phoenix to take the trace spans while it takes more of
 #: them, and gives up after this many seconds with none taken (a busy server answers 503
 #: while its span queue is full, and frees room at the rate it stores spans).
-TRACES_PATIENCE = 120.0
+TRACES_PATIENCE = 300.0
 #: From this many spans waiting to be sent at the end, the session says it is sending them.
 TRACES_SAID_FROM = 10_000
 

@@ -56,9 +56,9 @@ _POST_TIMEOUT = 30.0
 #: at capacity, 429, 5xx) or times out: its span queue (20,000 spans by default) drains at
 #: the rate it stores spans, about 8 ms each on a 2-core machine, so a full queue takes
 #: minutes to empty. A refused connection is not retried (nobody is listening).
-_POST_PATIENCE = 300.0
-#: Waits between the attempts of one post, within its patience: bounded, about 60 attempts.
-_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, *(5.0,) * 60)
+_POST_PATIENCE = 600.0
+#: Waits between the attempts of one post, within its patience: bounded, about 120 attempts.
+_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, *(5.0,) * 120)
 #: Spans wait: the thread that ends a span encodes every 512 into the spool (a temporary
 #: file) as one OTLP batch, and the spool is sent when the session ends (after the runs,
 #: evaluations and annotations are uploaded), so what waits is not held in memory and no
@@ -72,8 +72,10 @@ _RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, *(5.0,) * 60)
 _SPOOL_BATCH = 512
 #: The spool is sent in posts of at most this many spans (whole batches, concatenated: two
 #: encoded OTLP requests one after the other are one request holding both, as protobuf
-#: concatenates repeated fields), and at most this many bytes.
-_POST_SPANS = 4096
+#: concatenates repeated fields), and at most this many bytes. Not more: a server whose
+#: queue is full takes a post again only once it has stored as many spans as the last post
+#: took it over its limit, and on a loaded machine it stores a few dozen a second.
+_POST_SPANS = 2048
 _POST_BYTES = 8 << 20
 
 
