@@ -54,17 +54,18 @@ from run import _short, _versions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_VENV = ROOT / ".venv"
-RUNNERS = ("plugin", "plugin_untraced", "peer", "peer_default", "floor")
+RUNNERS = ("plugin", "plugin_untraced", "peer", "peer_default", "floor", "floor_traced")
 DEFAULT_RUNNERS = ("plugin", "peer", "peer_default", "floor")
 LABELS = {"plugin": "pytest-phoenix-evals", "plugin_untraced": "pytest-phoenix-evals untraced",
           "peer": "phoenix docs, limiter raised", "peer_default": "phoenix docs, default limiter",
-          "floor": "floor"}
+          "floor": "floor", "floor_traced": "floor with the judges' traces"}
 PEER_PACKAGES = ["arize-phoenix-client==3.5.0", "arize-phoenix-evals==3.9.4", "openai", "pandas"]
 JUDGES = {"plugin": ("qa_correctness", "hallucination"),
           "plugin_untraced": ("qa_correctness", "hallucination"),
           "peer": ("correctness", "faithfulness"),
           "peer_default": ("correctness", "faithfulness"),
-          "floor": ("qa_correctness", "hallucination")}
+          "floor": ("qa_correctness", "hallucination"),
+          "floor_traced": ("qa_correctness", "hallucination")}
 JUDGE_PROJECT = "pytest-phoenix-evals judges"  # where this plugin traces its judge calls
 WRITE_BATCH = 200  # annotations a request, as this plugin writes them
 # arize-phoenix-evals asks its judges for structured output (a JSON text, no tool call): the
@@ -419,6 +420,7 @@ class SpanBench:
                 log(f"round {round_no}/{self.args.repeat}: {LABELS[key]}")
                 project = self.project(key, round_no)
                 m = self.run_floor(project, n) if key == "floor" else \
+                    judge_trace_floor(self, project, n) if key == "floor_traced" else \
                     self.run_process(key, project, n, True, str(round_no))
                 self.results[key].append(m)
                 log(f"  {m.wall:.2f}s, annotations {m.annotations}"
@@ -471,6 +473,50 @@ async def write_annotations(url: str, span_ids: list[str], concurrency: int) -> 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return time.perf_counter() - started
+
+
+# --- the judges' traces in the floor (issue 28) ------------------------------------------------
+
+def judge_trace_floor(bench: SpanBench, project: str, n: int) -> Measurement:
+    """``floor_traced``: the floor, plus the server's cost of the judges' traces the plugin
+    sends (2N judge calls): their OTLP payloads, made by this checkout's own JudgeTrace
+    (``judge_traces.py measure``, one process, against the stand-in judge), posted directly
+    to ``/v1/traces`` after the annotations and timed until the server lists every span.
+    Wall: max(N*2L/C, annotations + traces), as the plugin writes the annotations first and
+    sends the traces after them."""
+    import judge_traces
+
+    floor = bench.run_floor(project, n)
+    workdir = bench.workdir / "judge-traces"
+    workdir.mkdir(exist_ok=True)
+    traced = f"{project}-judges"
+    latency = bench.judge.configure()["latency"]
+    bench.judge.configure(latency=0.0)  # the payloads are made, not timed
+    try:
+        figures, payloads = judge_traces.measure(traced, None, workdir, n, bench.judge.url)
+    finally:
+        bench.judge.configure(latency=latency)
+    # (the measure made its spans for project judge-traces-<label>)
+    stored_in = f"judge-traces-{traced}"
+    bench.wait_until_server_idle()
+    server_cpu, started = bench.server_cpu(), time.perf_counter()
+    refused = judge_traces.post_payloads(bench.server.url, payloads)
+    while bench.span_count(stored_in) < figures["spans"]:
+        time.sleep(1.0)
+    seconds = time.perf_counter() - started
+    bench.wait_until_server_idle()
+    compute = n * 2 * bench.args.latency / bench.args.concurrency
+    import re
+
+    found = re.search(r"\) ([0-9.]+)s$", floor.detail)  # the annotations' seconds
+    writes = float(found.group(1)) if found else floor.wall
+    m = Measurement(wall=max(compute, writes + seconds), cpu=floor.cpu,
+                    server_cpu=floor.server_cpu + bench.server_cpu() - server_cpu,
+                    annotations=floor.annotations, labels=floor.labels, spans=figures["spans"])
+    m.detail = (f"{floor.detail}; then the judges' traces: {figures['spans']} spans "
+                f"({figures['payload_bytes'] / 1e6:.1f} MB OTLP, {refused} posts answered "
+                f"503 and repeated) stored in {seconds:.2f}s")
+    return m
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -276,6 +276,7 @@ class PhoenixEvalsSession:
         if self.ctx.built:
             # (else the plugin was not used: import nothing on the way out)
             self._stoppable(self.ctx.shut_down, "sending the trace spans")
+            self.outcome.lost_spans = self.ctx.lost_spans
 
     def _stoppable(self, step: Callable[[], Any], what: str) -> Any:
         """One step of the end that waits on the network: an interrupt (SIGTERM, Ctrl-C)

@@ -77,8 +77,7 @@ def test_failure_prints_task_and_judge_trace_ids_which_exist_in_phoenix(
     with httpx.Client(base_url=phoenix_url, timeout=10) as http:
         found = _wait_for_span(http, "pytest-phoenix-evals judges", parts["qa_correctness"])
         names = {span["name"] for span in found}
-        assert {"Evaluator: qa_correctness", "Prompt: qa_correctness",
-                "ChatCompletion"} <= names
+        assert names == {"Evaluator: qa_correctness", "ChatCompletion"}  # two spans a call
         llm = next(span for span in found if span["name"] == "ChatCompletion")
         assert llm["attributes"]["llm.token_count.total"] > 0
 
@@ -87,7 +86,7 @@ def _wait_for_span(http: httpx.Client, project: str, trace_id: str) -> list[dict
     deadline = time.monotonic() + 20
     while True:
         response = http.get(f"/v1/projects/{project}/spans", params={"trace_id": trace_id})
-        if response.status_code == 200 and len(response.json()["data"]) >= 3:
+        if response.status_code == 200 and len(response.json()["data"]) >= 2:
             return list(response.json()["data"])
         if time.monotonic() > deadline:
             raise AssertionError(f"trace {trace_id} not in {project}: {response.text[:300]}")

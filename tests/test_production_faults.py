@@ -305,3 +305,28 @@ def test_rejudge_never_overwrites_a_persons_correction_of_ours(
            "(annotator kind HUMAN): never judged again" in text
     row = ours(prod, project, [corrected])[corrected]
     assert row["annotator_kind"] == "HUMAN" and row["result"]["label"] == "actually fine"
+
+
+# --- issue 28: a judge's trace that cannot be delivered is said, and fails the run ----------
+
+
+def test_judge_spans_that_cannot_reach_phoenix_are_counted_and_fail_the_exit_status(
+        pytester: pytest.Pytester, prod: str) -> None:
+    """The trace endpoint refuses every post (a proxy's 404): the annotations are all
+    written, the judge calls' spans are counted as lost in the summary, and the exit status is
+    not 0 (a judgment whose trace is missing cannot be audited in Phoenix)."""
+    project = unique("untraced")
+    sent = emit(prod, project, CONVERSATIONS)
+    with FaultProxy(prod, [Rule(r"^POST /v1/traces", "not-found")]) as proxy:
+        result = run(pytester, project, f"--phoenix-url={proxy.url}",
+                     "--phoenix-evaluators=qa_correctness")
+    text = result.stdout.str()
+    assert proxy.counts["not-found"] >= 1
+    assert result.ret == 1, text
+    # 3 judge calls x 2 spans (Evaluator, ChatCompletion), refused and not retried
+    assert "6 of 6 trace span(s) of tasks and judges did not reach Phoenix" in text, text
+    assert "exit status 1: trace spans are not all in Phoenix" in text, text
+    no_traceback(result)
+    written = ours(prod, project, [s.llm_id for s in sent])
+    assert len(written) == 3  # the annotations are not affected
+    assert not journal_files(pytester)

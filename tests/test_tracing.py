@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import socket
 import subprocess
@@ -314,3 +315,79 @@ def test_import_does_not_load_opentelemetry() -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def stored_trace_ids(url: str, project: str, expected: int) -> list[str]:
+    """The trace id of every span of ``project``, once the server lists ``expected`` spans
+    (it stores them after it has answered the posts; a busy 2-core machine takes minutes)."""
+    deadline = time.monotonic() + 600
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while True:
+            found: list[str] = []
+            cursor = None
+            while True:
+                params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+                response = client.get(f"/v1/projects/{project}/spans", params=params)
+                if response.status_code == 404:  # no span stored yet
+                    break
+                response.raise_for_status()
+                body = response.json()
+                found += [span["context"]["trace_id"] for span in body["data"]]
+                cursor = body.get("next_cursor")
+                if not cursor:
+                    break
+            if len(found) >= expected or time.monotonic() > deadline:
+                return found
+            time.sleep(2)
+
+
+def test_every_judge_span_reaches_phoenix_through_a_small_spool_and_a_busy_server(
+        phoenix_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lossless export: judge calls traced from four threads at once, spooled in batches of 16
+    and posted 64 spans at a time, to a server that answers a third of the posts 503 (at
+    capacity, unseen) and two more 503 after taking them: not one span is lost, and the
+    server holds each exactly once (read back from it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pytest_phoenix_evals._evaluators.llm.trace import JudgeTrace
+    from pytest_phoenix_evals._tracing import export
+
+    from fault_proxy import FaultProxy, Rule
+
+    monkeypatch.setattr(export, "_SPOOL_BATCH", 16)
+    monkeypatch.setattr(export, "_POST_SPANS", 64)
+    monkeypatch.setattr(export, "_RETRY_DELAYS", (0.05,) * 200)
+    project, calls_per_thread = unique("many-judge-spans"), 150
+    rules = [Rule(r"^POST /v1/traces", "after", limit=2),
+             Rule(r"^POST /v1/traces", "before", share=0.3)]
+    with FaultProxy(phoenix_url, rules) as proxy:
+        tracing = Tracing(proxy.url)
+        judge = JudgeTrace(tracing, project)
+
+        def judge_calls(worker: int) -> list[str]:
+            made = []
+            for i in range(calls_per_thread):
+                context = {"input": f"question {worker}-{i}", "output": "an answer",
+                           "reference": "", "metadata": {"span_id": f"{worker:08x}{i:08x}"}}
+                with judge.evaluator("correctness", context) as call:
+                    with call.llm("gpt-4o-mini", "OPENAI", {
+                            "messages": [{"role": "user", "content": f"judge {worker}-{i}"}],
+                            "temperature": 0}) as llm:
+                        llm.set_attributes(llm_attributes(
+                            output_messages=[{"role": "assistant", "content": "correct"}],
+                            prompt_tokens=5, completion_tokens=1))
+                    call.finish([{"name": "correctness", "label": "correct", "score": 1.0}],
+                                None)
+                made.append(str(call.trace_id))
+            return made
+
+        with ThreadPoolExecutor(4) as pool:
+            trace_ids = [t for made in pool.map(judge_calls, range(4)) for t in made]
+        assert tracing.waiting() == 2 * len(trace_ids)  # spooled, none sent yet, none lost
+        tracing.shutdown(timeout_seconds=120)
+    assert tracing.lost_spans == (0, 2 * len(trace_ids))
+    assert proxy.counts["before"] >= 1 and proxy.counts["after"] == 2  # retried, not lost
+    stored = stored_trace_ids(phoenix_url, project, 2 * len(trace_ids))
+    assert len(stored) == 2 * len(trace_ids)  # every span, none twice
+    assert sorted(set(stored)) == sorted(trace_ids)
+    assert all(count == 2 for count in collections.Counter(stored).values())

@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 
 # Where the traces of judges defined in code go (attached ones use their own project).
 JUDGE_PROJECT = "pytest-phoenix-evals judges"
+#: The end of the session waits for Phoenix to take the trace spans while it takes more of
+#: them, and gives up after this many seconds with none taken (a busy server answers 503
+#: while its span queue is full, and frees room at the rate it stores spans).
+TRACES_PATIENCE = 300.0
+#: From this many spans waiting to be sent at the end, the session says it is sending them.
+TRACES_SAID_FROM = 10_000
 
 Task = Callable[..., Any]
 
@@ -86,6 +92,8 @@ class Context:
         self.settings = settings
         self.host = host
         self.notices: list[str] = []
+        #: Trace spans that did not reach Phoenix (known once the session is shut down).
+        self.lost_spans = 0
         #: Coroutines to await before the engine stops (a mode's own clients).
         self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._gateway: Gateway | None = None
@@ -241,14 +249,21 @@ class Context:
         from .._evaluators.protocol import Closes
 
         if self._tracing is not None:
-            self._tracing.shutdown(timeout_seconds=10)
+            waiting = self._tracing.waiting()
+            if waiting >= TRACES_SAID_FROM:
+                self.say(f"phoenix-evals: sending {waiting} trace span(s) of tasks and judges "
+                         f"to Phoenix, after the results (it may answer busy while it stores "
+                         f"them; waited for while it takes more within {TRACES_PATIENCE:g} s) "
+                         f"...")
+            self._tracing.shutdown(timeout_seconds=TRACES_PATIENCE)
             lost, ended = self._tracing.lost_spans
+            self.lost_spans = lost
             if lost:
                 self.notices.append(
                     f"{lost} of {ended} trace span(s) of tasks and judges did not reach Phoenix "
-                    f"(its trace endpoint refused them, was unreachable, or took them more "
-                    f"slowly than the run made them); the results and annotations are not "
-                    f"affected")
+                    f"(its trace endpoint refused them, was unreachable, or took none of them "
+                    f"for {TRACES_PATIENCE:g} s); the results and annotations are in Phoenix, "
+                    f"but the judgments of those judge calls cannot be audited there")
         if self._judges is not None and self._judges.cache is not None:
             self._judges.cache.close()
             if self._judges.cache.problem:

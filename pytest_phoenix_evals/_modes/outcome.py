@@ -50,6 +50,8 @@ class Outcome:
         self.costs_problem: str | None = None
         #: Markdown sections the markdown summary adds after its tables (charts, matrices).
         self.markdown: list[str] = []
+        #: Trace spans (of tasks and judges) that did not reach Phoenix at the end.
+        self.lost_spans = 0
         self._others: list[CaseResult] = []
         self._worker_reports: list[UploadReport] = []
         self._worker_observer_errors: list[list[str]] = []
@@ -153,6 +155,9 @@ class Outcome:
             reasons.append("the journal could not keep every result")
         if self.observer_errors():
             reasons.append("an observer of finished cases raised")
+        if self.lost_spans:
+            # A judge call whose trace is not in Phoenix cannot be audited or corrected there.
+            reasons.append("trace spans are not all in Phoenix")
         return reasons
 
     def interrupted(self, stop: BaseException, what: str) -> None:

@@ -5,8 +5,13 @@ and posted as OTLP protobuf to ``{base_url}/v1/traces``. Nothing here reads or c
 process-wide OpenTelemetry state (global tracer provider, ``OTEL_*`` environment variables,
 global meter provider), so an application under test keeps its own tracing untouched, and
 its settings (exporter headers, samplers, ...) never leak into what is sent to Phoenix.
-Sending is best effort: if Phoenix is unreachable the spans are dropped quietly (counted in
-:attr:`Tracing.dropped_spans`), never raised and never printed. The spans themselves are
+Sending is lossless where it can be: a span is never dropped for want of room (the thread
+that ends a span encodes a full batch into the spool itself, so a run that makes spans faster
+than they are spooled waits instead), and a post the server is too busy to take (503 at
+capacity, 429, 5xx, a timeout) is repeated, waiting longer each time, for as long as
+:meth:`Tracing.shutdown` is given. What still cannot be delivered (a server that refuses
+connections or the post, or that takes nothing for that long) is counted in
+:attr:`Tracing.lost_spans`, never raised and never printed. The spans themselves are
 started with the OpenInference helpers of :mod:`.spans`. Every text of every span passes the
 secret filter right before it is sent (:func:`redact_request`), whichever code set it.
 
@@ -45,24 +50,33 @@ __all__ = ["Tracing", "redact_request"]
 
 #: Instrumentation scope of every span created here, and the resource's service.name.
 _SCOPE = "pytest_phoenix_evals"
-#: Budget of one export (all attempts), in seconds.
-_EXPORT_TIMEOUT = 10.0
-#: Spans wait: the background thread encodes them into a temporary file (the exporter's
-#: spool) when 4,096 have gathered or after 30 s, and the spool is sent when the session ends
-#: (after the runs and evaluations are uploaded), so what waits is not held in memory. Phoenix
-#: answers an OTLP post at once but inserts its spans afterwards, one by one, on the event
-#: loop that also serves our run and evaluation posts (about 8 ms of its CPU a span on a
-#: 2-core machine, as much as ingesting a run or evaluation: benchmarks/README.md). Sent as
-#: the cases finish, the spans of 200 cases doubled the session's wall time (and those of
-#: 10,000 cases, sent every 30 s, doubled it again once back-pressure made the cases keep pace
-#: with the uploads); held back, the server inserts them after the results are in.
-_SCHEDULE_DELAY_MILLIS = 30_000
-_MAX_EXPORT_BATCH_SIZE = 4096
-_MAX_QUEUE_SIZE = 4 * _MAX_EXPORT_BATCH_SIZE
-#: Waits between the attempts of one export (three attempts), within its budget. Which
-#: failures are retried (connection errors but a refused one, 5xx, 429 with Retry-After) is
-#: the one policy of ``_phoenix.http``.
-_RETRY_DELAYS = (0.5, 1.0)
+#: Seconds one attempt of a post may take (a large post to a busy server included).
+_POST_TIMEOUT = 30.0
+#: How long the posts of one export keep trying while Phoenix answers that it is busy (503
+#: at capacity, 429, 5xx) or times out: its span queue (20,000 spans by default) drains at
+#: the rate it stores spans, about 8 ms each on a 2-core machine, so a full queue takes
+#: minutes to empty. A refused connection is not retried (nobody is listening).
+_POST_PATIENCE = 600.0
+#: Waits between the attempts of one post, within its patience: bounded, about 120 attempts.
+_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, *(5.0,) * 120)
+#: Spans wait: the thread that ends a span encodes every 512 into the spool (a temporary
+#: file) as one OTLP batch, and the spool is sent when the session ends (after the runs,
+#: evaluations and annotations are uploaded), so what waits is not held in memory and no
+#: span is dropped for want of room. Phoenix answers an OTLP post at once but inserts its
+#: spans afterwards, one by one, on the event loop that also serves our run, evaluation and
+#: annotation posts (about 8 ms of its CPU a span on a 2-core machine, as much as ingesting a
+#: run or evaluation: benchmarks/README.md). Sent as the cases finish, the spans of 200 cases
+#: doubled the session's wall time (and those of 10,000 cases, sent every 30 s, doubled it
+#: again once back-pressure made the cases keep pace with the uploads); held back, the server
+#: inserts them after the results are in.
+_SPOOL_BATCH = 512
+#: The spool is sent in posts of at most this many spans (whole batches, concatenated: two
+#: encoded OTLP requests one after the other are one request holding both, as protobuf
+#: concatenates repeated fields), and at most this many bytes. Not more: a server whose
+#: queue is full takes a post again only once it has stored as many spans as the last post
+#: took it over its limit, and on a loaded machine it stores a few dozen a second.
+_POST_SPANS = 2048
+_POST_BYTES = 8 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,6 +158,7 @@ class Tracing:
         self._providers: dict[str, TracerProvider] = {}
         self._tracers: dict[str, Tracer] = {}
         self._exporters: list[_PhoenixSpanExporter] = []
+        self._processors: list[_SpoolingProcessor] = []
         self._closed = False
         self._dropped = 0
         self._dropped_at_last_flush = 0
@@ -155,9 +170,9 @@ class Tracing:
 
     @property
     def lost_spans(self) -> tuple[int, int]:
-        """(spans that did not reach Phoenix, spans ended): failed exports, spans the export
-        queue had no room for (Phoenix slower to take them than the run to make them), and
-        spans still unsent at shutdown. Exact once :meth:`shutdown` has returned."""
+        """(spans that did not reach Phoenix, spans ended): posts Phoenix refused, or kept
+        answering busy to for longer than they could wait, and spans still unsent when
+        :meth:`shutdown` gave up. Exact once :meth:`shutdown` has returned."""
         with self._lock:
             return max(0, self._ended - self._delivered), self._ended
 
@@ -193,6 +208,13 @@ class Tracing:
                 tracer = self._tracers[project_name] = provider.get_tracer(_SCOPE)
             return tracer
 
+    def waiting(self) -> int:
+        """Spans ended and not yet sent (spooled, or still to be spooled)."""
+        with self._lock:
+            exporters = list(self._exporters)
+            processors = list(self._processors)
+        return sum(e.waiting() for e in exporters) + sum(p.pending() for p in processors)
+
     def flush(self, timeout_seconds: float = 10) -> bool:
         """Send every span ended so far, waiting at most ``timeout_seconds``.
 
@@ -200,9 +222,9 @@ class Tracing:
         failed since the previous call to ``flush``. Never raises.
         """
         with self._lock:
-            providers = list(self._providers.values())
+            processors = list(self._processors)
             exporters = list(self._exporters)
-        finished = _run_bounded([provider.force_flush for provider in providers], timeout_seconds)
+        finished = _run_bounded([p.force_flush for p in processors], timeout_seconds)
         finished = _run_bounded([e.release for e in exporters], timeout_seconds) and finished
         with self._lock:
             delivered = finished and self._dropped == self._dropped_at_last_flush
@@ -210,27 +232,28 @@ class Tracing:
         return delivered
 
     def shutdown(self, timeout_seconds: float = 10) -> None:
-        """Send what is still buffered (waiting at most ``timeout_seconds``), then stop.
-
-        Spans still unsent when the time is up are dropped. Idempotent; never raises.
+        """Send what is still buffered, then stop: Phoenix taking posts slowly (a busy server
+        storing a large run's spans) is waited for as long as it takes more of them; it gives
+        up once ``timeout_seconds`` pass with none taken. Spans still unsent then are counted
+        lost. Idempotent; never raises.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             providers = list(self._providers.values())
+            processors = list(self._processors)
             exporters = list(self._exporters)
-        started = time.monotonic()
         # The batches still in memory go to the spool first, then the spool to Phoenix.
-        flushed = _run_bounded([provider.force_flush for provider in providers],
-                               timeout_seconds) and \
-            _run_bounded([e.release for e in exporters],
-                         max(0.1, timeout_seconds - (time.monotonic() - started)))
-        if not flushed or not _run_bounded(
-                [provider.shutdown for provider in providers],
-                max(0.1, timeout_seconds - (time.monotonic() - started))):
+        flushed = _run_bounded([p.force_flush for p in processors], timeout_seconds) and \
+            _run_while_progressing([e.release for e in exporters], timeout_seconds,
+                                   lambda: max(e.progress_at for e in exporters))
+        if not flushed:
             for exporter in exporters:
                 exporter.abort()
+        _run_bounded([provider.shutdown for provider in providers], 1.0)
+        for exporter in exporters:
+            exporter.shutdown()
 
     def _count_dropped(self, count: int) -> None:
         with self._lock:
@@ -261,7 +284,6 @@ class Tracing:
         from openinference.semconv.resource import ResourceAttributes
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
         _install_quiet_filter()
@@ -298,21 +320,12 @@ class Tracing:
                 meter_provider=_no_op_meter_provider(),
             )
         )
-        processor = BatchSpanProcessor(
-            exporter,
-            **_supported_kwargs(
-                BatchSpanProcessor,
-                max_queue_size=_MAX_QUEUE_SIZE,
-                schedule_delay_millis=_SCHEDULE_DELAY_MILLIS,
-                max_export_batch_size=_MAX_EXPORT_BATCH_SIZE,
-                export_timeout_millis=_EXPORT_TIMEOUT * 1000,
-                meter_provider=_no_op_meter_provider(),
-            ),
-        )
         processor_class = _sdk_class(
-            _QuietSpanProcessor, "opentelemetry.sdk.trace", "SpanProcessor"
+            _SpoolingProcessor, "opentelemetry.sdk.trace", "SpanProcessor"
         )
-        provider.add_span_processor(processor_class(processor, self._count_ended))
+        processor = processor_class(exporter, self._count_ended)
+        self._processors.append(processor)
+        provider.add_span_processor(processor)
         return provider
 
 
@@ -345,40 +358,86 @@ def _run_bounded(calls: Sequence[Callable[[], object]], timeout_seconds: float) 
     return not any(thread.is_alive() for thread in threads)
 
 
+def _run_while_progressing(calls: Sequence[Callable[[], object]], patience: float,
+                           progress_at: Callable[[], float]) -> bool:
+    """Run each call in its own daemon thread; True if all finished. Waits as long as they
+    make progress: gives up once ``patience`` seconds pass after the latest ``progress_at()``
+    (a ``time.monotonic()``), or since the start if later."""
+    threads = []
+    for call in calls:
+        thread = threading.Thread(
+            target=_swallow, args=(call,), name="pytest-phoenix-evals-tracing", daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    started = time.monotonic()
+    for thread in threads:
+        while thread.is_alive():
+            deadline = max(started, progress_at()) + max(patience, 0.0)
+            if time.monotonic() >= deadline:
+                return False
+            thread.join(min(0.5, max(deadline - time.monotonic(), 0.0)))
+    return True
+
+
 def _swallow(call: Callable[[], object]) -> None:
     with contextlib.suppress(Exception):
         call()
 
 
-class _QuietSpanProcessor:
-    """Delegates to a span processor with the SDK's log records on those paths dropped."""
+class _SpoolingProcessor:
+    """Hands ended spans to the exporter in batches of :data:`_SPOOL_BATCH`, never dropping
+    one; the SDK's log records on these paths are dropped (see :func:`_quiet`).
 
-    def __init__(self, processor: Any, on_end: Callable[[], None]) -> None:
-        self._processor = processor
+    Written here rather than the SDK's ``BatchSpanProcessor``: that one drops spans once its
+    queue is full (a run making judge spans faster than its thread encodes them lost them
+    by the thousand), and has no way to wait instead. Here the thread that ends the span
+    that fills a batch exports the batch itself (encoding it into the spool, a local file,
+    while the session runs), so a producer faster than the spool waits for it, and at most
+    one batch is held in memory.
+    """
+
+    def __init__(self, exporter: Any, on_end: Callable[[], None]) -> None:
+        self._exporter = exporter
         self._ended = on_end  # counts every span, sent or not (see Tracing.lost_spans)
+        self._lock = threading.Lock()
+        self._export_lock = threading.Lock()  # batches reach the exporter one at a time
+        self._batch: list[ReadableSpan] = []
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
-        with _quiet():
-            self._processor.on_start(span, parent_context=parent_context)
+        pass
 
     def _on_ending(self, span: Any) -> None:
-        with _quiet():
-            on_ending = getattr(self._processor, "_on_ending", None)
-            if on_ending is not None:
-                on_ending(span)
+        pass
 
     def on_end(self, span: ReadableSpan) -> None:
         self._ended()
-        with _quiet():
-            self._processor.on_end(span)
+        if not span.context.trace_flags.sampled:
+            return
+        with self._lock:
+            self._batch.append(span)
+            if len(self._batch) < _SPOOL_BATCH:
+                return
+            batch, self._batch = self._batch, []
+        self._export(batch)
 
-    def shutdown(self) -> None:
-        with _quiet():
-            self._processor.shutdown()
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._batch)
+
+    def _export(self, batch: list[ReadableSpan]) -> None:
+        with _quiet(), self._export_lock, contextlib.suppress(Exception):
+            self._exporter.export(batch)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        with _quiet():
-            return bool(self._processor.force_flush(timeout_millis))
+        with self._lock:
+            batch, self._batch = self._batch, []
+        if batch:
+            self._export(batch)
+        return True
+
+    def shutdown(self) -> None:
+        self.force_flush()
 
 
 class _PhoenixSpanExporter:
@@ -388,7 +447,8 @@ class _PhoenixSpanExporter:
     headers it sends (which could hand the application's credentials for another backend to
     Phoenix), logs every failure, and retries an unreachable server for its whole timeout.
     This one posts the same payload with exactly our headers, fails fast when the server
-    refuses connections, retries briefly on overload, and reports dropped spans by callback.
+    refuses connections, waits for a busy server (:data:`_POST_PATIENCE`), and reports
+    delivered and dropped spans by callback.
     """
 
     def __init__(
@@ -408,12 +468,20 @@ class _PhoenixSpanExporter:
         self._spool_lock = threading.Lock()
         self._spool: Any = None
         self._batches: list[tuple[int, int]] = []  # (bytes, spans) of each spooled batch
+        self._unsent = 0  # spans spooled or being sent, not yet delivered or dropped
         self._released = False
         self._hand_over = hand_over
+        #: When a post was last taken (or the sending began): shutdown waits while it moves.
+        self.progress_at = time.monotonic()
         self._client = httpx.Client(
             headers={**headers, "Content-Type": "application/x-protobuf"},
-            timeout=httpx.Timeout(_EXPORT_TIMEOUT, connect=min(_EXPORT_TIMEOUT, 5.0)),
+            timeout=httpx.Timeout(_POST_TIMEOUT, connect=5.0),
         )
+
+    def waiting(self) -> int:
+        """Spans spooled or being sent."""
+        with self._spool_lock:
+            return self._unsent
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -427,11 +495,18 @@ class _PhoenixSpanExporter:
                 delivered = self._send(body)
             except Exception:
                 delivered = False
+        self._settled(len(spans), delivered)
+        return SpanExportResult.SUCCESS if delivered else SpanExportResult.FAILURE
+
+    def _settled(self, count: int, delivered: bool, *, spooled: bool = False) -> None:
+        if spooled:
+            with self._spool_lock:
+                self._unsent -= count
         if delivered:
-            self._on_deliver(len(spans))
-            return SpanExportResult.SUCCESS
-        self._on_drop(len(spans))
-        return SpanExportResult.FAILURE
+            self.progress_at = time.monotonic()
+            self._on_deliver(count)
+        else:
+            self._on_drop(count)
 
     def _spooled(self, body: bytes, count: int) -> bool:
         """While held (the default): the encoded batch is kept in the spool file, to be sent by
@@ -446,21 +521,23 @@ class _PhoenixSpanExporter:
                 self._spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by release)
             self._spool.write(body)
             self._batches.append((len(body), count))
+            self._unsent += count
             return True
 
     def release(self) -> None:
-        """Send what the spool holds, batch by batch; exports from now on are sent at once."""
+        """Send what the spool holds, in large posts; exports from now on are sent at once."""
         with self._spool_lock:
             self._released = True
             spool, batches, self._spool, self._batches = self._spool, self._batches, None, []
-            if spool is None:
-                return
-            if self._hand_over is not None:
-                self._hand_spool_over(spool, batches)
-                return
-            with _quiet(), spool:
-                spool.seek(0)
-                self._send_batches(spool, batches)
+        if spool is None:
+            return
+        self.progress_at = time.monotonic()
+        if self._hand_over is not None:
+            self._hand_spool_over(spool, batches)
+            return
+        with _quiet(), spool:
+            spool.seek(0)
+            self._send_batches(spool, batches, spooled=True)
 
     def _hand_spool_over(self, spool: Any, batches: list[tuple[int, int]]) -> None:
         """A worker's spool stays in the hand-over folder, with an index written last (so
@@ -474,27 +551,39 @@ class _PhoenixSpanExporter:
             part.write_text(json.dumps({"batches": batches}))
             part.replace(index)
         except OSError:
-            self._on_drop(count)
+            self._settled(count, False, spooled=True)
             return
-        self._on_deliver(count)
+        self._settled(count, True, spooled=True)
 
     def send_spool(self, path: Path, batches: Sequence[Sequence[int]]) -> None:
-        """Send a spool file that another process wrote, batch by batch."""
+        """Send a spool file that another process wrote, in large posts."""
         try:
             spool = path.open("rb")
         except OSError:
             self._on_drop(sum(count for _, count in batches))
             return
+        self.progress_at = time.monotonic()
         with _quiet(), spool:
             self._send_batches(spool, batches)
 
-    def _send_batches(self, spool: Any, batches: Sequence[Sequence[int]]) -> None:
-        for size, count in batches:
-            try:
-                delivered = self._send(spool.read(size))
-            except Exception:
-                delivered = False
-            (self._on_deliver if delivered else self._on_drop)(count)
+    def _send_batches(self, spool: Any, batches: Sequence[Sequence[int]], *,
+                      spooled: bool = False) -> None:
+        """Consecutive batches are posted together, up to :data:`_POST_SPANS` spans and
+        :data:`_POST_BYTES` bytes a post: fewer, larger posts for the server to take."""
+        post: list[bytes] = []
+        spans = 0
+        for size, count in [*batches, (0, 0)]:
+            full = spans + count > _POST_SPANS or sum(map(len, post)) + size > _POST_BYTES
+            if post and (count == 0 or full):
+                try:
+                    delivered = self._send(b"".join(post))
+                except Exception:
+                    delivered = False
+                self._settled(spans, delivered, spooled=spooled)
+                post, spans = [], 0
+            if count:
+                post.append(spool.read(size))
+                spans += count
 
     def _send(self, body: bytes) -> bool:
         import httpx
@@ -503,17 +592,19 @@ class _PhoenixSpanExporter:
 
         if self._aborted.is_set():
             return False
-        deadline = time.monotonic() + _EXPORT_TIMEOUT
+        deadline = time.monotonic() + _POST_PATIENCE
 
         def post() -> None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError("the export's budget is spent")
-            self._client.post(self._endpoint, content=body, timeout=remaining).raise_for_status()
+                raise TimeoutError("the export's patience is spent")
+            self._client.post(self._endpoint, content=body,
+                              timeout=min(remaining, _POST_TIMEOUT)).raise_for_status()
 
         try:
             # Nobody listening (a refused connection) fails at once: retrying would only
-            # delay the caller. Waiting stops early when the exporter is aborted.
+            # delay the caller. A busy server (503 at capacity, 429, 5xx, a timeout) is
+            # waited for; the waiting stops early when the exporter is aborted.
             with_retries(post, delays=_RETRY_DELAYS, retry_connect=False, deadline=deadline,
                          wait=self._aborted.wait)
         except (httpx.HTTPError, TimeoutError):

@@ -186,11 +186,12 @@ class LLMJudge:
             return [self._error(self.problem or "no prompt", start)]
         if self.tracing is None:
             return await self._run(context, names, start, None)
-        with self.tracing.evaluator(self.name, context) as trace:
+        with self.tracing.evaluator(self.name, context, example=example,
+                                    metadata=self._prompt_metadata()) as trace:
             scores = await self._run(context, names, start, trace)
             errors = [s.error for s in scores if s.error]
-            trace.finish([{"name": s.name, "label": s.label, "score": s.score,
-                           "explanation": s.explanation} for s in scores if not s.error],
+            trace.finish([{"name": s.name, "label": s.label, "score": s.score}
+                          for s in scores if not s.error],
                          errors[0] if errors and len(errors) == len(scores) else None)
         for score in scores:
             score.trace_id = trace.trace_id
@@ -213,8 +214,6 @@ class LLMJudge:
             raise _Failed(str(exc), exc.hint) from None
         except (TemplateError, ValueError) as exc:
             raise _Failed(str(exc)) from None
-        if trace is not None:
-            trace.prompt(self.prompt.prompt_name, values, messages)
         model = self.judges.model(self.prompt.model_name)
         provider = self.prompt.model_provider
         api = self.judges.api(provider, model)
@@ -293,13 +292,17 @@ class LLMJudge:
             cost = self.judges.cost(self.model or completion.model, completion.usage)
             if cost is not None:
                 meta["cost_usd"] = round(cost, 8)
-        if self.prompt is not None and self.prompt.version_id:
-            # Which version of which prompt judged, and the tag it was followed by: a tag
-            # moved between two runs shows on the annotations each wrote.
-            meta["prompt"] = self.prompt.prompt_name
-            meta["prompt_version_id"] = self.prompt.version_id
-            if self.prompt.version_tag:
-                meta["prompt_tag"] = self.prompt.version_tag
+        # Which version of which prompt judged, and the tag it was followed by: a tag
+        # moved between two runs shows on the annotations each wrote.
+        meta.update(self._prompt_metadata())
+        return meta
+
+    def _prompt_metadata(self) -> dict[str, Any]:
+        if self.prompt is None or not self.prompt.version_id:
+            return {}
+        meta = {"prompt": self.prompt.prompt_name, "prompt_version_id": self.prompt.version_id}
+        if self.prompt.version_tag:
+            meta["prompt_tag"] = self.prompt.version_tag
         return meta
 
     def _error(self, message: str, start: datetime, hint: str | None = None,
