@@ -264,8 +264,10 @@ class ProductionRun(Mode):
             price = prices.get(model) or next(iter(prices.values()))
             # About 4 characters a token; the prompt around the context and the answer are
             # guessed at 300 and 80 tokens.
-            tokens_in = sum((len(json.dumps(context, default=str)) // 4 + 300) * len(f.needs)
-                            for f, context in zip(listing.cases, contexts, strict=False))
+            tokens_in = 0
+            needs = [len(f.needs) for f in listing.cases]
+            for count, context in zip(needs, contexts, strict=False):
+                tokens_in += (len(json.dumps(context, default=str)) // 4 + 300) * count
             tokens_out = 80 * calls
             cost = (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
             line += (f", about {cost:.4f} USD at {price[0]:g}/{price[1]:g} USD per million "

@@ -220,7 +220,7 @@ class Judges:
                                 # a judge call (profiled: docs/speed.md). The body is the one
                                 # ``chat.completions.create(**params)`` sends.
                                 data = await client.post(
-                                    "/chat/completions", body={**params, "stream": False},
+                                    "/chat/completions", body=_sdk_ordered(params),
                                     options={"extra_json": extra_body} if extra_body else {},
                                     cast_to=object)
                                 completion = _completion_of(data, attempt)
@@ -360,6 +360,19 @@ def _describe(exc: Exception) -> str:
         return redact(f"cannot connect ({type(exc).__name__}: {exc})")
     message = getattr(exc, "message", None) or str(exc)
     return redact(f"HTTP {exc.status_code}: {message}"[:500])
+
+
+def _sdk_ordered(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The body ``chat.completions.create(**params, stream=False)`` sends, key for key in its
+    order (``model``, ``stream``, ``service_tier``, ``messages``, then the rest by name): the
+    same bytes as the server's playground, which calls that method (tests/test_prompt_parity.py
+    compares them)."""
+    body: dict[str, Any] = {"model": params.get("model"), "stream": False}
+    for key in ("service_tier", "messages"):
+        if key in params:
+            body[key] = params[key]
+    body.update(sorted((k, v) for k, v in params.items() if k not in body))
+    return body
 
 
 def _completion_of(data: Any, attempts: int) -> Completion:

@@ -51,12 +51,13 @@ class Claims:
 
     Phoenix 20.26.1 has no lock or lease, so a claim is an annotation named
     :data:`CLAIM_NAME` on the subject, with an identifier of this run's own
-    (:func:`claim_identifier`). A run writes its claims of a batch synchronously, then reads
-    back every claim of those subjects: it judges a subject only when its claim is the
-    earliest live one there, by the server's order (``created_at``, then the row id: the
-    same order for every reader). A claim is live until its ``updated_at`` plus the TTL its
-    run wrote in its metadata, measured on the server's clock (against the ``created_at`` of
-    this run's own claim, written just before). A run deletes its claims when it ends
+    (:func:`claim_identifier`). A run writes its claims of a batch (Phoenix inserts them a
+    moment later, in bulk), then reads back every claim of those subjects once its own are
+    there: it judges a subject only when its claim is the earliest live one there, by the
+    server's order (``created_at``, then the row id: the same order for every reader). A
+    claim is live until its ``updated_at`` plus the TTL its run wrote in its metadata,
+    measured on the server's clock (against the time the server received this run's own
+    claim, written just before: its ``updated_at``). A run deletes its claims when it ends
     (``DELETE /v1/projects/{p}/span_annotations?name=&identifier=&delete_all=true``); one that
     died leaves them to expire, and the next run to meet them deletes them."""
 
@@ -164,7 +165,9 @@ class Claims:
                 own = next((r for r in rows if r.get("identifier") == self.identifier), None)
                 if own is None:
                     continue
-                now = _when(own["created_at"])
+                # The server's clock when it took this claim: the write's time, which it
+                # keeps as updated_at (it inserts the row a moment later, in bulk).
+                now = _when(own.get("updated_at") or own["created_at"])
                 self._now = max(self._now, now) if self._now else now
                 live = []
                 for row in rows:
