@@ -2,8 +2,8 @@
 """Judge a Phoenix project's production spans three ways against a local Phoenix server and
 time them: this plugin, the way Phoenix's documentation does it, and a floor.
 
-    python3 benchmarks/spans.py [--spans 1000] [--latency 0.05] [--concurrency 16] [--repeat 1]
-                                [--memory-spans 10000]
+    python3 benchmarks/spans.py [--spans 1000,4000] [--latency 0.05] [--concurrency 16]
+                                [--repeat 1] [--memory-spans 10000] [--profile]
 
 It starts everything it needs itself (a Phoenix server in a temporary directory, the stand-in
 judge answering after ``--latency`` seconds), sends N conversations per runner over OTLP/HTTP
@@ -22,7 +22,12 @@ into a project of that runner's own (each a trace: CHAIN ``qa``, RETRIEVER ``ret
   ``--peer-rate`` requests a second; ``peer_default`` is the same with the limiter's default
   start (5 a second);
 * ``floor``: max(N*2*L/C, the seconds the server takes to accept the 2N annotations posted
-  directly, ``POST /v1/span_annotations?sync=true``, 200 a request, by C workers).
+  directly, ``POST /v1/span_annotations?sync=true``, 200 a request, by C workers);
+* ``floor_traced``: the floor plus the server storing the judges' own trace spans of the same
+  run, their OTLP payloads posted directly after the annotations (:func:`judge_trace_floor`).
+
+Each size of ``--spans`` (a comma-separated list) gets its table: the same runners, each on
+N spans of a project of its own.
 
 Every runner is its own process (the floor: this one) with its own project; afterwards each
 project's annotations are counted on the server, and each runner's peak memory (max RSS) is
@@ -55,7 +60,9 @@ from run import _short, _versions
 ROOT = Path(__file__).resolve().parent.parent
 DEV_VENV = ROOT / ".venv"
 RUNNERS = ("plugin", "plugin_untraced", "peer", "peer_default", "floor", "floor_traced")
-DEFAULT_RUNNERS = ("plugin", "peer", "peer_default", "floor")
+# peer_default (the documented rate limiter, 5 requests a second at first) takes minutes at
+# 4,000 spans: run it with --runners plugin,peer,peer_default,floor,floor_traced.
+DEFAULT_RUNNERS = ("plugin", "peer", "floor", "floor_traced")
 LABELS = {"plugin": "pytest-phoenix-evals", "plugin_untraced": "pytest-phoenix-evals untraced",
           "peer": "phoenix docs, limiter raised", "peer_default": "phoenix docs, default limiter",
           "floor": "floor", "floor_traced": "floor with the judges' traces"}
@@ -68,6 +75,7 @@ JUDGES = {"plugin": ("qa_correctness", "hallucination"),
           "floor_traced": ("qa_correctness", "hallucination")}
 JUDGE_PROJECT = "pytest-phoenix-evals judges"  # where this plugin traces its judge calls
 WRITE_BATCH = 200  # annotations a request, as this plugin writes them
+SEND_CHUNK = 1000  # conversations sent at once (then stored before the next)
 # arize-phoenix-evals asks its judges for structured output (a JSON text, no tool call): the
 # stand-in judge answers such a request with the text of the first pair whose phrase occurs in
 # the prompt. This plugin's judges use a tool call, which these do not affect.
@@ -90,7 +98,7 @@ def conversation(i: int) -> dict[str, str]:
             "document": f"{a} plus {b} is {a + b}"}
 
 
-def emit(url: str, project: str, n: int, *, traces: bool) -> None:
+def emit(url: str, project: str, n: int, *, traces: bool, first: int = 0) -> None:
     """Send n conversations into ``project`` over OTLP/HTTP through a batching exporter. With
     ``traces`` each is a trace of three spans (CHAIN root, RETRIEVER with the document, LLM);
     without, only the LLM span, which carries the document in its metadata (``reference``)."""
@@ -105,7 +113,7 @@ def emit(url: str, project: str, n: int, *, traces: bool) -> None:
         OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=120),
         max_queue_size=3 * n + 512, max_export_batch_size=512, schedule_delay_millis=100))
     tracer = provider.get_tracer("bench-spans")
-    for i in range(n):
+    for i in range(first, first + n):
         c = conversation(i)
         llm: dict[str, Any] = {A.OPENINFERENCE_SPAN_KIND: "LLM", A.LLM_MODEL_NAME: "gpt-4o-mini",
                                A.INPUT_VALUE: c["question"], A.OUTPUT_VALUE: c["answer"]}
@@ -234,9 +242,12 @@ class SpanBench:
         self.admin: Any = None
         self.peer_versions: dict[str, str] = {}
         self.commands: dict[str, list[str]] = {}
-        self.results: dict[str, list[Measurement]] = {key: [] for key in args.runners}
+        # size -> runner -> its rounds
+        self.results: dict[int, dict[str, list[Measurement]]] = {
+            n: {key: [] for key in args.runners} for n in args.spans}
         self.memory: dict[str, Measurement] = {}
         self.load = (0.0,)
+        self.profile_log = ""
 
     # --- setup ------------------------------------------------------------------------------
 
@@ -284,25 +295,28 @@ class SpanBench:
         return [self.peer_python, str(Path(__file__).resolve()), "peer", project, str(n), c,
                 rate, "documents" if traces else "metadata"]
 
-    def project(self, key: str, round_no: int | str) -> str:
-        return f"bench-spans-{round_no}-{key}"
+    def project(self, key: str, round_no: int | str, n: int | None = None) -> str:
+        return f"bench-spans-{n}-{round_no}-{key}" if n else f"bench-spans-{round_no}-{key}"
 
     def send(self, projects: list[tuple[str, int, bool]]) -> None:
-        """Send each project's spans, then wait until Phoenix counts them all and is idle."""
+        """Send each project's spans, SEND_CHUNK conversations at a time, each chunk once
+        Phoenix has stored the one before (sent all at once, tens of thousands of spans
+        overflow its ingestion queue, which answers 503, and the exporter gives them up);
+        then wait until it is idle."""
         started = time.perf_counter()
-        for project, n, traces in projects:
-            emit(self.server.url, project, n, traces=traces)
         total = sum(n * (3 if traces else 1) for _, n, traces in projects)
-        log(f"sent {total} spans in {time.perf_counter() - started:.1f}s; waiting until "
-            "Phoenix has stored them")
-        deadline = time.monotonic() + 60 + total / 20
+        deadline = time.monotonic() + 120 + total / 20
         for project, n, traces in projects:
-            while self.span_count(project) < n * (3 if traces else 1):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"Phoenix stored {self.span_count(project)} spans of "
-                                     f"{n * (3 if traces else 1)} in {project}")
-                time.sleep(2)
-        log(f"stored after {time.perf_counter() - started:.1f}s")
+            per = 3 if traces else 1
+            for first in range(0, n, SEND_CHUNK):
+                count = min(SEND_CHUNK, n - first)
+                emit(self.server.url, project, count, traces=traces, first=first)
+                while self.span_count(project) < (first + count) * per:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"Phoenix stored {self.span_count(project)} spans "
+                                         f"of {(first + count) * per} in {project}")
+                    time.sleep(1)
+        log(f"sent and stored {total} spans in {time.perf_counter() - started:.1f}s")
         self.wait_until_server_idle(timeout=300)
 
     def span_count(self, project: str) -> int:
@@ -403,32 +417,50 @@ class SpanBench:
         requests = -(-2 * len(span_ids) // WRITE_BATCH)
         m.detail = (f"N*2L/C = {n}*2*{self.args.latency:g}/{c} = {compute:.2f}s; writing "
                     f"{2 * len(span_ids)} annotations ({requests} requests, {c} workers) "
-                    f"{seconds:.2f}s")
+                    f"{seconds:.2f}s")  # floor_traced reads these seconds off the end
         return m
 
     # --- all ----------------------------------------------------------------------------------
 
     def run(self) -> None:
-        n, order = self.args.spans, [k for k in RUNNERS if k in self.args.runners]
+        order = [k for k in RUNNERS if k in self.args.runners]
         rounds = range(1, self.args.repeat + 1)
-        self.send([(self.project(key, r), n, key != "floor") for r in rounds for key in order])
+        self.send([(self.project(key, r, n), n, not key.startswith("floor"))
+                   for n in self.args.spans for r in rounds for key in order])
         self.load = os.getloadavg()
-        for round_no in rounds:
-            for key in order:
-                self.wait_until_server_idle()
-                self.judge.reset()
-                log(f"round {round_no}/{self.args.repeat}: {LABELS[key]}")
-                project = self.project(key, round_no)
-                m = self.run_floor(project, n) if key == "floor" else \
-                    judge_trace_floor(self, project, n) if key == "floor_traced" else \
-                    self.run_process(key, project, n, True, str(round_no))
-                self.results[key].append(m)
-                log(f"  {m.wall:.2f}s, annotations {m.annotations}"
-                    f"{', exit ' + str(m.exit_code) if m.exit_code else ''}")
+        for n in self.args.spans:
+            for round_no in rounds:
+                for key in order:
+                    self.wait_until_server_idle()
+                    self.judge.reset()
+                    log(f"{n} spans, round {round_no}/{self.args.repeat}: {LABELS[key]}")
+                    project = self.project(key, round_no, n)
+                    m = self.run_floor(project, n) if key == "floor" else \
+                        judge_trace_floor(self, project, n) if key == "floor_traced" else \
+                        self.run_process(key, project, n, True, f"{n}-{round_no}")
+                    self.results[n][key].append(m)
+                    log(f"  {m.wall:.2f}s, annotations {m.annotations}"
+                        f"{', exit ' + str(m.exit_code) if m.exit_code else ''}")
+
+    def run_profile(self) -> None:
+        """--profile: the plugin once more (untimed), on the first size, under
+        profile_pytest.py (cProfile in every thread) into benchmarks/profile-spans.out."""
+        n = self.args.spans[0]
+        project = self.project("plugin", "profile", n)
+        self.send([(project, n, True)])
+        self.judge.reset()
+        out = ROOT / "benchmarks" / "profile-spans.out"
+        command = self.command("plugin", project, n, True)
+        command[1:3] = [str(ROOT / "benchmarks" / "profile_pytest.py"), str(out)]
+        log(f"profiling the plugin on {n} spans into {out}")
+        with open(self.workdir / "logs" / "profile.log", "w") as log_file:
+            subprocess.run(command, cwd=self.workdir / "run", env=self.env("plugin"),
+                           stdout=log_file, stderr=subprocess.STDOUT, check=False)
+        self.profile_log = (self.workdir / "logs" / "profile.log").read_text(errors="replace")
 
     def run_memory(self) -> None:
         n = self.args.memory_spans
-        keys = ("plugin", "peer")
+        keys = self.args.memory_runners
         log(f"memory run: {n} spans for each of {', '.join(keys)}")
         self.send([(self.project(key, "memory"), n, False) for key in keys])
         for key in keys:
@@ -536,15 +568,14 @@ def _labels(m: Measurement) -> str:
                      for name, fractions in m.labels.items())
 
 
-def report(bench: SpanBench, argv: list[str]) -> str:
+def _size_table(bench: SpanBench, n: int) -> str:
     from tabulate import tabulate
 
-    args, n = bench.args, bench.args.spans
-    median = {key: statistics.median(m.wall for m in ms)
-              for key, ms in bench.results.items() if ms}
+    results = bench.results[n]
+    median = {key: statistics.median(m.wall for m in ms) for key, ms in results.items() if ms}
     rows = []
-    for key in [k for k in RUNNERS if k in bench.results and bench.results[k]]:
-        ms = bench.results[key]
+    for key in [k for k in RUNNERS if k in results and results[k]]:
+        ms = results[key]
         wall = median[key]
         notes = [m.detail for m in ms[-1:] if m.detail]
         if len(ms) > 1:
@@ -564,22 +595,28 @@ def report(bench: SpanBench, argv: list[str]) -> str:
             " / ".join(sorted({f"{m.judge_calls} (peak {m.judge_peak})" for m in ms}))
             if key != "floor" else "-",
             "; ".join(notes)])
-    table = tabulate(rows, headers=["runner", "wall s", "vs peer", "vs floor", "peak MB",
-                                    "cpu s", "server cpu s", f"annotations (2 x {n})",
-                                    "judge calls", "notes"], disable_numparse=True)
+    return tabulate(rows, headers=["runner", "wall s", "vs peer", "vs floor", "peak MB",
+                                   "cpu s", "server cpu s", f"annotations (2 x {n})",
+                                   "judge calls", "notes"], disable_numparse=True)
+
+
+def report(bench: SpanBench, argv: list[str]) -> str:
+    from tabulate import tabulate
+
+    args = bench.args
     peer = ", ".join(f"{k} {v}" for k, v in bench.peer_versions.items())
     lines = [
         "",
-        f"workload: {n} spans (LLM spans, each in a trace with a RETRIEVER span), 2 LLM judges "
+        f"workload: N spans (LLM spans, each in a trace with a RETRIEVER span), 2 LLM judges "
         f"a span at {args.latency * 1000:g} ms, concurrency {args.concurrency}, median of "
         f"{args.repeat} round(s)",
         _versions(),
         f"peer's virtual environment: {peer or '-'}",
         f"load average (1 min) before the first runner {bench.load[0]:.2f}, after the last "
         f"{os.getloadavg()[0]:.2f}; this machine's other processes share its CPUs",
-        "",
-        table,
     ]
+    for n in args.spans:
+        lines += ["", f"{n} spans:", _size_table(bench, n)]
     if bench.memory:
         m_rows = [[LABELS[key], f"{m.wall:.2f}", f"{m.peak_mb:.0f}" if m.peak_mb else "-",
                    f"{m.cpu:.1f}", f"{m.server_cpu:.1f}",
@@ -605,9 +642,13 @@ def report(bench: SpanBench, argv: list[str]) -> str:
     lines += ["peak MB: max RSS of the runner's process (os.wait4). cpu s: its CPU time (the "
               "floor: this process's). server cpu s: the Phoenix server's, from the runner's "
               "start until the server is idle again.", "", "labels written (last round):"]
-    for key, ms in bench.results.items():
-        if ms:
-            lines.append(f"  {LABELS[key]}: {_labels(ms[-1]) or '-'}")
+    for n, results in bench.results.items():
+        for key, ms in results.items():
+            if ms:
+                lines.append(f"  {n} spans, {LABELS[key]}: {_labels(ms[-1]) or '-'}")
+    if bench.profile_log:
+        lines += ["", "profile (--profile), the end of its output:",
+                  *bench.profile_log.splitlines()[-60:]]
     return "\n".join(lines)
 
 
@@ -616,7 +657,9 @@ def report(bench: SpanBench, argv: list[str]) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--spans", type=int, default=1000, help="spans N per runner (1000)")
+    parser.add_argument("--spans", default="1000,4000",
+                        help="spans N per runner; several sizes comma-separated, each a\n"
+                             "table of its own (1000,4000)")
     parser.add_argument("--latency", type=float, default=0.05,
                         help="seconds the judge takes to answer (0.05)")
     parser.add_argument("--concurrency", type=int, default=16, help="C for every runner (16)")
@@ -628,19 +671,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--peer-rate", type=float, default=1000.0,
                         help="the peer's initial_per_second_request_rate (1000)")
     parser.add_argument("--plugin-args", default="", help="extra arguments for the plugin")
-    parser.add_argument("--memory-spans", type=int, default=0,
+    parser.add_argument("--memory-spans", type=int, default=10000,
                         help="then run plugin and peer on this many spans for peak memory\n"
-                             "(0: not)")
+                             "(10000; 0: not)")
+    parser.add_argument("--profile", action="store_true",
+                        help="afterwards, run the plugin once more on the first size under\n"
+                             "cProfile (all threads) into benchmarks/profile-spans.out")
+    parser.add_argument("--memory-runners", default="plugin,peer",
+                        help="who runs the memory run (plugin,peer; the peer's 10,000 spans\n"
+                             "take about 10 minutes)")
     parser.add_argument("--memory-latency", type=float, default=0.0,
                         help="the judge's latency in the memory run (0)")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep the temporary directory (server data, logs)")
     args = parser.parse_args(argv)
     args.runners = [r.strip() for r in args.runners.split(",") if r.strip()]
+    args.memory_runners = tuple(r.strip() for r in args.memory_runners.split(",")
+                                if r.strip())
+    if set(args.memory_runners) - {"plugin", "peer"}:
+        parser.error("--memory-runners takes plugin, peer or both")
     unknown = set(args.runners) - set(RUNNERS)
     if unknown:
         parser.error(f"unknown runners: {', '.join(sorted(unknown))}")
-    if args.spans < 1 or args.concurrency < 1 or args.repeat < 1:
+    try:
+        args.spans = [int(n) for n in str(args.spans).split(",") if n.strip()]
+    except ValueError:
+        parser.error("--spans takes numbers, comma-separated: --spans 1000,4000")
+    if not args.spans or min(args.spans) < 1 or args.concurrency < 1 or args.repeat < 1:
         parser.error("--spans, --concurrency and --repeat must be at least 1")
     return args
 
@@ -667,6 +724,8 @@ def main() -> int:
         bench.run()
         if args.memory_spans:
             bench.run_memory()
+        if args.profile:
+            bench.run_profile()
         print(report(bench, argv))
         failed = False
     finally:

@@ -70,7 +70,8 @@ class GroupCollector(pytest.Collector):
             raise self.CollectError(str(exc)) from None
         return [CaseItem.from_parent(self, name=plan.case.case_id, case=plan.case,
                                      task=plan.task, evaluators=plan.evaluators,
-                                     output=plan.output, state=self.state)
+                                     output=plan.output, prepare=plan.prepare,
+                                     state=self.state)
                 for plan in plans]
 
 
@@ -80,19 +81,21 @@ class CaseItem(pytest.Item):
 
     def __init__(self, *, case: Case, task: Callable[..., Any] | None,
                  evaluators: list[Evaluator], state: RunsCases, output: Any = None,
-                 **kwargs: Any) -> None:
+                 prepare: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = state
         self.case = case
         self.task = task
         self.evaluators = evaluators
         self.output = output
+        self.prepare = prepare
 
     @property
     def job(self) -> Job:
         from ._run.runner import Job
 
-        return Job(self.nodeid, self.case, self.task, self.evaluators, output=self.output)
+        return Job(self.nodeid, self.case, self.task, self.evaluators, output=self.output,
+                   prepare=self.prepare)
 
     def runtest(self) -> None:
         state = self.state

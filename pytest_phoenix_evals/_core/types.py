@@ -171,6 +171,9 @@ class CaseResult:
     # bounded however many cases run. The summary needs neither.
     reported: bool = field(default=False, repr=False)
     uploaded: bool = field(default=False, repr=False)
+    # The case as it was listed, when ``case`` was built whole as it ran (a span's context):
+    # it takes ``case``'s place then too, so that the context is let go as well.
+    light: Case | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -182,3 +185,5 @@ class CaseResult:
         if self.reported and self.uploaded:
             self.output = None
             self.exception = None
+            if self.light is not None:
+                self.case, self.light = self.light, None

@@ -37,6 +37,9 @@ class CasePlan(NamedTuple):
     task: Task | None
     evaluators: list[Evaluator]
     output: Any = None
+    # Builds the case's whole example and its output when it starts (a span's context,
+    # built as it runs: ``SpanSource.prepare``); None when the case has them already.
+    prepare: Any = None
 
 
 class Mode:

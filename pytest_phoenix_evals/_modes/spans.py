@@ -128,7 +128,8 @@ class ProductionRun(Mode):
     def plans(self, group: Group) -> list[CasePlan]:
         source = self.spans
         self.evaluators(group)  # checked and equipped before any case
-        return [CasePlan(case, None, source.needed(case), source.output(case))
+        prepare = getattr(source, "prepare", None)  # spans: contexts built as they run
+        return [CasePlan(case, None, source.needed(case), source.output(case), prepare)
                 for case in source.cases(group)]
 
     def prepare(self) -> None:
@@ -249,17 +250,24 @@ class ProductionRun(Mode):
     def collect_only_line(self) -> str | None:
         """--collect-only: how many judge calls the run would make, and about what they
         cost."""
-        listing = self.spans.listing()
+        from .._run.sources.spans import SpanSource
+
+        source = self.spans
+        listing = source.listing()
         calls = self.judge_calls(listing)
         line = f"phoenix-evals: {len(listing.cases)} case(s), {calls} judge call(s)"
         prices = self.settings.judge.prices
         if prices and calls:
+            contexts = source.every_context() if isinstance(source, SpanSource) else \
+                [f.context for f in listing.cases]
             model = self.settings.judge.model or "gpt-4o-mini"
             price = prices.get(model) or next(iter(prices.values()))
             # About 4 characters a token; the prompt around the context and the answer are
             # guessed at 300 and 80 tokens.
-            tokens_in = sum((len(json.dumps(f.context, default=str)) // 4 + 300) * len(f.needs)
-                            for f in listing.cases)
+            tokens_in = 0
+            needs = [len(f.needs) for f in listing.cases]
+            for count, context in zip(needs, contexts, strict=False):
+                tokens_in += (len(json.dumps(context, default=str)) // 4 + 300) * count
             tokens_out = 80 * calls
             cost = (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
             line += (f", about {cost:.4f} USD at {price[0]:g}/{price[1]:g} USD per million "

@@ -57,6 +57,10 @@ class Job:
     evaluators: Sequence[Evaluator]
     # The output, when there is no task (the subject already has one).
     output: Any = None
+    # When the case's example and output are built as it starts (a span's context): called
+    # with the run on the engine's loop, it answers the run with its whole example, and the
+    # output. The result keeps ``case`` (the light one) once reported and written.
+    prepare: Callable[[Case], Coroutine[Any, Any, tuple[Case, Any]]] | None = None
 
 
 class Runner:
@@ -224,8 +228,20 @@ class Runner:
         """One run on the engine's loop: the task (traced when the sink has a project for
         it), then the evaluators."""
         if job.task is None:
-            return await self._evaluate(case, job.output, job.evaluators,
-                                        datetime.now(UTC))
+            if job.prepare is None:
+                return await self._evaluate(case, job.output, job.evaluators,
+                                            datetime.now(UTC))
+            start = datetime.now(UTC)
+            try:
+                whole, output = await job.prepare(case)
+            except Exception as exc:  # the case errors; nothing is written for it
+                from .._core.secrets import redact
+
+                return CaseResult(case=case, error=redact(f"{type(exc).__name__}: {exc}"),
+                                  start_time=start, end_time=datetime.now(UTC))
+            result = await self._evaluate(whole, output, job.evaluators, start)
+            result.light = case  # what the result keeps once reported and written
+            return result
         tracer = None
         if self.sink is not None and self.tracing is not None:
             project = await self.sink.project(case.group)

@@ -36,6 +36,11 @@ from ..._phoenix.traces import Project, SpanRecord, Target, quote_dsl
 from .subjects import SubjectSource
 
 DEFAULT_FILTER = "span_kind == 'LLM'"
+#: Cases whose contexts are built together as they run (one documents request a page).
+CONTEXT_PAGE = 100
+#: Spans whose annotations (and claims) are read and written together while listing (the
+#: server reads at most 1,000 span ids a request).
+LISTING_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -285,8 +290,21 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
     def kind(self) -> GroupKind:
         return "spans" if self.selection.target == "span" else "traces"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._index: dict[tuple[str, str, int], int] = {}  # case key -> place in the listing
+        self._pages: dict[int, Any] = {}  # page -> the future of its contexts
+        self._used: set[int] = set()  # pages whose every context was taken
+
     def _case(self, found: Any, group: Group) -> Case:
-        return span_case(found.record, found.context, group, self.selection.target)
+        if found.context:
+            return span_case(found.record, found.context, group, self.selection.target)
+        # Not built yet (:meth:`prepare` builds it as the case starts): the ids, the name.
+        record = found.record
+        light = {"input": None, "reference": "", "output": None, "metadata": {
+            "span_id": record.span_id, "trace_id": record.trace_id, "name": record.name,
+            "span_kind": record.span_kind, "start_time": record.start_time}}
+        return span_case(record, light, group, self.selection.target)
 
     # --- listing ----------------------------------------------------------------------------
 
@@ -303,12 +321,14 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
             self._waiting, listing.problems = self._journaled(project)
         limit = selection.max_spans
         page: list[SpanRecord] = []
+        # Unparsed: the listing holds every span it found until the run ends, and the
+        # attributes are read (and the context built) only when the span is judged.
         spans = self.traces.spans(project, condition=condition,
                                   start=window.start if window else None,
-                                  end=window.end if window else None)
+                                  end=window.end if window else None, parse=False)
         for record in spans:
             page.append(record)
-            if len(page) >= 200:
+            if len(page) >= LISTING_PAGE:
                 if self._take(page, names, listing, limit):
                     listing.more = True
                     break
@@ -316,7 +336,6 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
         else:
             if page and self._take(page, names, listing, limit):
                 listing.more = True
-        self._add_context(listing)
         return listing
 
     def _take(self, page: list[SpanRecord], names: Mapping[str, list[str]], listing: Listing,
@@ -385,17 +404,99 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
                            if (ids := present.get(name))) and not corrected & set(written)
         return any(name not in present for name in written)
 
-    def _add_context(self, listing: Listing) -> None:
-        """Each case's context, with the documents retrieved in its trace (and, for a trace,
-        the root span's input and output)."""
-        trace_ids = [c.record.trace_id for c in listing.cases]
-        documents = self._documents(trace_ids)
-        tools = self._tool_calls(trace_ids) if self.selection.target == "trace" else None
-        for found in listing.cases:
-            trace_id = found.record.trace_id
-            found.context = span_context(found.record, documents.get(trace_id, []),
-                                         self.selection.reference,
-                                         tools.get(trace_id, []) if tools is not None else None)
+    # --- contexts, built a page at a time as the cases run ---------------------------------
+
+    def cases(self, group: Group | None = None) -> list[Case]:
+        cases = super().cases(group)
+        if not self._index:
+            self._index = {case.key: at for at, case in enumerate(cases)}
+        return cases
+
+    def output(self, case: Case) -> Any:
+        return self._by_key[case.key].context.get("output")
+
+    async def prepare(self, case: Case) -> tuple[Case, Any]:
+        """On the engine's loop, when a case starts: the case with its span's whole context
+        (the example's input, reference and metadata) and its output. The contexts are built
+        a page at a time (:data:`CONTEXT_PAGE` cases in listing order: their attributes
+        parsed, the documents of their traces read in one request), the next page while this
+        one runs, and each is let go once its case has it: memory holds the cases in flight,
+        not the backlog. MappingError (``--phoenix-reference`` finds nothing) or PhoenixError
+        when it cannot be built: the case errors, and is judged again by the next run."""
+        import asyncio
+
+        found: SpanCase = self._by_key[case.key]
+        if found.context:  # a listing given with its contexts (built, or a test's)
+            return self._full(case, found, found.context), found.context["output"]
+        page = self._index.get(case.key, 0) // CONTEXT_PAGE
+        for ahead in (page, page + 1):  # this page, and the next one meanwhile
+            if ahead not in self._pages and ahead not in self._used and \
+                    ahead * CONTEXT_PAGE < len(self._index):
+                self._pages[ahead] = asyncio.ensure_future(asyncio.to_thread(
+                    self._page_contexts, ahead))
+        key = (case.key[0], case.key[1])
+        context = None
+        built = self._pages.get(page)
+        if built is not None:
+            contexts = await built
+            context = contexts.pop(key, None)
+            if not contexts and self._pages.get(page) is built:
+                del self._pages[page]
+                self._used.add(page)
+        if context is None:  # asked again (a repetition of the case): built alone
+            context = (await asyncio.to_thread(self._contexts, [found])).get(key)
+        if isinstance(context, Exception):
+            raise context
+        assert context is not None
+        return self._full(case, found, context), context["output"]
+
+    def _full(self, case: Case, found: SpanCase, context: Mapping[str, Any]) -> Case:
+        from dataclasses import replace
+
+        full = span_case(found.record, context, case.group, self.selection.target)
+        return replace(case, example=full.example)
+
+    def _page_contexts(self, page: int) -> dict[tuple[str, str], Any]:
+        cases = self._cases or []
+        chunk = cases[page * CONTEXT_PAGE:(page + 1) * CONTEXT_PAGE]
+        return self._contexts([self._by_key[c.key] for c in chunk])
+
+    def _contexts(self, found: Sequence[SpanCase]) -> dict[tuple[str, str], Any]:
+        """The contexts of these listed spans, by (group key, subject); a span whose context
+        cannot be built gets the error instead. PhoenixError when the documents cannot be
+        read."""
+        group = self.group().key
+        target = self.selection.target
+        trace_ids = [f.record.trace_id for f in found]
+        try:
+            documents = self._documents(trace_ids)
+            tools = self._tool_calls(trace_ids) if target == "trace" else None
+        except Exception as exc:  # every case of the page errors so
+            return {(group, subject_of(f.record, target)): exc for f in found}
+        contexts: dict[tuple[str, str], Any] = {}
+        for f in found:
+            record = f.record.parsed()
+            trace_id = record.trace_id
+            try:
+                contexts[(group, subject_of(record, target))] = span_context(
+                    record, documents.get(trace_id, []), self.selection.reference,
+                    tools.get(trace_id, []) if tools is not None else None)
+            except MappingError as exc:
+                contexts[(group, subject_of(record, target))] = exc
+        return contexts
+
+    def every_context(self) -> list[dict[str, Any]]:
+        """Every listed span's context, built now (``--collect-only``'s estimate)."""
+        listed = self.listing().cases
+        out: list[dict[str, Any]] = []
+        for at in range(0, len(listed), CONTEXT_PAGE):
+            chunk = listed[at:at + CONTEXT_PAGE]
+            if all(f.context for f in chunk):
+                out += [f.context for f in chunk]
+                continue
+            built = self._contexts(chunk)
+            out += [c for c in built.values() if isinstance(c, dict)]
+        return out
 
     def _tool_calls(self, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Per trace, the calls its TOOL spans made, in the order they started."""
