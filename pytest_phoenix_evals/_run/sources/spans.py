@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..._core.naming import IDENTIFIER, annotation_names
@@ -36,6 +36,8 @@ from ..._phoenix.traces import Project, SpanRecord, Target, quote_dsl
 from .subjects import SubjectSource
 
 DEFAULT_FILTER = "span_kind == 'LLM'"
+#: Spans newer than the settle counted at most (the listing says "or more" beyond).
+UNSETTLED_COUNTED = 1000
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,24 @@ class Listing:
     corrected: int = 0  # a person's correction of ours (HUMAN): never rejudged
     problems: list[str] = field(default_factory=list)  # journal files that could not be read
     unclaimed: str = ""  # why this run judges without claims (the server refused them)
+    unsettled: int = 0  # newer than --phoenix-settle: left for a later run
+    settles_at: str = ""  # when the newest of those is old enough (ISO, UTC)
 
     def to_wire(self) -> dict[str, Any]:
         return {"project": {"id": self.project.id, "name": self.project.name},
                 "cases": [c.to_wire() for c in self.cases], "more": self.more,
                 "claimed": self.claimed, "judged": self.judged, "waiting": self.waiting,
                 "corrected": self.corrected, "problems": self.problems,
-                "unclaimed": self.unclaimed}
+                "unclaimed": self.unclaimed, "unsettled": self.unsettled,
+                "settles_at": self.settles_at}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Listing:
         return cls(Project(**data["project"]), [SpanCase.from_wire(c) for c in data["cases"]],
                    data["more"], data["claimed"], data["judged"], data.get("waiting", 0),
                    data.get("corrected", 0), list(data.get("problems") or ()),
-                   str(data.get("unclaimed") or ""))
+                   str(data.get("unclaimed") or ""), int(data.get("unsettled") or 0),
+                   str(data.get("settles_at") or ""))
 
 
 def evaluator_names(evaluator: Evaluator) -> list[str]:
@@ -317,7 +323,30 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
             if page and self._take(page, names, listing, limit):
                 listing.more = True
         self._add_context(listing)
+        if window is not None and window.settle > 0:
+            self._count_unsettled(condition, window, listing)
         return listing
+
+    def _count_unsettled(self, condition: str, window: Window, listing: Listing) -> None:
+        """The spans (traces) the settle left out: those of the same filter that started
+        after the window's end, and when the newest of them is old enough to be judged. At
+        most :data:`UNSETTLED_COUNTED` are read (one page of the server's)."""
+        from ..._core.window import parse_time
+
+        newest = None
+        for record in self.traces.spans(self.project, condition=condition, start=window.end,
+                                        end=None):
+            if not in_selection(subject_of(record, self.selection.target),
+                                self.selection.sample, self.selection.shard):
+                continue
+            listing.unsettled += 1
+            began = parse_time(record.start_time)
+            if began is not None and (newest is None or began > newest):
+                newest = began
+            if listing.unsettled >= UNSETTLED_COUNTED:
+                break
+        if newest is not None:
+            listing.settles_at = window.ready(newest.astimezone(UTC)).isoformat()
 
     def _take(self, page: list[SpanRecord], names: Mapping[str, list[str]], listing: Listing,
               limit: int | None) -> bool:
