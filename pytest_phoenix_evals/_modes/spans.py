@@ -253,7 +253,6 @@ class ProductionRun(Mode):
         """What the settle left for a later run, and when it can be judged."""
         from .._core.window import describe_ready, parse_time
         from .._run.sources.sessions import SessionListing
-        from .._run.sources.spans import UNSETTLED_COUNTED
 
         s = self.settings
         if not listing.unsettled:
@@ -266,8 +265,7 @@ class ProductionRun(Mode):
             return [f"{listing.unsettled} session(s) had a trace {why}: left until they "
                     f"settle" + (f"; if none grows, they can be judged from "
                                  f"{describe_ready(ready)}" if ready else "")]
-        more = " or more" if listing.unsettled >= UNSETTLED_COUNTED else ""
-        return [f"{listing.unsettled}{more} {s.target}(s) newer than --phoenix-settle="
+        return [f"{listing.unsettled} {s.target}(s) newer than --phoenix-settle="
                 f"{s.settle:g}s wait{when}"]
 
     def judge_calls(self, listing: Listing | SessionListing) -> int:
@@ -333,7 +331,7 @@ class ProductionRun(Mode):
 
         if self.settings.reference:
             return
-        what = f"{group.kind}"
+        what = group.kind
         for evaluator in hooked:
             if not reads_reference(evaluator):
                 continue

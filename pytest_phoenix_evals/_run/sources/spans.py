@@ -36,8 +36,6 @@ from ..._phoenix.traces import Project, SpanRecord, Target, quote_dsl
 from .subjects import SubjectSource
 
 DEFAULT_FILTER = "span_kind == 'LLM'"
-#: Spans newer than the settle counted at most (the listing says "or more" beyond).
-UNSETTLED_COUNTED = 1000
 
 
 @dataclass(frozen=True)
@@ -329,24 +327,16 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
 
     def _count_unsettled(self, condition: str, window: Window, listing: Listing) -> None:
         """The spans (traces) the settle left out: those of the same filter that started
-        after the window's end, and when the newest of them is old enough to be judged. At
-        most :data:`UNSETTLED_COUNTED` are read (one page of the server's)."""
+        after the window's end (counted by the server), and when the newest of them is old
+        enough to be judged."""
         from ..._core.window import parse_time
 
-        newest = None
-        for record in self.traces.spans(self.project, condition=condition, start=window.end,
-                                        end=None):
-            if not in_selection(subject_of(record, self.selection.target),
-                                self.selection.sample, self.selection.shard):
-                continue
-            listing.unsettled += 1
-            began = parse_time(record.start_time)
-            if began is not None and (newest is None or began > newest):
-                newest = began
-            if listing.unsettled >= UNSETTLED_COUNTED:
-                break
-        if newest is not None:
-            listing.settles_at = window.ready(newest.astimezone(UTC)).isoformat()
+        count, newest = self.traces.count_since(self.project, condition=condition,
+                                                start=window.end)
+        listing.unsettled = count
+        began = parse_time(newest) if newest else None
+        if count and began is not None:
+            listing.settles_at = window.ready(began.astimezone(UTC)).isoformat()
 
     def _take(self, page: list[SpanRecord], names: Mapping[str, list[str]], listing: Listing,
               limit: int | None) -> bool:
