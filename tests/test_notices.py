@@ -304,3 +304,35 @@ def test_two_evaluators_of_one_name_are_kept_under_the_names_the_notice_gives(
     assert len(experiments) == 1
     held = {a["name"]: a["label"] for a in admin.annotations(experiments[0]["id"])}
     assert held == {"qa_check": "True", "qa_check (qa_check)": "False"}, held
+
+
+def test_on_spans_two_evaluators_of_one_name_write_what_the_notice_names(
+        pytester: pytest.Pytester, phoenix_env: str) -> None:
+    from span_app import emit, span_annotations
+
+    project = unique("twins-spans")
+    pytester.makeconftest("""
+        from pytest_phoenix_evals import evaluator
+
+        @evaluator(name="qa_check")
+        def by_equality(output):
+            return output == "Paris"
+
+        @evaluator(name="qa_check")
+        def by_length(output):
+            return len(output) > 100
+
+        def pytest_phoenix_evals_evaluators(config, dataset):
+            return [by_equality, by_length]
+    """)
+    (sent,) = emit(phoenix_env, project, [{"question": "Capital of France?", "answer": "Paris"}])
+    result = pytester.runpytest(f"--phoenix-project={project}", "--phoenix-settle=0s", *NOOP)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"phoenix-evals: {project}: annotation 'qa_check' is given by 2 evaluators named "
+        f"qa_check: Phoenix keeps one annotation per name, so the first is kept as 'qa_check' "
+        f"and the others as 'qa_check (qa_check)'"])
+    held = {r["name"]: r["result"]["label"]
+            for r in span_annotations(phoenix_env, project, [sent.llm_id])
+            if r["identifier"] == "pytest-phoenix-evals"}
+    assert held == {"qa_check": "True", "qa_check (qa_check)": "False"}, held
