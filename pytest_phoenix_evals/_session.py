@@ -65,7 +65,8 @@ class PhoenixEvalsSession:
         return Host(rootpath=config.rootpath, say=say,
                     command_line=config.invocation_params.args,
                     task_hook=lambda group: task_from_hook(config, group),
-                    evaluators_hook=lambda group: evaluators_from_hook(config, group),
+                    evaluators_hook=lambda group, kind: evaluators_from_hook(config, group,
+                                                                            kind),
                     case_hook=pytest_phoenix_evals_case_result, selected_by=self._selected_by,
                     workerinput=getattr(config, "workerinput", None) or {},
                     front_end={"pytest_version": pytest.__version__})

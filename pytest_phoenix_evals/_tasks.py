@@ -29,9 +29,19 @@ def task_from_hook(config: pytest.Config, group: Group) -> Task | None:
     return found  # type: ignore[no-any-return]
 
 
-def evaluators_from_hook(config: pytest.Config, group: Group) -> list[Evaluator]:
-    answers = config.hook.pytest_phoenix_evals_evaluators(config=config,
-                                                          dataset=group.dataset_name,
-                                                          group=group)
-    return evaluators_from([obj for answer in answers for obj in answer or ()],
-                           "pytest_phoenix_evals_evaluators")
+def evaluators_from_hook(config: pytest.Config, group: Group, kind: str) -> list[Evaluator]:
+    """The ``pytest_phoenix_evals_evaluators`` hook's answers for the group, checked;
+    ``kind`` is what the run judges (the hook's ``kind`` argument)."""
+    hook = config.hook.pytest_phoenix_evals_evaluators
+    answers = hook(config=config, dataset=group.dataset_name, group=group, kind=kind)
+    try:
+        return evaluators_from([obj for answer in answers for obj in answer or ()],
+                               "pytest_phoenix_evals_evaluators")
+    except UsageProblem as exc:
+        from ._core.where import defined_at
+
+        found = [where for impl in hook.get_hookimpls()
+                 if (where := defined_at(impl.function))]
+        if not found:
+            raise
+        raise UsageProblem(f"{exc} (the hook is implemented at {', '.join(found)})") from None

@@ -39,11 +39,25 @@ def pytest_phoenix_evals_task(config: pytest.Config, dataset: str, group: Group)
 
 
 @pytest.hookspec
-def pytest_phoenix_evals_evaluators(config: pytest.Config, dataset: str, group: Group) -> Any:
+def pytest_phoenix_evals_evaluators(config: pytest.Config, dataset: str, group: Group,
+                                    kind: str) -> Any:
     """Add evaluators defined in code for ``dataset`` (``group``: as for the task hook).
 
-    With ``--phoenix-project``, ``dataset`` is the project's name and ``group.kind`` is
-    ``"spans"`` (or ``"traces"``, ``"sessions"``): the evaluators judge the project's spans.
+    ``kind`` says what the evaluators will judge, so that one conftest can serve every mode:
+
+    - ``"dataset"``: a dataset's examples run through the task (``--phoenix-dataset``, a
+      prompt task, a test of the fixture style); each case has the example's reference
+      (``expected``);
+    - ``"benchmark"``: the golden set of ``--phoenix-benchmark``; only a judge named like the
+      one under test is used, the others are said not to run;
+    - ``"spans"``, ``"traces"``, ``"sessions"``: a project's production data
+      (``--phoenix-project``); ``dataset`` is the project's name, and there is no reference
+      (``expected`` is empty) unless ``--phoenix-reference`` maps one. An evaluator that needs a
+      reference errors on every span, and an errored evaluator writes nothing, so the span
+      is judged again by every run: return such evaluators for ``"dataset"`` only.
+
+    An implementation may take any of the arguments (``kind`` was added in 0.2; one that
+    does not take it is called as before).
 
     Return a list of callables (sync or async; bound by parameter name: ``input``, ``output``,
     ``expected``/``reference``, ``metadata``, ``example``), evaluators made with
@@ -54,13 +68,22 @@ def pytest_phoenix_evals_evaluators(config: pytest.Config, dataset: str, group: 
 
         from pytest_phoenix_evals import evaluator
 
-        def pytest_phoenix_evals_evaluators(config, dataset):
-            @evaluator(threshold="<=200")
-            def answer_length(output):
-                return len(output)
-            return [answer_length]
+        @evaluator(threshold="<=200")
+        def answer_length(output):
+            return len(output)
+
+        @evaluator
+        def matches_reference(output, expected):
+            return output == expected["answer"]
+
+        def pytest_phoenix_evals_evaluators(config, dataset, kind):
+            if kind == "dataset":  # a reference to compare with
+                return [answer_length, matches_reference]
+            return [answer_length]  # spans, traces, sessions: no reference
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       The ``kind`` argument.
     """
 
 

@@ -76,9 +76,15 @@ CONTEXT = {"input": {"q": 1}, "output": "x", "reference": {"a": 1}, "metadata": 
 ])
 def test_the_evaluator_errors_instead_of_an_empty_or_unstorable_annotation(
         returned: Any, error: str) -> None:
+    from pytest_phoenix_evals._core.where import shown
+
     check = evaluator(lambda output: returned, name="check")
     [score] = asyncio.run(check.evaluate(CONTEXT, EXAMPLE))
-    assert (score.name, score.error, score.score, score.label) == ("check", error, None, None)
+    # The error names where the evaluator is defined (the lambda's line, above).
+    line = check.fn.__code__.co_firstlineno
+    where = f" (evaluator check, {shown(check.fn.__code__.co_filename)}:{line})"
+    assert (score.name, score.error, score.score, score.label) == ("check", error + where,
+                                                                   None, None)
 
 
 def test_a_numpy_bool_passes_as_a_bool_does() -> None:
@@ -131,9 +137,10 @@ def test_results_as_they_reach_phoenix(pytester: pytest.Pytester, phoenix_env: s
     result.assert_outcomes(failed=3)  # the two evaluator errors fail each case
     result.stdout.fnmatch_lines([
         "typo error: ValueError: the result dict has keys 'scroe'; it needs one of 'score', "
-        "'label', 'explanation' (and may have 'name' and 'metadata')",
+        "'label', 'explanation' (and may have 'name' and 'metadata') (evaluator typo, "
+        "conftest.py:*)",
         "not_finite error: ValueError: the score is nan, which is not a finite number: "
-        "Phoenix cannot store it"])
+        "Phoenix cannot store it (evaluator not_finite, conftest.py:*)"])
     assert "could not upload" not in output
     experiment = next(e for e in admin.experiments(judged_dataset["id"])
                       if e.get("name") == "bad-results")

@@ -166,7 +166,8 @@ def test_a_conftest_judge_with_its_own_reference_is_the_one_benchmarked(
         def short(output):
             return len(str(output)) < 100
 
-        def pytest_phoenix_evals_evaluators(config, dataset):
+        def pytest_phoenix_evals_evaluators(config, dataset, kind):
+            assert kind == "benchmark", kind  # told what it judges
             return [qa_correctness(reference="$.metadata.reference"), short]
 
         def pytest_phoenix_evals_task(config, dataset):

@@ -308,7 +308,7 @@ MODES_SCRIPT = textwrap.dedent('''
     def run(settings, **parts):
         said = []
         ctx = Context(settings, Host(rootpath=Path(tempfile.mkdtemp()), say=said.append,
-                                     evaluators_hook=parts.pop("hook", lambda group: [])))
+                                     evaluators_hook=parts.pop("hook", lambda group, kind: [])))
         outcome = Outcome(settings, ctx.notices)
         mode = choose(settings)(ctx, outcome, **parts)
         runner = Runner(ctx.engine, parts["sink"],

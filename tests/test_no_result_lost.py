@@ -289,8 +289,8 @@ def test_two_evaluators_of_one_annotation_name_are_both_kept(
     # (In the order the server lists them.)
     result.stdout.fnmatch_lines([
         "phoenix-evals: same-names: annotation 'exact_match' is given by evaluators by_*, "
-        "by_*: Phoenix keeps one annotation per name, so the others are recorded as "
-        "'exact_match (by_*)'"])
+        "by_*: Phoenix keeps one annotation per name, so the first is kept as 'exact_match' "
+        "and the others as 'exact_match (by_*)'"])
     result.assert_outcomes(failed=1)  # by_alias: "Paris" is not "paris"
     experiment = experiment_named(admin, dataset_id, "same-names")
     assert experiment is not None

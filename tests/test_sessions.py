@@ -36,8 +36,8 @@ def no_wrong_turn(input, output, metadata):
         f.write(json.dumps({"input": input, "output": output, "metadata": metadata}) + "\\n")
     return not any("Barcelona" in str(turn["output"]) for turn in output)
 
-def pytest_phoenix_evals_evaluators(config, dataset, group):
-    assert group.kind == "sessions", group
+def pytest_phoenix_evals_evaluators(config, dataset, group, kind):
+    assert group.kind == kind == "sessions", (group, kind)
     return [no_wrong_turn]
 """
 
@@ -177,6 +177,9 @@ def test_settled_sessions_are_judged_once_as_conversations_and_annotated(
     again = run(pytester, project, "--phoenix-settle=2m")
     assert again.ret == 0, again.stdout.str()
     assert f"project {project!r}: 0 session(s) to judge" in again.stdout.str()
+    again.stdout.fnmatch_lines(["phoenix-evals: 1 session(s) had a trace within "
+                                "--phoenix-settle=120s: left until they settle; if none grows, "
+                                "they can be judged from ??:??:?? UTC (in *)"])
     assert not seen(pytester)
     last = run(pytester, project, "--phoenix-settle=0s")
     assert last.ret == 0, last.stdout.str()

@@ -20,6 +20,7 @@ instead, on this side only.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,23 +72,59 @@ class Window:
 
     start: datetime | None
     end: datetime
+    #: The seconds --phoenix-settle cut from the end (0 when --phoenix-until ends it earlier,
+    #: or there is no settle): a subject newer than the end can be judged once it is this old.
+    settle: float = 0.0
 
     def describe(self) -> str:
         start = self.start.isoformat(timespec="seconds") if self.start else "the first span"
         return f"{start} to {self.end.isoformat(timespec='seconds')}"
+
+    def ready(self, moment: datetime) -> datetime:
+        """When something that happened at ``moment`` is old enough for the settle."""
+        return moment + timedelta(seconds=self.settle)
 
 
 def window(since: timedelta | datetime | None, until: timedelta | datetime | None,
            settle: float, now: datetime | None = None) -> Window:
     """The window to list, with the newest ``settle`` seconds left for a later run."""
     now = now or datetime.now(UTC)
-    end = min(_at(until, now) if until is not None else now, now - timedelta(seconds=settle))
+    settled = now - timedelta(seconds=settle)
+    until_at = _at(until, now) if until is not None else None
+    end = min(until_at if until_at is not None else now, settled)
     start = _at(since, now) if since is not None else None
     if start is not None and start >= end:
         raise ValueError(f"the window is empty: it starts {start.isoformat(timespec='seconds')}"
                          f" and ends {end.isoformat(timespec='seconds')} (after --phoenix-"
                          f"settle={settle:g}s)")
-    return Window(start, end)
+    cut = settle if settle > 0 and (until_at is None or until_at > settled) else 0.0
+    return Window(start, end, cut)
+
+
+def parse_time(text: str) -> datetime | None:
+    """An ISO time as Phoenix writes it (UTC when it names no zone); None if unreadable."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def describe_ready(ready: datetime, now: datetime | None = None) -> str:
+    """``12:03:10 UTC (in 41 s)``: when a subject waiting for the settle can be judged (the
+    date too when it is not today's)."""
+    now = now or datetime.now(UTC)
+    ready = ready.astimezone(UTC)
+    shown = ready.strftime("%H:%M:%S UTC" if ready.date() == now.date()
+                           else "%Y-%m-%d %H:%M:%S UTC")
+    wait = (ready - now).total_seconds()
+    if wait <= 0:
+        return f"{shown} (now)"
+    if wait < 120:
+        return f"{shown} (in {math.ceil(wait)} s)"
+    if wait < 7200:
+        return f"{shown} (in {math.ceil(wait / 60)} min)"
+    return f"{shown} (in {wait / 3600:.1f} h)"
 
 
 def sample_bound(fraction: float) -> str | None:

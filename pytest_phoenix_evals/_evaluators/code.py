@@ -170,9 +170,13 @@ class CodeEvaluator:
             raw = await call(self.fn, bind(self.fn, values, single="output"))
             results = normalize_result(raw)
         except Exception as exc:
+            from .._core.where import raised_at
+
             end = datetime.now(UTC)
+            where = raised_at(exc, self.fn)
             return [Score(name=self.name, evaluator=self.name, error=f"{type(exc).__name__}: "
-                          f"{exc}", start_time=start, end_time=end)]
+                          f"{exc}" + (f" (evaluator {self.name}, {where})" if where else ""),
+                          start_time=start, end_time=end)]
         end = datetime.now(UTC)
         scores = []
         for index, item in enumerate(results):
@@ -224,6 +228,20 @@ def evaluator(
     return wrap(fn) if fn is not None else wrap
 
 
+def reads_reference(evaluator: Any) -> bool:
+    """A code evaluator whose function takes ``expected`` or ``reference`` by name."""
+    import inspect
+
+    fn = getattr(evaluator, "fn", None)
+    if not isinstance(evaluator, CodeEvaluator) or fn is None:
+        return False
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return bool({"expected", "reference"} & set(params))
+
+
 def as_evaluator(obj: Any, source: str) -> Evaluator:
     """Turn what a hook or marker supplied into an evaluator, or raise naming ``source``."""
     if isinstance(obj, CodeEvaluator):
@@ -234,5 +252,9 @@ def as_evaluator(obj: Any, source: str) -> Evaluator:
         try:
             return cast("Evaluator", evaluator(obj))
         except BindingError as exc:
-            raise BindingError(f"{exc} (from {source})") from None
+            from .._core.where import defined_at
+
+            where = defined_at(obj)
+            raise BindingError(f"{exc} (from {source}"
+                               + (f"; defined at {where})" if where else ")")) from None
     raise BindingError(f"{source} supplied {obj!r}, which is neither a callable nor an evaluator")

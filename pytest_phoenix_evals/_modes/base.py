@@ -97,12 +97,15 @@ class Mode:
     def evaluators(self, group: Group, extra: Sequence[Evaluator] = ()) -> list[Evaluator]:
         """The group's evaluators (and ``extra``, a marker's), checked the first time and
         equipped with what they need from the run."""
-        chosen = self._without_skipped(group, self.choose_evaluators(group, extra))
+        every = self.choose_evaluators(group, extra)
+        chosen = self._without_skipped(group, every)
         first = group.key not in self._checked
         if first:
             from .._run.engine import duplicate_annotations
 
             self._checked.add(group.key)
+            if not chosen and (line := unasserted_line(group, skipped=bool(every))):
+                self.ctx.say(f"phoenix-evals: {line}")
             for line in [*duplicate_annotations(chosen),
                          *self.version_dependent_paths(group, chosen)]:
                 self.ctx.say(f"phoenix-evals: {group.label}: {line}")
@@ -231,6 +234,18 @@ class Mode:
     def collect_only_line(self) -> str | None:
         """--collect-only: what a run would cost (None: nothing to say)."""
         return None
+
+
+def unasserted_line(group: Group, *, skipped: bool = False) -> str | None:
+    """What a dataset run with no evaluator asserts (nothing but the task's errors), said at
+    collection; None for a group that asserts in another way (a test's own body)."""
+    if group.kind != "dataset":
+        return None
+    why = ("every evaluator is left out (--phoenix-skip-evaluators)" if skipped else
+           "none is attached to the dataset in Phoenix and none comes from code (the "
+           "pytest_phoenix_evals_evaluators hook)")
+    return (f"{group.label}: NO EVALUATOR: {why}; a case fails only if its task raises, "
+            f"nothing else is asserted")
 
 
 def _check_mappings(group: Group, evaluators: Sequence[Evaluator]) -> None:

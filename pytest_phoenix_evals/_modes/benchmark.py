@@ -36,6 +36,7 @@ class JudgeBenchmark(DatasetRun):
     """The judge under test and the golden cases, per group (one golden dataset)."""
 
     name: ClassVar[str] = "judge benchmark"
+    hook_kind: ClassVar[str] = "benchmark"
 
     def __init__(self, ctx: Context, outcome: Outcome, **parts: Any) -> None:
         super().__init__(ctx, outcome, **parts)
@@ -87,7 +88,7 @@ class JudgeBenchmark(DatasetRun):
                             f"the judge judges each golden example's own output (a reference "
                             f"goes with --phoenix-reference=JSONPATH)")
         judge = self.judge(group).judge
-        others = [e.name for e in self.ctx.host.evaluators_hook(group)
+        others = [e.name for e in self.ctx.host.evaluators_hook(group, "benchmark")
                   if e is not judge and e.name != judge.name]
         if others:
             self.ctx.notice(f"judge {self.spec!r} on {group.label}: the "
@@ -319,7 +320,7 @@ class JudgeBenchmark(DatasetRun):
         catalogue judge given its own paths, ``qa_correctness(reference=...)``), or None."""
         from .._core.naming import annotation_names
 
-        for evaluator in self.ctx.host.evaluators_hook(group):
+        for evaluator in self.ctx.host.evaluators_hook(group, "benchmark"):
             if name == evaluator.name or name in annotation_names(evaluator.output_configs):
                 if getattr(evaluator, "kind", None) != "LLM":
                     raise UsageProblem(

@@ -46,7 +46,7 @@ def _no_task(group: Group) -> Task | None:
     return None
 
 
-def _no_evaluators(group: Group) -> list[Evaluator]:
+def _no_evaluators(group: Group, kind: str) -> list[Evaluator]:
     return []
 
 
@@ -65,8 +65,9 @@ class Host:
     command_line: Sequence[str] = ()
     #: The conftest's task for a group (the ``pytest_phoenix_evals_task`` hook), checked.
     task_hook: Callable[[Group], Task | None] = _no_task
-    #: The conftest's evaluators for a group (``pytest_phoenix_evals_evaluators``), checked.
-    evaluators_hook: Callable[[Group], list[Evaluator]] = _no_evaluators
+    #: The conftest's evaluators for a group (``pytest_phoenix_evals_evaluators``), checked;
+    #: ``kind`` is what the mode judges (``dataset``, ``benchmark``, ``spans``, ...).
+    evaluators_hook: Callable[[Group, str], list[Evaluator]] = _no_evaluators
     #: Told of every finished case (``pytest_phoenix_evals_case_result``).
     case_hook: Callable[[CaseResult], None] | None = None
     #: What selected part of a run (-k, --lf, ...), for a partial run's note.

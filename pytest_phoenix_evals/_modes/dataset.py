@@ -33,6 +33,8 @@ class DatasetRun(Mode):
     """A dataset's examples run through a Python task, recorded as an experiment."""
 
     name: ClassVar[str] = "dataset run"
+    #: What the evaluators hook is told it judges (its ``kind`` argument).
+    hook_kind: ClassVar[str] = "dataset"
 
     def __init__(self, ctx: Context, outcome: Outcome, *,
                  source: DatasetSource | None = None, sink: Sink | None = None) -> None:
@@ -52,7 +54,8 @@ class DatasetRun(Mode):
     def dataset_source(self) -> DatasetSource:
         """The command line's datasets (and the markers' datasets, as they are asked for)."""
         if self._source is None:
-            self._source = dataset_source(self.ctx, self.settings.datasets, self.task)
+            self._source = dataset_source(self.ctx, self.settings.datasets, self.task,
+                                          kind=self.hook_kind)
         return self._source
 
     def source(self) -> DatasetSource:
@@ -505,7 +508,8 @@ class DatasetRun(Mode):
 
 
 def dataset_source(ctx: Context, specs: Sequence[str],
-                   task_for: Callable[[Group], Task | None] | None = None) -> DatasetSource:
+                   task_for: Callable[[Group], Task | None] | None = None, *,
+                   kind: str = "dataset") -> DatasetSource:
     """The datasets ``specs`` names, each with its attached evaluators (built to run where
     --phoenix-evaluate-on says) and the conftest's."""
     from .._evaluators.attached import AttachedEvaluators
@@ -516,5 +520,6 @@ def dataset_source(ctx: Context, specs: Sequence[str],
         ctx.gateway, prompt_tag=s.prompt_tag, notices=ctx.notices, evaluate_on=s.evaluate_on,
         allow_code=s.allow_code_evaluators, code_timeout=s.code_timeout)
     return DatasetSource(ctx.gateway, list(dict.fromkeys(specs)), ctx.selection(),
-                         attached=attached, extra=ctx.host.evaluators_hook,
+                         attached=attached,
+                         extra=lambda group: ctx.host.evaluators_hook(group, kind),
                          task_for=task_for or (lambda group: None))

@@ -34,6 +34,19 @@ REGATE_PAGE = 500
 
 
 
+def _first_errors(results: Sequence[CaseResult]) -> list[str]:
+    """Each evaluator that errored: on how many cases, and its first error (which names the
+    evaluator's line when it is code of the user's)."""
+    found: dict[str, tuple[int, str]] = {}
+    for result in results:
+        for score in result.scores:
+            if score.error:
+                count, first = found.get(score.evaluator, (0, score.error))
+                found[score.evaluator] = (count + 1, first)
+    return [f"  {evaluator}: {count} error(s), the first: {first}"
+            for evaluator, (count, first) in found.items()]
+
+
 class ProductionRun(Mode):
     """A project's spans (or traces) judged and annotated."""
 
@@ -217,11 +230,7 @@ class ProductionRun(Mode):
             lines[0] += f"; {calls} judge call(s)"
         if listing.judged:
             lines.append(f"{listing.judged} {what} listed already have every evaluation")
-        unsettled: int = getattr(listing, "unsettled", 0)  # sessions only
-        if unsettled:
-            lines.append(f"{unsettled} session(s) had a trace within "
-                         f"--phoenix-settle={s.settle:g}s (or after --phoenix-until): left "
-                         f"until they settle")
+        lines += self.unsettled_lines(listing)
         if listing.claimed:
             lines.append(f"{listing.claimed} {what} left to another run judging them now "
                          f"(claimed in Phoenix)")
@@ -240,6 +249,25 @@ class ProductionRun(Mode):
             lines.append(f"more {what} wait beyond --phoenix-max-spans={s.max_spans}: the next "
                          f"run takes them (oldest first)")
         return lines
+
+    def unsettled_lines(self, listing: Listing | SessionListing) -> list[str]:
+        """What the settle left for a later run, and when it can be judged."""
+        from .._core.window import describe_ready, parse_time
+        from .._run.sources.sessions import SessionListing
+
+        s = self.settings
+        if not listing.unsettled:
+            return []
+        ready = parse_time(listing.settles_at) if listing.settles_at else None
+        when = f"; they can be judged from {describe_ready(ready)}" if ready else ""
+        if isinstance(listing, SessionListing):
+            why = (f"within --phoenix-settle={s.settle:g}s" if ready else
+                   f"within --phoenix-settle={s.settle:g}s or after --phoenix-until")
+            return [f"{listing.unsettled} session(s) had a trace {why}: left until they "
+                    f"settle" + (f"; if none grows, they can be judged from "
+                                 f"{describe_ready(ready)}" if ready else "")]
+        return [f"{listing.unsettled} {s.target}(s) newer than --phoenix-settle="
+                f"{s.settle:g}s wait{when}"]
 
     def judge_calls(self, listing: Listing | SessionListing) -> int:
         from .._evaluators.protocol import NeedsJudges
@@ -286,7 +314,9 @@ class ProductionRun(Mode):
         from .._run.sources.spans import evaluator_names
 
         chosen = [e for name in self.settings.evaluators for e in self._named(name)]
-        chosen += self.ctx.host.evaluators_hook(group)
+        hooked = self.ctx.host.evaluators_hook(group, group.kind)
+        self._without_reference(group, hooked)
+        chosen += hooked
         if not chosen:
             raise UsageProblem(
                 f"--phoenix-project {self.settings.project!r}: nothing to judge the spans "
@@ -300,6 +330,29 @@ class ProductionRun(Mode):
                                    f"{sorted(reserved)[0]!r}, a name Phoenix keeps for "
                                    f"notes: give it another name")
         return chosen
+
+    def _without_reference(self, group: Group, hooked: Sequence[Evaluator]) -> None:
+        """A code evaluator of the hook that compares with the reference, where spans
+        (traces, sessions) have none: said at collection, with where it is defined."""
+        from .._core.where import defined_at
+        from .._evaluators.code import reads_reference
+
+        if self.settings.reference:
+            return
+        what = group.kind
+        for evaluator in hooked:
+            if not reads_reference(evaluator):
+                continue
+            where = defined_at(getattr(evaluator, "fn", evaluator))
+            line = (f"{group.label}: evaluator {evaluator.name!r} of the "
+                    f"pytest_phoenix_evals_evaluators hook"
+                    + (f" ({where})" if where else "")
+                    + f" reads expected/reference, which {what} do not have (no "
+                    f"--phoenix-reference): it compares with an empty reference, and where it "
+                    f"errors it writes nothing, so the same {what} are judged again by every "
+                    f"run; return it for kind == 'dataset' only (the hook's kind argument)")
+            self.ctx.say(f"phoenix-evals: {line}")
+            self.ctx.notice(line)
 
     def _named(self, name: str) -> list[Evaluator]:
         from .._evaluators.llm import catalog
@@ -419,6 +472,7 @@ class ProductionRun(Mode):
                 f"{len(left)} case(s) had an evaluator error and got no annotation from it: "
                 f"they are judged again by the next run"
                 + (f" ({budget} stopped by --phoenix-budget-usd)" if budget else ""))
+            notices += _first_errors(left)
         gone: set[str] = getattr(self._sink, "gone", set())
         if gone:
             what = "session(s)" if self.settings.target == "session" else "span(s)"

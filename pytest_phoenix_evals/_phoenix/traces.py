@@ -50,6 +50,14 @@ query($id: ID!, $first: Int!, $after: String, $timeRange: TimeRange, $filter: St
       edges { node { id name spanKind startTime parentId statusCode
                      context { spanId traceId } attributes metadata } } } } } }
 """
+# How many spans match, and the newest of them (the spans a settle leaves for a later run).
+_NEWER_SPANS = """
+query($id: ID!, $timeRange: TimeRange, $filter: String) {
+  node(id: $id) { ... on Project {
+    recordCount(timeRange: $timeRange, filterCondition: $filter)
+    spans(first: 1, timeRange: $timeRange, filterCondition: $filter,
+          sort: {col: startTime, dir: desc}) { edges { node { startTime } } } } } }
+"""
 _VALIDATE_SESSIONS = """
 query($id: ID!, $condition: String!) { node(id: $id) { ... on Project {
   validateSessionFilterCondition(condition: $condition) { isValid errorMessage } } } }
@@ -317,6 +325,21 @@ class Traces:
             if not page["pageInfo"]["hasNextPage"]:
                 return
             after = page["pageInfo"]["endCursor"]
+
+    def count_since(self, project: Project, *, condition: str | None, start: datetime
+                    ) -> tuple[int, str | None]:
+        """How many of the project's spans matching ``condition`` started at ``start`` or
+        later, and the start time of the newest (None when there is none); counted by the
+        server, no span read."""
+        variables = {"id": project.id, "filter": condition or None,
+                     "timeRange": {"start": start.isoformat()}}
+        data = self.gateway._graphql(_NEWER_SPANS, variables,
+                                     f"counting the newest spans of project {project.name!r}",
+                                     read=False)
+        node = data.get("node") or {}
+        edges = (node.get("spans") or {}).get("edges") or []
+        newest = str(edges[0]["node"]["startTime"]) if edges else None
+        return int(node.get("recordCount") or 0), newest
 
     # --- sessions ---------------------------------------------------------------------------
 

@@ -95,6 +95,8 @@ class Summary:
                    f"{len(self.results)} cases, {failed} failed")
         if self.gate_results is not None:
             outcome += "; " + gates_verdict(self.gate_results)
+        for label, why in unasserted(self.results).items():
+            outcome += f"; **nothing asserted** on {label} ({why})"
         return outcome
 
 
@@ -167,6 +169,10 @@ def summary_lines(
         line += f"{len(cases) - passed} failed"
         line += f" ({task_errors} with task errors)" if task_errors else ""
         lines.append(line)
+        if why := unasserted(cases).get(dataset):
+            lines.append(f"  NOTHING ASSERTED: {why}: its {passed} passed case"
+                         f"{'s' if passed != 1 else ''} only show{'s' if passed == 1 else ''} "
+                         f"that the task did not raise")
         tallies: dict[str, _Tally] = {}
         for result in cases:
             for score, verdict in zip(result.scores, result.verdicts):
@@ -218,6 +224,27 @@ def summary_lines(
                      "directory to upload them where they were meant for (the same "
                      "experiment, project or dataset)")
     return lines
+
+
+NO_EVALUATOR = "no evaluator ran"
+RECORDED_ONLY = "its evaluators only recorded scores, none has a pass rule"
+
+
+def unasserted(results: Iterable[CaseResult]) -> dict[str, str]:
+    """The dataset groups whose cases passed with nothing asserted beyond the task's errors
+    (label -> why): no evaluator ran on them, or every annotation was only recorded. A test
+    of the fixture style asserts in its own body, and is never listed."""
+    found: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        if result.case.group.kind == "dataset" and result.error is None:
+            found[result.case.group.label].append(result)
+    why: dict[str, str] = {}
+    for label, cases in found.items():
+        if not any(r.scores for r in cases):
+            why[label] = NO_EVALUATOR
+        elif all(v.status == "recorded" for r in cases for v in r.verdicts):
+            why[label] = RECORDED_ONLY
+    return why
 
 
 def judge_usage(results: Iterable[CaseResult]) -> str | None:

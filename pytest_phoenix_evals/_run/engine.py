@@ -198,38 +198,62 @@ async def evaluate(
     context = example.context(result.output)
     batches = await asyncio.gather(
         *(_evaluate_one(e, context, example) for e in evaluators))
-    first: dict[str, str] = {}  # annotation name -> the evaluator that gave it first
-    for evaluator, scores in zip(evaluators, batches):
+    names = Names()
+    for index, (evaluator, scores) in enumerate(zip(evaluators, batches)):
         declared = declared_verdict(evaluator)
         for score in scores:
             # Phoenix keeps one annotation per name and run: a second evaluator's annotation
             # of the same name is kept apart under its own (said at collection).
-            if first.setdefault(score.name, score.evaluator) != score.evaluator:
-                score.name = shared_name(score.name, score.evaluator)
+            score.name = names.keep(score.name, index, score.evaluator)
             _redact(score)
             result.scores.append(score)
             result.verdicts.append(decide(score, thresholds, declared))
     return result
 
 
-def shared_name(name: str, evaluator: str) -> str:
-    """The name an annotation is kept under when an earlier evaluator gave one of ``name``."""
-    return f"{name} ({evaluator})"
+class Names:
+    """The names a case's annotations are kept under. Phoenix keeps one annotation per name
+    and run, so an annotation whose name an earlier evaluator (by position, not by name: two
+    evaluators may share a name) already gave is kept as ``name (evaluator)``, numbered
+    when that is taken too (``name (evaluator, 2)``)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, int] = {}  # annotation name -> the evaluator that gave it first
+        self._taken: set[str] = set()
+
+    def keep(self, name: str, index: int, evaluator: str) -> str:
+        if self._first.setdefault(name, index) != index:
+            kept, n = f"{name} ({evaluator})", 2
+            while kept in self._taken or kept in self._first:
+                kept, n = f"{name} ({evaluator}, {n})", n + 1
+            name = kept
+        self._taken.add(name)
+        return name
 
 
 def duplicate_annotations(evaluators: Sequence[Evaluator]) -> list[str]:
     """What a set of evaluators would lose to Phoenix's one annotation per name and run, as
-    lines to show (empty when every annotation name is given by one evaluator only)."""
+    lines to show (empty when every annotation name is given by one evaluator only): the
+    names each is kept under, as :class:`Names` gives them when the evaluators run."""
     from .._core.naming import annotation_names
 
-    givers: dict[str, list[str]] = {}
-    for evaluator in evaluators:
+    names = Names()
+    givers: dict[str, list[tuple[str, str]]] = {}  # name -> (evaluator, kept as)
+    for index, evaluator in enumerate(evaluators):
         for name in annotation_names(evaluator.output_configs) or [evaluator.name]:
-            givers.setdefault(name, []).append(evaluator.name)
-    return [f"annotation {name!r} is given by evaluators {', '.join(names)}: Phoenix keeps one "
-            f"annotation per name, so the others are recorded as "
-            f"{', '.join(repr(shared_name(name, n)) for n in names[1:])}"
-            for name, names in givers.items() if len(names) > 1]
+            givers.setdefault(name, []).append((evaluator.name,
+                                                names.keep(name, index, evaluator.name)))
+    lines = []
+    for name, given in givers.items():
+        if len(given) < 2:
+            continue
+        who = [e for e, _ in given]
+        by = (f"{len(who)} evaluators named {who[0]}" if len(set(who)) == 1 else
+              f"evaluators {', '.join(who)}")
+        lines.append(f"annotation {name!r} is given by {by}: Phoenix keeps one annotation per "
+                     f"name, so the first is kept as {name!r} and the others as "
+                     f"{', '.join(repr(kept) for _, kept in given[1:])}")
+    return lines
 
 
 def _redact(score: Score) -> None:
@@ -252,8 +276,13 @@ async def _evaluate_one(evaluator: Evaluator, context: dict[str, Any], example: 
     try:
         return await evaluator.evaluate(context, example)
     except Exception as exc:  # an evaluator bug fails its annotation, never the session
+        from .._core.where import raised_at
+
+        # A class of the user's (its evaluate method), not ours: pointed at.
+        where = raised_at(exc, type(evaluator).evaluate)
         return [Score(name=evaluator.name, evaluator=evaluator.name,
-                      error=f"{type(exc).__name__}: {exc}")]
+                      error=f"{type(exc).__name__}: {exc}"
+                      + (f" (evaluator {evaluator.name}, {where})" if where else ""))]
 
 
 async def run_case(

@@ -86,20 +86,23 @@ class SessionListing:
     problems: list[str] = field(default_factory=list)
     unsettled: int = 0  # still growing: a trace within --phoenix-settle
     unclaimed: str = ""  # why this run judges without claims (the server refused them)
+    settles_at: str = ""  # when the last of those settles if none grows (ISO, UTC)
 
     def to_wire(self) -> dict[str, Any]:
         return {"project": {"id": self.project.id, "name": self.project.name},
                 "cases": [c.to_wire() for c in self.cases], "more": self.more,
                 "claimed": self.claimed, "judged": self.judged, "waiting": self.waiting,
                 "corrected": self.corrected, "problems": self.problems,
-                "unsettled": self.unsettled, "unclaimed": self.unclaimed, "sessions": True}
+                "unsettled": self.unsettled, "unclaimed": self.unclaimed,
+                "settles_at": self.settles_at, "sessions": True}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SessionListing:
         return cls(Project(**data["project"]), [SessionCase.from_wire(c) for c in data["cases"]],
                    data["more"], data["claimed"], data["judged"], data.get("waiting", 0),
                    data.get("corrected", 0), list(data.get("problems") or ()),
-                   data.get("unsettled", 0), str(data.get("unclaimed") or ""))
+                   data.get("unsettled", 0), str(data.get("unclaimed") or ""),
+                   str(data.get("settles_at") or ""))
 
 
 def lacks_condition(names: Sequence[str]) -> str:
@@ -215,6 +218,10 @@ class SessionSource(SubjectSource[SessionSelection, SessionListing]):
                 continue
             if not settled(record, window):
                 listing.unsettled += 1
+                ended = _time(record.end_time)
+                if window is not None and window.settle > 0 and ended is not None:
+                    ready = window.ready(ended.astimezone(UTC)).isoformat()
+                    listing.settles_at = max(listing.settles_at, ready)
                 continue
             page.append(record)
             if len(page) >= 200:

@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..._core.naming import IDENTIFIER, annotation_names
@@ -88,20 +88,24 @@ class Listing:
     corrected: int = 0  # a person's correction of ours (HUMAN): never rejudged
     problems: list[str] = field(default_factory=list)  # journal files that could not be read
     unclaimed: str = ""  # why this run judges without claims (the server refused them)
+    unsettled: int = 0  # newer than --phoenix-settle: left for a later run
+    settles_at: str = ""  # when the newest of those is old enough (ISO, UTC)
 
     def to_wire(self) -> dict[str, Any]:
         return {"project": {"id": self.project.id, "name": self.project.name},
                 "cases": [c.to_wire() for c in self.cases], "more": self.more,
                 "claimed": self.claimed, "judged": self.judged, "waiting": self.waiting,
                 "corrected": self.corrected, "problems": self.problems,
-                "unclaimed": self.unclaimed}
+                "unclaimed": self.unclaimed, "unsettled": self.unsettled,
+                "settles_at": self.settles_at}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Listing:
         return cls(Project(**data["project"]), [SpanCase.from_wire(c) for c in data["cases"]],
                    data["more"], data["claimed"], data["judged"], data.get("waiting", 0),
                    data.get("corrected", 0), list(data.get("problems") or ()),
-                   str(data.get("unclaimed") or ""))
+                   str(data.get("unclaimed") or ""), int(data.get("unsettled") or 0),
+                   str(data.get("settles_at") or ""))
 
 
 def evaluator_names(evaluator: Evaluator) -> list[str]:
@@ -336,7 +340,22 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
         else:
             if page and self._take(page, names, listing, limit):
                 listing.more = True
+        if window is not None and window.settle > 0:
+            self._count_unsettled(condition, window, listing)
         return listing
+
+    def _count_unsettled(self, condition: str, window: Window, listing: Listing) -> None:
+        """The spans (traces) the settle left out: those of the same filter that started
+        after the window's end (counted by the server), and when the newest of them is old
+        enough to be judged."""
+        from ..._core.window import parse_time
+
+        count, newest = self.traces.count_since(self.project, condition=condition,
+                                                start=window.end)
+        listing.unsettled = count
+        began = parse_time(newest) if newest else None
+        if count and began is not None:
+            listing.settles_at = window.ready(began.astimezone(UTC)).isoformat()
 
     def _take(self, page: list[SpanRecord], names: Mapping[str, list[str]], listing: Listing,
               limit: int | None) -> bool:
