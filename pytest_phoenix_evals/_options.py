@@ -136,7 +136,9 @@ OPTIONS = (
     Option("dataset_version", RUNS, "str", "Run this dataset version id (default: the latest).",
            "VERSION_ID", parse=verbatim),
     Option("experiment_name", RUNS, "str", "Name of the Phoenix experiment this run records "
-           "(default: 'pytest <branch>@<commit>[+dirty] <UTC time>').", "NAME", parse=verbatim),
+           "(default: what ran, then '[<branch>@<commit>[+dirty]] <UTC time>', such as "
+           "'my_app.qa:answer on qa-golden v3 main@0123abcd 2026-12-02 13:58:15.250Z'; its "
+           "description is the command line).", "NAME", parse=verbatim),
     Option("concurrency", RUNS, "str", "Run this many cases at the same time (default {default}): "
            "tasks and evaluators of different cases overlap (sync ones in threads) while each "
            "case is still reported as its own test.", "N", parse=number(int, minimum=1)),

@@ -161,6 +161,11 @@ def test_a_judge_is_benchmarked_gated_and_promoted(
     (experiment,) = made_since(admin, golden["id"], before)
     assert experiment["metadata"]["benchmark"]["prompt_version_id"] == golden["candidate"]
     assert experiment["metadata"]["benchmark"]["human_labels"] == 8
+    from pytest_phoenix_evals._core.naming import row_id
+
+    assert experiment["name"].startswith(
+        f"judge hallucination prompt hallucination-judge v{row_id(golden['candidate'])} on "), \
+        experiment["name"]
     assert len(admin.runs(experiment["id"])) == 8
     # One row per example with both labels.
     import pandas

@@ -87,6 +87,12 @@ def test_a_phoenix_prompt_version_is_the_task(
                     "model_provider": "OPENAI", "model_name": "gpt-4o-mini",
                     "template_variables_path": "input"}
     assert experiment["metadata"]["runner"] == "prompt:qa-answer@candidate"
+    # Its name says what ran: the prompt, its tag and version, on the dataset's version.
+    from pytest_phoenix_evals._core.naming import row_id
+
+    assert experiment["name"].startswith(
+        f"prompt:qa-answer@candidate v{row_id(prompted['candidate'])} on prompted "
+        f"v{row_id(experiment['dataset_version_id'])} "), experiment["name"]
     outputs = sorted(json.dumps(r["output"]) for r in admin.runs(experiment["id"]))
     assert json.dumps({"messages": [{"role": "assistant",
                                      "content": "The capital is Paris."}],

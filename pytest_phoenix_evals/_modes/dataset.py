@@ -28,6 +28,19 @@ if TYPE_CHECKING:
 Task = Callable[..., Any]
 
 
+def dataset_label(group: Group) -> str:
+    """The dataset as an experiment's name says it: its name, version (the readable part of
+    the version id) and splits (``qa-golden v3``, ``qa-golden v3 split test``)."""
+    from .._core.naming import row_id
+
+    label = group.dataset_name
+    if group.version_id:
+        label += f" v{row_id(group.version_id)}"
+    if group.splits:
+        label += f" split {','.join(group.splits)}"
+    return label
+
+
 class DatasetRun(Mode):
     """A dataset's examples run through a Python task, recorded as an experiment."""
 
@@ -173,6 +186,8 @@ class DatasetRun(Mode):
 
     def sink(self) -> Sink:
         if self._sink is None:
+            from datetime import UTC, datetime
+
             from .._core.secrets import safe_command_line
             from .._core.version import plugin_version
             from .._run.sinks.experiment import (
@@ -185,16 +200,22 @@ class DatasetRun(Mode):
 
             s, host = self.settings, self.ctx.host
             git = git_info(host.rootpath)
+            command_line = safe_command_line(host.command_line)
             metadata: dict[str, Any] = {
-                **git, "command_line": safe_command_line(host.command_line),
+                **git, "command_line": command_line,
                 "plugin": "pytest-phoenix-evals", "plugin_version": plugin_version(),
                 **host.front_end, "runner": self.runner_name()}
             if s.run_id:
                 metadata["run_id"] = s.run_id
-            plan = ExperimentPlan(s.experiment_name
-                                  or default_experiment_name(git, run_id=s.run_id),
-                                  metadata, s.repetitions, per_group=self._group_metadata,
-                                  run_id=s.run_id)
+            now = datetime.now(UTC)  # one time for every group of the session
+
+            def named(group: Group) -> str:
+                return default_experiment_name(self.what_ran(group), git, now,
+                                               run_id=s.run_id)
+
+            plan = ExperimentPlan(s.experiment_name or named, metadata, s.repetitions,
+                                  per_group=self._group_metadata, run_id=s.run_id,
+                                  description=command_line)
             shared = host.workerinput.get(handover.SHARED_DIR)
             self._sink = ExperimentSink(
                 self.ctx.gateway, self.ctx.engine, plan,
@@ -207,6 +228,24 @@ class DatasetRun(Mode):
     def runner_name(self) -> str:
         """What ran the cases, for the experiment's metadata."""
         return self.settings.task or "pytest_phoenix_evals_task hook"
+
+    def what_ran(self, group: Group) -> str:
+        """The start of a group's default experiment name: the task, on the dataset and its
+        version (``my_app.qa:answer on qa-golden v3``)."""
+        return f"{self.task_label(group)} on {dataset_label(group)}".strip()
+
+    def task_label(self, group: Group) -> str:
+        """The task as the experiment's name says it: --phoenix-task, else the hook's function
+        (``module:name``); nothing for a test of the fixture style (its name ends the
+        experiment's)."""
+        if group.test:
+            return ""
+        if self.settings.task:
+            return self.settings.task
+        task = self.task(group)
+        module = getattr(task, "__module__", None)
+        name = getattr(task, "__qualname__", None) or getattr(task, "__name__", None)
+        return f"{module}:{name}" if module and name else "the pytest_phoenix_evals_task hook"
 
     def metadata(self, group: Group) -> dict[str, Any]:
         """What this mode adds to a group's experiment metadata (nothing here)."""

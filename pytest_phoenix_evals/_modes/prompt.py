@@ -55,6 +55,19 @@ class PromptTaskRun(DatasetRun):
     def metadata(self, group: Group) -> dict[str, Any]:
         return self.prompt.metadata()
 
+    def task_label(self, group: Group) -> str:
+        """``prompt:NAME@TAG v12`` (the version's readable id) or ``prompt-file:PATH``."""
+        from .._core.naming import row_id
+
+        self.task(group)  # loaded, so its version is known
+        under = self.prompt
+        if under.name:
+            return (f"prompt:{under.name}" + (f"@{under.ref}" if under.ref else "")
+                    + (f" v{row_id(under.version_id)}" if under.version_id else ""))
+        if under.file is not None:
+            return f"prompt-file:{shown_path(under.file, under.rootpath)}"
+        return "prompt"
+
     def known_paths(self) -> Callable[[str], str]:
         """A prompt's output: its lists are lists."""
         from .._run.prompt_task import without_list_indexes
