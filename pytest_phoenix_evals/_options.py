@@ -210,7 +210,9 @@ OPTIONS = (
            "the evaluators attached to dataset NAME, prompt:NAME[@TAG] for a judge prompt of "
            "Phoenix prompt management (the version the tag names), or "
            "tool_calls[:exact][:any-order] for an agent's tool calls against "
-           "--phoenix-reference.", "NAME,...", parse=comma_separated),
+           "--phoenix-reference. With --phoenix-dataset: judges added to the dataset's attached "
+           "evaluators (a regression dataset of failing spans, with no task, is judged again on "
+           "the outputs it recorded).", "NAME,...", parse=comma_separated),
     Option("spans", TRACES, "str", "With --phoenix-project: which spans, in Phoenix's span filter "
            "language (default: span_kind == 'LLM'), for example \"span_kind == 'LLM' and name == "
            "'ChatCompletion'\".", "FILTER", parse=text),
@@ -481,6 +483,8 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
         for option in SPAN_OPTIONS:
             if option == "reference" and settings.benchmark:
                 continue  # a golden example's reference for the judge under benchmark
+            if option == "evaluators" and settings.datasets and not settings.benchmark:
+                continue  # judges beside the dataset's attached evaluators
             value = getattr(settings, option)
             if value not in (None, (), False, "span") and value != getattr(_DEFAULTS, option):
                 raise pytest.UsageError(f"{sources[option]}: only with --phoenix-project=NAME "

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 import time
 from typing import Any
 
@@ -333,9 +335,14 @@ def test_corrections_of_judge_traces_become_golden_examples_once(
     assert in_split("train") == set(trace_ids[:2]) - expected
     # The reference the judge read comes along, and the golden set is ready for a benchmark.
     assert judged["metadata"]["reference"] == GOLDEN[0][1]
-    bench = pytester.runpytest("--phoenix-dataset=corrected-golden",
-                               "--phoenix-benchmark=hallucination",
-                               "--phoenix-reference=$.metadata.reference", "-p", "no:cacheprovider")
+    # The command the corrections run printed, run as printed.
+    printed = re.search(r"benchmark the judge on them with (pytest .*)$", added.stdout.str(),
+                        flags=re.M)
+    assert printed and printed[1] == ("pytest --phoenix-dataset=corrected-golden "
+                                      "--phoenix-benchmark=hallucination "
+                                      "'--phoenix-reference=$.metadata.reference'"), \
+        added.stdout.str()
+    bench = pytester.runpytest(*shlex.split(printed[1])[1:])
     bench.assert_outcomes(passed=1, failed=1)
 
 

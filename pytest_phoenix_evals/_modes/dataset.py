@@ -52,6 +52,7 @@ class DatasetRun(Mode):
         self._source = source
         self._sink = sink
         self._tasks: dict[str, Task | None] = {}
+        self._named: list[Evaluator] | None = None  # --phoenix-evaluators, once built
         self._baselines: Baselines | None = None
         # Groups run in part (-k, --lf, --phoenix-examples, ...): what the experiment says.
         self.partial: dict[str, dict[str, Any]] = {}
@@ -64,6 +65,8 @@ class DatasetRun(Mode):
     def dataset_source(self) -> DatasetSource:
         """The command line's datasets (and the markers' datasets, as they are asked for)."""
         if self._source is None:
+            from .context import dataset_source
+
             self._source = dataset_source(self.ctx, self.settings.datasets, self.task)
         return self._source
 
@@ -93,10 +96,27 @@ class DatasetRun(Mode):
 
     def plans(self, group: Group) -> list[CasePlan]:
         task = self.task(group)
-        if task is None:  # tests requesting phoenix_example may run it; checked later
-            return []
+        recorded = self.recorded(group)
+        if task is None and recorded is None:
+            return []  # tests requesting phoenix_example may run it; checked later
         evaluators = self.evaluators(group)
+        if recorded is not None:  # judged outputs: the task's output, or else the recorded one
+            return [CasePlan(case, task, evaluators, None if task else output)
+                    for case, output in recorded]
         return [CasePlan(case, task, evaluators) for case in self.cases(group)]
+
+    def recorded(self, group: Group) -> list[tuple[Case, Any]] | None:
+        """A dataset whose every example carries the output it was judged on (failing spans
+        added by --phoenix-add-failures-to): each case in the context the judges saw (the
+        task, if any, gets that input), and the recorded output, judged again when there is
+        no task. None for any other dataset."""
+        if group.kind != "dataset" or group.test:
+            return None
+        from .._core.recorded import recorded_case
+
+        cases = self.cases(group)
+        found = [judged for case in cases if (judged := recorded_case(case)) is not None]
+        return found if found and len(found) == len(cases) else None
 
     def prepare(self) -> None:
         """Load the command line's datasets (their evaluators, tasks and baselines) before
@@ -132,7 +152,7 @@ class DatasetRun(Mode):
     def prepare_group(self, group: Group) -> None:
         """Check a group's task and evaluators before collection (a task exists: its
         evaluators are built and checked now)."""
-        if self.task(group) is not None:
+        if self.task(group) is not None or self.recorded(group) is not None:
             self.evaluators(group)
 
     # --- what it runs -----------------------------------------------------------------------
@@ -155,7 +175,8 @@ class DatasetRun(Mode):
         fixture style (``tested``: the groups they ran on) runs is a usage error."""
         for spec in dict.fromkeys(self.settings.datasets):
             group = self.group(spec)
-            if group.key not in tested and self.task(group) is None:
+            if group.key not in tested and self.task(group) is None and \
+                    self.recorded(group) is None:
                 raise UsageProblem(
                     f"--phoenix-dataset {spec!r} needs a task to run: pass "
                     f"--phoenix-task=module:function, implement pytest_phoenix_evals_task in "
@@ -165,7 +186,16 @@ class DatasetRun(Mode):
 
     def choose_evaluators(self, group: Group, extra: Sequence[Evaluator] = ()
                           ) -> list[Evaluator]:
-        return self.dataset_source.evaluators(group, extra)
+        return [*self.dataset_source.evaluators(group, extra), *self.named_evaluators()]
+
+    def named_evaluators(self) -> list[Evaluator]:
+        """--phoenix-evaluators: judges beside the attached ones, built once."""
+        if self._named is None:
+            from .named_judges import named_evaluators
+
+            self._named = [e for name in self.settings.evaluators
+                           for e in named_evaluators(self.ctx, name, subject="dataset example")]
+        return self._named
 
     def version_dependent_paths(self, group: Group, chosen: Sequence[Evaluator]) -> list[str]:
         """Attached evaluators run here on a path the server may read differently (its
@@ -243,6 +273,8 @@ class DatasetRun(Mode):
         if self.settings.task:
             return self.settings.task
         task = self.task(group)
+        if task is None:
+            return "recorded outputs" if self.recorded(group) is not None else ""
         module = getattr(task, "__module__", None)
         name = getattr(task, "__qualname__", None) or getattr(task, "__name__", None)
         return f"{module}:{name}" if module and name else "the pytest_phoenix_evals_task hook"
@@ -451,19 +483,3 @@ class DatasetRun(Mode):
             raise PhoenixError(f"no experiment of run {self.settings.run_id!r} on dataset "
                                f"{group.dataset_name!r} in {self.ctx.gateway.where()}")
         return str(found["id"])
-
-
-def dataset_source(ctx: Context, specs: Sequence[str],
-                   task_for: Callable[[Group], Task | None] | None = None) -> DatasetSource:
-    """The datasets ``specs`` names, each with its attached evaluators (built to run where
-    --phoenix-evaluate-on says) and the conftest's."""
-    from .._evaluators.attached import AttachedEvaluators
-    from .._run.sources.dataset import DatasetSource
-
-    s = ctx.settings
-    attached = AttachedEvaluators(
-        ctx.gateway, prompt_tag=s.prompt_tag, notices=ctx.notices, evaluate_on=s.evaluate_on,
-        allow_code=s.allow_code_evaluators, code_timeout=s.code_timeout)
-    return DatasetSource(ctx.gateway, list(dict.fromkeys(specs)), ctx.selection(),
-                         attached=attached, extra=ctx.host.evaluators_hook,
-                         task_for=task_for or (lambda group: None))

@@ -83,11 +83,15 @@ class PromptTaskRun(DatasetRun):
     def baseline_problem(self, group: Group, problem: str) -> UsageProblem:
         wanted = self._prompt.baseline_version if self._prompt is not None else None
         if wanted is not None and problem.startswith("no experiment"):
+            from .._core.commands import pytest_command, server_options
+
             name, tag, _ = wanted
+            record = pytest_command(f"--phoenix-dataset={group.dataset_name}",
+                                    f"--phoenix-task=prompt:{name}@{tag}",
+                                    *server_options(self.settings.url, self.settings.url_source))
             return UsageProblem(
                 f"--phoenix-baseline=prompt:{tag}: {problem} (prompt {name!r}, tagged {tag!r}); "
-                f"record one first: pytest --phoenix-dataset={group.dataset_name} "
-                f"--phoenix-task=prompt:{name}@{tag}")
+                f"record one first: {record}")
         return super().baseline_problem(group, problem)
 
     def finish(self, passed: bool | None) -> None:

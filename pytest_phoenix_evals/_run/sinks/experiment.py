@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..._core.commands import upload_pending_command
 from ..._core.secrets import redact, redact_value
 from ..._core.text import encodable
 from ..._core.types import CaseResult, Group, Score
@@ -540,8 +541,9 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
             if found is None:
                 places.refused[key] = (
                     f"experiment {experiment['id']} is not in {here}"
-                    + (f" (it was journaled for {elsewhere}: run with --phoenix-url={elsewhere} "
-                       f"to upload it there)" if elsewhere else
+                    + (f" (it was journaled for {elsewhere}: run `"
+                       f"{upload_pending_command(elsewhere, '--phoenix-url')}` to upload it "
+                       f"there)" if elsewhere else
                        " (deleted?): its results cannot go anywhere; remove the file if you "
                        "do not need them"))
             elif experiment.get("dataset_id") and \
