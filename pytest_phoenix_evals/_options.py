@@ -136,7 +136,9 @@ OPTIONS = (
     Option("dataset_version", RUNS, "str", "Run this dataset version id (default: the latest).",
            "VERSION_ID", parse=verbatim),
     Option("experiment_name", RUNS, "str", "Name of the Phoenix experiment this run records "
-           "(default: 'pytest <branch>@<commit>[+dirty] <UTC time>').", "NAME", parse=verbatim),
+           "(default: what ran, then '[<branch>@<commit>[+dirty]] <UTC time>', such as "
+           "'my_app.qa:answer on qa-golden v3 main@0123abcd 2026-12-02 13:58:15.250Z'; its "
+           "description is the command line).", "NAME", parse=verbatim),
     Option("concurrency", RUNS, "str", "Run this many cases at the same time (default {default}): "
            "tasks and evaluators of different cases overlap (sync ones in threads) while each "
            "case is still reported as its own test.", "N", parse=number(int, minimum=1)),
@@ -208,7 +210,9 @@ OPTIONS = (
            "the evaluators attached to dataset NAME, prompt:NAME[@TAG] for a judge prompt of "
            "Phoenix prompt management (the version the tag names), or "
            "tool_calls[:exact][:any-order] for an agent's tool calls against "
-           "--phoenix-reference.", "NAME,...", parse=comma_separated),
+           "--phoenix-reference. With --phoenix-dataset: judges added to the dataset's attached "
+           "evaluators (a regression dataset of failing spans, with no task, is judged again on "
+           "the outputs it recorded).", "NAME,...", parse=comma_separated),
     Option("spans", TRACES, "str", "With --phoenix-project: which spans, in Phoenix's span filter "
            "language (default: span_kind == 'LLM'), for example \"span_kind == 'LLM' and name == "
            "'ChatCompletion'\".", "FILTER", parse=text),
@@ -483,6 +487,8 @@ def _conflicts(settings: Settings, sources: Mapping[str, str | None]) -> None:
         for option in SPAN_OPTIONS:
             if option == "reference" and settings.benchmark:
                 continue  # a golden example's reference for the judge under benchmark
+            if option == "evaluators" and settings.datasets and not settings.benchmark:
+                continue  # judges beside the dataset's attached evaluators
             value = getattr(settings, option)
             if value not in (None, (), False, "span") and value != getattr(_DEFAULTS, option):
                 raise pytest.UsageError(f"{sources[option]}: only with --phoenix-project=NAME "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import time
 from typing import Any
 
@@ -167,6 +168,11 @@ def test_a_judge_is_benchmarked_gated_and_promoted(
     (experiment,) = made_since(admin, golden["id"], before)
     assert experiment["metadata"]["benchmark"]["prompt_version_id"] == golden["candidate"]
     assert experiment["metadata"]["benchmark"]["human_labels"] == 8
+    from pytest_phoenix_evals._core.naming import row_id
+
+    assert experiment["name"].startswith(
+        f"judge hallucination prompt hallucination-judge v{row_id(golden['candidate'])} on "), \
+        experiment["name"]
     assert len(admin.runs(experiment["id"])) == 8
     # One row per example with both labels.
     import pandas
@@ -334,9 +340,14 @@ def test_corrections_of_judge_traces_become_golden_examples_once(
     assert in_split("train") == set(trace_ids[:2]) - expected
     # The reference the judge read comes along, and the golden set is ready for a benchmark.
     assert judged["metadata"]["reference"] == GOLDEN[0][1]
-    bench = pytester.runpytest("--phoenix-dataset=corrected-golden",
-                               "--phoenix-benchmark=hallucination",
-                               "--phoenix-reference=$.metadata.reference", "-p", "no:cacheprovider")
+    # The command the corrections run printed, run as printed.
+    printed = re.search(r"benchmark the judge on them with (pytest .*)$", added.stdout.str(),
+                        flags=re.M)
+    assert printed and printed[1] == ("pytest --phoenix-dataset=corrected-golden "
+                                      "--phoenix-benchmark=hallucination "
+                                      "'--phoenix-reference=$.metadata.reference'"), \
+        added.stdout.str()
+    bench = pytester.runpytest(*shlex.split(printed[1])[1:])
     bench.assert_outcomes(passed=1, failed=1)
 
 

@@ -114,8 +114,9 @@ def test_a_benchmarked_judges_error_corrects_a_runs_gate(
     assert early.ret == pytest.ExitCode.USAGE_ERROR
     early.stderr.fnmatch_lines([
         "*--phoenix-judge-calibration=latest: judge 'hallucination' (prompt version *) has no "
-        "benchmark of it in Phoenix; benchmark it on a golden set labelled by people first: "
-        "pytest --phoenix-dataset=GOLDEN_SET --phoenix-benchmark=hallucination"])
+        "benchmark of it in Phoenix; benchmark it on a golden set labelled by people first "
+        "(--phoenix-benchmark=hallucination with --phoenix-dataset naming the golden set; "
+        "docs/judge-benchmarks.md)"])
 
     bench = pytester.runpytest(f"--phoenix-dataset={golden}",
                                "--phoenix-benchmark=hallucination", "-p", "no:cacheprovider")

@@ -107,3 +107,44 @@ def test_readme_holds_the_two_set_up_commands() -> None:
                                                      flags=re.M | re.S)]
     for command in SETUP_COMMANDS:
         assert command in blocks, f"README.md lacks a code block holding just {command!r}"
+
+
+def test_the_printed_commands_know_which_options_take_no_value() -> None:
+    """The commands the plugin prints carry options over from the command line that ran
+    (``_core/commands.py``); which of them are flags must follow the option table."""
+    from pytest_phoenix_evals import _options
+    from pytest_phoenix_evals._core.commands import FLAGS, SPAN_ONLY, carried_options
+
+    assert {o.name.replace("_", "-") for o in _options.OPTIONS if o.kind == "bool"} == FLAGS
+    names = {o.name.replace("_", "-") for o in _options.OPTIONS}
+    assert names >= SPAN_ONLY
+    assert carried_options(
+        ["--phoenix-project", "bot", "--phoenix-rejudge", "tests", "--phoenix-evaluators=a,b",
+         "--phoenix-url", "http://x", "-k", "spain", "--phoenix-cache"], SPAN_ONLY) == \
+        ["--phoenix-evaluators=a,b", "--phoenix-url", "http://x", "--phoenix-cache"]
+
+
+def test_readme_holds_no_other_set_up_command() -> None:
+    """Installing Phoenix, seeding a dataset, tracing an app: docs/your-project.md shows how;
+    the README's fenced commands set up nothing but the two."""
+    text = README.read_text(encoding="utf-8")
+    lines = [line.strip() for block in re.findall(r"^```[^\n]*\n(.*?)^```", text,
+                                                  flags=re.M | re.S)
+             for line in block.splitlines()]
+    set_up = [line for line in lines
+              if re.match(r"(pip|python3?|docker|phoenix|export|uv|npm|conda)( |$)", line)]
+    assert sorted(set_up) == sorted(SETUP_COMMANDS), set_up
+
+
+def test_readme_shows_five_options_and_links_the_rest() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("The options used most:"):]
+    table = table[:table.index("\n\n", table.index("| --- |"))]
+    shown = re.findall(r"^\| `(--phoenix-[a-z-]+)", table, flags=re.M)
+    assert len(shown) == 5, shown
+    from pytest_phoenix_evals import _options
+
+    names = {"--phoenix-" + o.name.replace("_", "-") for o in _options.OPTIONS}
+    assert set(shown) <= names
+    assert "[docs/options.md](docs/options.md)" in text
+    assert "(docs/your-project.md)" in text

@@ -25,6 +25,10 @@ def test_phoenix_unreachable_names_url_and_source(pytester: pytest.Pytester,
     assert_clean_usage_error(
         result, "ERROR: cannot reach Phoenix at http://127.0.0.1:9 (from "
                 "PHOENIX_COLLECTOR_ENDPOINT) while listing datasets: ConnectError*")
+    # How to get a server: installing the plugin installs none.
+    assert ("start one: 'pip install arize-phoenix' then 'phoenix serve', or 'docker run -p "
+            "6006:6006 arizephoenix/phoenix' (installing this plugin installs no server; see "
+            "docs/your-project.md)") in " ".join(result.stderr.str().split())
 
 
 def test_phoenix_url_option_is_named_as_the_source(pytester: pytest.Pytester,

@@ -130,7 +130,8 @@ def test_a_sigterm_while_the_uploads_are_awaited_ends_as_ctrl_c_does(
     assert "Traceback" not in out and "INTERNALERROR" not in out, out
     assert "phoenix evals" in out, out  # the summary came
     assert "interrupted (SIGTERM) while waiting for the uploads" in out, out
-    assert "run `pytest --phoenix-upload-pending`" in out, out
+    # The server was named on the command line: the printed command names it too.
+    assert "run `pytest --phoenix-upload-pending --phoenix-url=http://" in out, out
     records = [record for path in (pytester.path / ".phoenix-evals" / "journal").glob("*.jsonl")
                for record in read_journal(path)[0]]
     assert len(records) == 4, out  # every result kept for --phoenix-upload-pending

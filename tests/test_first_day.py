@@ -4,6 +4,7 @@ out on request."""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,15 @@ from phoenix_admin import PhoenixAdmin
 
 def test_default_names_tell_runs_apart() -> None:
     at = datetime(2026, 12, 2, 13, 58, 15, 250_999, tzinfo=UTC)
+    ran = "my_app.qa:answer on qa-golden v3"
     clean = {"git_commit": "0123456789abcdef", "git_branch": "main", "git_dirty": "false"}
-    assert default_experiment_name(clean, at) == "pytest main@01234567 2026-12-02 13:58:15.250Z"
+    assert default_experiment_name(ran, clean, at) == \
+        "my_app.qa:answer on qa-golden v3 main@01234567 2026-12-02 13:58:15.250Z"
     dirty = {**clean, "git_dirty": "true"}
-    assert default_experiment_name(dirty, at) == \
-        "pytest main@01234567+dirty 2026-12-02 13:58:15.250Z"
-    assert default_experiment_name({}, at) == "pytest 2026-12-02 13:58:15.250Z"  # no git
+    assert default_experiment_name(ran, dirty, at) == \
+        "my_app.qa:answer on qa-golden v3 main@01234567+dirty 2026-12-02 13:58:15.250Z"
+    assert default_experiment_name(ran, {}, at) == \
+        "my_app.qa:answer on qa-golden v3 2026-12-02 13:58:15.250Z"  # no git
 
 
 def test_two_runs_get_two_names(pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
@@ -32,7 +36,39 @@ def test_two_runs_get_two_names(pytester: pytest.Pytester, qa_app: None, admin: 
     made = [e for e in admin.experiments(qa_dataset["id"]) if e["id"] not in before]
     assert len(made) == 2
     assert made[0]["name"] != made[1]["name"]
-    assert all(e["name"].startswith("pytest ") for e in made)
+    assert all(e["name"].startswith("qa_app:answer on qa v") for e in made)
+
+
+def test_outside_git_an_experiment_is_named_by_what_ran_and_described_by_its_command(
+        pytester: pytest.Pytester, qa_app: None, admin: PhoenixAdmin,
+        qa_dataset: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_phoenix_evals._core.naming import row_id
+
+    # A project of one's own that is no git repository (nor inside one).
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(pytester.path.parent))
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=pytester.path,
+                          capture_output=True).returncode != 0
+    pytester.makeconftest("""
+def pytest_phoenix_evals_task(config, dataset):
+    from qa_app import answer
+    return answer
+""")
+    before = {e["id"] for e in admin.experiments(qa_dataset["id"])}
+    result = pytester.runpytest("--phoenix-dataset=qa", "--phoenix-judge-base-url=http://user:s3cr3t-value-0123456789"
+                                "@localhost:1/v1", "-k", "spain", "-p", "no:cacheprovider")
+    assert result.ret in (0, 1), result.stdout.str()
+    made = [e for e in admin.experiments(qa_dataset["id"]) if e["id"] not in before]
+    assert len(made) == 1
+    experiment = made[0]
+    assert "git_commit" not in experiment["metadata"]
+    version = row_id(experiment["dataset_version_id"])
+    # What ran, not "pytest <time>": the hook's task by its function, the dataset's version.
+    assert experiment["name"].startswith(f"qa_app:answer on qa v{version} "), experiment["name"]
+    # The description is the command line, with its secret masked.
+    description = experiment["description"]
+    assert description.startswith("pytest --phoenix-dataset=qa"), description
+    assert "-k spain" in description
+    assert "s3cr3t-value" not in description and "--phoenix-judge-base-url=" in description
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])

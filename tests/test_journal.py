@@ -4,6 +4,8 @@ the results the session could not upload are kept in the journal and uploaded la
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -79,13 +81,16 @@ def test_results_survive_a_phoenix_killed_mid_run(pytester: pytest.Pytester, pho
     pytester.makepyfile(app=APP)
     pytester.makeconftest(CONFTEST)
     signal = pytester.path / "kill-now"
-    env = {"PHOENIX_COLLECTOR_ENDPOINT": phoenix.url, "KILL_SIGNAL": str(signal),
+    # The server is named on the command line (the environment points nowhere), so the
+    # printed command must name it too to run as printed.
+    env = {"PHOENIX_COLLECTOR_ENDPOINT": "http://127.0.0.1:9", "KILL_SIGNAL": str(signal),
            "PHOENIX_EVALS_UPLOAD_TIMEOUT": "60"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PHOENIX_API_KEY", raising=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--phoenix-dataset=sums",
+         f"--phoenix-url={phoenix.url}",
          "--phoenix-task=app:answer", "--phoenix-concurrency=2", "-p", "pytester"],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
@@ -99,7 +104,8 @@ def test_results_survive_a_phoenix_killed_mid_run(pytester: pytest.Pytester, pho
     assert "8 passed" in out
     assert "are not all in Phoenix yet; they are kept in:" in out
     assert "exit status 1: results are not all in Phoenix" in out
-    assert "run `pytest --phoenix-upload-pending` in this directory" in out
+    printed = re.search(r"run `(pytest --phoenix-upload-pending[^`]*)` in this directory", out)
+    assert printed and printed[1] == f"pytest --phoenix-upload-pending --phoenix-url={phoenix.url}"
     journal = pytester.path / ".phoenix-evals" / "journal"
     assert len(list(journal.glob("*.jsonl"))) == 1
     assert (pytester.path / ".phoenix-evals" / ".gitignore").read_text().endswith("*\n")
@@ -110,8 +116,8 @@ def test_results_survive_a_phoenix_killed_mid_run(pytester: pytest.Pytester, pho
     before = len(admin.runs(experiment["id"]))
     assert before < 8  # some runs did not make it before the kill
 
-    result = pytester.runpytest("--phoenix-upload-pending", "-p", "no:cacheprovider")
-    assert result.ret == 0
+    result = pytester.runpytest(*shlex.split(printed[1])[1:])  # as printed
+    assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
         f"phoenix-evals: uploaded into {phoenix.url}/datasets/{dataset_id}/compare"
         f"?experimentId={experiment['id']}",
@@ -125,7 +131,7 @@ def test_results_survive_a_phoenix_killed_mid_run(pytester: pytest.Pytester, pho
     assert len(annotations) == 8 and all(a["name"] == "exact" for a in annotations)
 
     # Twice adds nothing twice.
-    again = pytester.runpytest("--phoenix-upload-pending", "-p", "no:cacheprovider")
+    again = pytester.runpytest(*shlex.split(printed[1])[1:])
     assert again.ret == 0
     again.stdout.fnmatch_lines(["phoenix-evals: nothing pending in *journal"])
     assert len(admin.runs(experiment["id"])) == 8

@@ -248,8 +248,8 @@ def test_upload_pending_refuses_another_server_and_a_vanished_experiment(
     out = result.stdout.str()
     assert result.ret == 1 and "Traceback" not in out
     assert (f"experiment RXhwZXJpbWVudDo4ODg4OA== is not in {phoenix_env} (it was journaled for "
-            f"http://127.0.0.1:9: run with --phoenix-url=http://127.0.0.1:9 to upload it "
-            f"there)") in out
+            f"http://127.0.0.1:9: run `pytest --phoenix-upload-pending "
+            f"--phoenix-url=http://127.0.0.1:9` to upload it there)") in out
     assert (f"experiment RXhwZXJpbWVudDo5OTk5OQ== is not in {phoenix_env} (deleted?)") in out
     # Nothing was posted anywhere, and both files are still there to deal with.
     assert (journal / "elsewhere.jsonl").is_file() and (journal / "gone.jsonl").is_file()

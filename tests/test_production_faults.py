@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -117,10 +118,16 @@ def other_phoenix(tmp_path_factory: pytest.TempPathFactory,
 
 
 def test_upload_pending_refuses_another_server_with_a_project_of_the_same_id(
-        pytester: pytest.Pytester, prod: str, other_phoenix: str) -> None:
+        pytester: pytest.Pytester, prod: str, other_phoenix: str,
+        request: pytest.FixtureRequest) -> None:
     project = unique("twin")
     sent = emit(prod, project, CONVERSATIONS)
-    journaled_run(pytester, prod, project)
+    # Journaled through a proxy that refuses every write; it stays up (forwarding all) for
+    # the printed command at the end, which names its URL.
+    proxy = FaultProxy(prod, [Rule(WRITE, "before")]).__enter__()
+    request.addfinalizer(lambda: proxy.__exit__(None, None, None))
+    assert run(pytester, project, f"--phoenix-url={proxy.url}").ret == 1
+    assert len(journal_files(pytester)) == 1
     # The other server gets a project of the same id, and even the same name.
     wanted = project_id(prod, project)
     rowid = int(base64.b64decode(wanted).decode().split(":")[1])
@@ -139,13 +146,19 @@ def test_upload_pending_refuses_another_server_with_a_project_of_the_same_id(
     assert elsewhere.ret == 1, text
     assert "journaled for another Phoenix server" in text
     # (journaled through the proxy: that URL is the one it names)
-    assert re.search(r"it was journaled for http://127\.0\.0\.1:\d+: run with "
-                     r"--phoenix-url=http://127\.0\.0\.1:\d+ to write it there", text), text
+    printed = re.search(r"it was journaled for http://127\.0\.0\.1:\d+: run `(pytest "
+                        r"--phoenix-upload-pending --phoenix-url=http://127\.0\.0\.1:\d+)` to "
+                        r"write it there", text)
+    assert printed, text
     assert "dropped" not in text
     no_traceback(elsewhere)
     assert len(journal_files(pytester)) == 1  # kept
 
-    home = upload_pending(pytester)  # the server it was meant for
+    # The server it was meant for: the printed command, run as printed (the proxy now
+    # forwards everything).
+    assert printed[1].endswith(proxy.url)
+    proxy.rules.clear()
+    home = pytester.runpytest(*shlex.split(printed[1])[1:])
     assert home.ret == 0, home.stdout.str()
     assert "3 pending case(s) uploaded" in home.stdout.str()
     assert len(ours(prod, project, [s.llm_id for s in sent])) == 3

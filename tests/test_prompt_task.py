@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from typing import Any
 
@@ -87,6 +88,12 @@ def test_a_phoenix_prompt_version_is_the_task(
                     "model_provider": "OPENAI", "model_name": "gpt-4o-mini",
                     "template_variables_path": "input"}
     assert experiment["metadata"]["runner"] == "prompt:qa-answer@candidate"
+    # Its name says what ran: the prompt, its tag and version, on the dataset's version.
+    from pytest_phoenix_evals._core.naming import row_id
+
+    assert experiment["name"].startswith(
+        f"prompt:qa-answer@candidate v{row_id(prompted['candidate'])} on prompted "
+        f"v{row_id(experiment['dataset_version_id'])} "), experiment["name"]
     outputs = sorted(json.dumps(r["output"]) for r in admin.runs(experiment["id"]))
     assert json.dumps({"messages": [{"role": "assistant",
                                      "content": "The capital is Paris."}],
@@ -296,12 +303,14 @@ def test_a_candidate_is_compared_with_the_version_in_production(
     err = result.stderr.str()
     assert (f"no experiment on dataset 'prompted' ran prompt version {prompted['production']} "
             f"(prompt 'qa-answer', tagged 'production')") in err
-    assert "record one first: pytest --phoenix-dataset=prompted " \
-           "--phoenix-task=prompt:qa-answer@production" in err
+    printed = re.search(r"record one first: (pytest .*)$", err, flags=re.M)
+    assert printed and printed[1] == ("pytest --phoenix-dataset=prompted "
+                                      "--phoenix-task=prompt:qa-answer@production"), err
     assert not judge.requests
-    # The version in production answers all three; the candidate gets Spain wrong.
+    # The version in production answers all three; the candidate gets Spain wrong. The
+    # printed command records it, run as printed.
     judge.configure(answers=[["capital of Spain", "Madrid."], *ANSWERS])
-    run(pytester, "--phoenix-task=prompt:qa-answer@production").assert_outcomes(passed=3)
+    pytester.runpytest(*shlex.split(printed[1])[1:]).assert_outcomes(passed=3)
     judge.configure(answers=ANSWERS)
     result = run(pytester, *candidate)
     out = result.stdout.str()

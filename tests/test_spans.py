@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -254,15 +255,22 @@ def test_the_trace_target_judges_root_spans_and_writes_trace_annotations(
 
 
 def test_failing_spans_grow_a_regression_dataset_once(
-        pytester: pytest.Pytester, spans_env: str, admin: PhoenixAdmin) -> None:
+        pytester: pytest.Pytester, spans_env: str, admin: PhoenixAdmin,
+        judge: StandInJudge) -> None:
     project, dataset = unique("grow"), unique("regressions")
     sent = emit(spans_env, project, CONVERSATIONS)
     result = run(pytester, project, "--phoenix-evaluators=qa_correctness",
+                 "--phoenix-reference=$.metadata.documents",
                  f"--phoenix-add-failures-to={dataset}:triage")
     result.assert_outcomes(passed=2, failed=1)
     assert f"added 1 failing span(s) to dataset {dataset!r} (split triage)" in \
         result.stdout.str()
-    assert f"pytest --phoenix-dataset={dataset}" in result.stdout.str()
+    printed = re.search(r"judge them again with (pytest .+?) \(add --phoenix-task",
+                        result.stdout.str())
+    assert printed, result.stdout.str()
+    # The command says what the dataset needs (the judges), not what chose the spans.
+    assert printed[1] == (f"pytest --phoenix-dataset={dataset} "
+                          f"--phoenix-evaluators=qa_correctness")
 
     examples = dataset_examples(spans_env, dataset)
     assert len(examples) == 1
@@ -283,13 +291,28 @@ def test_failing_spans_grow_a_regression_dataset_once(
     assert "every failing span is in it already" in again.stdout.str()
     assert len(dataset_examples(spans_env, dataset)) == 1
 
-    # The regression suite is then a plain dataset run (of the app, fixed).
-    pytester.makeconftest("")
+    # The printed command runs as printed, with no task: the recorded output is judged again
+    # by the judges that failed it (the conftest's too), in the context they saw it in.
+    # (The conftest's hook, which checks it is asked for spans here, now gives its evaluator
+    # to the dataset too.)
+    pytester.makeconftest(CONFTEST.replace('("spans", "traces")', '("spans", "traces", '
+                                           '"dataset")'))
+    before = len(judge.requests)
+    again = pytester.runpytest(*shlex.split(printed[1])[1:])
+    again.assert_outcomes(failed=1)
+    out = again.stdout.str()
+    assert "could not upload" not in out and "Usage" not in again.stderr.str()
+    assert "qa_correctness" in out and "known_wrong" in out and "Barcelona" in out
+    bodies = json.dumps([r["body"] for r in judge.requests[before:]])
+    assert "What is the capital of Spain?" in bodies
+    assert "Madrid is the capital of Spain." in bodies  # the reference it was judged with
+
+    # The regression suite of the app, fixed: the same command with the app as the task.
     pytester.makepyfile(app="def answer(input):\n    return 'Madrid'\n")
     pytester.syspathinsert()
-    suite = pytester.runpytest(f"--phoenix-dataset={dataset}", "--phoenix-task=app:answer",
-                               "-p", "no:cacheprovider")
+    suite = pytester.runpytest(*shlex.split(printed[1])[1:], "--phoenix-task=app:answer")
     suite.assert_outcomes(passed=1)
+    assert suite.ret == 0, suite.stdout.str()  # its run is in Phoenix too
 
 
 def dataset_examples(url: str, name: str) -> list[dict[str, Any]]:

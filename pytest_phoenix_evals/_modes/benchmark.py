@@ -118,6 +118,18 @@ class JudgeBenchmark(DatasetRun):
     def runner_name(self) -> str:
         return f"benchmark of judge {self.settings.benchmark}"
 
+    def task_label(self, group: Group) -> str:
+        """``judge NAME`` and, for a judge prompt, its name and version (``@TAG`` for the
+        version compared against)."""
+        from .._core.naming import row_id
+
+        label = f"judge {self.settings.benchmark}"
+        if prompt := self.prompt(group):
+            label += f" prompt {prompt[0]} v{row_id(prompt[1])}"
+        if tag := self._against.get(group.key):
+            label += f" @{tag}"
+        return label
+
     def selected(self, cases: Sequence[Case]) -> None:
         """A benchmark on some of its golden examples says so, in the summary and in the
         experiment's metadata; it never promotes (see :meth:`promote`)."""

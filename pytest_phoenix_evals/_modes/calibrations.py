@@ -47,8 +47,9 @@ def calibrations(ctx: Context, evaluators: Sequence[Evaluator]) -> dict[str, Cal
                      f"experiment {spec!r} is not a benchmark of it")
             raise UsageProblem(
                 f"--phoenix-judge-calibration={spec}: judge {evaluator.name!r} ({what}) has "
-                f"{where}; benchmark it on a golden set labelled by people first: pytest "
-                f"--phoenix-dataset=GOLDEN_SET --phoenix-benchmark={evaluator.name}")
+                f"{where}; benchmark it on a golden set labelled by people first "
+                f"(--phoenix-benchmark={evaluator.name} with --phoenix-dataset naming the "
+                f"golden set; docs/judge-benchmarks.md)")
         for name in names:
             found[name] = _calibration(ctx, evaluator, name, experiment)
     return found

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .._phoenix.gateway import Gateway
     from .._phoenix.traces import Traces
     from .._run.engine import Engine
-    from .._run.sources.dataset import Selection
+    from .._run.sources.dataset import DatasetSource, Selection
     from .._settings import Settings
     from .._tracing.export import Tracing
 
@@ -281,3 +281,21 @@ class Context:
             self._engine.close()
         if self._gateway is not None:
             self._gateway.close()
+
+
+def dataset_source(ctx: Context, specs: Sequence[str],
+                   task_for: Callable[[Group], Callable[..., Any] | None] | None = None, *,
+                   kind: str = "dataset") -> DatasetSource:
+    """The datasets ``specs`` names, each with its attached evaluators (built to run where
+    --phoenix-evaluate-on says) and the conftest's."""
+    from .._evaluators.attached import AttachedEvaluators
+    from .._run.sources.dataset import DatasetSource
+
+    s = ctx.settings
+    attached = AttachedEvaluators(
+        ctx.gateway, prompt_tag=s.prompt_tag, notices=ctx.notices, evaluate_on=s.evaluate_on,
+        allow_code=s.allow_code_evaluators, code_timeout=s.code_timeout)
+    return DatasetSource(ctx.gateway, list(dict.fromkeys(specs)), ctx.selection(),
+                         attached=attached,
+                         extra=lambda group: ctx.host.evaluators_hook(group, kind),
+                         task_for=task_for or (lambda group: None))

@@ -88,8 +88,15 @@ def add_corrections(ctx: Context) -> int:
             + (f"; {disagreed} left out: the people who annotated them disagree"
                if disagreed else ""))
     if examples:
-        ctx.say(f"phoenix-evals: benchmark the judge on them with pytest "
-                f"--phoenix-dataset={golden} --phoenix-benchmark={s.benchmark}")
+        from .._core.commands import pytest_command, server_options
+
+        # The reference the judge read, where the examples keep it (as the judge needs it).
+        reference = ["--phoenix-reference=$.metadata.reference"] \
+            if any(isinstance(e["metadata"], dict) and "reference" in e["metadata"]
+                   for e in examples) else []
+        ctx.say("phoenix-evals: benchmark the judge on them with " + pytest_command(
+            f"--phoenix-dataset={golden}", f"--phoenix-benchmark={s.benchmark}", *reference,
+            *server_options(s.url, s.url_source)))
     return 0
 
 

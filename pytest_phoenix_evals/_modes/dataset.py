@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 Task = Callable[..., Any]
 
 
+def dataset_label(group: Group) -> str:
+    """The dataset as an experiment's name says it: its name, version (the readable part of
+    the version id) and splits (``qa-golden v3``, ``qa-golden v3 split test``)."""
+    from .._core.naming import row_id
+
+    label = group.dataset_name
+    if group.version_id:
+        label += f" v{row_id(group.version_id)}"
+    if group.splits:
+        label += f" split {','.join(group.splits)}"
+    return label
+
+
 class DatasetRun(Mode):
     """A dataset's examples run through a Python task, recorded as an experiment."""
 
@@ -42,6 +55,7 @@ class DatasetRun(Mode):
         self._source = source
         self._sink = sink
         self._tasks: dict[str, Task | None] = {}
+        self._named: list[Evaluator] | None = None  # --phoenix-evaluators, once built
         self._baselines: Baselines | None = None
         # Groups run in part (-k, --lf, --phoenix-examples, ...): what the experiment says.
         self.partial: dict[str, dict[str, Any]] = {}
@@ -54,6 +68,8 @@ class DatasetRun(Mode):
     def dataset_source(self) -> DatasetSource:
         """The command line's datasets (and the markers' datasets, as they are asked for)."""
         if self._source is None:
+            from .context import dataset_source
+
             self._source = dataset_source(self.ctx, self.settings.datasets, self.task,
                                           kind=self.hook_kind)
         return self._source
@@ -90,10 +106,27 @@ class DatasetRun(Mode):
 
     def plans(self, group: Group) -> list[CasePlan]:
         task = self.task(group)
-        if task is None:  # tests requesting phoenix_example may run it; checked later
-            return []
+        recorded = self.recorded(group)
+        if task is None and recorded is None:
+            return []  # tests requesting phoenix_example may run it; checked later
         evaluators = self.evaluators(group)
+        if recorded is not None:  # judged outputs: the task's output, or else the recorded one
+            return [CasePlan(case, task, evaluators, None if task else output)
+                    for case, output in recorded]
         return [CasePlan(case, task, evaluators) for case in self.cases(group)]
+
+    def recorded(self, group: Group) -> list[tuple[Case, Any]] | None:
+        """A dataset whose every example carries the output it was judged on (failing spans
+        added by --phoenix-add-failures-to): each case in the context the judges saw (the
+        task, if any, gets that input), and the recorded output, judged again when there is
+        no task. None for any other dataset."""
+        if group.kind != "dataset" or group.test:
+            return None
+        from .._core.recorded import recorded_case
+
+        cases = self.cases(group)
+        found = [judged for case in cases if (judged := recorded_case(case)) is not None]
+        return found if found and len(found) == len(cases) else None
 
     def prepare(self) -> None:
         """Load the command line's datasets (their evaluators, tasks and baselines) before
@@ -129,7 +162,7 @@ class DatasetRun(Mode):
     def prepare_group(self, group: Group) -> None:
         """Check a group's task and evaluators before collection (a task exists: its
         evaluators are built and checked now)."""
-        if self.task(group) is not None:
+        if self.task(group) is not None or self.recorded(group) is not None:
             self.evaluators(group)
 
     # --- what it runs -----------------------------------------------------------------------
@@ -152,7 +185,8 @@ class DatasetRun(Mode):
         fixture style (``tested``: the groups they ran on) runs is a usage error."""
         for spec in dict.fromkeys(self.settings.datasets):
             group = self.group(spec)
-            if group.key not in tested and self.task(group) is None:
+            if group.key not in tested and self.task(group) is None and \
+                    self.recorded(group) is None:
                 raise UsageProblem(
                     f"--phoenix-dataset {spec!r} needs a task to run: pass "
                     f"--phoenix-task=module:function, implement pytest_phoenix_evals_task in "
@@ -162,7 +196,16 @@ class DatasetRun(Mode):
 
     def choose_evaluators(self, group: Group, extra: Sequence[Evaluator] = ()
                           ) -> list[Evaluator]:
-        return self.dataset_source.evaluators(group, extra)
+        return [*self.dataset_source.evaluators(group, extra), *self.named_evaluators()]
+
+    def named_evaluators(self) -> list[Evaluator]:
+        """--phoenix-evaluators: judges beside the attached ones, built once."""
+        if self._named is None:
+            from .named_judges import named_evaluators
+
+            self._named = [e for name in self.settings.evaluators
+                           for e in named_evaluators(self.ctx, name, subject="dataset example")]
+        return self._named
 
     def version_dependent_paths(self, group: Group, chosen: Sequence[Evaluator]) -> list[str]:
         """Attached evaluators run here on a path the server may read differently (its
@@ -183,6 +226,8 @@ class DatasetRun(Mode):
 
     def sink(self) -> Sink:
         if self._sink is None:
+            from datetime import UTC, datetime
+
             from .._core.secrets import safe_command_line
             from .._core.version import plugin_version
             from .._run.sinks.experiment import (
@@ -195,16 +240,22 @@ class DatasetRun(Mode):
 
             s, host = self.settings, self.ctx.host
             git = git_info(host.rootpath)
+            command_line = safe_command_line(host.command_line)
             metadata: dict[str, Any] = {
-                **git, "command_line": safe_command_line(host.command_line),
+                **git, "command_line": command_line,
                 "plugin": "pytest-phoenix-evals", "plugin_version": plugin_version(),
                 **host.front_end, "runner": self.runner_name()}
             if s.run_id:
                 metadata["run_id"] = s.run_id
-            plan = ExperimentPlan(s.experiment_name
-                                  or default_experiment_name(git, run_id=s.run_id),
-                                  metadata, s.repetitions, per_group=self._group_metadata,
-                                  run_id=s.run_id)
+            now = datetime.now(UTC)  # one time for every group of the session
+
+            def named(group: Group) -> str:
+                return default_experiment_name(self.what_ran(group), git, now,
+                                               run_id=s.run_id)
+
+            plan = ExperimentPlan(s.experiment_name or named, metadata, s.repetitions,
+                                  per_group=self._group_metadata, run_id=s.run_id,
+                                  description=command_line)
             shared = host.workerinput.get(handover.SHARED_DIR)
             self._sink = ExperimentSink(
                 self.ctx.gateway, self.ctx.engine, plan,
@@ -217,6 +268,26 @@ class DatasetRun(Mode):
     def runner_name(self) -> str:
         """What ran the cases, for the experiment's metadata."""
         return self.settings.task or "pytest_phoenix_evals_task hook"
+
+    def what_ran(self, group: Group) -> str:
+        """The start of a group's default experiment name: the task, on the dataset and its
+        version (``my_app.qa:answer on qa-golden v3``)."""
+        return f"{self.task_label(group)} on {dataset_label(group)}".strip()
+
+    def task_label(self, group: Group) -> str:
+        """The task as the experiment's name says it: --phoenix-task, else the hook's function
+        (``module:name``); nothing for a test of the fixture style (its name ends the
+        experiment's)."""
+        if group.test:
+            return ""
+        if self.settings.task:
+            return self.settings.task
+        task = self.task(group)
+        if task is None:
+            return "recorded outputs" if self.recorded(group) is not None else ""
+        module = getattr(task, "__module__", None)
+        name = getattr(task, "__qualname__", None) or getattr(task, "__name__", None)
+        return f"{module}:{name}" if module and name else "the pytest_phoenix_evals_task hook"
 
     def metadata(self, group: Group) -> dict[str, Any]:
         """What this mode adds to a group's experiment metadata (nothing here)."""
@@ -505,21 +576,3 @@ class DatasetRun(Mode):
             raise PhoenixError(f"no experiment of run {self.settings.run_id!r} on dataset "
                                f"{group.dataset_name!r} in {self.ctx.gateway.where()}")
         return str(found["id"])
-
-
-def dataset_source(ctx: Context, specs: Sequence[str],
-                   task_for: Callable[[Group], Task | None] | None = None, *,
-                   kind: str = "dataset") -> DatasetSource:
-    """The datasets ``specs`` names, each with its attached evaluators (built to run where
-    --phoenix-evaluate-on says) and the conftest's."""
-    from .._evaluators.attached import AttachedEvaluators
-    from .._run.sources.dataset import DatasetSource
-
-    s = ctx.settings
-    attached = AttachedEvaluators(
-        ctx.gateway, prompt_tag=s.prompt_tag, notices=ctx.notices, evaluate_on=s.evaluate_on,
-        allow_code=s.allow_code_evaluators, code_timeout=s.code_timeout)
-    return DatasetSource(ctx.gateway, list(dict.fromkeys(specs)), ctx.selection(),
-                         attached=attached,
-                         extra=lambda group: ctx.host.evaluators_hook(group, kind),
-                         task_for=task_for or (lambda group: None))

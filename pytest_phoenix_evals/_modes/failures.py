@@ -44,6 +44,8 @@ APPEND = 100
 #: Statuses that say the server refused the content of an append (the others: the server or
 #: the network, where splitting the append would only repeat the failure).
 _CONTENT_REFUSED = frozenset({400, 409, 413, 415, 422})
+#: The command that adds what is left (with the run's --phoenix-url, when it named one).
+UPLOAD_PENDING = "pytest --phoenix-upload-pending"
 
 
 def is_failure(result: CaseResult) -> bool:
@@ -112,9 +114,16 @@ class _Item:
 
 def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[CaseResult],
                  *, journal_dir: Path | None, suffix: str, no_upload: bool,
-                 outputs: Mapping[str, Any] | None = None) -> Added:
+                 outputs: Mapping[str, Any] | None = None, rerun: str | None = None,
+                 upload_pending: str = UPLOAD_PENDING) -> Added:
     """``--phoenix-add-failures-to=DATASET[:SPLIT]`` at the end of a run: this run's failing
-    spans, journaled, then added with those earlier runs left for the same dataset."""
+    spans, journaled, then added with those earlier runs left for the same dataset.
+    ``outputs``: each case's judged output by example id (a result lets go of its own once
+    written); ``rerun``: the command that judges the dataset again, said at the end;
+    ``upload_pending``: the command that adds what is left, said when something is."""
+    from .._core.recorded import judged_context
+    from .._core.text import encodable
+
     dataset, _, split = spec.partition(":")
     failing = [r for r in results if is_failure(r)]
     if no_upload:
@@ -134,13 +143,19 @@ def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[
     for result in failing:
         session = result.case.group.kind == "sessions"
         span_id = "" if session else str(result.case.example.metadata["span_id"])
+        example = result.case.example
+        output = (outputs or {}).get(example.id, result.output)
         record: dict[str, Any] = {
             "key": example_id(result), "dataset": dataset, "split": split or None,
             "project": where, "span_id": span_id, "example_id": example_id(result),
-            "failed": failed_evaluations(result)}
+            "failed": failed_evaluations(result),
+            # What the judges saw, for a run of the dataset to judge it again (redacted).
+            "judged": encodable(redact_value(judged_context(
+                example.input, output, example.reference, example.metadata)))}
+        if rerun:
+            record["rerun"] = rerun
         if session:  # no span to copy: the conversation itself is the example
-            record["content"] = session_example(result, (outputs or {}).get(
-                result.case.example.id, result.output))
+            record["content"] = session_example(result, output)
         journal = mine
         if journal is not None:
             try:  # on disk before Phoenix is asked anything
@@ -151,7 +166,7 @@ def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[
                 journal = None
         items.append(_Item(record, journal))
     if journal_dir is not None:  # what earlier runs left for this dataset
-        earlier, claimed, problems = _pending(journal_dir, dataset, skip=mine)
+        earlier, claimed, problems = _pending(journal_dir, dataset, mine, upload_pending)
         journals += claimed
         items += earlier
         done.lines += problems
@@ -160,11 +175,12 @@ def add_failures(traces: Traces, spec: str, project: Project, results: Sequence[
     items, problems = _here(traces, items, project)
     done.lines += problems
     done.lines += _add(traces, dataset, split, items, done)
-    _close(journals, items, done)
+    _close(journals, items, done, upload_pending)
     return done
 
 
-def replay(traces: Traces, files: Sequence[Path]) -> tuple[Added, list[str]]:
+def replay(traces: Traces, files: Sequence[Path], upload_pending: str = UPLOAD_PENDING
+           ) -> tuple[Added, list[str]]:
     """--phoenix-upload-pending: add the failing spans these journal files keep; (what was
     added and said, problems)."""
     from .._run.sinks.journal import claimed_records
@@ -189,14 +205,14 @@ def replay(traces: Traces, files: Sequence[Path]) -> tuple[Added, list[str]]:
         problems += more
         done.lines += _add(traces, dataset, None, here, done)
         everything += items
-    _close(journals, everything, done)
+    _close(journals, everything, done, upload_pending)
     return done, problems
 
 
 # --- the steps ------------------------------------------------------------------------------
 
 
-def _pending(directory: Path, dataset: str, skip: Journal | None
+def _pending(directory: Path, dataset: str, skip: Journal | None, upload_pending: str
              ) -> tuple[list[_Item], list[Journal], list[str]]:
     """The failing spans earlier runs journaled for ``dataset`` and did not add; the files
     claimed (the other datasets' records stay in them, pending)."""
@@ -218,7 +234,7 @@ def _pending(directory: Path, dataset: str, skip: Journal | None
         except OSError as exc:
             journal.close(delete=False)
             problems.append(f"{path}: cannot be read ({exc}): its failing spans are left "
-                            f"for `pytest --phoenix-upload-pending`")
+                            f"for `{upload_pending}`")
             continue
         journal.cases = len(records)
         mine = [r for r in records if r.get("type") == "failure" and r["dataset"] == dataset]
@@ -312,10 +328,14 @@ def _add(traces: Traces, dataset: str, split: str | None, items: list[_Item], do
                 for item in group:
                     item.reason = item.reason or stopped
     if versions:
+        from .._core.commands import pytest_command
+
+        rerun = next((item.record["rerun"] for item in todo if item.record.get("rerun")),
+                     None) or pytest_command(f"--phoenix-dataset={dataset}")
         lines.append(f"added {done.added - before} failing span(s) to dataset {dataset!r}"
                      + (f" (split {split})" if split else "")
-                     + f": version {versions[-1]}; run them with pytest "
-                       f"--phoenix-dataset={dataset}")
+                     + f": version {versions[-1]}; judge them again with {rerun} (add "
+                       f"--phoenix-task=module:function to run your app on them instead)")
     return [redact(line) for line in lines]
 
 
@@ -333,6 +353,10 @@ def _append(traces: Traces, dataset: str, batch: list[list[_Item]],
         record = group[0].record
         revision = examples[_source(record)]
         metadata = {**revision["metadata"], "failed_evaluations": record.get("failed") or []}
+        if record.get("judged") is not None:
+            from .._core.recorded import JUDGED
+
+            metadata[JUDGED] = record["judged"]
         # The secret filter on everything copied: a key a user pasted into the app is in the
         # span, and would otherwise be in every copy of the dataset.
         content = encodable(redact_value({"input": revision["input"],
@@ -361,7 +385,8 @@ def _append(traces: Traces, dataset: str, batch: list[list[_Item]],
     return None
 
 
-def _close(journals: list[Journal], items: list[_Item], done: Added) -> None:
+def _close(journals: list[Journal], items: list[_Item], done: Added, upload_pending: str
+           ) -> None:
     """Close the journal files (each deleted once every span of it is done); what is still
     pending goes to the summary and keeps the exit status from 0."""
     left = [item for item in items if not item.done]
@@ -385,7 +410,7 @@ def _close(journals: list[Journal], items: list[_Item], done: Added) -> None:
         line = (f"{len(kept)} failing span(s) not yet added to dataset {dataset!r} "
                 f"({'; '.join(reasons[:3])})")
         if files:
-            line += (f": kept in {', '.join(files)}; `pytest --phoenix-upload-pending` (or the "
+            line += (f": kept in {', '.join(files)}; `{upload_pending}` (or the "
                      f"next run adding failures to {dataset!r}) adds them")
         if lost:
             line += f"; {lost} of them could not be journaled either and are lost"

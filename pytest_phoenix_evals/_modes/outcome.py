@@ -189,6 +189,7 @@ class Outcome:
     # --- the summary ----------------------------------------------------------------------
 
     def summary_input(self) -> Summary:
+        from .._core.commands import upload_pending_command
         from .._report.summary import Summary
 
         s = self.settings
@@ -200,7 +201,8 @@ class Outcome:
                        observer_errors=self.observer_errors(), markdown=self.markdown,
                        # (an interrupted run exits 2, and its notice says so)
                        at_risk=[] if self.interrupted_while else
-                       [*self.at_risk(), *self.failed_by])
+                       [*self.at_risk(), *self.failed_by],
+                       upload_pending=upload_pending_command(s.url, s.url_source))
 
     def summary(self) -> list[str]:
         return self.summary_input().lines()

@@ -58,9 +58,11 @@ def upload_pending(ctx: Context) -> int:
     # failures-*: failing spans meant for a dataset (--phoenix-add-failures-to).
     failure_files = [f for f in found if _kind(f) == "failure" and f not in skipped]
     if failure_files:
+        from .._core.commands import upload_pending_command
         from .failures import replay as replay_failures
 
-        added, more = replay_failures(ctx.traces, failure_files)
+        added, more = replay_failures(ctx.traces, failure_files, upload_pending_command(
+            ctx.settings.url, ctx.settings.url_source))
         uploaded += added.added
         problems += more
         for line in added.lines:

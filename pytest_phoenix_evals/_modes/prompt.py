@@ -82,6 +82,19 @@ class PromptTaskRun(DatasetRun):
         """Several models are compared on their cost too."""
         return len(self.models) > 1 or super().wants_costs()
 
+    def task_label(self, group: Group) -> str:
+        """``prompt:NAME@TAG v12`` (the version's readable id) or ``prompt-file:PATH``."""
+        from .._core.naming import row_id
+
+        self.task(group)  # loaded, so its version is known
+        under = self.prompt
+        if under.name:
+            return (f"prompt:{under.name}" + (f"@{under.ref}" if under.ref else "")
+                    + (f" v{row_id(under.version_id)}" if under.version_id else ""))
+        if under.file is not None:
+            return f"prompt-file:{shown_path(under.file, under.rootpath)}"
+        return "prompt"
+
     def known_paths(self) -> Callable[[str], str]:
         """A prompt's output: its lists are lists."""
         from .._run.prompt_task import without_list_indexes
@@ -97,11 +110,15 @@ class PromptTaskRun(DatasetRun):
     def baseline_problem(self, group: Group, problem: str) -> UsageProblem:
         wanted = self._prompt.baseline_version if self._prompt is not None else None
         if wanted is not None and problem.startswith("no experiment"):
+            from .._core.commands import pytest_command, server_options
+
             name, tag, _ = wanted
+            record = pytest_command(f"--phoenix-dataset={group.dataset_name}",
+                                    f"--phoenix-task=prompt:{name}@{tag}",
+                                    *server_options(self.settings.url, self.settings.url_source))
             return UsageProblem(
                 f"--phoenix-baseline=prompt:{tag}: {problem} (prompt {name!r}, tagged {tag!r}); "
-                f"record one first: pytest --phoenix-dataset={group.dataset_name} "
-                f"--phoenix-task=prompt:{name}@{tag}")
+                f"record one first: {record}")
         return super().baseline_problem(group, problem)
 
     def finish(self, passed: bool | None) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._core.errors import UsageProblem
 from .._run import handover
 from .base import CasePlan, Mode
+from .named_judges import CATALOG
 
 if TYPE_CHECKING:
     from .._core.types import Case, CaseResult, Group
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from .context import Context
     from .outcome import Outcome
 
-CATALOG = ("qa_correctness", "hallucination", "conversation_resolution")
 #: Spans read per annotation request while regating a window.
 REGATE_PAGE = 500
 
@@ -236,7 +236,7 @@ class ProductionRun(Mode):
                          f"(claimed in Phoenix)")
         if listing.waiting:
             lines.append(f"{listing.waiting} {what} have results waiting in the journal, not "
-                         f"judged again: pytest --phoenix-upload-pending")
+                         f"judged again: {self.upload_pending()}")
         if listing.corrected:
             lines.append(f"{listing.corrected} {what} carry a person's correction of this "
                          f"plugin's annotation (annotator kind HUMAN): never judged again")
@@ -355,62 +355,9 @@ class ProductionRun(Mode):
             self.ctx.notice(line)
 
     def _named(self, name: str) -> list[Evaluator]:
-        from .._evaluators.llm import catalog
-        from .._phoenix.http import PhoenixError
+        from .named_judges import named_evaluators
 
-        if name == "qa_correctness":
-            return [catalog.qa_correctness()]
-        if name == "hallucination":
-            return [catalog.hallucination()]
-        if name == "conversation_resolution":
-            return [catalog.conversation_resolution()]
-        if name.startswith("prompt:"):
-            return [self._prompt_judge(name.removeprefix("prompt:"))]
-        if name == "tool_calls" or name.startswith("tool_calls:"):
-            from .._evaluators.tools import from_spec
-
-            try:
-                return [from_spec(name)]
-            except ValueError as exc:
-                raise UsageProblem(f"--phoenix-evaluators {name!r}: {exc}") from None
-        if name.startswith("dataset:"):
-            from .dataset import dataset_source
-
-            dataset = name.removeprefix("dataset:")
-            try:
-                source = dataset_source(self.ctx, [])
-                return source.attached_to(source.group(dataset))
-            except PhoenixError as exc:
-                raise UsageProblem(f"--phoenix-evaluators {name!r}: {exc}") from None
-        try:
-            templates = [t.name for t in self.ctx.gateway.classification_evaluator_configs()]
-        except PhoenixError as exc:
-            raise UsageProblem(f"--phoenix-evaluators {name!r}: {exc}") from None
-        if name not in templates:
-            raise UsageProblem(
-                f"--phoenix-evaluators: {name!r} is none of this plugin's judges "
-                f"({', '.join(CATALOG)}), nor tool_calls, nor a judge template of the Phoenix "
-                f"server ({', '.join(sorted(templates)) or 'none'}); for the evaluators "
-                f"attached to a dataset, write dataset:NAME; for a judge prompt of Phoenix prompt "
-                f"management, prompt:NAME or prompt:NAME@TAG")
-        return [catalog.phoenix_judge(name)]
-
-    def _prompt_judge(self, reference: str) -> Evaluator:
-        """``prompt:NAME[@TAG]``: the judge prompt the tag names now (a benchmarked prompt
-        promoted by ``--phoenix-promote-tag`` is picked up by the next run), built as the
-        benchmark builds it; its variables must name the span's context."""
-        from .judge_prompts import CONTEXT_KEYS, judge_from_prompt, unfillable
-
-        judge = judge_from_prompt(self.ctx, reference, default_tag=self.settings.prompt_tag,
-                                  option="--phoenix-evaluators")
-        if missing := unfillable(judge):
-            raise UsageProblem(
-                f"--phoenix-evaluators prompt:{reference}: the judge prompt's template "
-                f"variable(s) {', '.join(missing)} name nothing a {self.settings.target} "
-                f"gives: its variables are filled from the context "
-                f"{{{', '.join(CONTEXT_KEYS)}}}, dotted names reaching into them "
-                f"({{{{input}}}}, {{{{output}}}}, {{{{metadata.documents}}}})")
-        return judge
+        return named_evaluators(self.ctx, name, subject=self.settings.target)
 
     # --- where it writes --------------------------------------------------------------------
 
@@ -635,6 +582,22 @@ class ProductionRun(Mode):
             self.ctx.say(line)
         return 0 if passed and results else 1
 
+    def upload_pending(self) -> str:
+        """The command that uploads what the journal keeps, to this run's server."""
+        from .._core.commands import upload_pending_command
+
+        return upload_pending_command(self.settings.url, self.settings.url_source)
+
+    def regression_command(self, spec: str) -> str:
+        """The command that judges the regression dataset again, as printed: the dataset, and
+        this command line's options but those that choose spans or name files
+        (--phoenix-evaluators, the judges' and the server's options stay)."""
+        from .._core.commands import SPAN_ONLY, carried_options, pytest_command
+
+        dataset = spec.partition(":")[0]
+        return pytest_command(f"--phoenix-dataset={dataset}",
+                              *carried_options(self.ctx.host.command_line, SPAN_ONLY))
+
     def add_failures(self, results: list[CaseResult]) -> list[str]:
         """--phoenix-add-failures-to: the spans judged and failed, journaled, then added (with
         what earlier runs left for the dataset); what is not added yet keeps the exit status
@@ -642,18 +605,25 @@ class ProductionRun(Mode):
         from .._run.sinks.base import UploadReport
         from .._run.sinks.journal import journal_dir
         from .._run.sources.sessions import SessionListing
+        from .._run.sources.spans import subject_of
         from .failures import add_failures
 
         spec = self.settings.add_failures_to
         assert spec is not None
         listed = self.spans.listed
-        # A session's turns, from the listing (a result lets go of its output once written).
-        outputs = {c.record.session_id: c.context["output"] for c in listed.cases} \
-            if isinstance(listed, SessionListing) else None
+        # The judged outputs (a session's turns), from the listing: a result lets go of its
+        # output once written.
+        outputs: dict[str, Any] = {}
+        if isinstance(listed, SessionListing):
+            outputs = {c.record.session_id: c.context["output"] for c in listed.cases}
+        elif listed is not None:
+            outputs = {subject_of(c.record, self.settings.target): c.context["output"]
+                       for c in listed.cases}
         done = add_failures(self.ctx.traces, spec, self.spans.project, results,
                             journal_dir=journal_dir(self.ctx.host.rootpath),
                             suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload,
-                            outputs=outputs)
+                            outputs=outputs, rerun=self.regression_command(spec),
+                            upload_pending=self.upload_pending())
         if done.pending or done.unjournaled:
             report = self.outcome.upload_report = self.outcome.upload_report or UploadReport()
             report.journaled.update(done.pending)

@@ -37,7 +37,8 @@ class ExperimentCalls(GatewayBase):
 
     async def acreate_experiment(
         self, dataset_id: str, dataset_version_id: str, *, dataset_name: str,
-        experiment_name: str, metadata: Mapping[str, Any], splits: Sequence[str] = (),
+        experiment_name: str, metadata: Mapping[str, Any], description: str | None = None,
+        splits: Sequence[str] = (),
         repetitions: int = 1, token: str | None = None, look_first: bool | None = None,
     ) -> dict[str, Any]:
         """Create an experiment (the request arize-phoenix-client's ``experiments.create``
@@ -60,6 +61,8 @@ class ExperimentCalls(GatewayBase):
                                    "metadata": {**metadata, CREATION_TOKEN: token}}
         if experiment_name.strip():
             payload["name"] = experiment_name.strip()
+        if description and description.strip():
+            payload["description"] = description.strip()
         if dataset_version_id.strip():
             payload["version_id"] = dataset_version_id.strip()
         if splits:

@@ -94,7 +94,10 @@ def explain(exc: BaseException, doing: str, where: str) -> PhoenixError:
     if isinstance(exc, httpx.TransportError):
         return PhoenixError(
             f"cannot reach {where} while {doing}: {type(exc).__name__}: {exc}. "
-            f"Start a server (phoenix serve) or point --phoenix-url at a running one.")
+            f"Point --phoenix-url (or PHOENIX_COLLECTOR_ENDPOINT) at a running Phoenix, or "
+            f"start one: 'pip install arize-phoenix' then 'phoenix serve', or 'docker run -p "
+            f"6006:6006 arizephoenix/phoenix' (installing this plugin installs no server; "
+            f"see docs/your-project.md).")
     return PhoenixError(f"{where}: {doing} failed: {type(exc).__name__}: {exc}")
 
 

@@ -40,8 +40,11 @@ def input_mapping(node: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, An
 
 def example(raw: Mapping[str, Any], *, dataset_name: str, dataset_id: str, version_id: str,
             splits: Sequence[str] = ()) -> Example:
-    """A REST dataset example (``output`` is the reference)."""
-    return Example(id=raw["id"], input=raw.get("input"), reference=raw.get("output"),
+    """A REST dataset example (``output`` is the reference). Its id is the GlobalID
+    (``node_id``): an example uploaded with an id of its own (``example_ids``, such as the
+    failing spans a run adds) lists that id as ``id``, and runs are posted on the GlobalID."""
+    return Example(id=raw.get("node_id") or raw["id"], input=raw.get("input"),
+                   reference=raw.get("output"),
                    metadata=dict(raw.get("metadata") or {}), dataset_name=dataset_name,
                    dataset_id=dataset_id, version_id=version_id, splits=tuple(splits))
 

@@ -35,6 +35,8 @@ class Summary:
     at_risk: Sequence[str] = ()
     # Markdown sections for the markdown summary only (charts, a benchmark's tables).
     markdown: Sequence[str] = ()
+    # The command that uploads what the journal keeps (with the run's --phoenix-url).
+    upload_pending: str = "pytest --phoenix-upload-pending"
 
     def __post_init__(self) -> None:
         """The lines the modes hand in (notices, the baseline, agreement, push and promotion
@@ -65,7 +67,7 @@ class Summary:
         lines = summary_lines(
             self.results, self.experiments(), report.failures if report else [],
             report.pending if report else 0, self.no_upload, notes=self.notices,
-            journaled=report.journaled if report else {})
+            journaled=report.journaled if report else {}, upload_pending=self.upload_pending)
         if report is not None and report.unjournaled:
             lines.append(f"the journal could not keep {len(report.unjournaled)} result(s) "
                          f"(they were still uploaded; those not in Phoenix are lost):")
@@ -154,6 +156,7 @@ def summary_lines(
     no_upload: bool = False,
     notes: Sequence[str] = (),
     journaled: Mapping[str, int] | None = None,
+    upload_pending: str = "pytest --phoenix-upload-pending",
 ) -> list[str]:
     """The terminal summary: per group and annotation, then links and upload problems."""
     from tabulate import tabulate
@@ -220,7 +223,7 @@ def summary_lines(
         total = sum(journaled.values())
         lines.append(f"{total} result(s) are not all in Phoenix yet; they are kept in:")
         lines += [f"  {os.path.relpath(path)} ({count})" for path, count in journaled.items()]
-        lines.append("  when Phoenix is back, run `pytest --phoenix-upload-pending` in this "
+        lines.append(f"  when Phoenix is back, run `{upload_pending}` in this "
                      "directory to upload them where they were meant for (the same "
                      "experiment, project or dataset)")
     return lines

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..._core.commands import upload_pending_command
 from ..._core.secrets import redact, redact_value
 from ..._core.text import encodable
 from ..._core.types import CaseResult, Group, Score
@@ -47,7 +48,9 @@ BACKLOG = 2 * MOST
 class ExperimentPlan:
     """What every experiment of the session is made with; the group adds the rest."""
 
-    name: str
+    #: The experiment's name: --phoenix-experiment-name, or the default made for each group
+    #: (what ran on it, :func:`default_experiment_name`).
+    name: str | Callable[[Group], str]
     metadata: Mapping[str, Any]
     repetitions: int = 1
     # What a group adds to the metadata (a benchmarked judge's prompt version).
@@ -55,6 +58,8 @@ class ExperimentPlan:
     # --phoenix-run-id: every process of one CI run (shards of a job matrix) records into one
     # experiment per group, found by a creation token derived from the run id.
     run_id: str | None = None
+    #: The experiment's description: the command line that ran, secrets masked.
+    description: str | None = None
 
     def token_for(self, group: Group) -> str | None:
         """The run's creation token for the group (None without a run id: each session makes
@@ -62,9 +67,10 @@ class ExperimentPlan:
         return run_token(self.run_id, group) if self.run_id is not None else None
 
     def name_for(self, group: Group) -> str:
+        name = self.name(group) if callable(self.name) else self.name
         if group.variant:
-            return f"{self.name} ({group.variant})"
-        return f"{self.name} {group.test.rsplit('::', 1)[-1]}" if group.test else self.name
+            return f"{name} ({group.variant})"
+        return f"{name} {group.test.rsplit('::', 1)[-1]}" if group.test else name
 
     def metadata_for(self, group: Group) -> dict[str, Any]:
         metadata = {**self.metadata, "dataset_version_id": group.version_id}
@@ -99,18 +105,21 @@ def git_info(cwd: Path) -> dict[str, str]:
     return {key: value for key, value in info.items() if value}
 
 
-def default_experiment_name(git: Mapping[str, str], now: datetime | None = None, *,
+def default_experiment_name(ran: str, git: Mapping[str, str], now: datetime | None = None, *,
                             run_id: str | None = None) -> str:
-    """``pytest <branch>@<commit>[+dirty] <UTC time>``: two runs of one commit (or outside a
-    repository) are told apart by the time; ``+dirty`` says the work tree had changes. With a
-    run id, ``run <id>`` instead of the time: every shard of the run names it alike."""
+    """``<what ran> [<branch>@<commit>[+dirty]] <UTC time>``: what ran first (the task or prompt
+    and its version, on the dataset and its version), as Phoenix's experiment list shows the
+    start of a name; two runs of the same are told apart by the time; ``+dirty`` says the work
+    tree had changes. With a run id, ``run <id>`` instead of the time: every shard of the run
+    names it alike."""
     now = now or datetime.now(UTC)
     stamp = f"run {run_id}" if run_id else \
         f"{now:%Y-%m-%d %H:%M:%S}.{now.microsecond // 1000:03d}Z"
+    parts = [ran] if ran else []
     if "git_commit" in git:
         dirty = "+dirty" if git.get("git_dirty") == "true" else ""
-        return f"pytest {git.get('git_branch', 'HEAD')}@{git['git_commit'][:8]}{dirty} {stamp}"
-    return f"pytest {stamp}"
+        parts.append(f"{git.get('git_branch', 'HEAD')}@{git['git_commit'][:8]}{dirty}")
+    return " ".join([*parts, stamp])
 
 
 @contextlib.contextmanager
@@ -264,6 +273,7 @@ class ExperimentSink:
         created = found or await self._gateway.acreate_experiment(
             group.dataset_id, group.version_id, dataset_name=group.dataset_name,
             experiment_name=redact(self._plan.name_for(group)),
+            description=redact(self._plan.description) if self._plan.description else None,
             metadata=redact_value(self._plan.metadata_for(group)), splits=group.splits,
             repetitions=self._plan.repetitions, token=token, look_first=False)
         if shared and found is None:
@@ -313,6 +323,7 @@ class ExperimentSink:
                 "dataset_id": group.dataset_id,
                 "dataset_name": group.dataset_name, "version_id": group.version_id,
                 "name": redact(self._plan.name_for(group)),
+                "description": redact(self._plan.description or ""),
                 "metadata": redact_value(self._plan.metadata_for(group)),
                 "splits": list(group.splits), "repetitions": self._plan.repetitions}
         return self._intents[group.key]
@@ -516,6 +527,7 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
                 made = await gateway.acreate_experiment(
                     intent["dataset_id"], intent["version_id"],
                     dataset_name=intent["dataset_name"], experiment_name=intent["name"],
+                    description=intent.get("description") or None,
                     metadata=intent["metadata"], splits=intent.get("splits") or (),
                     repetitions=int(intent.get("repetitions") or 1), token=intent["token"])
                 places.made[intent["token"]] = (
@@ -531,8 +543,9 @@ async def _placed(gateway: Gateway, record: dict[str, Any], places: _Places,
             if found is None:
                 places.refused[key] = (
                     f"experiment {experiment['id']} is not in {here}"
-                    + (f" (it was journaled for {elsewhere}: run with --phoenix-url={elsewhere} "
-                       f"to upload it there)" if elsewhere else
+                    + (f" (it was journaled for {elsewhere}: run `"
+                       f"{upload_pending_command(elsewhere, '--phoenix-url')}` to upload it "
+                       f"there)" if elsewhere else
                        " (deleted?): its results cannot go anywhere; remove the file if you "
                        "do not need them"))
             elif experiment.get("dataset_id") and \

@@ -359,8 +359,11 @@ def _placed(traces: Traces, journaled: Mapping[str, Any], here: str) -> Project 
     """The project a journal record's rows go into on this server, or why not there."""
     server = str(journaled.get("server") or "")
     name, project_id = journaled.get("name"), str(journaled["id"])
-    hint = f" (it was journaled for {server}: run with --phoenix-url={server} to write it " \
-        f"there); kept" if server and server != here else "; kept"
+    from ..._core.commands import upload_pending_command
+
+    hint = f" (it was journaled for {server}: run `" \
+        f"{upload_pending_command(server, '--phoenix-url')}` to write it there); kept" \
+        if server and server != here else "; kept"
     server_id = journaled.get("server_id")
     if server_id is not None:
         if server_id != traces.server_identity():
