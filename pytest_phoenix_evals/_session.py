@@ -159,7 +159,8 @@ class PhoenixEvalsSession:
                 self.ctx.engine, None if s.no_upload else self.mode.sink(),
                 RunSettings(thresholds=s.thresholds, concurrency=s.concurrency,
                             task_timeout=s.task_timeout, repetitions=s.repetitions,
-                            auto=s.repetitions_auto, pass_rule=s.pass_rule),
+                            auto=s.repetitions_auto, pass_rule=s.pass_rule,
+                            keep_failures=s.add_failures_to is not None),
                 tracing=self.ctx.tracing, observers=observers)
         return self._runner
 

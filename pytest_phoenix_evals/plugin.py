@@ -78,8 +78,10 @@ def activate(config: pytest.Config) -> PhoenixEvalsSession:
     or a test requesting ``phoenix_example``); until then the plugin costs nothing."""
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
+        from ._run.runner import import_ahead
         from ._session import PhoenixEvalsSession
 
+        import_ahead()  # before any thread of the run starts (see import_ahead)
         session = config.stash[SESSION_KEY] = PhoenixEvalsSession(config, config.stash[_SETTINGS])
         config.pluginmanager.register(session, _SESSION_PLUGIN)
         _sigterm_as_interrupt(config)
@@ -160,8 +162,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     settings = config.stash[_SETTINGS] = resolve_settings(config)
     if not settings.upload_pending and not settings.regate and not settings.corrections:
         return None
+    from ._run.runner import import_ahead
     from ._session import PhoenixEvalsSession
 
+    import_ahead()
     state = PhoenixEvalsSession(config, settings, command=True)
     try:
         with _usage():

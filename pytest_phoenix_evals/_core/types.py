@@ -174,6 +174,9 @@ class CaseResult:
     # The case as it was listed, when ``case`` was built whole as it ran (a span's context):
     # it takes ``case``'s place then too, so that the context is let go as well.
     light: Case | None = field(default=None, repr=False, compare=False)
+    # Keep the output (and the whole case) all the same: a failing span that
+    # --phoenix-add-failures-to copies into a dataset at the end.
+    keep: bool = field(default=False, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -183,7 +186,9 @@ class CaseResult:
         self.reported = self.reported or reported
         self.uploaded = self.uploaded or uploaded
         if self.reported and self.uploaded:
-            self.output = None
             self.exception = None
+            if self.keep:
+                return
+            self.output = None
             if self.light is not None:
                 self.case, self.light = self.light, None

@@ -605,20 +605,15 @@ class ProductionRun(Mode):
         from .._run.sinks.base import UploadReport
         from .._run.sinks.journal import journal_dir
         from .._run.sources.sessions import SessionListing
-        from .._run.sources.spans import subject_of
         from .failures import add_failures
 
         spec = self.settings.add_failures_to
         assert spec is not None
         listed = self.spans.listed
-        # The judged outputs (a session's turns), from the listing: a result lets go of its
-        # output once written.
-        outputs: dict[str, Any] = {}
-        if isinstance(listed, SessionListing):
-            outputs = {c.record.session_id: c.context["output"] for c in listed.cases}
-        elif listed is not None:
-            outputs = {subject_of(c.record, self.settings.target): c.context["output"]
-                       for c in listed.cases}
+        # A session's turns, from the listing (a result lets go of its output once written;
+        # a failing span's result keeps its own: RunSettings.keep_failures).
+        outputs = {c.record.session_id: c.context["output"] for c in listed.cases} \
+            if isinstance(listed, SessionListing) else None
         done = add_failures(self.ctx.traces, spec, self.spans.project, results,
                             journal_dir=journal_dir(self.ctx.host.rootpath),
                             suffix=self.ctx.journal_suffix(), no_upload=self.settings.no_upload,

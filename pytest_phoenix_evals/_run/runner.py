@@ -45,6 +45,9 @@ class RunSettings:
     # while the pass rule's verdict is unsettled (``_core.repeat.settled``).
     auto: bool = False
     pass_rule: str = "all"
+    # --phoenix-add-failures-to: a failing case keeps its whole example and output once
+    # reported and written (the dataset copies what the judges saw; failures are few).
+    keep_failures: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class Runner:
     def start(self, jobs: Sequence[Job]) -> None:
         """Start every run of these jobs now, at most ``concurrency`` at once, in job order;
         :meth:`run` then only waits for them."""
-        _import_ahead()
+        import_ahead()
         for job in jobs:
             if self.settings.auto:
                 self._ahead_auto[job.key] = self.engine.submit(self._until_settled(job))
@@ -119,7 +122,7 @@ class Runner:
     def run(self, job: Job) -> list[CaseResult]:
         """Every run of the job's case (waiting for those started ahead), each recorded and
         observed."""
-        _import_ahead()
+        import_ahead()
         if self.settings.auto:
             return self._run_auto(job)
         results = []
@@ -240,7 +243,10 @@ class Runner:
                 return CaseResult(case=case, error=redact(f"{type(exc).__name__}: {exc}"),
                                   start_time=start, end_time=datetime.now(UTC))
             result = await self._evaluate(whole, output, job.evaluators, start)
-            result.light = case  # what the result keeps once reported and written
+            if self.settings.keep_failures and not result.passed:
+                result.keep = True
+            else:
+                result.light = case  # what the result keeps once reported and written
             return result
         tracer = None
         if self.sink is not None and self.tracing is not None:
@@ -300,23 +306,38 @@ def _run_key(key: str, case: Case) -> str:
 
 #: What a case imports lazily the first time it needs it: on the engine's threads (spans,
 #: names, the journal, the cache) and, while they run, on the main thread (its report).
-_CASE_MODULES = ("_tracing.spans", "_core.naming", "_local", "_run.sinks.journal",
-                 "_phoenix.http", "_evaluators.llm.cache", "_report.outputs", "_report.case",
-                 "_core.repeat")
+#: The layers whose modules are imported lazily, from the main thread and from the engine's
+#: and the exporter's threads alike.
+_LAYERS = ("_core", "_phoenix", "_evaluators", "_run", "_tracing", "_report", "_modes")
+#: Modules outside the layers that cases import lazily.
+_OTHERS = ("_local", "_tasks", "_judge_settings")
+_modules: list[str] = []
 
 
-def _import_ahead() -> None:
-    """Import what the cases import lazily, on the calling thread, before any case runs.
+def import_ahead() -> None:
+    """Import every module of the lazily imported layers, on the calling thread (the main
+    one, before any other thread of the run starts), so that no thread imports one later.
     pytest rewrites the plugin's modules on import (``ast.parse``), and CPython 3.11's AST
-    constructor keeps its recursion count in state the threads share: a module imported on an
-    engine thread while the main thread imports another (a report's) could fail one of the two
-    with "SystemError: AST constructor recursion depth mismatch". (Checked against
-    ``sys.modules`` each time, not a flag: pytester's in-process runs drop what they
-    imported.)"""
+    constructor keeps its recursion count in state the threads share: a module imported on
+    one thread while another imports one could fail either with "SystemError: AST
+    constructor recursion depth mismatch". (Checked against ``sys.modules`` each time, not a
+    flag: pytester's in-process runs drop what they imported.) Called only once the plugin
+    is asked for something, so that it stays cheap when unused."""
     import importlib
+    import pkgutil
     import sys
 
     package = __name__.rsplit(".", 2)[0]
-    for name in _CASE_MODULES:
-        if f"{package}.{name}" not in sys.modules:
-            importlib.import_module(f"{package}.{name}")
+    if not _modules:
+        root = importlib.import_module(package)
+        for layer in _LAYERS:
+            found = importlib.import_module(f"{package}.{layer}")
+            _modules.append(found.__name__)
+            _modules.extend(info.name for info in pkgutil.walk_packages(
+                found.__path__, prefix=f"{found.__name__}."))
+        _modules.extend(f"{package}.{name}" for name in _OTHERS)
+        del root
+    for name in _modules:
+        if name not in sys.modules:
+            importlib.import_module(name)
+
