@@ -133,12 +133,7 @@ def parse_gate(text: str) -> Gate:
     if label is None and metric in ("precision", "recall", "f1"):
         raise ValueError(f"{text!r}: {metric} is of one label: {metric}({name}=LABEL)")
     op = ">=" if match["op"] == "=" else match["op"]
-    try:
-        value = float(match["value"])
-    except ValueError:
-        raise ValueError(f"{text!r}: {match['value']!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r}: the bound must be a finite number")
+    value = _bound(text, match)
     if match["percent"]:
         value /= 100
     if metric == CORRECTED:
@@ -161,6 +156,17 @@ def parse_gate(text: str) -> Gate:
                 scope=match["scope"], only=match["only"], metric=metric, label=label)
 
 
+def _bound(text: str, match: re.Match[str]) -> float:
+    """The gate's bound, a finite number."""
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise ValueError(f"{text!r}: {match['value']!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r}: the bound must be a finite number")
+    return value
+
+
 def _measure_gate(text: str, match: re.Match[str], function: str | None, name: str) -> Gate:
     """``p95(latency)<=2.5``, ``sum(cost)<=0.5``, ...: a statistic of one of the run's
     measures."""
@@ -173,12 +179,7 @@ def _measure_gate(text: str, match: re.Match[str], function: str | None, name: s
     if match["fn_label"] or match["percent"]:
         raise ValueError(f"{text!r}: a {name} gate is {function}({name})<=X, in "
                          f"{'seconds' if name == 'latency' else 'USD'}")
-    try:
-        value = float(match["value"])
-    except ValueError:
-        raise ValueError(f"{text!r}: {match['value']!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r}: the bound must be a finite number")
+    value = _bound(text, match)
     op = "<=" if match["op"] == "=" else match["op"]
     return Gate(text=text.strip(), name=name, mean=False, op=op, value=value,
                 scope=match["scope"], only=match["only"], stat=function)

@@ -343,8 +343,8 @@ def _supported_kwargs(cls: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
     return {key: value for key, value in kwargs.items() if key in parameters}
 
 
-def _run_bounded(calls: Sequence[Callable[[], object]], timeout_seconds: float) -> bool:
-    """Run each call in its own daemon thread; True if all finished within the timeout."""
+def _started(calls: Sequence[Callable[[], object]]) -> list[threading.Thread]:
+    """Each call started in a daemon thread of its own."""
     threads = []
     for call in calls:
         thread = threading.Thread(
@@ -352,6 +352,12 @@ def _run_bounded(calls: Sequence[Callable[[], object]], timeout_seconds: float) 
         )
         thread.start()
         threads.append(thread)
+    return threads
+
+
+def _run_bounded(calls: Sequence[Callable[[], object]], timeout_seconds: float) -> bool:
+    """Run each call in its own daemon thread; True if all finished within the timeout."""
+    threads = _started(calls)
     deadline = time.monotonic() + max(timeout_seconds, 0.0)
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0.0))
@@ -363,13 +369,7 @@ def _run_while_progressing(calls: Sequence[Callable[[], object]], patience: floa
     """Run each call in its own daemon thread; True if all finished. Waits as long as they
     make progress: gives up once ``patience`` seconds pass after the latest ``progress_at()``
     (a ``time.monotonic()``), or since the start if later."""
-    threads = []
-    for call in calls:
-        thread = threading.Thread(
-            target=_swallow, args=(call,), name="pytest-phoenix-evals-tracing", daemon=True
-        )
-        thread.start()
-        threads.append(thread)
+    threads = _started(calls)
     started = time.monotonic()
     for thread in threads:
         while thread.is_alive():
