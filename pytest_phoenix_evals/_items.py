@@ -107,8 +107,10 @@ class CaseItem(pytest.Item):
             settings = state.settings
             repeated = Repeated(results, settings.pass_rule,
                                 settings.repetitions if settings.repetitions_auto else None)
-            self.user_properties += [("phoenix.stability", repeated.stability),
-                                     ("phoenix.runs_passed", f"{repeated.passes}/{len(results)}")]
+            if writes_junit(self):
+                self.user_properties += [
+                    ("phoenix.stability", repeated.stability),
+                    ("phoenix.runs_passed", f"{repeated.passes}/{len(results)}")]
             for result in results:
                 record_properties(self, result, state)
             if not repeated.passed:
@@ -150,10 +152,19 @@ def case_of(item: pytest.Item) -> Case | None:
 
 def record_properties(item: pytest.Item, result: CaseResult, state: RunsCases) -> None:
     """Labels, scores, verdicts and links as the item's user properties (JUnit XML)."""
+    if not writes_junit(item):
+        return
     from ._report.outputs import junit_properties
 
     url = state.experiment_url(result.case.group)
     item.user_properties.extend(junit_properties(result, url))
+
+
+def writes_junit(item: pytest.Item) -> bool:
+    """Whether the run writes JUnit XML (``--junitxml``, given to xdist's workers too), the
+    only reader of the properties. Without it none are kept: pytest holds every item's
+    properties in its reports to the end, about 1 KB a case with two judges (issue 28)."""
+    return bool(getattr(item.config.option, "xmlpath", None))
 
 
 def example_for(request: pytest.FixtureRequest) -> Example:

@@ -45,6 +45,32 @@ def test_junit_xml_carries_labels_scores_verdicts_and_links(
     assert france["phoenix.contains.verdict"] == "pass"
 
 
+def test_without_junit_xml_no_properties_are_kept(pytester: pytest.Pytester,
+                                                  qa_app: None) -> None:
+    """The properties are for JUnit XML only: without it no report carries them (pytest keeps
+    every report to the end, so thousands of cases would hold them all)."""
+    pytester.makeconftest("""
+        import json
+
+        def pytest_runtest_logreport(report):
+            if report.when == "call":
+                with open("properties.jsonl", "a") as out:
+                    out.write(json.dumps(report.user_properties) + "\\n")
+    """)
+    result = pytester.runpytest(*RUN, "--phoenix-no-upload")
+    result.assert_outcomes(passed=2, failed=2)
+    kept = [json.loads(line) for line in
+            (pytester.path / "properties.jsonl").read_text().splitlines()]
+    assert kept == [[], [], [], []]
+    result = pytester.runpytest(*RUN, "--phoenix-no-upload", "--junitxml=report.xml",
+                                "--phoenix-repetitions=2")
+    result.assert_outcomes(passed=2, failed=2)
+    props = _properties(pytester.path / "report.xml")
+    spain = next(v for k, v in props.items() if k.endswith("spain"))
+    assert spain["phoenix.runs_passed"] == "0/2"
+    assert spain["phoenix.exact_match.verdict"] == "fail"
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_results_file_holds_one_row_per_annotation(pytester: pytest.Pytester, qa_app: None,
                                                    suffix: str) -> None:

@@ -159,7 +159,9 @@ class AnnotationSink:
         self._batch: list[_Pending] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writes: list[asyncio.Future[None]] = []
-        self._all: list[concurrent.futures.Future[None]] = []
+        # Each case's write still under way (a finished one is let go: memory holds what is
+        # in flight, not the backlog).
+        self._all: set[concurrent.futures.Future[None]] = set()
         self.gone: set[str] = set()
         self.left: dict[str, int] = {}  # case id -> evaluators that errored (judged next time)
         self._identity: dict[str, Any] | None = None
@@ -191,7 +193,8 @@ class AnnotationSink:
         if errored:
             self.left[result.case.case_id] = errored
         future = self._engine.submit(self._add(result))
-        self._all.append(future)
+        self._all.add(future)
+        future.add_done_callback(self._all.discard)
 
     async def room(self) -> None:
         return None  # not held back: rows are written BATCH at a time, and are small
@@ -201,7 +204,7 @@ class AnnotationSink:
             not w.done() for w in self._writes)
 
     def drain(self, timeout: float) -> UploadReport:
-        concurrent.futures.wait(self._all, timeout=timeout)
+        concurrent.futures.wait(list(self._all), timeout=timeout)
         try:
             self._engine.run(self._flush_now(), timeout=max(1.0, timeout))
         except (TimeoutError, concurrent.futures.TimeoutError):
