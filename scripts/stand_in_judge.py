@@ -418,6 +418,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     judge: StandInJudge
     server_version = "StandInJudge/1"
+    # Connections are kept open between requests, as OpenAI's API keeps them: a client that
+    # pools its connections (the openai client does) then pays for one connection, not one a
+    # call. Every answer has a Content-Length; a stream ends its connection instead.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet."""
@@ -516,6 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")  # no length: the stream ends with it
+        self.close_connection = True
         self.end_headers()
         for event in events:
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -90,6 +92,13 @@ class Runner:
         self._finished: dict[str, list[CaseResult]] = {}
         self._made: tuple[int, RunsMade] | None = None  # (of how many results, the index)
         self._slots: list[asyncio.Semaphore] = []
+        # Runs (with auto repetitions: jobs) not yet handed to the engine, in job order, by
+        # run key; how many handed over are unfinished; the lock guards both (the engine's
+        # loop tops up as runs finish).
+        self._queued: OrderedDict[str, tuple[Job, Case | None]] = OrderedDict()
+        self._unfinished = 0
+        # (reentrant: a run that finished before its callback was added calls it at once)
+        self._lock = threading.RLock()
 
     def runs_of(self, case: Case) -> list[Case]:
         """The runs of a case: one per repetition, numbered as the server numbers them
@@ -108,16 +117,62 @@ class Runner:
     # --- running jobs -----------------------------------------------------------------------
 
     def start(self, jobs: Sequence[Job]) -> None:
-        """Start every run of these jobs now, at most ``concurrency`` at once, in job order;
-        :meth:`run` then only waits for them."""
+        """Start the runs of these jobs, ``concurrency`` at once, in job order; :meth:`run`
+        then only waits for them. They are handed to the engine a window at a time
+        (:meth:`_top_up`): a run waiting its turn costs a few kilobytes on the loop (its task,
+        its future, its coroutine), so handing all of them over at once made memory grow
+        with the backlog (10,000 spans: about 40 MB before the first case)."""
         import_ahead()
-        for job in jobs:
-            if self.settings.auto:
-                self._ahead_auto[job.key] = self.engine.submit(self._until_settled(job))
-                continue
-            for run in self.runs_of(job.case):
-                self._ahead[_run_key(job.key, run)] = (
-                    run, self.engine.submit(self._limited(job, run)))
+        with self._lock:
+            for job in jobs:
+                if self.settings.auto:
+                    self._queued[job.key] = (job, None)
+                    continue
+                for run in self.runs_of(job.case):
+                    self._queued[_run_key(job.key, run)] = (job, run)
+        self._top_up()
+
+    def _window(self) -> int:
+        """Runs handed to the engine and not finished, at most: those running, and as many
+        again ready to take a slot the moment one frees."""
+        return 2 * self.settings.concurrency + 8
+
+    def _top_up(self, finished: concurrent.futures.Future[Any] | None = None) -> None:
+        """Hand queued runs to the engine, in job order, while fewer than the window are
+        unfinished. Called at the start and as each run finishes (on the engine's loop); a
+        cancelled run means the run stops (:meth:`stop`, the engine closing): none starts."""
+        with self._lock:
+            if finished is not None:
+                self._unfinished -= 1
+                if finished.cancelled():
+                    return
+            while self._queued and self._unfinished < self._window():
+                key, queued = self._queued.popitem(last=False)
+                self._submit(key, *queued)
+
+    def _submit(self, key: str, job: Job, run: Case | None, *, limited: bool = True) -> None:
+        """Hand one queued run (with auto repetitions: one job's runs) to the engine; called
+        with the lock held."""
+        if run is None:
+            future: concurrent.futures.Future[Any] = self.engine.submit(
+                self._until_settled(job, limited=limited))
+            self._ahead_auto[key] = future
+        else:
+            future = self.engine.submit(self._limited(job, run) if limited else
+                                        self._recorded(self._run_one(job, run)))
+            self._ahead[key] = (run, future)
+        if limited:
+            self._unfinished += 1
+            future.add_done_callback(self._top_up)
+
+    def _started(self, key: str) -> None:
+        """Make sure the run ``key`` was handed to the engine: pytest asks for the runs in job
+        order, so it was unless pytest asked out of order; then it starts now, outside the
+        window and the limit (as a run nothing started ahead)."""
+        with self._lock:
+            queued = self._queued.pop(key, None)
+            if queued is not None:
+                self._submit(key, *queued, limited=False)
 
     def run(self, job: Job) -> list[CaseResult]:
         """Every run of the job's case (waiting for those started ahead), each recorded and
@@ -127,6 +182,7 @@ class Runner:
             return self._run_auto(job)
         results = []
         for run in self.runs_of(job.case):
+            self._started(_run_key(job.key, run))
             ahead = self._ahead.pop(_run_key(job.key, run), None)
             result = ahead[1].result() if ahead is not None else \
                 self.engine.run(self._recorded(self._run_one(job, run)))
@@ -135,6 +191,7 @@ class Runner:
         return results
 
     def _run_auto(self, job: Job) -> list[CaseResult]:
+        self._started(job.key)
         started = self._ahead_auto.pop(job.key, None)
         results = started.result() if started is not None else \
             self.engine.run(self._until_settled(job, limited=False))
@@ -146,6 +203,8 @@ class Runner:
     def stop(self) -> None:
         """Stopped early (-x, --maxfail, Ctrl-C): cancel the runs not yet done, and record
         those that finished although nothing asked for them (nothing done is lost)."""
+        with self._lock:  # nothing queued starts any more
+            self._queued.clear()
         ahead, self._ahead = self._ahead, {}
         for _, future in ahead.values():
             future.cancel()
