@@ -63,6 +63,8 @@ RUNNERS = ("plugin", "plugin_untraced", "peer", "peer_default", "floor", "floor_
 # peer_default (the documented rate limiter, 5 requests a second at first) takes minutes at
 # 4,000 spans: run it with --runners plugin,peer,peer_default,floor,floor_traced.
 DEFAULT_RUNNERS = ("plugin", "peer", "floor", "floor_traced")
+# The runners that send their judges' traces to Phoenix (the peer's judges are not traced).
+TRACES_JUDGES = ("plugin",)
 LABELS = {"plugin": "pytest-phoenix-evals", "plugin_untraced": "pytest-phoenix-evals untraced",
           "peer": "phoenix docs, limiter raised", "peer_default": "phoenix docs, default limiter",
           "floor": "floor", "floor_traced": "floor with the judges' traces"}
@@ -225,6 +227,14 @@ class Measurement:
     labels: dict[str, dict[str, float]] = field(default_factory=dict)
     spans: int = 0
     detail: str = ""
+    # Until the server has stored everything the runner sent (its wall plus the time the
+    # server stayed busy after the runner exited: the plugin's judge traces are still being
+    # ingested then). The floors' walls already include their storing.
+    done: float | None = None
+
+    @property
+    def finished(self) -> float:
+        return self.wall if self.done is None else self.done
 
 
 class SpanBench:
@@ -374,6 +384,8 @@ class SpanBench:
         m.detail = self._detail(key, text, m.spans)
         if settle > 1.0:
             m.detail += f"; server busy {settle - 0.5:.1f}s after exit"
+        # (wait_until_server_idle checks every 0.5 s: an idle server answers after 0.5 s)
+        m.done = wall + max(0.0, settle - 0.5)
         if process.returncode != 0:
             log(f"{key} exited {process.returncode}; the end of {log_path}:\n{text[-3000:]}")
         return m
@@ -568,11 +580,21 @@ def _labels(m: Measurement) -> str:
                      for name, fractions in m.labels.items())
 
 
+def _against_floor(key: str, done: dict[str, float]) -> str:
+    """``done`` against the floor of the same work: a runner that traces its judges (the
+    plugin) against ``floor_traced``, one that does not against ``floor``."""
+    base = "floor_traced" if key in TRACES_JUDGES else "floor"
+    if base not in done or key.startswith("floor"):
+        return "-"
+    return f"{done[key] / done[base]:.2f}x {'traced' if base == 'floor_traced' else 'floor'}"
+
+
 def _size_table(bench: SpanBench, n: int) -> str:
     from tabulate import tabulate
 
     results = bench.results[n]
     median = {key: statistics.median(m.wall for m in ms) for key, ms in results.items() if ms}
+    done = {key: statistics.median(m.finished for m in ms) for key, ms in results.items() if ms}
     rows = []
     for key in [k for k in RUNNERS if k in results and results[k]]:
         ms = results[key]
@@ -588,6 +610,7 @@ def _size_table(bench: SpanBench, n: int) -> str:
             LABELS[key], f"{wall:.2f}",
             f"{wall / median['peer']:.2f}x" if "peer" in median else "-",
             f"{wall / median['floor']:.2f}x" if "floor" in median else "-",
+            f"{done[key]:.2f}", _against_floor(key, done),
             f"{max(peak):.0f}" if peak else "-",
             f"{statistics.median(m.cpu for m in ms):.1f}",
             f"{statistics.median(m.server_cpu for m in ms):.1f}",
@@ -595,7 +618,8 @@ def _size_table(bench: SpanBench, n: int) -> str:
             " / ".join(sorted({f"{m.judge_calls} (peak {m.judge_peak})" for m in ms}))
             if key != "floor" else "-",
             "; ".join(notes)])
-    return tabulate(rows, headers=["runner", "wall s", "vs peer", "vs floor", "peak MB",
+    return tabulate(rows, headers=["runner", "wall s", "vs peer", "vs floor", "done s",
+                                   "done vs its floor", "peak MB",
                                    "cpu s", "server cpu s", f"annotations (2 x {n})",
                                    "judge calls", "notes"], disable_numparse=True)
 

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,18 @@ def plugin_import_cost(stderr: str) -> dict[str, int]:
     return cost
 
 
+def least_cost(run: Callable[[], dict[str, int]]) -> dict[str, int]:
+    """The cheapest of up to 12 runs of ``run``, stopping at the first within the budget after
+    the third: a busy machine (another suite on the same two cores) slows some runs by
+    several times, and what is measured is the imports, not the machine."""
+    costs: list[dict[str, int]] = []
+    for attempt in range(12):
+        costs.append(run())
+        if attempt >= 2 and sum(costs[-1].values()) <= IMPORT_BUDGET_US:
+            break
+    return min(costs, key=lambda cost: sum(cost.values()))
+
+
 def test_import_cost_is_read_from_importtime_lines() -> None:
     sample = ("import time:       120 |        120 |   pytest_phoenix_evals._items\n"
               "import time:       900 |      22000 | __editable___pytest_phoenix_evals_finder\n"
@@ -68,24 +81,25 @@ def test_import_cost_is_read_from_importtime_lines() -> None:
 
 def test_unused_plugin_costs_at_most_10_ms_of_imports(tmp_path: Path) -> None:
     """``python -X importtime -m pytest`` in a project with no dataset: the plugin's modules
-    together. The least of three runs counts (a busy machine slows any single one), and the
-    modules must be the light ones only. (The entry module itself, ``plugin``, is loaded by
-    pytest's assertion rewriter, which -X importtime does not list: it is measured apart in
-    test_the_plugin_module_itself_is_cheap.)"""
+    together. The least of several runs counts (a busy machine slows any single one:
+    ``least_cost``), and the modules must be the light ones only. (The entry module itself,
+    ``plugin``, is loaded by pytest's assertion rewriter, which -X importtime does not list:
+    it is measured apart in test_the_plugin_module_itself_is_cheap.)"""
     (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
     # With bytecode, as an installed package has it (a first run writes it; the least of the
     # runs counts).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    runs = []
-    for _ in range(4):
+
+    def run() -> dict[str, int]:
         # arize-phoenix-client's own plugin is off: what is measured is ours alone.
         done = subprocess.run([sys.executable, "-X", "importtime", "-m", "pytest", "-q",
                                "-p", "no:cacheprovider", "-p", "no:phoenix"],
                               cwd=tmp_path, capture_output=True, text=True, check=False,
                               timeout=120, env=env)
         assert done.returncode == 0, done.stdout + done.stderr
-        runs.append(plugin_import_cost(done.stderr))
-    best = min(runs, key=lambda cost: sum(cost.values()))
+        return plugin_import_cost(done.stderr)
+
+    best = least_cost(run)
     heavy = sorted(set(best) - LIGHT)
     assert not heavy, f"an unused plugin imported {heavy}"
     total = sum(best.values())
@@ -98,13 +112,14 @@ def test_the_plugin_module_itself_is_cheap() -> None:
     """Importing the entry module and everything it pulls in, after pytest, in a plain
     interpreter (bytecode on): within the same budget."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    costs = []
-    for _ in range(4):
+
+    def run() -> dict[str, int]:
         done = subprocess.run([sys.executable, "-X", "importtime", "-c",
                                "import pytest, pytest_phoenix_evals.plugin"],
                               capture_output=True, text=True, check=True, timeout=120, env=env)
-        costs.append(plugin_import_cost(done.stderr))
-    best = min(costs, key=lambda cost: sum(cost.values()))
+        return plugin_import_cost(done.stderr)
+
+    best = least_cost(run)
     assert "pytest_phoenix_evals.plugin" in best
     assert set(best) <= LIGHT, f"the entry module imports {sorted(set(best) - LIGHT)}"
     total = sum(best.values())

@@ -14,7 +14,7 @@ AnnotatorKind = Literal["CODE", "LLM", "HUMAN"]
 NOT_RUN = "not run: "
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Example:
     """One dataset example, as the server stores it at the version that was run."""
 
@@ -47,7 +47,7 @@ class Example:
 GroupKind = Literal["dataset", "test", "spans", "traces", "sessions"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     """What results belong to: one experiment, one journal file, one part of the summary.
 
@@ -79,7 +79,7 @@ class Group:
         return self.key == other.key or self.parent == other.key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Case:
     """One execution of the task on one example, in one group."""
 
@@ -94,7 +94,7 @@ class Case:
         return (self.group.key, self.example.id, self.repetition)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputConfig:
     """An annotation config: what an evaluator produces and which way is better."""
 
@@ -118,7 +118,7 @@ class OutputConfig:
         return frozenset(label for label, score in scored if score == best)
 
 
-@dataclass
+@dataclass(slots=True)
 class Score:
     """One annotation: what one evaluator said about one case under one output config."""
 
@@ -141,7 +141,7 @@ class Score:
 VerdictStatus = Literal["pass", "fail", "error", "recorded"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """Whether one score passes, and the rule that decided it."""
 
@@ -153,7 +153,7 @@ class Verdict:
         return self.status in ("fail", "error")
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseResult:
     """Everything that happened to one case: the run and its annotations."""
 

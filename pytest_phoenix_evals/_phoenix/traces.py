@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -92,7 +92,7 @@ class Project:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpanRecord:
     """One span as listed: what a case is built from."""
 
@@ -113,7 +113,7 @@ class SpanRecord:
     raw: tuple[str, str] | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
@@ -130,7 +130,7 @@ class SpanRecord:
                        raw=None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
     """One session as listed (``GET /v1/projects/{p}/sessions``): its traces in time order."""
 
@@ -144,7 +144,8 @@ class SessionRecord:
     token_count_total: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {**self.__dict__, "trace_ids": list(self.trace_ids)}
+        return {**{f.name: getattr(self, f.name) for f in fields(self)},
+                "trace_ids": list(self.trace_ids)}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SessionRecord:

@@ -58,7 +58,7 @@ class SpanSelection:
     shard: tuple[int, int] | None = None  # (K, N): shard K of N, by id (window.id_range)
 
 
-@dataclass
+@dataclass(slots=True)
 class SpanCase:
     """A listed span (or trace) and what it still needs."""
 
