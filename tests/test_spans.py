@@ -393,6 +393,30 @@ def pytest_phoenix_evals_evaluators(config, dataset, group):
     assert not list((pytester.path / ".phoenix-evals" / "journal").glob("*.jsonl"))
 
 
+def test_a_span_deleted_after_the_listing_errors_its_case_alone(
+        pytester: pytest.Pytester, spans_env: str) -> None:
+    # The listing keeps only ids and names; a page's attributes are read as its cases start.
+    # A span deleted in Phoenix in between: its case errors, saying so, and the others are
+    # judged and written.
+    project = unique("vanished")
+    sent = emit(spans_env, project, CONVERSATIONS)
+    doomed = sent[1].llm_id
+    pytester.makeconftest(CONFTEST + f"""
+import httpx
+
+def pytest_collection_finish(session):  # listed by now; no context is built yet
+    httpx.delete({spans_env!r} + "/v1/spans/" + {doomed!r}).raise_for_status()
+""")
+    result = run(pytester, project)
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    assert f"span {doomed} ('ChatCompletion') of project {project!r} was listed but is no " \
+        "longer on the server" in out
+    assert "Traceback" not in out
+    assert set(ours(spans_env, project, [s.llm_id for s in sent])) == {
+        f"{s.llm_id}/known_wrong" for s in sent if s.llm_id != doomed}
+
+
 def test_xdist_lists_the_spans_once_and_every_span_is_judged_once(
         pytester: pytest.Pytester, spans_env: str) -> None:
     project = unique("xdist")

@@ -48,7 +48,7 @@ query($id: ID!, $first: Int!, $after: String, $timeRange: TimeRange, $filter: St
           sort: {col: startTime, dir: asc}) {
       pageInfo { hasNextPage endCursor }
       edges { node { id name spanKind startTime parentId statusCode
-                     context { spanId traceId } attributes metadata } } } } } }
+                     context { spanId traceId } %s } } } } } }
 """
 # How many spans match, and the newest of them (the spans a settle leaves for a later run).
 _NEWER_SPANS = """
@@ -106,28 +106,16 @@ class SpanRecord:
     status_code: str
     attributes: dict[str, Any]
     metadata: dict[str, Any]
-    # Listed unparsed (``Traces.spans(parse=False)``): the attributes' and the metadata's JSON
-    # text as the server sent it, ``attributes`` and ``metadata`` left empty until
-    # :meth:`parsed`. A text takes a fraction of the memory of its parsed dicts, so a listing
-    # of many spans holds them all at little cost.
-    raw: tuple[str, str] | None = None
+    # Listed without its attributes and metadata (``Traces.spans(bodies=False)``): its ids,
+    # name and times only; ``Traces.spans_by_id`` reads the rest when it is needed.
+    unread: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
-        raw = data.get("raw")
-        return cls(**{**data, "raw": (str(raw[0]), str(raw[1])) if raw else None})
-
-    def parsed(self) -> SpanRecord:
-        """The record with its attributes and metadata parsed (itself when they are)."""
-        if self.raw is None:
-            return self
-        from dataclasses import replace
-
-        return replace(self, attributes=_loads(self.raw[0]), metadata=_loads(self.raw[1]),
-                       raw=None)
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +157,6 @@ def _loads(text: Any) -> dict[str, Any]:
     except ValueError:
         return {"value": text}
     return value if isinstance(value, dict) else {"value": value}
-
-
-def _text(value: Any) -> str:
-    """A JSON field as text (the server sends attributes and metadata as JSON strings)."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 class UnknownSubjects(PhoenixError):
@@ -288,11 +269,12 @@ class Traces:
         return str(answer.get("errorMessage") or "the server gave no reason")
 
     def spans(self, project: Project, *, condition: str | None, start: datetime | None,
-              end: datetime | None, parse: bool = True) -> Iterator[SpanRecord]:
+              end: datetime | None, bodies: bool = True) -> Iterator[SpanRecord]:
         """The project's spans matching ``condition`` that started in [start, end), oldest
-        first, page by page (the caller stops when it has enough). ``parse=False`` leaves
-        each span's attributes and metadata as the JSON text the server sent
-        (:meth:`SpanRecord.parsed` reads them)."""
+        first, page by page (the caller stops when it has enough). ``bodies=False`` does not
+        ask for their attributes and metadata (``unread`` records: :meth:`spans_by_id` reads
+        them)."""
+        query = _SPANS_QUERY % ("attributes metadata" if bodies else "")
         time_range = {k: v.isoformat() for k, v in (("start", start), ("end", end)) if v}
         after = None
         doing = f"listing the spans of project {project.name!r}"
@@ -300,21 +282,20 @@ class Traces:
             variables: dict[str, Any] = {"id": project.id, "first": SPANS_PER_PAGE,
                                          "after": after, "filter": condition or None,
                                          "timeRange": time_range or None}
-            data = self.gateway._graphql(_SPANS_QUERY, variables, doing, read=False)
+            data = self.gateway._graphql(query, variables, doing, read=False)
             page = (data.get("node") or {}).get("spans")
             if page is None:
                 raise PhoenixError(f"{self.where()} gave no spans for project "
                                    f"{project.name!r} while {doing}")
             for edge in page["edges"]:
                 node = edge["node"]
-                if not parse:
+                if not bodies:
                     yield SpanRecord(
                         node_id=node["id"], span_id=node["context"]["spanId"],
                         trace_id=node["context"]["traceId"], name=node["name"],
                         span_kind=str(node["spanKind"]).upper(), start_time=node["startTime"],
                         parent_id=node.get("parentId"), status_code=str(node.get("statusCode")),
-                        attributes={}, metadata={},
-                        raw=(_text(node.get("attributes")), _text(node.get("metadata"))))
+                        attributes={}, metadata={}, unread=True)
                     continue
                 yield SpanRecord(
                     node_id=node["id"], span_id=node["context"]["spanId"],
@@ -326,6 +307,18 @@ class Traces:
             if not page["pageInfo"]["hasNextPage"]:
                 return
             after = page["pageInfo"]["endCursor"]
+
+    def spans_by_id(self, project: Project, span_ids: Sequence[str]) -> dict[str, SpanRecord]:
+        """These spans of the project, whole (attributes and metadata parsed), by span id, 100
+        to a query; a span the server no longer has is left out."""
+        found: dict[str, SpanRecord] = {}
+        unique = list(dict.fromkeys(span_ids))
+        for at in range(0, len(unique), 100):
+            chunk = unique[at:at + 100]
+            condition = f"span_id in [{', '.join(quote_dsl(s) for s in chunk)}]"
+            for record in self.spans(project, condition=condition, start=None, end=None):
+                found[record.span_id] = record
+        return found
 
     def count_since(self, project: Project, *, condition: str | None, start: datetime
                     ) -> tuple[int, str | None]:

@@ -32,6 +32,7 @@ from ..._core.types import Case, Example, Group, GroupKind
 from ..._core.window import Window, id_range, in_selection
 from ..._evaluators.mapping import MappingError
 from ..._evaluators.protocol import Evaluator
+from ..._phoenix.http import PhoenixError
 from ..._phoenix.traces import Project, SpanRecord, Target, quote_dsl
 from .subjects import SubjectSource
 
@@ -325,11 +326,13 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
             self._waiting, listing.problems = self._journaled(project)
         limit = selection.max_spans
         page: list[SpanRecord] = []
-        # Unparsed: the listing holds every span it found until the run ends, and the
-        # attributes are read (and the context built) only when the span is judged.
+        # Without their attributes: the listing holds every span it found until the run
+        # ends, so it holds only their ids, names and times; a page's attributes are read
+        # (and their contexts built) as its cases start, and let go once they have them
+        # (memory bounded by the cases in flight, however large the spans: issue 28).
         spans = self.traces.spans(project, condition=condition,
                                   start=window.start if window else None,
-                                  end=window.end if window else None, parse=False)
+                                  end=window.end if window else None, bodies=False)
         for record in spans:
             page.append(record)
             if len(page) >= LISTING_PAGE:
@@ -488,13 +491,22 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
         target = self.selection.target
         trace_ids = [f.record.trace_id for f in found]
         try:
+            unread = [f.record.span_id for f in found if f.record.unread]
+            read = self.traces.spans_by_id(self.project, unread) if unread else {}
             documents = self._documents(trace_ids)
             tools = self._tool_calls(trace_ids) if target == "trace" else None
         except Exception as exc:  # every case of the page errors so
             return {(group, subject_of(f.record, target)): exc for f in found}
         contexts: dict[tuple[str, str], Any] = {}
         for f in found:
-            record = f.record.parsed()
+            listed = f.record
+            record = read.get(listed.span_id) if listed.unread else listed
+            if record is None:
+                contexts[(group, subject_of(listed, target))] = PhoenixError(
+                    f"span {listed.span_id} ({listed.name!r}) of project "
+                    f"{self.project.name!r} was listed but is no longer on the server "
+                    f"(deleted since, or its project's data was cleared)")
+                continue
             trace_id = record.trace_id
             try:
                 contexts[(group, subject_of(record, target))] = span_context(
