@@ -36,6 +36,9 @@ from .http import PhoenixError, raise_for_retryable
 IDS_PER_READ = 1000
 #: Spans in one page of ``Project.spans`` (the server's maximum).
 SPANS_PER_PAGE = 1000
+#: Ids in one span filter of :meth:`Traces.spans_among` (``trace_id in [...]``): the filter is
+#: text the server parses, kept short.
+IDS_PER_FILTER = 100
 
 Target = Literal["span", "trace", "session"]
 #: Sessions listed in one page of ``GET /v1/projects/{p}/sessions`` (each with its traces).
@@ -107,11 +110,11 @@ class SpanRecord:
     attributes: dict[str, Any]
     metadata: dict[str, Any]
     # Listed without its attributes and metadata (``Traces.spans(bodies=False)``): its ids,
-    # name and times only; ``Traces.spans_by_id`` reads the rest when it is needed.
+    # name and times only; ``Traces.spans_among`` reads the rest when it is needed.
     unread: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return _fields_of(self)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
@@ -132,8 +135,7 @@ class SessionRecord:
     token_count_total: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {**{f.name: getattr(self, f.name) for f in fields(self)},
-                "trace_ids": list(self.trace_ids)}
+        return {**_fields_of(self), "trace_ids": list(self.trace_ids)}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SessionRecord:
@@ -147,6 +149,12 @@ class Revisions:
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)  # by span id
     gone: set[str] = field(default_factory=set)  # span ids Phoenix no longer has
     refused: dict[str, str] = field(default_factory=dict)  # span id -> the server's reason
+
+
+def _fields_of(record: Any) -> dict[str, Any]:
+    """A slotted dataclass's fields by name, shallow (``dataclasses.asdict`` copies every
+    nested dict: a span's attributes)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def _loads(text: Any) -> dict[str, Any]:
@@ -272,7 +280,7 @@ class Traces:
               end: datetime | None, bodies: bool = True) -> Iterator[SpanRecord]:
         """The project's spans matching ``condition`` that started in [start, end), oldest
         first, page by page (the caller stops when it has enough). ``bodies=False`` does not
-        ask for their attributes and metadata (``unread`` records: :meth:`spans_by_id` reads
+        ask for their attributes and metadata (``unread`` records: :meth:`spans_among` reads
         them)."""
         query = _SPANS_QUERY % ("attributes metadata" if bodies else "")
         time_range = {k: v.isoformat() for k, v in (("start", start), ("end", end)) if v}
@@ -289,36 +297,30 @@ class Traces:
                                    f"{project.name!r} while {doing}")
             for edge in page["edges"]:
                 node = edge["node"]
-                if not bodies:
-                    yield SpanRecord(
-                        node_id=node["id"], span_id=node["context"]["spanId"],
-                        trace_id=node["context"]["traceId"], name=node["name"],
-                        span_kind=str(node["spanKind"]).upper(), start_time=node["startTime"],
-                        parent_id=node.get("parentId"), status_code=str(node.get("statusCode")),
-                        attributes={}, metadata={}, unread=True)
-                    continue
                 yield SpanRecord(
                     node_id=node["id"], span_id=node["context"]["spanId"],
                     trace_id=node["context"]["traceId"], name=node["name"],
                     span_kind=str(node["spanKind"]).upper(), start_time=node["startTime"],
                     parent_id=node.get("parentId"), status_code=str(node.get("statusCode")),
-                    attributes=_loads(node.get("attributes")),
-                    metadata=_loads(node.get("metadata")))
+                    attributes=_loads(node.get("attributes")) if bodies else {},
+                    metadata=_loads(node.get("metadata")) if bodies else {},
+                    unread=not bodies)
             if not page["pageInfo"]["hasNextPage"]:
                 return
             after = page["pageInfo"]["endCursor"]
 
-    def spans_by_id(self, project: Project, span_ids: Sequence[str]) -> dict[str, SpanRecord]:
-        """These spans of the project, whole (attributes and metadata parsed), by span id, 100
-        to a query; a span the server no longer has is left out."""
-        found: dict[str, SpanRecord] = {}
-        unique = list(dict.fromkeys(span_ids))
-        for at in range(0, len(unique), 100):
-            chunk = unique[at:at + 100]
-            condition = f"span_id in [{', '.join(quote_dsl(s) for s in chunk)}]"
-            for record in self.spans(project, condition=condition, start=None, end=None):
-                found[record.span_id] = record
-        return found
+    def spans_among(self, project: Project, key: str, values: Sequence[str],
+                    where: str | None = None) -> Iterator[SpanRecord]:
+        """The project's spans, whole, whose ``key`` (``span_id``, ``trace_id``) is one of
+        ``values`` (and that match ``where``), :data:`IDS_PER_FILTER` values to a query; the
+        values the server has no span for are left out."""
+        unique = list(dict.fromkeys(values))
+        for at in range(0, len(unique), IDS_PER_FILTER):
+            chunk = unique[at:at + IDS_PER_FILTER]
+            condition = f"{key} in [{', '.join(quote_dsl(v) for v in chunk)}]"
+            if where:
+                condition = f"{where} and {condition}"
+            yield from self.spans(project, condition=condition, start=None, end=None)
 
     def count_since(self, project: Project, *, condition: str | None, start: datetime
                     ) -> tuple[int, str | None]:

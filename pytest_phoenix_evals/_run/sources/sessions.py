@@ -35,9 +35,6 @@ from ..._phoenix.traces import Project, SessionRecord, quote_dsl
 from .spans import evaluator_names, span_input, span_output
 from .subjects import SubjectSource
 
-#: Traces whose root spans are read in one listing request.
-TRACES_PER_READ = 100
-
 
 @dataclass(frozen=True)
 class SessionSelection:
@@ -300,13 +297,6 @@ class SessionSource(SubjectSource[SessionSelection, SessionListing]):
 
     def roots(self, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The root span's attributes of each of these traces (by trace id)."""
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(trace_ids))
-        for at in range(0, len(unique), TRACES_PER_READ):
-            chunk = unique[at:at + TRACES_PER_READ]
-            condition = (f"parent_id is None and trace_id in "
-                         f"[{', '.join(quote_dsl(t) for t in chunk)}]")
-            for record in self.traces.spans(self.project, condition=condition, start=None,
-                                            end=None):
-                found[record.trace_id] = record.attributes
-        return found
+        return {record.trace_id: record.attributes
+                for record in self.traces.spans_among(self.project, "trace_id", trace_ids,
+                                                      "parent_id is None")}

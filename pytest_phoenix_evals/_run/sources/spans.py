@@ -492,7 +492,8 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
         trace_ids = [f.record.trace_id for f in found]
         try:
             unread = [f.record.span_id for f in found if f.record.unread]
-            read = self.traces.spans_by_id(self.project, unread) if unread else {}
+            read = {r.span_id: r for r in self.traces.spans_among(self.project, "span_id",
+                                                                   unread)}
             documents = self._documents(trace_ids)
             tools = self._tool_calls(trace_ids) if target == "trace" else None
         except Exception as exc:  # every case of the page errors so
@@ -532,27 +533,17 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
     def _tool_calls(self, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Per trace, the calls its TOOL spans made, in the order they started."""
         spans: dict[str, list[SpanRecord]] = {}
-        unique = list(dict.fromkeys(trace_ids))
-        for at in range(0, len(unique), 100):
-            chunk = unique[at:at + 100]
-            condition = (f"span_kind == 'TOOL' and trace_id in "
-                         f"[{', '.join(quote_dsl(t) for t in chunk)}]")
-            for record in self.traces.spans(self.project, condition=condition, start=None,
-                                            end=None):
-                spans.setdefault(record.trace_id, []).append(record)
+        for record in self.traces.spans_among(self.project, "trace_id", trace_ids,
+                                              "span_kind == 'TOOL'"):
+            spans.setdefault(record.trace_id, []).append(record)
         return {trace_id: [tool_span_call(r) for r in sorted(found, key=_started)]
                 for trace_id, found in spans.items()}
 
     def _documents(self, trace_ids: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        unique = list(dict.fromkeys(trace_ids))
-        for at in range(0, len(unique), 100):
-            chunk = unique[at:at + 100]
-            condition = (f"span_kind == 'RETRIEVER' and trace_id in "
-                         f"[{', '.join(quote_dsl(t) for t in chunk)}]")
-            for record in self.traces.spans(self.project, condition=condition, start=None,
-                                            end=None):
-                found.setdefault(record.trace_id, []).extend(documents_of(record.attributes))
+        for record in self.traces.spans_among(self.project, "trace_id", trace_ids,
+                                              "span_kind == 'RETRIEVER'"):
+            found.setdefault(record.trace_id, []).extend(documents_of(record.attributes))
         return found
 
 
