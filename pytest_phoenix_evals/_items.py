@@ -27,6 +27,31 @@ _EVALUATED = pytest.StashKey[bool]()
 _RESULT = pytest.StashKey["list[CaseResult]"]()
 
 
+class QuietReports:
+    """pytest's terminal reporter keeps every report to the end of the run, each case's passed
+    setup and teardown among them (its ``""`` category), though it shows nothing of one that
+    captured nothing: about 1.4 KB a case, which a run of thousands of spans keeps for as many
+    cases. Such a report of a case is let go as soon as the reporter has taken it. Not used
+    under ``--durations``, which reads every kept report's duration."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._kept: list[Any] | None = None
+
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter has added it
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or not report.passed or report.sections or \
+                not report.nodeid.startswith("phoenix:"):
+            return
+        if self._kept is None:
+            reporter = self._config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is None:
+                return
+            self._kept = reporter.stats.setdefault("", [])
+        if self._kept and self._kept[-1] is report:
+            self._kept.pop()
+
+
 class RunsCases(Protocol):
     """What the items and fixtures need of the session."""
 
@@ -206,8 +231,9 @@ def after_report(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.
     """Once pytest reported a case: its output may go; a test of the fixture style that
     failed before it handed its output over is recorded with the error."""
     case = case_of(item)
-    if case is not None or isinstance(item, CaseItem):
-        report.phoenix_case = True  # type: ignore[attr-defined]  # (travels with xdist)
+    if call.when == "call" and (case is not None or isinstance(item, CaseItem)):
+        # (travels with xdist; only the call's report is read, pytest keeps all three)
+        report.phoenix_case = True  # type: ignore[attr-defined]
     if call.when == "call" and _RESULT in item.stash:  # the failure text is written by now
         for result in item.stash[_RESULT]:
             result.mark(reported=True)

@@ -24,6 +24,7 @@ MARKER = "phoenix_evals"
 _SETTINGS = pytest.StashKey[Settings]()
 _SESSION_PLUGIN = "phoenix-evals-session"
 _XDIST_PLUGIN = "phoenix-evals-xdist"
+_QUIET_PLUGIN = "phoenix-evals-quiet-reports"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -84,6 +85,10 @@ def activate(config: pytest.Config) -> PhoenixEvalsSession:
         import_ahead()  # before any thread of the run starts (see import_ahead)
         session = config.stash[SESSION_KEY] = PhoenixEvalsSession(config, config.stash[_SETTINGS])
         config.pluginmanager.register(session, _SESSION_PLUGIN)
+        if getattr(config.option, "durations", None) is None:
+            from ._items import QuietReports
+
+            config.pluginmanager.register(QuietReports(config), _QUIET_PLUGIN)
         _sigterm_as_interrupt(config)
     return session
 
@@ -127,7 +132,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None:
         session.close()
         del config.stash[SESSION_KEY]
-    for name in (_SESSION_PLUGIN, _XDIST_PLUGIN):
+    for name in (_SESSION_PLUGIN, _XDIST_PLUGIN, _QUIET_PLUGIN):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)

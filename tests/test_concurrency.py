@@ -134,20 +134,74 @@ def test_xdist_workers_share_one_experiment_and_run_each_case_once(
     assert stored == traces
 
 
-def test_outputs_are_let_go_once_reported_and_uploaded(slow_app: pytest.Pytester) -> None:
-    slow_app.makeconftest("""
+KEEPS = """
 import pytest
+
+def pytest_phoenix_evals_evaluators(config, dataset):
+    def says_why(output):
+        return {"score": 1.0, "label": "ok", "explanation": f"why: {output}"}
+    return [says_why]
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):  # after the plugin has waited for its uploads
     results = session.config.pluginmanager.get_plugin("phoenix-evals-session").results
     print("KEPT:", [(r.output, r.exception) for r in results], len(results))
-""")
+    print("SCORES KEPT:", sorted({(s.label, s.score, s.explanation) for r in results
+                                  for s in r.scores}))
+"""
+
+
+def _rows(path: Any) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_outputs_are_let_go_once_reported_and_uploaded(slow_app: pytest.Pytester) -> None:
+    slow_app.makeconftest(KEEPS)
     result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",
-                                "-s")
+                                "--phoenix-results=r.jsonl", "-s")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*KEPT: ?(None, None), (None, None), (None, None)? 3"])
+    # A score keeps what the summary reads (label, score), not its explanation ...
+    result.stdout.fnmatch_lines(["*SCORES KEPT: ?('ok', 1.0, None)?"])
     result.stdout.fnmatch_lines(["*RuntimeError: no idea*"])  # the report still had it all
+    # ... which the results file took whole as each case finished.
+    rows = _rows(slow_app.path / "r.jsonl")
+    assert sorted(r["explanation"] for r in rows if r.get("explanation")) == [
+        "why: Paris", "why: Paris"], rows
+
+
+def test_exit_first_keeps_in_the_results_file_what_finished_ahead(
+        slow_app: pytest.Pytester) -> None:
+    # France passes, Hamlet fails (late) and stops the run after Spain (started beside it)
+    # finished: Spain is never reported, and its results-file row has its output and
+    # explanation all the same.
+    slow_app.makeconftest(KEEPS)
+    slow_app.makepyfile(late_failure="""
+import time
+
+def answer(input):
+    if "Hamlet" in input["question"]:
+        time.sleep(2.0)  # long after Spain finished
+        raise RuntimeError("no idea")
+    return "Paris"
+""")
+    result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=late_failure:answer",
+                                "--phoenix-no-upload", "--phoenix-concurrency=3", "-x",
+                                "--phoenix-results=r.jsonl", "-s")
+    result.assert_outcomes(passed=1, failed=1)
+    rows = _rows(slow_app.path / "r.jsonl")
+    spain = [r for r in rows if "Spain" in json_text(r)]
+    assert spain, rows  # it ran beside the failing case (concurrency 3) and was recorded
+    assert all(r["output"] and "Paris" in json_text(r["output"]) for r in spain), spain
+    assert all(r["explanation"] == "why: Paris" for r in spain if r.get("annotation")), spain
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @pytest.mark.parametrize("wait", ["30", "0.5"])
@@ -293,3 +347,32 @@ def test_cases_wait_for_uploads_that_fall_behind(
     assert 0 < most <= BACKLOG + 2, most  # the backlog, and the cases let in at once
     experiment = next(e for e in admin.experiments(many["id"]) if e.get("name") == "pressed")
     assert len(admin.runs(experiment["id"])) == BACKLOG + 72
+
+
+QUIET = """
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    stats = terminalreporter.stats
+    print("KEPT REPORTS:", len(stats.get("", [])), len(stats.get("passed", [])),
+          len(stats.get("failed", [])))
+"""
+
+
+@pytest.mark.parametrize("durations", [False, True])
+def test_a_cases_quiet_setup_and_teardown_reports_are_not_kept(
+        slow_app: pytest.Pytester, durations: bool) -> None:
+    # pytest's terminal reporter keeps all three reports of every case to the end; a case's
+    # passed setup and teardown that captured nothing show nothing, and are let go, unless
+    # --durations (which reads them all) is asked for.
+    slow_app.makeconftest(QUIET)
+    result = slow_app.runpytest("--phoenix-dataset=judged", "--phoenix-task=slow_app:answer",
+                                "--phoenix-no-upload", "-rA",
+                                *(["--durations=0", "--durations-min=0"] if durations else []))
+    result.assert_outcomes(passed=2, failed=1)
+    kept = 6 if durations else 0  # three cases, a setup and a teardown each
+    result.stdout.fnmatch_lines([f"KEPT REPORTS: {kept} 2 1"])
+    result.stdout.fnmatch_lines(["PASSED phoenix:judged::*", "FAILED phoenix:judged::*"])
+    if durations:
+        result.stdout.fnmatch_lines(["*s setup *phoenix:judged::*"])

@@ -166,9 +166,13 @@ class CaseResult:
     trace_id: str | None = None
     scores: list[Score] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
-    # Set once pytest reported the case and once its upload ended (or there is none): the
-    # output and the task's exception (with its frames) are then let go, so that memory stays
-    # bounded however many cases run. The summary needs neither.
+    # Set once pytest reported the case and once its upload ended (or there is none): what
+    # only the report and the upload read is then let go (the output, the task's exception
+    # with its frames, each score's explanation, hint, judge trace id and times), so that
+    # memory stays bounded however many cases run. What the end of the run reads stays: the
+    # case, the error, each score's name, label, score, error and metadata (the judges' usage,
+    # a human's label), the verdicts and the run's times and trace id. The results file's
+    # rows and the journal's lines are made as the case finishes, before any of it goes.
     reported: bool = field(default=False, repr=False)
     uploaded: bool = field(default=False, repr=False)
     # The case as it was listed, when ``case`` was built whole as it ran (a span's context):
@@ -192,3 +196,6 @@ class CaseResult:
             self.output = None
             if self.light is not None:
                 self.case, self.light = self.light, None
+            for score in self.scores:
+                score.explanation = score.hint = score.trace_id = None
+                score.start_time = score.end_time = None

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -95,6 +97,10 @@ class Project:
     name: str
 
 
+#: The attributes and metadata of a span listed without them (read-only: shared).
+_UNREAD: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class SpanRecord:
     """One span as listed: what a case is built from."""
@@ -107,14 +113,15 @@ class SpanRecord:
     start_time: str
     parent_id: str | None
     status_code: str
-    attributes: dict[str, Any]
-    metadata: dict[str, Any]
+    attributes: Mapping[str, Any]
+    metadata: Mapping[str, Any]
     # Listed without its attributes and metadata (``Traces.spans(bodies=False)``): its ids,
     # name and times only; ``Traces.spans_among`` reads the rest when it is needed.
     unread: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return _fields_of(self)
+        return {**_fields_of(self), "attributes": dict(self.attributes),
+                "metadata": dict(self.metadata)}
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SpanRecord:
@@ -297,13 +304,17 @@ class Traces:
                                    f"{project.name!r} while {doing}")
             for edge in page["edges"]:
                 node = edge["node"]
+                # The listing keeps every span to the end of the run: the strings many spans
+                # share (name, kind, status) are one string each, and an unread span shares
+                # one empty mapping for its attributes and metadata.
                 yield SpanRecord(
                     node_id=node["id"], span_id=node["context"]["spanId"],
-                    trace_id=node["context"]["traceId"], name=node["name"],
-                    span_kind=str(node["spanKind"]).upper(), start_time=node["startTime"],
-                    parent_id=node.get("parentId"), status_code=str(node.get("statusCode")),
-                    attributes=_loads(node.get("attributes")) if bodies else {},
-                    metadata=_loads(node.get("metadata")) if bodies else {},
+                    trace_id=node["context"]["traceId"], name=sys.intern(str(node["name"])),
+                    span_kind=sys.intern(str(node["spanKind"]).upper()),
+                    start_time=node["startTime"], parent_id=node.get("parentId"),
+                    status_code=sys.intern(str(node.get("statusCode"))),
+                    attributes=_loads(node.get("attributes")) if bodies else _UNREAD,
+                    metadata=_loads(node.get("metadata")) if bodies else _UNREAD,
                     unread=not bodies)
             if not page["pageInfo"]["hasNextPage"]:
                 return

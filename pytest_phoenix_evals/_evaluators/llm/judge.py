@@ -17,6 +17,7 @@ server stores it with no score), a config whose tool was not called is reported 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -261,7 +262,9 @@ class LLMJudge:
                               f"answered: {completion.quoted()}", completion=completion)
             explanation = arguments.get("explanation")
             found[config_name] = Score(
-                name=annotation, evaluator=self.name, annotator_kind="LLM", label=str(label),
+                # One string a label, whichever case it came from (a long run keeps them).
+                name=annotation, evaluator=self.name, annotator_kind="LLM",
+                label=sys.intern(str(label)),
                 score=scores[label],
                 explanation=explanation if isinstance(explanation, str) or explanation is None
                 else json.dumps(explanation),
@@ -284,7 +287,9 @@ class LLMJudge:
     def _metadata(self, completion: Completion | None) -> dict[str, Any]:
         if completion is None:
             return {}
-        meta: dict[str, Any] = {"model": completion.model or self.model, **completion.usage,
+        model = completion.model or self.model
+        meta: dict[str, Any] = {"model": sys.intern(model) if model else model,
+                                **completion.usage,
                                 "judge_attempts": completion.attempts}
         if completion.cached:  # the usage is the original call's; nothing was spent now
             meta["judge_cache"] = "hit"

@@ -295,7 +295,7 @@ class SessionSource(SubjectSource[SessionSelection, SessionListing]):
         for found in listing.cases:
             found.context = session_context(found.record, roots, self.selection.reference)
 
-    def roots(self, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def roots(self, trace_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         """The root span's attributes of each of these traces (by trace id)."""
         return {record.trace_id: record.attributes
                 for record in self.traces.spans_among(self.project, "trace_id", trace_ids,

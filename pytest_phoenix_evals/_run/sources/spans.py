@@ -297,7 +297,7 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._index: dict[tuple[str, str, int], int] = {}  # case key -> place in the listing
+        self._index: dict[str, int] = {}  # subject id -> place in the listing
         self._pages: dict[int, Any] = {}  # page -> the future of its contexts
         self._used: set[int] = set()  # pages whose every context was taken
 
@@ -431,11 +431,11 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
     def cases(self, group: Group | None = None) -> list[Case]:
         cases = super().cases(group)
         if not self._index:
-            self._index = {case.key: at for at, case in enumerate(cases)}
+            self._index = {case.example.id: at for at, case in enumerate(cases)}
         return cases
 
     def output(self, case: Case) -> Any:
-        return self._by_key[case.key].context.get("output")
+        return self._by_key[case.example.id].context.get("output")
 
     async def prepare(self, case: Case) -> tuple[Case, Any]:
         """On the engine's loop, when a case starts: the case with its span's whole context
@@ -447,10 +447,10 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
         when it cannot be built: the case errors, and is judged again by the next run."""
         import asyncio
 
-        found: SpanCase = self._by_key[case.key]
+        found: SpanCase = self._by_key[case.example.id]
         if found.context:  # a listing given with its contexts (built, or a test's)
             return self._full(case, found, found.context), found.context["output"]
-        page = self._index.get(case.key, 0) // CONTEXT_PAGE
+        page = self._index.get(case.example.id, 0) // CONTEXT_PAGE
         for ahead in (page, page + 1):  # this page, and the next one meanwhile
             if ahead not in self._pages and ahead not in self._used and \
                     ahead * CONTEXT_PAGE < len(self._index):
@@ -481,7 +481,7 @@ class SpanSource(SubjectSource[SpanSelection, Listing]):
     def _page_contexts(self, page: int) -> dict[tuple[str, str], Any]:
         cases = self._cases or []
         chunk = cases[page * CONTEXT_PAGE:(page + 1) * CONTEXT_PAGE]
-        return self._contexts([self._by_key[c.key] for c in chunk])
+        return self._contexts([self._by_key[c.example.id] for c in chunk])
 
     def _contexts(self, found: Sequence[SpanCase]) -> dict[tuple[str, str], Any]:
         """The contexts of these listed spans, by (group key, subject); a span whose context

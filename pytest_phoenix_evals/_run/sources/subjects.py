@@ -54,7 +54,10 @@ class SubjectSource(Generic[S, L]):
         self._group: Group | None = None
         self._chosen: list[Evaluator] | None = None
         self._cases: list[Case] | None = None
-        self._by_key: dict[tuple[str, str, int], Any] = {}
+        # subject id (the example's: a source has one group) -> what the listing found; the
+        # id's own string is the key, so that a long listing adds no key objects.
+        self._by_key: dict[str, Any] = {}
+        self._needed: dict[tuple[str, ...], list[Evaluator]] = {}  # one list each
 
     # --- what a source says --------------------------------------------------------------
 
@@ -115,16 +118,19 @@ class SubjectSource(Generic[S, L]):
             for found in listing.cases:
                 case = self._case(found, group)
                 self._cases.append(case)
-                self._by_key[case.key] = found
+                self._by_key[case.example.id] = found
         return self._cases
 
     def output(self, case: Case) -> Any:
-        return self._by_key[case.key].context["output"]
+        return self._by_key[case.example.id].context["output"]
 
     def needed(self, case: Case) -> list[Evaluator]:
         """The evaluators whose annotation this case's subject lacks."""
-        needs = set(self._by_key[case.key].needs)
-        return [e for e in self.evaluators() if e.name in needs]
+        needs = self._by_key[case.example.id].needs
+        found = self._needed.get(needs)
+        if found is None:  # the cases that need the same share one list (and their items)
+            found = self._needed[needs] = [e for e in self.evaluators() if e.name in needs]
+        return found
 
     def release(self) -> str | None:
         """This run's claims gone; why not, when they could not be."""
