@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 _STARTED = pytest.StashKey[datetime]()
 _EVALUATED = pytest.StashKey[bool]()
 _RESULT = pytest.StashKey["list[CaseResult]"]()
+#: The start of the node id of every group's collector and so of each of its cases.
+CASE_PREFIX = "phoenix:"
 
 
 class QuietReports:
@@ -41,7 +43,7 @@ class QuietReports:
     @pytest.hookimpl(trylast=True)  # after the terminal reporter has added it
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or not report.passed or report.sections or \
-                not report.nodeid.startswith("phoenix:"):
+                not report.nodeid.startswith(CASE_PREFIX):
             return
         if self._kept is None:
             reporter = self._config.pluginmanager.get_plugin("terminalreporter")

@@ -241,14 +241,14 @@ def pytest_make_collect_report(collector: pytest.Collector
     report = yield
     state = _active(collector.config)
     if state is not None and isinstance(collector, pytest.Session) and report.passed:
-        from ._items import GroupCollector
+        from ._items import CASE_PREFIX, GroupCollector
 
         with _usage():
             groups = state.groups()
         for group in groups:
+            name = f"{CASE_PREFIX}{group.label}"
             report.result.append(GroupCollector.from_parent(
-                collector, name=f"phoenix:{group.label}", nodeid=f"phoenix:{group.label}",
-                group=group, state=state))
+                collector, name=name, nodeid=name, group=group, state=state))
     return report
 
 

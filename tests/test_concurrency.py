@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from typing import Any
@@ -152,8 +153,6 @@ def pytest_sessionfinish(session):  # after the plugin has waited for its upload
 
 
 def _rows(path: Any) -> list[dict[str, Any]]:
-    import json
-
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -170,6 +169,10 @@ def test_outputs_are_let_go_once_reported_and_uploaded(slow_app: pytest.Pytester
     rows = _rows(slow_app.path / "r.jsonl")
     assert sorted(r["explanation"] for r in rows if r.get("explanation")) == [
         "why: Paris", "why: Paris"], rows
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def test_exit_first_keeps_in_the_results_file_what_finished_ahead(
@@ -192,16 +195,10 @@ def answer(input):
                                 "--phoenix-results=r.jsonl", "-s")
     result.assert_outcomes(passed=1, failed=1)
     rows = _rows(slow_app.path / "r.jsonl")
-    spain = [r for r in rows if "Spain" in json_text(r)]
+    spain = [r for r in rows if "Spain" in _text(r)]
     assert spain, rows  # it ran beside the failing case (concurrency 3) and was recorded
-    assert all(r["output"] and "Paris" in json_text(r["output"]) for r in spain), spain
+    assert all(r["output"] and "Paris" in _text(r["output"]) for r in spain), spain
     assert all(r["explanation"] == "why: Paris" for r in spain if r.get("annotation")), spain
-
-
-def json_text(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 @pytest.mark.parametrize("wait", ["30", "0.5"])

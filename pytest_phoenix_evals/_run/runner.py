@@ -210,17 +210,21 @@ class Runner:
             future.cancel()
         for _, future in ahead.values():
             if future.done() and not future.cancelled() and future.exception() is None:
-                result = future.result()  # recorded already, when it finished
-                self.observe(result)  # (the results file's rows read it whole)
-                result.mark(reported=True)  # it never will be: nothing waits for its output
+                self._never_reported(future.result())  # recorded when it finished
         auto, self._ahead_auto = self._ahead_auto, {}
         for runs in auto.values():
             runs.cancel()
         finished, self._finished = self._finished, {}
         for key in auto:  # the runs each finished (recorded then) before it was cancelled
             for result in finished.get(key, []):
-                self.observe(result)
-                result.mark(reported=True)
+                self._never_reported(result)
+
+    def _never_reported(self, result: CaseResult) -> None:
+        """A result that finished but that pytest will never report (the run stopped): its
+        observers take it whole first (the results file's rows read its output and
+        explanations), then it is compacted as a reported one is."""
+        self.observe(result)
+        result.mark(reported=True)
 
     def run_all(self) -> list[CaseResult]:
         """Every case of the source, run and recorded; the results."""
